@@ -1,0 +1,119 @@
+# Tollgate: one non-recursive Makefile.  Objects go to $(BUILD) (build/ or
+# build/asan/), with -MMD -MP dependency files.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Wformat=2
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(EXTRA_CFLAGS) -I. -MMD -MP
+LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lpq $(EXTRA_LDFLAGS)
+
+CORE_SRC   := $(wildcard core/*.c)
+SHM_SRC    := $(wildcard shm/*.c)
+SERVER_SRC := $(filter-out master/main.c,$(wildcard master/*.c worker/*.c admin/*.c))
+LIB_SRC    := $(CORE_SRC) $(SHM_SRC) $(SERVER_SRC)
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+INTEG_SRC  := $(wildcard tests/integration/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+TOLLGATE   := $(BUILD)/tollgate
+MOCK       := $(BUILD)/mock-upstream
+LOADGEN    := $(BUILD)/loadgen
+UNIT       := $(BUILD)/unit-tests
+INTEG      := $(BUILD)/integration-tests
+BINS       := $(TOLLGATE) $(MOCK) $(LOADGEN)
+
+.PHONY: all deps run test unit integration asan bench fuzz clean install \
+        check format check-format
+
+all: $(BINS)
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(TOLLGATE): $(call obj,master/main.c $(LIB_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(MOCK): $(call obj,tools/mock-upstream.c $(CORE_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcunit
+
+$(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# `make test`: deps, build, unit tests, integration tests, one summary line.
+test: deps
+	@$(MAKE) --no-print-directory $(BINS) $(UNIT) $(INTEG)
+	@tools/run-tests.sh $(BUILD)
+
+unit: $(UNIT)
+	$(UNIT)
+
+integration: $(BINS) $(INTEG)
+	$(INTEG)
+
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" \
+	    EXTRA_CFLAGS="$(ASAN_FLAGS)" EXTRA_LDFLAGS="$(ASAN_FLAGS)" \
+	    build/asan/tollgate build/asan/mock-upstream build/asan/loadgen \
+	    build/asan/unit-tests build/asan/integration-tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 tools/run-tests.sh build/asan
+
+bench: deps all
+	@tools/bench.sh $(BUILD)
+
+FUZZ_TIME ?= 30
+fuzz: deps
+	@tools/fuzz.sh $(FUZZ_TIME)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/tollgate $(DESTDIR)$(PREFIX)/etc/tollgate
+	install -m 0755 $(TOLLGATE) $(DESTDIR)$(PREFIX)/sbin/tollgate
+	install -m 0755 $(MOCK) $(DESTDIR)$(PREFIX)/bin/tollgate-mock-upstream
+	install -m 0644 conf/tollgate.conf $(DESTDIR)$(PREFIX)/etc/tollgate/tollgate.conf.default
+	cp -r docs $(DESTDIR)$(PREFIX)/share/tollgate/
+
+run: deps all
+	@tools/run.sh $(BUILD)
+
+# Layering rules: shm/ includes only libc; only admin/pg.c includes libpq.
+check:
+	@! grep -n '#include "' shm/*.c shm/*.h 2>/dev/null | grep -v '"shm/' \
+	    || (echo "shm/ must include only libc and shm/ headers"; exit 1)
+	@! grep -ln 'libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg.c$$' \
+	    || (echo "only admin/pg.c may include libpq-fe.h"; exit 1)
+	@! grep -n '#include "\(worker\|admin\|master\)/' core/*.c core/*.h \
+	    || (echo "core/ must not depend on worker, admin or master"; exit 1)
+	@echo "layering ok"
+
+SRC_ALL = $(shell git ls-files '*.c' '*.h')
+format:
+	clang-format -i $(SRC_ALL)
+
+check-format:
+	@clang-format --dry-run --Werror $(SRC_ALL)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,100 @@
+/*
+ * core/conf.h
+ *      Configuration: types and the libconfig loader/validator.
+ *
+ * NOTES
+ *      The file is libconfig syntax.  Every setting is validated when the
+ *      file is loaded (by master at start, on HUP and for `tollgate -t`), so
+ *      the processes can trust a tg_conf_t.  Unknown settings are errors.
+ *      Durations are seconds in the file (integer or float) and ms here.
+ *      Errors read "<file>:<line>: <message>".
+ */
+#ifndef TG_CORE_CONF_H
+#define TG_CORE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    TG_STYLE_ANTHROPIC = 0,
+    TG_STYLE_OPENAI = 1
+};
+
+enum {
+    TG_PRIO_PRIMARY = 0,
+    TG_PRIO_SECONDARY = 1,
+    TG_PRIO_FALLBACK = 2
+};
+
+typedef struct {
+    char name[64];        /* unique, [A-Za-z0-9_.-]+ */
+    char url[512];        /* http(s)://host[:port][/prefix], no trailing / */
+    int style;            /* TG_STYLE_* */
+    char credential[512]; /* upstream key; "env:NAME" is resolved at load */
+    uint32_t weight;      /* 1..1000, default 1 */
+    int priority;         /* TG_PRIO_*, default primary */
+} tg_conf_endpoint_t;
+
+typedef struct {
+    char id[128];           /* model id as clients send it */
+    char display_name[128]; /* default: the id */
+    int64_t created;        /* unix seconds, default 0 */
+    char owned_by[64];      /* default: "anthropic" or "system" */
+} tg_conf_model_t;
+
+typedef struct {
+    char key[128];          /* client API key, plaintext (config phase) */
+} tg_conf_key_t;
+
+typedef struct tg_conf_s {
+    char path[4096];          /* file this was loaded from */
+
+    /* top level */
+    char listen_addr[64];     /* listen.address, default "127.0.0.1" */
+    int listen_port;          /* listen.port, default 8080 */
+    int workers;              /* default: number of CPUs */
+    char admin_addr[64];      /* admin.address, default "127.0.0.1" */
+    int admin_port;           /* admin.port, default 8081; 0 = off */
+    char pid_file[4096];      /* default "tollgate.pid" */
+    uint32_t shutdown_timeout_ms; /* graceful stop deadline, default 30 s */
+
+    /* log */
+    char error_log[4096];     /* log.error, "-" = stderr */
+    char access_log[4096];    /* log.access, "-" = stderr, "off" */
+    int log_level;            /* TG_LOG_* */
+
+    /* limits */
+    size_t header_bytes;      /* default 32 KB; 431 past it */
+    size_t body_bytes;        /* default 32 MB; 413 past it */
+    uint32_t header_timeout_ms; /* default 10 s; 408 */
+    uint32_t body_timeout_ms;   /* default 60 s between body reads; 408 */
+    uint32_t idle_timeout_ms;   /* keep-alive idle, default 75 s */
+    uint32_t send_timeout_ms;   /* client not reading, default 120 s */
+    uint32_t max_connections;   /* per worker, default 10000 */
+    size_t stream_buffer;       /* per-connection output bound, 64 KB */
+
+    /* upstream transport defaults */
+    uint32_t connect_timeout_ms;    /* default 10 s */
+    uint32_t first_byte_timeout_ms; /* default 300 s */
+    uint32_t read_timeout_ms;       /* idle between chunks, default 300 s */
+    bool tls_verify;                /* default true */
+    size_t upstream_buffer;         /* curl receive buffer, default 16 KB */
+
+    tg_conf_endpoint_t *endpoints;
+    size_t nendpoints;
+    tg_conf_model_t *models;
+    size_t nmodels;
+    tg_conf_key_t *keys;
+    size_t nkeys;
+} tg_conf_t;
+
+/*
+ * Load and validate <path>.  Returns a new config owned by the caller
+ * (free with tg_conf_destroy), or NULL with "<file>:<line>: <message>"
+ * in <err> (<errlen> bytes).
+ */
+tg_conf_t *tg_conf_create(const char *path, char *err, size_t errlen);
+void tg_conf_destroy(tg_conf_t *conf);
+
+#endif /* TG_CORE_CONF_H */

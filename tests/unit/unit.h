@@ -1,0 +1,21 @@
+/*
+ * tests/unit/unit.h
+ *      Suite registration functions, one per module (tests/unit/test_<module>.c).
+ *
+ * NOTES
+ *      Each returns 0 on success, non-zero when CUnit could not add the
+ *      suite or a test.  Test names are sentences.
+ */
+#ifndef TG_TESTS_UNIT_UNIT_H
+#define TG_TESTS_UNIT_UNIT_H
+
+int tg_test_buf_register(void);
+int tg_test_ev_register(void);
+int tg_test_http_register(void);
+int tg_test_sse_register(void);
+int tg_test_conf_register(void);
+
+/* Directory holding tests/data, from $TG_SRCDIR or "." */
+const char *tg_test_srcdir(void);
+
+#endif /* TG_TESTS_UNIT_UNIT_H */
