@@ -13,6 +13,7 @@
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -25,6 +26,16 @@ static const struct {
     {"sse", tg_test_sse_register},
     {"conf", tg_test_conf_register},
 };
+
+
+/* The source tree root, for tests that read tests/data; $TG_SRCDIR or ".". */
+const char *
+tg_test_srcdir(void)
+{
+    const char *d = getenv("TG_SRCDIR");
+
+    return (d != NULL && d[0] != '\0') ? d : ".";
+}
 
 
 int
