@@ -12,6 +12,7 @@
 #define TG_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum {
     TG_LOG_ERR = 0,

@@ -1,0 +1,657 @@
+/*
+ * master/master.c
+ *      Supervision loop: fork, reap, respawn with back-off, reload, stop.
+ *
+ * NOTES
+ *      Signal handlers only set flags; every signal master cares about is
+ *      blocked except inside sigsuspend(), so the flags are examined with
+ *      no race (nginx's scheme).  SIGALRM wakes the loop for delayed
+ *      respawns and for the stop deadline.
+ *
+ *      Every child gets its own entry in the shared proc table for its
+ *      lifetime; when master reaps a child it zeroes that entry's gauges, so
+ *      a worker killed mid-request cannot leak in-flight counts.
+ *
+ *      Listening sockets: one SO_REUSEPORT socket per worker slot, opened
+ *      here before forking and kept open by master, so a respawned worker
+ *      inherits the very socket (and its accept queue) of the one it
+ *      replaces.  On reload, new workers take the same sockets while the old
+ *      ones stop accepting and drain.
+ */
+#include "master/master.h"
+#include "admin/admin.h"
+#include "core/core.h"
+#include "core/log.h"
+#include "master/proc.h"
+#include "shm/shm.h"
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TG_MASTER_MAX_PROCS   (2 * TG_MASTER_MAX_WORKERS + 4)
+#define TG_MASTER_CRASH_LIMIT 8     /* quick deaths in a row before giving up */
+#define TG_MASTER_QUICK_MS    10000 /* a death within this uptime is quick */
+
+enum {
+    TG_ROLE_WORKER = 0,
+    TG_ROLE_ADMIN = 1
+};
+
+typedef struct {
+    pid_t pid;            /* 0 = free entry or waiting for respawn */
+    int role;             /* TG_ROLE_* */
+    int slot;             /* worker slot; -1 for admin */
+    uint32_t shm_idx;     /* entry in the shared proc table */
+    uint64_t generation;  /* config generation it runs */
+    uint64_t started_ms;  /* monotonic */
+    uint64_t respawn_at;  /* monotonic ms; 0 = not waiting */
+    int quick_deaths;     /* consecutive deaths soon after start */
+    bool exiting;         /* told to stop; do not respawn */
+    bool used;            /* entry in use */
+} tg_master_proc_t;
+
+static volatile sig_atomic_t tg_master_sig_child;
+static volatile sig_atomic_t tg_master_sig_term;
+static volatile sig_atomic_t tg_master_sig_quit;
+static volatile sig_atomic_t tg_master_sig_hup;
+static volatile sig_atomic_t tg_master_sig_usr1;
+static volatile sig_atomic_t tg_master_sig_alarm;
+
+static tg_conf_t *tg_master_conf;
+static tg_shm_t tg_master_shm;
+static uint64_t tg_master_generation = 1;
+static tg_master_proc_t tg_master_procs[TG_MASTER_MAX_PROCS];
+static int tg_master_listen_fds[TG_MASTER_MAX_WORKERS];
+static int tg_master_nlisten;
+static int tg_master_admin_fd = -1;
+static bool tg_master_stopping;
+static uint64_t tg_master_stop_deadline;
+
+
+static void
+tg_master_signal_handler(int signo)
+{
+    int saved = errno;
+
+    switch (signo) {
+    case SIGCHLD:
+        tg_master_sig_child = 1;
+        break;
+    case SIGTERM:
+    case SIGINT:
+        tg_master_sig_term = 1;
+        break;
+    case SIGQUIT:
+        tg_master_sig_quit = 1;
+        break;
+    case SIGHUP:
+        tg_master_sig_hup = 1;
+        break;
+    case SIGUSR1:
+        tg_master_sig_usr1 = 1;
+        break;
+    case SIGALRM:
+        tg_master_sig_alarm = 1;
+        break;
+    }
+    errno = saved;
+}
+
+
+static int
+tg_master_signals_init(sigset_t *blocked)
+{
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT,
+                               SIGHUP,  SIGUSR1, SIGALRM};
+    struct sigaction sa;
+    size_t i;
+
+    sigemptyset(blocked);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = tg_master_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < TG_NELEMS(sigs); i++) {
+        sigaddset(blocked, sigs[i]);
+        if (sigaction(sigs[i], &sa, NULL) == -1) {
+            tg_log(TG_LOG_ERR, errno, "sigaction(%d) failed", sigs[i]);
+            return TG_ERROR;
+        }
+    }
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    if (sigprocmask(SIG_BLOCK, blocked, NULL) == -1) {
+        tg_log(TG_LOG_ERR, errno, "sigprocmask() failed");
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+
+/* Find a free entry in the shared proc table (pid 0 and not reserved). */
+static int
+tg_master_shm_slot(void)
+{
+    uint32_t i, cap = tg_shm_capacity(&tg_master_shm, TG_SHM_T_PROCS);
+
+    for (i = 0; i < cap; i++) {
+        size_t j;
+        bool taken = false;
+
+        for (j = 0; j < TG_MASTER_MAX_PROCS; j++) {
+            if (tg_master_procs[j].used && tg_master_procs[j].pid != 0
+                && tg_master_procs[j].shm_idx == i) {
+                taken = true;
+                break;
+            }
+        }
+        if (!taken) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+
+/* Close, in a child, the listening sockets it does not own. */
+static void
+tg_master_close_foreign(int keep)
+{
+    int i;
+
+    for (i = 0; i < tg_master_nlisten; i++) {
+        if (tg_master_listen_fds[i] != keep) {
+            close(tg_master_listen_fds[i]);
+        }
+    }
+    if (tg_master_admin_fd != -1 && tg_master_admin_fd != keep) {
+        close(tg_master_admin_fd);
+    }
+}
+
+
+/*
+ * Fork the process described by <p>.  In the child this never returns.
+ * Returns TG_OK or TG_ERROR (fork failed; a respawn is scheduled).
+ */
+static int
+tg_master_spawn(tg_master_proc_t *p)
+{
+    tg_shm_proc_t *sp;
+    sigset_t none;
+    int idx, fd;
+    pid_t pid;
+
+    idx = tg_master_shm_slot();
+    if (idx < 0) {
+        tg_log(TG_LOG_ERR, 0, "no free process slot in shared memory");
+        return TG_ERROR;
+    }
+    p->shm_idx = (uint32_t)idx;
+    sp = tg_shm_proc(&tg_master_shm, p->shm_idx);
+    fd = (p->role == TG_ROLE_WORKER) ? tg_master_listen_fds[p->slot]
+                                     : tg_master_admin_fd;
+    pid = fork();
+    if (pid == -1) {
+        tg_log(TG_LOG_ERR, errno, "fork() failed");
+        p->respawn_at = tg_time_mono_ms() + 1000;
+        return TG_ERROR;
+    }
+    if (pid == 0) {
+        tg_master_close_foreign(fd);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        atomic_store(&sp->pid, (int32_t)getpid());
+        if (p->role == TG_ROLE_WORKER) {
+            tg_proc_set_title("tollgate: worker %d", p->slot);
+            tg_log_set_role("worker", p->slot);
+            tg_worker_main(tg_master_conf, &tg_master_shm, p->shm_idx,
+                           p->slot, fd);
+        } else {
+            tg_proc_set_title("tollgate: admin");
+            tg_log_set_role("admin", -1);
+            tg_admin_main(tg_master_conf, &tg_master_shm, p->shm_idx, fd);
+        }
+        _exit(0);
+    }
+    atomic_store(&sp->pid, (int32_t)pid);
+    atomic_store(&sp->generation, p->generation);
+    atomic_store(&sp->started_ms, tg_time_wall_ms());
+    p->pid = pid;
+    p->started_ms = tg_time_mono_ms();
+    p->respawn_at = 0;
+    if (p->role == TG_ROLE_WORKER) {
+        tg_log(TG_LOG_INFO, 0, "started worker #%d (pid %d)", p->slot,
+               (int)pid);
+    } else {
+        tg_log(TG_LOG_INFO, 0, "started admin (pid %d)", (int)pid);
+    }
+    return TG_OK;
+}
+
+
+static tg_master_proc_t *
+tg_master_proc_new(int role, int slot)
+{
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        tg_master_proc_t *p = &tg_master_procs[i];
+
+        if (!p->used) {
+            memset(p, 0, sizeof(*p));
+            p->used = true;
+            p->role = role;
+            p->slot = slot;
+            p->generation = tg_master_generation;
+            return p;
+        }
+    }
+    tg_log(TG_LOG_ERR, 0, "process table full");
+    return NULL;
+}
+
+
+/* Start the current generation's workers and admin. */
+static void
+tg_master_spawn_all(void)
+{
+    tg_master_proc_t *p;
+    int i;
+
+    for (i = 0; i < tg_master_conf->workers; i++) {
+        p = tg_master_proc_new(TG_ROLE_WORKER, i);
+        if (p != NULL) {
+            tg_master_spawn(p);
+        }
+    }
+    if (tg_master_admin_fd != -1) {
+        p = tg_master_proc_new(TG_ROLE_ADMIN, -1);
+        if (p != NULL) {
+            tg_master_spawn(p);
+        }
+    }
+}
+
+
+/* Send <signo> to every live child; <old_only> spares the current
+ * generation.  Marks them exiting unless <signo> is USR1. */
+static void
+tg_master_signal_children(int signo, bool old_only)
+{
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        tg_master_proc_t *p = &tg_master_procs[i];
+
+        if (!p->used) {
+            continue;
+        }
+        if (old_only && p->generation == tg_master_generation) {
+            continue;
+        }
+        if (signo != SIGUSR1) {
+            p->exiting = true;
+            p->respawn_at = 0;
+        }
+        if (p->pid > 0 && kill(p->pid, signo) == -1 && errno != ESRCH) {
+            tg_log(TG_LOG_WARN, errno, "kill(%d, %d) failed", (int)p->pid,
+                   signo);
+        }
+        if (p->pid == 0 && signo != SIGUSR1) {
+            p->used = false;
+        }
+    }
+}
+
+
+static void
+tg_master_release(tg_master_proc_t *p)
+{
+    tg_shm_proc_t *sp = tg_shm_proc(&tg_master_shm, p->shm_idx);
+
+    /* The child cannot decrement its gauges any more; do it for it so a
+     * crash never leaks an in-flight or connection count. */
+    atomic_store(&sp->active, 0);
+    atomic_store(&sp->inflight, 0);
+    atomic_store(&sp->pid, 0);
+}
+
+
+/* Reap every dead child, log why it died and schedule respawns. */
+static void
+tg_master_reap(void)
+{
+    int st;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        tg_master_proc_t *p = NULL;
+        uint64_t now = tg_time_mono_ms(), up;
+        const char *what;
+        size_t i;
+
+        for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+            if (tg_master_procs[i].used && tg_master_procs[i].pid == pid) {
+                p = &tg_master_procs[i];
+                break;
+            }
+        }
+        if (p == NULL) {
+            continue;
+        }
+        what = p->role == TG_ROLE_WORKER ? "worker" : "admin";
+        if (WIFSIGNALED(st)) {
+            tg_log(p->exiting ? TG_LOG_INFO : TG_LOG_ERR, 0,
+                   "%s #%d (pid %d) killed by signal %d", what, p->slot,
+                   (int)pid, WTERMSIG(st));
+        } else {
+            tg_log(p->exiting || WEXITSTATUS(st) == 0 ? TG_LOG_INFO
+                                                      : TG_LOG_ERR,
+                   0, "%s #%d (pid %d) exited with status %d", what, p->slot,
+                   (int)pid, WEXITSTATUS(st));
+        }
+        tg_master_release(p);
+        p->pid = 0;
+        if (p->exiting || tg_master_stopping
+            || p->generation != tg_master_generation) {
+            p->used = false;
+            continue;
+        }
+        up = now - p->started_ms;
+        p->quick_deaths = (up < TG_MASTER_QUICK_MS) ? p->quick_deaths + 1 : 0;
+        if (p->quick_deaths > TG_MASTER_CRASH_LIMIT) {
+            tg_log(TG_LOG_ERR, 0,
+                   "%s #%d keeps dying within %d s of start; not respawning "
+                   "it; fix the cause and reload (HUP)",
+                   what, p->slot, TG_MASTER_QUICK_MS / 1000);
+            p->used = false;
+            continue;
+        }
+        /* Back off exponentially on quick deaths: 0, 100 ms, 200 ms, ...
+         * up to 12.8 s, so a crash loop does not spin the machine. */
+        p->respawn_at = now + (p->quick_deaths
+                                   ? (100ull << (p->quick_deaths - 1))
+                                   : 0);
+    }
+}
+
+
+/* Arm SIGALRM for the nearest respawn or stop deadline. */
+static void
+tg_master_arm_alarm(void)
+{
+    struct itimerval it;
+    uint64_t now = tg_time_mono_ms(), next = 0, ms;
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        tg_master_proc_t *p = &tg_master_procs[i];
+
+        if (p->used && p->pid == 0 && p->respawn_at != 0
+            && (next == 0 || p->respawn_at < next)) {
+            next = p->respawn_at;
+        }
+    }
+    if (tg_master_stopping && (next == 0 || tg_master_stop_deadline < next)) {
+        next = tg_master_stop_deadline;
+    }
+    memset(&it, 0, sizeof(it));
+    if (next != 0) {
+        ms = (next > now) ? next - now : 1;
+        it.it_value.tv_sec = (time_t)(ms / 1000);
+        it.it_value.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    }
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+
+static void
+tg_master_respawn_due(void)
+{
+    uint64_t now = tg_time_mono_ms();
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        tg_master_proc_t *p = &tg_master_procs[i];
+
+        if (p->used && p->pid == 0 && p->respawn_at != 0
+            && p->respawn_at <= now && !tg_master_stopping) {
+            tg_master_spawn(p);
+        }
+    }
+}
+
+
+static bool
+tg_master_children_alive(void)
+{
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        if (tg_master_procs[i].used && tg_master_procs[i].pid > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
+/* Open listening sockets for <conf>, reusing ours where the address is
+ * unchanged.  TG_OK or TG_ERROR (nothing changed then). */
+static int
+tg_master_open_sockets(const tg_conf_t *old, const tg_conf_t *conf)
+{
+    int fds[TG_MASTER_MAX_WORKERS], admin_fd = -1, i, n = 0;
+    bool same = old != NULL && strcmp(old->listen_addr, conf->listen_addr) == 0
+                && old->listen_port == conf->listen_port;
+    bool same_admin = old != NULL && strcmp(old->admin_addr, conf->admin_addr) == 0
+                      && old->admin_port == conf->admin_port;
+
+    for (i = 0; i < conf->workers; i++) {
+        if (same && i < tg_master_nlisten) {
+            fds[n++] = tg_master_listen_fds[i];
+            continue;
+        }
+        fds[n] = tg_proc_listen(conf->listen_addr, conf->listen_port, true);
+        if (fds[n] == -1) {
+            goto failed;
+        }
+        n++;
+    }
+    if (conf->admin_port != 0) {
+        admin_fd = same_admin ? tg_master_admin_fd
+                              : tg_proc_listen(conf->admin_addr,
+                                               conf->admin_port, false);
+        if (admin_fd == -1) {
+            goto failed;
+        }
+    }
+    /* Commit: close what the new config no longer uses. */
+    for (i = 0; i < tg_master_nlisten; i++) {
+        if (!(same && i < conf->workers)) {
+            close(tg_master_listen_fds[i]);
+        }
+    }
+    if (tg_master_admin_fd != -1 && tg_master_admin_fd != admin_fd) {
+        close(tg_master_admin_fd);
+    }
+    memcpy(tg_master_listen_fds, fds, sizeof(int) * (size_t)n);
+    tg_master_nlisten = n;
+    tg_master_admin_fd = admin_fd;
+    return TG_OK;
+
+failed:
+    for (i = 0; i < n; i++) {
+        if (!(same && i < tg_master_nlisten)) {
+            close(fds[i]);
+        }
+    }
+    return TG_ERROR;
+}
+
+
+/* HUP: validate the file again; on success start a new generation. */
+static void
+tg_master_reload(void)
+{
+    char err[1024];
+    tg_conf_t *conf, *old = tg_master_conf;
+
+    tg_log(TG_LOG_NOTICE, 0, "reloading \"%s\"", old->path);
+    conf = tg_conf_create(old->path, err, sizeof(err));
+    if (conf == NULL) {
+        tg_log(TG_LOG_ERR, 0, "reload failed: %s; keeping the running "
+               "configuration", err);
+        return;
+    }
+    if (tg_master_open_sockets(old, conf) != TG_OK) {
+        tg_log(TG_LOG_ERR, 0, "reload failed: cannot listen on the new "
+               "address; keeping the running configuration");
+        tg_conf_destroy(conf);
+        return;
+    }
+    if (tg_log_open(conf->error_log, conf->access_log, conf->log_level)
+        != TG_OK) {
+        tg_log(TG_LOG_WARN, 0, "cannot open the new log files");
+    }
+    tg_master_conf = conf;
+    tg_master_generation++;
+    atomic_store(&tg_shm_hdr(&tg_master_shm)->generation,
+                 tg_master_generation);
+    tg_master_spawn_all();
+    tg_master_signal_children(SIGTERM, true);
+    tg_conf_destroy(old);
+    tg_log(TG_LOG_NOTICE, 0, "reloaded; generation %llu",
+           (unsigned long long)tg_master_generation);
+}
+
+
+static void
+tg_master_loop(const sigset_t *blocked)
+{
+    sigset_t wait_set;
+
+    (void)blocked;
+    sigemptyset(&wait_set);
+    for (;;) {
+        tg_master_arm_alarm();
+        sigsuspend(&wait_set);
+
+        if (tg_master_sig_child) {
+            tg_master_sig_child = 0;
+            tg_master_reap();
+        }
+        if (tg_master_sig_quit) {
+            tg_master_sig_quit = 0;
+            tg_log(TG_LOG_NOTICE, 0, "quit: stopping now");
+            tg_master_stopping = true;
+            tg_master_signal_children(SIGQUIT, false);
+            tg_master_stop_deadline = tg_time_mono_ms() + 2000;
+        }
+        if (tg_master_sig_term) {
+            tg_master_sig_term = 0;
+            if (!tg_master_stopping) {
+                tg_log(TG_LOG_NOTICE, 0, "graceful stop: draining for up to "
+                       "%u ms", tg_master_conf->shutdown_timeout_ms);
+                tg_master_stopping = true;
+                tg_master_signal_children(SIGTERM, false);
+                /* Workers enforce the deadline themselves; master kills
+                 * what is still there a little after it. */
+                tg_master_stop_deadline = tg_time_mono_ms()
+                                          + tg_master_conf->shutdown_timeout_ms
+                                          + 2000;
+            }
+        }
+        if (tg_master_sig_hup) {
+            tg_master_sig_hup = 0;
+            if (!tg_master_stopping) {
+                tg_master_reload();
+            }
+        }
+        if (tg_master_sig_usr1) {
+            tg_master_sig_usr1 = 0;
+            tg_log_reopen();
+            tg_log(TG_LOG_NOTICE, 0, "reopened logs");
+            tg_master_signal_children(SIGUSR1, false);
+        }
+        if (tg_master_sig_alarm) {
+            tg_master_sig_alarm = 0;
+        }
+        if (tg_master_stopping) {
+            if (!tg_master_children_alive()) {
+                return;
+            }
+            if (tg_time_mono_ms() >= tg_master_stop_deadline) {
+                tg_log(TG_LOG_WARN, 0, "stop deadline passed; killing the "
+                       "remaining processes");
+                tg_master_signal_children(SIGKILL, false);
+                tg_master_stop_deadline = tg_time_mono_ms() + 5000;
+            }
+        } else {
+            tg_master_respawn_due();
+        }
+    }
+}
+
+
+/*
+ * Run master: see master.h.  Startup failures are fatal with a message on
+ * the error log (stderr until the log is open).
+ */
+int
+tg_master_run(tg_conf_t *conf, bool daemonize)
+{
+    tg_shm_sizes_t sizes;
+    sigset_t blocked;
+    char err[256];
+    long nofile;
+    int rc = 1;
+
+    tg_master_conf = conf;
+    if (tg_log_open(conf->error_log, conf->access_log, conf->log_level)
+        != TG_OK) {
+        return 1;
+    }
+    tg_log_set_role("master", -1);
+    nofile = tg_proc_raise_nofile();
+    if (tg_master_open_sockets(NULL, conf) != TG_OK) {
+        return 1;
+    }
+    if (daemonize && tg_proc_daemonize() != TG_OK) {
+        return 1;
+    }
+    if (tg_proc_pidfile_write(conf->pid_file) != TG_OK) {
+        return 1;
+    }
+    sizes.procs = TG_MASTER_MAX_PROCS;
+    if (tg_shm_create(&tg_master_shm, &sizes, err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_ERR, 0, "shared memory: %s", err);
+        goto done;
+    }
+    if (tg_master_signals_init(&blocked) != TG_OK) {
+        goto done;
+    }
+    tg_proc_set_title("tollgate: master -c %s", conf->path);
+    tg_log(TG_LOG_NOTICE, 0,
+           "tollgate %s listening on %s:%d with %d workers (admin %s:%d, "
+           "%zu bytes of shared memory, %ld fds)",
+           TG_VERSION, conf->listen_addr, conf->listen_port, conf->workers,
+           conf->admin_addr, conf->admin_port, tg_master_shm.size, nofile);
+    tg_master_spawn_all();
+    tg_master_loop(&blocked);
+    tg_log(TG_LOG_NOTICE, 0, "stopped");
+    rc = 0;
+
+done:
+    unlink(tg_master_conf->pid_file);
+    tg_shm_destroy(&tg_master_shm);
+    tg_conf_destroy(tg_master_conf);
+    return rc;
+}

@@ -1,0 +1,56 @@
+/*
+ * shm/layout.h
+ *      The shared-memory region header and table directory.
+ *
+ * NOTES
+ *      The region is created by master with memfd_create (mode 0600 by
+ *      construction: it has no name) and mapped MAP_SHARED before fork, so
+ *      every child maps it at the same address.  Even so, the region holds no
+ *      pointers: tables are found through the header's {offset, capacity,
+ *      entry_size} directory, so a region can be inspected or re-attached by
+ *      a process that maps it elsewhere.
+ *
+ *      Any change to any struct in shm/ bumps TG_SHM_LAYOUT_VERSION and
+ *      TG_SHM_MAGIC in the same commit.  Every shared struct carries
+ *      _Static_asserts on its size and key offsets, so a layout change fails
+ *      the build until it is deliberate.
+ */
+#ifndef TG_SHM_LAYOUT_H
+#define TG_SHM_LAYOUT_H
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_SHM_MAGIC          0x20261122u /* date of the layout below */
+#define TG_SHM_LAYOUT_VERSION 1u
+#define TG_SHM_CACHELINE      64
+
+enum {
+    TG_SHM_T_PROCS = 0, /* one tg_shm_proc_t per worker slot + admin */
+    TG_SHM_NTABLES = 16 /* directory size; unused entries are zero */
+};
+
+typedef struct {
+    uint64_t offset;     /* from the start of the region, cache aligned */
+    uint32_t capacity;   /* entries */
+    uint32_t entry_size; /* bytes per entry */
+} tg_shm_table_t;
+
+typedef struct {
+    uint32_t magic;          /* TG_SHM_MAGIC */
+    uint32_t layout_version; /* TG_SHM_LAYOUT_VERSION */
+    uint64_t total_size;     /* bytes mapped */
+    int32_t creator_pid;     /* master that created the region */
+    uint32_t ntables;        /* TG_SHM_NTABLES */
+    _Atomic uint64_t generation; /* bumped by master on every reload */
+    uint64_t created_ms;     /* wall clock at creation */
+    uint8_t reserved[24];    /* pads the fixed part to one cache line */
+    tg_shm_table_t tables[TG_SHM_NTABLES]; /* directory, TG_SHM_T_* */
+} tg_shm_hdr_t;
+
+_Static_assert(sizeof(tg_shm_hdr_t) == 64 + TG_SHM_NTABLES * 16,
+               "tg_shm_hdr_t layout changed: bump TG_SHM_LAYOUT_VERSION");
+_Static_assert(offsetof(tg_shm_hdr_t, tables) == 64, "header fixed part");
+
+#endif /* TG_SHM_LAYOUT_H */

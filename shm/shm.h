@@ -1,0 +1,73 @@
+/*
+ * shm/shm.h
+ *      Create, check and address the shared-memory region.
+ *
+ * NOTES
+ *      Includes only libc and shm/ headers (enforced by `make check`), so
+ *      errors are reported in a caller-owned buffer rather than logged.
+ */
+#ifndef TG_SHM_SHM_H
+#define TG_SHM_SHM_H
+
+#include "shm/layout.h"
+#include "shm/procs.h"
+
+#include <stddef.h>
+
+typedef struct {
+    uint32_t procs; /* worker slots + 1 for admin */
+} tg_shm_sizes_t;
+
+typedef struct {
+    void *base;  /* mapping, NULL when not mapped */
+    size_t size; /* bytes mapped */
+    int fd;      /* memfd, -1 when closed */
+} tg_shm_t;
+
+/*
+ * Create a region sized for <sizes>, map it MAP_SHARED and write the
+ * header.  Returns 0, or -1 with a message in <err> (<errlen> bytes).
+ */
+int tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
+                  size_t errlen);
+
+/* Unmap and close. */
+void tg_shm_destroy(tg_shm_t *shm);
+
+/*
+ * Check that <base> of <size> bytes holds a region of this binary's layout.
+ * Returns 0, or -1 naming the field that differs in <err>.
+ */
+int tg_shm_check(const void *base, size_t size, char *err, size_t errlen);
+
+/* Compute the region size for <sizes>; 0 on overflow. */
+size_t tg_shm_size(const tg_shm_sizes_t *sizes);
+
+static inline tg_shm_hdr_t *
+tg_shm_hdr(const tg_shm_t *shm)
+{
+    return (tg_shm_hdr_t *)shm->base;
+}
+
+/* Entry <i> of table <t>; the caller checks <i> against the capacity. */
+static inline void *
+tg_shm_entry(const tg_shm_t *shm, int t, uint32_t i)
+{
+    const tg_shm_table_t *d = &tg_shm_hdr(shm)->tables[t];
+
+    return (char *)shm->base + d->offset + (uint64_t)i * d->entry_size;
+}
+
+static inline uint32_t
+tg_shm_capacity(const tg_shm_t *shm, int t)
+{
+    return tg_shm_hdr(shm)->tables[t].capacity;
+}
+
+static inline tg_shm_proc_t *
+tg_shm_proc(const tg_shm_t *shm, uint32_t slot)
+{
+    return (tg_shm_proc_t *)tg_shm_entry(shm, TG_SHM_T_PROCS, slot);
+}
+
+#endif /* TG_SHM_SHM_H */

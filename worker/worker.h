@@ -1,0 +1,53 @@
+/*
+ * worker/worker.h
+ *      The worker process: one thread, one epoll loop, many connections.
+ *
+ * NOTES
+ *      tg_worker_t is the process-wide context every worker module reads
+ *      (there is exactly one per worker process, created in tg_worker_main).
+ *      Nothing in the worker blocks: client sockets, upstream transfers
+ *      (libcurl multi) and timers all run on the same loop.
+ */
+#ifndef TG_WORKER_WORKER_H
+#define TG_WORKER_WORKER_H
+
+#include "core/conf.h"
+#include "core/ev.h"
+#include "shm/shm.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct tg_conn_s tg_conn_t;
+typedef struct tg_proxy_s tg_proxy_t;
+
+typedef struct tg_worker_s {
+    tg_ev_loop_t *loop;
+    const tg_conf_t *conf;
+    tg_shm_t *shm;
+    tg_shm_proc_t *proc;     /* our counters in shared memory */
+    int slot;                /* worker slot number */
+    int listen_fd;           /* -1 once we stopped accepting */
+    int signal_fd;
+    tg_proxy_t *proxy;       /* libcurl multi state */
+    tg_conn_t *flush_head;   /* connections with output to write */
+    tg_conn_t *free_conns;   /* recycled connection structs */
+    tg_conn_t *all_head;     /* every open connection (for shutdown) */
+    uint32_t nconns;         /* open client connections */
+    uint32_t nfree;
+    bool stopping;           /* graceful stop in progress */
+    uint64_t stop_deadline;  /* monotonic ms */
+    uint64_t req_seq;        /* request id counter */
+    int64_t *rr_current;     /* smooth weighted round-robin state */
+    char *models_json;       /* prebuilt GET /v1/models body */
+    size_t models_json_len;
+} tg_worker_t;
+
+/*
+ * Run a worker on <listen_fd> with <conf> and the region <shm>, using
+ * shared proc entry <shm_idx>, as slot <slot>.  Never returns.
+ */
+void tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
+                    int slot, int listen_fd) __attribute__((noreturn));
+
+#endif /* TG_WORKER_WORKER_H */
