@@ -334,7 +334,7 @@ tg_master_reap(void)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         tg_master_proc_t *p = NULL;
         uint64_t now = tg_time_mono_ms(), up;
-        const char *what;
+        char what[32];
         size_t i;
 
         for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
@@ -346,16 +346,20 @@ tg_master_reap(void)
         if (p == NULL) {
             continue;
         }
-        what = p->role == TG_ROLE_WORKER ? "worker" : "admin";
+        if (p->role == TG_ROLE_WORKER) {
+            snprintf(what, sizeof(what), "worker #%d", p->slot);
+        } else {
+            snprintf(what, sizeof(what), "admin");
+        }
         if (WIFSIGNALED(st)) {
             tg_log(p->exiting ? TG_LOG_INFO : TG_LOG_ERR, 0,
-                   "%s #%d (pid %d) killed by signal %d", what, p->slot,
-                   (int)pid, WTERMSIG(st));
+                   "%s (pid %d) killed by signal %d", what, (int)pid,
+                   WTERMSIG(st));
         } else {
             tg_log(p->exiting || WEXITSTATUS(st) == 0 ? TG_LOG_INFO
                                                       : TG_LOG_ERR,
-                   0, "%s #%d (pid %d) exited with status %d", what, p->slot,
-                   (int)pid, WEXITSTATUS(st));
+                   0, "%s (pid %d) exited with status %d", what, (int)pid,
+                   WEXITSTATUS(st));
         }
         tg_master_release(p);
         p->pid = 0;
@@ -368,9 +372,9 @@ tg_master_reap(void)
         p->quick_deaths = (up < TG_MASTER_QUICK_MS) ? p->quick_deaths + 1 : 0;
         if (p->quick_deaths > TG_MASTER_CRASH_LIMIT) {
             tg_log(TG_LOG_ERR, 0,
-                   "%s #%d keeps dying within %d s of start; not respawning "
+                   "%s keeps dying within %d s of start; not respawning "
                    "it; fix the cause and reload (HUP)",
-                   what, p->slot, TG_MASTER_QUICK_MS / 1000);
+                   what, TG_MASTER_QUICK_MS / 1000);
             p->used = false;
             continue;
         }
