@@ -56,7 +56,7 @@ tg_buf_reserve(tg_buf_t *b, size_t n)
         b->last = len;
         return TG_OK;
     }
-    cap = b->cap ? b->cap : 1024;
+    cap = b->cap ? b->cap : TG_MIN((size_t)1024, b->max);
     while (cap < need) {
         cap = (cap > b->max / 2) ? b->max : cap * 2;
     }

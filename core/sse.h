@@ -45,6 +45,9 @@ typedef struct {
     bool line_overflow;
 } tg_sse_t;
 
+/* Allocator used for the event buffer; tests swap it to inject failures. */
+extern void *(*tg_sse_realloc)(void *p, size_t size);
+
 void tg_sse_init(tg_sse_t *s, size_t max_data);
 void tg_sse_fini(tg_sse_t *s);
 
