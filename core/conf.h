@@ -40,7 +40,7 @@ typedef struct {
     char id[128];           /* model id as clients send it */
     char display_name[128]; /* default: the id */
     int64_t created;        /* unix seconds, default 0 */
-    char owned_by[64];      /* default: "anthropic" or "system" */
+    char owned_by[64];      /* default: "anthropic", "openai" or "system" */
 } tg_conf_model_t;
 
 typedef struct {
@@ -95,6 +95,16 @@ typedef struct tg_conf_s {
  * in <err> (<errlen> bytes).
  */
 tg_conf_t *tg_conf_create(const char *path, char *err, size_t errlen);
+
+/*
+ * Like tg_conf_create, from the NUL-terminated <text>; <name> (NULL for
+ * "<string>") stands for the file name in messages and in conf->path.
+ * For tests and the fuzzer.
+ */
+tg_conf_t *tg_conf_create_from_string(const char *text, const char *name,
+                                      char *err, size_t errlen);
+
+/* Free <conf> and all it owns, wiping credentials and keys; NULL is ok. */
 void tg_conf_destroy(tg_conf_t *conf);
 
 #endif /* TG_CORE_CONF_H */
