@@ -76,7 +76,12 @@ for src in "${targets[@]}"; do
     fi
 
     echo "== fuzz_$name: run ${secs}s"
-    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    # libconfig 1.5 leaks a token on some syntax errors (fixed upstream
+    # after 1.5); per-input leak checks would slow fuzz_conf a hundredfold.
+    # The leak check at exit still runs.
+    extra=()
+    [ "$name" = conf ] && extra=(-detect_leaks=0)
+    "$bin" "${extra[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$artifacts" \
         "$corpus" >"$log" 2>&1
     rc=$?
