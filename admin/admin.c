@@ -24,8 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TG_ADMIN_HEAD_MAX  16384
-#define TG_ADMIN_TIMEOUT   10000
+#define TG_ADMIN_HEAD_MAX 16384
+#define TG_ADMIN_TIMEOUT  10000
 
 typedef struct {
     tg_ev_loop_t *loop;
@@ -144,8 +144,7 @@ tg_admin_handle(tg_admin_conn_t *ac, const tg_http_req_t *r)
         tg_admin_respond(ac, 200, "{\"status\":\"ok\"}", 15);
     } else if (tg_str_eq(r->path, tg_str_lit("/status"))) {
         if (r->method != TG_HTTP_GET) {
-            tg_admin_respond(ac, 405, "{\"error\":\"method not allowed\"}",
-                             30);
+            tg_admin_respond(ac, 405, "{\"error\":\"method not allowed\"}", 30);
             return;
         }
         tg_admin_status(ac);
@@ -210,8 +209,7 @@ tg_admin_conn_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 
 
 static void
-tg_admin_accept_handler(tg_ev_loop_t *loop, int fd, void *data,
-                        uint32_t events)
+tg_admin_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 {
     tg_admin_t *a = data;
     int i, cfd;
@@ -246,8 +244,7 @@ tg_admin_accept_handler(tg_ev_loop_t *loop, int fd, void *data,
 
 
 static void
-tg_admin_signal_handler(tg_ev_loop_t *loop, int fd, void *data,
-                        uint32_t events)
+tg_admin_signal_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 {
     struct signalfd_siginfo si;
 
@@ -291,10 +288,10 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     signal(SIGPIPE, SIG_IGN);
     sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     a->loop = tg_ev_create(4096);
-    if (sfd == -1 || a->loop == NULL
-        || tg_ev_add(a->loop, sfd, EPOLLIN, tg_admin_signal_handler, a) != TG_OK
-        || tg_ev_add(a->loop, listen_fd, EPOLLIN, tg_admin_accept_handler, a)
-               != TG_OK) {
+    if (sfd == -1 || a->loop == NULL ||
+        tg_ev_add(a->loop, sfd, EPOLLIN, tg_admin_signal_handler, a) != TG_OK ||
+        tg_ev_add(a->loop, listen_fd, EPOLLIN, tg_admin_accept_handler, a) !=
+            TG_OK) {
         tg_log(TG_LOG_ERR, errno, "admin start-up failed");
         exit(2);
     }

@@ -16,16 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum {
-    TG_STYLE_ANTHROPIC = 0,
-    TG_STYLE_OPENAI = 1
-};
+enum { TG_STYLE_ANTHROPIC = 0, TG_STYLE_OPENAI = 1 };
 
-enum {
-    TG_PRIO_PRIMARY = 0,
-    TG_PRIO_SECONDARY = 1,
-    TG_PRIO_FALLBACK = 2
-};
+enum { TG_PRIO_PRIMARY = 0, TG_PRIO_SECONDARY = 1, TG_PRIO_FALLBACK = 2 };
 
 typedef struct {
     char name[64];        /* unique, [A-Za-z0-9_.-]+ */
@@ -44,29 +37,29 @@ typedef struct {
 } tg_conf_model_t;
 
 typedef struct {
-    char key[128];          /* client API key, plaintext (config phase) */
+    char key[128]; /* client API key, plaintext (config phase) */
 } tg_conf_key_t;
 
 typedef struct tg_conf_s {
-    char path[4096];          /* file this was loaded from */
+    char path[4096]; /* file this was loaded from */
 
     /* top level */
-    char listen_addr[64];     /* listen.address, default "127.0.0.1" */
-    int listen_port;          /* listen.port, default 8080 */
-    int workers;              /* default: number of CPUs */
-    char admin_addr[64];      /* admin.address, default "127.0.0.1" */
-    int admin_port;           /* admin.port, default 8081; 0 = off */
-    char pid_file[4096];      /* default "tollgate.pid" */
+    char listen_addr[64];         /* listen.address, default "127.0.0.1" */
+    int listen_port;              /* listen.port, default 8080 */
+    int workers;                  /* default: number of CPUs */
+    char admin_addr[64];          /* admin.address, default "127.0.0.1" */
+    int admin_port;               /* admin.port, default 8081; 0 = off */
+    char pid_file[4096];          /* default "tollgate.pid" */
     uint32_t shutdown_timeout_ms; /* graceful stop deadline, default 30 s */
 
     /* log */
-    char error_log[4096];     /* log.error, "-" = stderr */
-    char access_log[4096];    /* log.access, "-" = stderr, "off" */
-    int log_level;            /* TG_LOG_* */
+    char error_log[4096];  /* log.error, "-" = stderr */
+    char access_log[4096]; /* log.access, "-" = stderr, "off" */
+    int log_level;         /* TG_LOG_* */
 
     /* limits */
-    size_t header_bytes;      /* default 32 KB; 431 past it */
-    size_t body_bytes;        /* default 32 MB; 413 past it */
+    size_t header_bytes;        /* default 32 KB; 431 past it */
+    size_t body_bytes;          /* default 32 MB; 413 past it */
     uint32_t header_timeout_ms; /* default 10 s; 408 */
     uint32_t body_timeout_ms;   /* default 60 s between body reads; 408 */
     uint32_t idle_timeout_ms;   /* keep-alive idle, default 75 s */

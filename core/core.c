@@ -43,10 +43,13 @@ tg_assert_fail(const char *expr, const char *file, int line)
     char buf[512];
     int n;
 
-    n = snprintf(buf, sizeof(buf), "tollgate: assertion \"%s\" failed at %s:%d\n",
-                 expr, file, line);
+    n = snprintf(buf, sizeof(buf),
+                 "tollgate: assertion \"%s\" failed at %s:%d\n", expr, file,
+                 line);
     if (n > 0) {
-        ssize_t rc = write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+        ssize_t rc =
+            write(STDERR_FILENO, buf,
+                  (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
         (void)rc;
     }
     abort();

@@ -69,8 +69,7 @@ uint64_t tg_ev_now(tg_ev_loop_t *loop);
 void tg_ev_update_time(tg_ev_loop_t *loop);
 
 /* Hook run before every epoll_wait. */
-void tg_ev_set_before_sleep(tg_ev_loop_t *loop, tg_ev_hook_pt hook,
-                            void *data);
+void tg_ev_set_before_sleep(tg_ev_loop_t *loop, tg_ev_hook_pt hook, void *data);
 
 /* Wait at most <max_ms> (-1 = until the next timer) and dispatch.  Returns
  * the number of events handled, or TG_ERROR on an epoll failure other

@@ -44,28 +44,28 @@ typedef struct {
 } tg_http_header_t;
 
 typedef struct {
-    int method;               /* TG_HTTP_* */
-    tg_str_t method_name;     /* token as received */
-    tg_str_t uri;             /* request-target, origin form */
-    tg_str_t path;            /* uri up to '?' */
-    tg_str_t query;           /* after '?', without it; len 0 if none */
-    int version;              /* 10 or 11 */
+    int method;           /* TG_HTTP_* */
+    tg_str_t method_name; /* token as received */
+    tg_str_t uri;         /* request-target, origin form */
+    tg_str_t path;        /* uri up to '?' */
+    tg_str_t query;       /* after '?', without it; len 0 if none */
+    int version;          /* 10 or 11 */
     tg_http_header_t headers[TG_HTTP_MAX_HEADERS];
     size_t nheaders;
-    int64_t content_length;   /* -1 when absent */
-    bool chunked;             /* Transfer-Encoding: chunked */
-    bool keep_alive;          /* per version and Connection header */
-    bool expect_continue;     /* Expect: 100-continue */
-    size_t head_len;          /* bytes of request line + headers + CRLF */
+    int64_t content_length; /* -1 when absent */
+    bool chunked;           /* Transfer-Encoding: chunked */
+    bool keep_alive;        /* per version and Connection header */
+    bool expect_continue;   /* Expect: 100-continue */
+    size_t head_len;        /* bytes of request line + headers + CRLF */
 } tg_http_req_t;
 
 typedef struct {
-    int status;               /* 100..999 */
-    int version;              /* 10 or 11 */
+    int status;  /* 100..999 */
+    int version; /* 10 or 11 */
     tg_str_t reason;
     tg_http_header_t headers[TG_HTTP_MAX_HEADERS];
     size_t nheaders;
-    int64_t content_length;   /* -1 when absent */
+    int64_t content_length; /* -1 when absent */
     bool chunked;
     bool keep_alive;
     size_t head_len;
@@ -88,15 +88,15 @@ int tg_http_parse_response(tg_http_resp_t *r, const char *buf, size_t len,
 
 /* Find header <name> (case-insensitive); NULL when absent.  For repeated
  * headers the first one is returned. */
-const tg_http_header_t *tg_http_find_header(const tg_http_header_t *h,
-                                            size_t n, tg_str_t name);
+const tg_http_header_t *tg_http_find_header(const tg_http_header_t *h, size_t n,
+                                            tg_str_t name);
 
 /* Chunked transfer decoder state; zero it (or tg_http_chunked_init) first. */
 typedef struct {
     int state;
-    uint64_t size;            /* bytes left in the current chunk */
-    size_t line_len;          /* bytes in the current size/trailer line */
-    size_t trailer_bytes;     /* total trailer bytes seen */
+    uint64_t size;        /* bytes left in the current chunk */
+    size_t line_len;      /* bytes in the current size/trailer line */
+    size_t trailer_bytes; /* total trailer bytes seen */
 } tg_http_chunked_t;
 
 void tg_http_chunked_init(tg_http_chunked_t *ch);

@@ -85,8 +85,8 @@ tg_log_reopen(void)
             close(tg_log_access_fd);
         }
         tg_log_access_fd = -1;
-    } else if (tg_log_open_file(tg_log_access_path, &tg_log_access_fd)
-               != TG_OK) {
+    } else if (tg_log_open_file(tg_log_access_path, &tg_log_access_fd) !=
+               TG_OK) {
         rc = TG_ERROR;
     }
     return rc;
@@ -153,13 +153,14 @@ tg_log(int level, int err, const char *fmt, ...)
     localtime_r(&ts.tv_sec, &tm);
     n = strftime(buf, sizeof(buf), "%Y/%m/%d %H:%M:%S", &tm);
     if (tg_log_slot >= 0) {
-        k = snprintf(buf + n, sizeof(buf) - n, ".%03ld [%s] %d %s#%d: ",
-                     ts.tv_nsec / 1000000, tg_log_names[level], (int)getpid(),
-                     tg_log_role, tg_log_slot);
+        k = snprintf(buf + n, sizeof(buf) - n,
+                     ".%03ld [%s] %d %s#%d: ", ts.tv_nsec / 1000000,
+                     tg_log_names[level], (int)getpid(), tg_log_role,
+                     tg_log_slot);
     } else {
-        k = snprintf(buf + n, sizeof(buf) - n, ".%03ld [%s] %d %s: ",
-                     ts.tv_nsec / 1000000, tg_log_names[level], (int)getpid(),
-                     tg_log_role);
+        k = snprintf(buf + n, sizeof(buf) - n,
+                     ".%03ld [%s] %d %s: ", ts.tv_nsec / 1000000,
+                     tg_log_names[level], (int)getpid(), tg_log_role);
     }
     n += (k > 0) ? (size_t)k : 0;
     va_start(ap, fmt);

@@ -14,13 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-enum {
-    TG_LOG_ERR = 0,
-    TG_LOG_WARN,
-    TG_LOG_NOTICE,
-    TG_LOG_INFO,
-    TG_LOG_DEBUG
-};
+enum { TG_LOG_ERR = 0, TG_LOG_WARN, TG_LOG_NOTICE, TG_LOG_INFO, TG_LOG_DEBUG };
 
 /* Open the logs; a NULL or "-" path means stderr.  TG_OK or TG_ERROR. */
 int tg_log_open(const char *error_path, const char *access_path, int level);

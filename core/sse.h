@@ -22,9 +22,9 @@
 #include <stddef.h>
 
 typedef struct {
-    tg_str_t event;  /* "message" when the event had no event: field */
-    tg_str_t data;   /* data lines joined by '\n' */
-    bool truncated;  /* data longer than max_data was cut */
+    tg_str_t event; /* "message" when the event had no event: field */
+    tg_str_t data;  /* data lines joined by '\n' */
+    bool truncated; /* data longer than max_data was cut */
 } tg_sse_event_t;
 
 /* Called for each complete event; return TG_OK to go on, anything else to
@@ -32,16 +32,16 @@ typedef struct {
 typedef int (*tg_sse_event_pt)(void *ctx, const tg_sse_event_t *ev);
 
 typedef struct {
-    char *buf;        /* current line and event data, heap, lazily grown */
+    char *buf; /* current line and event data, heap, lazily grown */
     size_t cap;
-    size_t max_data;  /* bound on one event's data */
-    size_t line_len;  /* bytes of the current incomplete line in buf */
-    size_t data_len;  /* bytes of event data accumulated (before line) */
-    char event[64];   /* event name, cut at 63 bytes */
+    size_t max_data; /* bound on one event's data */
+    size_t line_len; /* bytes of the current incomplete line in buf */
+    size_t data_len; /* bytes of event data accumulated (before line) */
+    char event[64];  /* event name, cut at 63 bytes */
     size_t event_len;
     bool have_data;
     bool truncated;
-    bool skip_lf;     /* previous line ended in CR; swallow a following LF */
+    bool skip_lf; /* previous line ended in CR; swallow a following LF */
     bool line_overflow;
 } tg_sse_t;
 

@@ -39,22 +39,19 @@
 #define TG_MASTER_CRASH_LIMIT 8     /* quick deaths in a row before giving up */
 #define TG_MASTER_QUICK_MS    10000 /* a death within this uptime is quick */
 
-enum {
-    TG_ROLE_WORKER = 0,
-    TG_ROLE_ADMIN = 1
-};
+enum { TG_ROLE_WORKER = 0, TG_ROLE_ADMIN = 1 };
 
 typedef struct {
-    pid_t pid;            /* 0 = free entry or waiting for respawn */
-    int role;             /* TG_ROLE_* */
-    int slot;             /* worker slot; -1 for admin */
-    uint32_t shm_idx;     /* entry in the shared proc table */
-    uint64_t generation;  /* config generation it runs */
-    uint64_t started_ms;  /* monotonic */
-    uint64_t respawn_at;  /* monotonic ms; 0 = not waiting */
-    int quick_deaths;     /* consecutive deaths soon after start */
-    bool exiting;         /* told to stop; do not respawn */
-    bool used;            /* entry in use */
+    pid_t pid;           /* 0 = free entry or waiting for respawn */
+    int role;            /* TG_ROLE_* */
+    int slot;            /* worker slot; -1 for admin */
+    uint32_t shm_idx;    /* entry in the shared proc table */
+    uint64_t generation; /* config generation it runs */
+    uint64_t started_ms; /* monotonic */
+    uint64_t respawn_at; /* monotonic ms; 0 = not waiting */
+    int quick_deaths;    /* consecutive deaths soon after start */
+    bool exiting;        /* told to stop; do not respawn */
+    bool used;           /* entry in use */
 } tg_master_proc_t;
 
 static volatile sig_atomic_t tg_master_sig_child;
@@ -145,8 +142,8 @@ tg_master_shm_slot(void)
         bool taken = false;
 
         for (j = 0; j < TG_MASTER_MAX_PROCS; j++) {
-            if (tg_master_procs[j].used && tg_master_procs[j].pid != 0
-                && tg_master_procs[j].shm_idx == i) {
+            if (tg_master_procs[j].used && tg_master_procs[j].pid != 0 &&
+                tg_master_procs[j].shm_idx == i) {
                 taken = true;
                 break;
             }
@@ -211,8 +208,8 @@ tg_master_spawn(tg_master_proc_t *p)
         if (p->role == TG_ROLE_WORKER) {
             tg_proc_set_title("tollgate: worker %d", p->slot);
             tg_log_set_role("worker", p->slot);
-            tg_worker_main(tg_master_conf, &tg_master_shm, p->shm_idx,
-                           p->slot, fd);
+            tg_worker_main(tg_master_conf, &tg_master_shm, p->shm_idx, p->slot,
+                           fd);
         } else {
             tg_proc_set_title("tollgate: admin");
             tg_log_set_role("admin", -1);
@@ -363,8 +360,8 @@ tg_master_reap(void)
         }
         tg_master_release(p);
         p->pid = 0;
-        if (p->exiting || tg_master_stopping
-            || p->generation != tg_master_generation) {
+        if (p->exiting || tg_master_stopping ||
+            p->generation != tg_master_generation) {
             p->used = false;
             continue;
         }
@@ -380,9 +377,8 @@ tg_master_reap(void)
         }
         /* Back off exponentially on quick deaths: 0, 100 ms, 200 ms, ...
          * up to 12.8 s, so a crash loop does not spin the machine. */
-        p->respawn_at = now + (p->quick_deaths
-                                   ? (100ull << (p->quick_deaths - 1))
-                                   : 0);
+        p->respawn_at =
+            now + (p->quick_deaths ? (100ull << (p->quick_deaths - 1)) : 0);
     }
 }
 
@@ -398,8 +394,8 @@ tg_master_arm_alarm(void)
     for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
         tg_master_proc_t *p = &tg_master_procs[i];
 
-        if (p->used && p->pid == 0 && p->respawn_at != 0
-            && (next == 0 || p->respawn_at < next)) {
+        if (p->used && p->pid == 0 && p->respawn_at != 0 &&
+            (next == 0 || p->respawn_at < next)) {
             next = p->respawn_at;
         }
     }
@@ -425,8 +421,8 @@ tg_master_respawn_due(void)
     for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
         tg_master_proc_t *p = &tg_master_procs[i];
 
-        if (p->used && p->pid == 0 && p->respawn_at != 0
-            && p->respawn_at <= now && !tg_master_stopping) {
+        if (p->used && p->pid == 0 && p->respawn_at != 0 &&
+            p->respawn_at <= now && !tg_master_stopping) {
             tg_master_spawn(p);
         }
     }
@@ -453,10 +449,12 @@ static int
 tg_master_open_sockets(const tg_conf_t *old, const tg_conf_t *conf)
 {
     int fds[TG_MASTER_MAX_WORKERS], admin_fd = -1, i, n = 0;
-    bool same = old != NULL && strcmp(old->listen_addr, conf->listen_addr) == 0
-                && old->listen_port == conf->listen_port;
-    bool same_admin = old != NULL && strcmp(old->admin_addr, conf->admin_addr) == 0
-                      && old->admin_port == conf->admin_port;
+    bool same = old != NULL &&
+                strcmp(old->listen_addr, conf->listen_addr) == 0 &&
+                old->listen_port == conf->listen_port;
+    bool same_admin = old != NULL &&
+                      strcmp(old->admin_addr, conf->admin_addr) == 0 &&
+                      old->admin_port == conf->admin_port;
 
     for (i = 0; i < conf->workers; i++) {
         if (same && i < tg_master_nlisten) {
@@ -511,24 +509,26 @@ tg_master_reload(void)
     tg_log(TG_LOG_NOTICE, 0, "reloading \"%s\"", old->path);
     conf = tg_conf_create(old->path, err, sizeof(err));
     if (conf == NULL) {
-        tg_log(TG_LOG_ERR, 0, "reload failed: %s; keeping the running "
-               "configuration", err);
+        tg_log(TG_LOG_ERR, 0,
+               "reload failed: %s; keeping the running "
+               "configuration",
+               err);
         return;
     }
     if (tg_master_open_sockets(old, conf) != TG_OK) {
-        tg_log(TG_LOG_ERR, 0, "reload failed: cannot listen on the new "
+        tg_log(TG_LOG_ERR, 0,
+               "reload failed: cannot listen on the new "
                "address; keeping the running configuration");
         tg_conf_destroy(conf);
         return;
     }
-    if (tg_log_open(conf->error_log, conf->access_log, conf->log_level)
-        != TG_OK) {
+    if (tg_log_open(conf->error_log, conf->access_log, conf->log_level) !=
+        TG_OK) {
         tg_log(TG_LOG_WARN, 0, "cannot open the new log files");
     }
     tg_master_conf = conf;
     tg_master_generation++;
-    atomic_store(&tg_shm_hdr(&tg_master_shm)->generation,
-                 tg_master_generation);
+    atomic_store(&tg_shm_hdr(&tg_master_shm)->generation, tg_master_generation);
     tg_master_spawn_all();
     tg_master_signal_children(SIGTERM, true);
     tg_conf_destroy(old);
@@ -562,15 +562,17 @@ tg_master_loop(const sigset_t *blocked)
         if (tg_master_sig_term) {
             tg_master_sig_term = 0;
             if (!tg_master_stopping) {
-                tg_log(TG_LOG_NOTICE, 0, "graceful stop: draining for up to "
-                       "%u ms", tg_master_conf->shutdown_timeout_ms);
+                tg_log(TG_LOG_NOTICE, 0,
+                       "graceful stop: draining for up to "
+                       "%u ms",
+                       tg_master_conf->shutdown_timeout_ms);
                 tg_master_stopping = true;
                 tg_master_signal_children(SIGTERM, false);
                 /* Workers enforce the deadline themselves; master kills
                  * what is still there a little after it. */
-                tg_master_stop_deadline = tg_time_mono_ms()
-                                          + tg_master_conf->shutdown_timeout_ms
-                                          + 2000;
+                tg_master_stop_deadline = tg_time_mono_ms() +
+                                          tg_master_conf->shutdown_timeout_ms +
+                                          2000;
             }
         }
         if (tg_master_sig_hup) {
@@ -593,7 +595,8 @@ tg_master_loop(const sigset_t *blocked)
                 return;
             }
             if (tg_time_mono_ms() >= tg_master_stop_deadline) {
-                tg_log(TG_LOG_WARN, 0, "stop deadline passed; killing the "
+                tg_log(TG_LOG_WARN, 0,
+                       "stop deadline passed; killing the "
                        "remaining processes");
                 tg_master_signal_children(SIGKILL, false);
                 tg_master_stop_deadline = tg_time_mono_ms() + 5000;
@@ -619,8 +622,8 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
     int rc = 1;
 
     tg_master_conf = conf;
-    if (tg_log_open(conf->error_log, conf->access_log, conf->log_level)
-        != TG_OK) {
+    if (tg_log_open(conf->error_log, conf->access_log, conf->log_level) !=
+        TG_OK) {
         return 1;
     }
     tg_log_set_role("master", -1);

@@ -104,8 +104,8 @@ tg_proc_listen(const char *addr, int port, bool reuseport)
         goto failed;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (reuseport
-        && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1) {
+    if (reuseport &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1) {
         tg_log(TG_LOG_ERR, errno, "setsockopt(SO_REUSEPORT) failed");
         goto failed;
     }
@@ -213,8 +213,8 @@ tg_proc_pidfile_write(const char *path)
     int fd, n;
 
     old = tg_proc_pidfile_read(path);
-    if (old > 0 && old != getpid() && kill(old, 0) == 0
-        && tg_proc_is_tollgate(old)) {
+    if (old > 0 && old != getpid() && kill(old, 0) == 0 &&
+        tg_proc_is_tollgate(old)) {
         tg_log(TG_LOG_ERR, 0,
                "pid file \"%s\" names running process %d; is tollgate "
                "already running?",

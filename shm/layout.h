@@ -38,14 +38,14 @@ typedef struct {
 } tg_shm_table_t;
 
 typedef struct {
-    uint32_t magic;          /* TG_SHM_MAGIC */
-    uint32_t layout_version; /* TG_SHM_LAYOUT_VERSION */
-    uint64_t total_size;     /* bytes mapped */
-    int32_t creator_pid;     /* master that created the region */
-    uint32_t ntables;        /* TG_SHM_NTABLES */
+    uint32_t magic;              /* TG_SHM_MAGIC */
+    uint32_t layout_version;     /* TG_SHM_LAYOUT_VERSION */
+    uint64_t total_size;         /* bytes mapped */
+    int32_t creator_pid;         /* master that created the region */
+    uint32_t ntables;            /* TG_SHM_NTABLES */
     _Atomic uint64_t generation; /* bumped by master on every reload */
-    uint64_t created_ms;     /* wall clock at creation */
-    uint8_t reserved[24];    /* pads the fixed part to one cache line */
+    uint64_t created_ms;         /* wall clock at creation */
+    uint8_t reserved[24];        /* pads the fixed part to one cache line */
     tg_shm_table_t tables[TG_SHM_NTABLES]; /* directory, TG_SHM_T_* */
 } tg_shm_hdr_t;
 

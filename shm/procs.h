@@ -24,14 +24,14 @@
 
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic int32_t pid; /* 0 = no process */
-    uint32_t slot;                    /* index; admin is the last one */
-    _Atomic uint64_t generation;      /* config generation it runs */
-    _Atomic uint64_t started_ms;      /* wall clock at fork */
-    _Atomic uint64_t requests;        /* requests finished (monotonic) */
-    _Atomic uint64_t connections;     /* accepted (monotonic) */
-    _Atomic uint64_t active;          /* open client connections (gauge) */
-    _Atomic uint64_t inflight;        /* upstream transfers (gauge) */
-    _Atomic uint64_t errors;          /* requests answered >= 500 */
+    uint32_t slot;                /* index; admin is the last one */
+    _Atomic uint64_t generation;  /* config generation it runs */
+    _Atomic uint64_t started_ms;  /* wall clock at fork */
+    _Atomic uint64_t requests;    /* requests finished (monotonic) */
+    _Atomic uint64_t connections; /* accepted (monotonic) */
+    _Atomic uint64_t active;      /* open client connections (gauge) */
+    _Atomic uint64_t inflight;    /* upstream transfers (gauge) */
+    _Atomic uint64_t errors;      /* requests answered >= 500 */
 } tg_shm_proc_t;
 
 _Static_assert(sizeof(tg_shm_proc_t) == 64, "tg_shm_proc_t is one line");

@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TG_SHM_ALIGN(x) (((x) + TG_SHM_CACHELINE - 1) & ~(size_t)(TG_SHM_CACHELINE - 1))
+#define TG_SHM_ALIGN(x)                                                        \
+    (((x) + TG_SHM_CACHELINE - 1) & ~(size_t)(TG_SHM_CACHELINE - 1))
 
 typedef struct {
     uint32_t capacity;
@@ -50,9 +51,9 @@ tg_shm_layout(const tg_shm_sizes_t *sizes, tg_shm_table_t *tables)
         size_t bytes;
 
         if (__builtin_mul_overflow((size_t)spec[i].capacity,
-                                   (size_t)spec[i].entry_size, &bytes)
-            || __builtin_add_overflow(bytes, (size_t)TG_SHM_CACHELINE - 1,
-                                      &bytes)) {
+                                   (size_t)spec[i].entry_size, &bytes) ||
+            __builtin_add_overflow(bytes, (size_t)TG_SHM_CACHELINE - 1,
+                                   &bytes)) {
             return 0;
         }
         bytes &= ~(size_t)(TG_SHM_CACHELINE - 1);
@@ -108,8 +109,8 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
                  strerror(errno));
         goto failed;
     }
-    shm->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, shm->fd,
-                     0);
+    shm->base =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, shm->fd, 0);
     if (shm->base == MAP_FAILED) {
         shm->base = NULL;
         snprintf(err, errlen, "mmap(%zu) failed (%d: %s)", size, errno,
@@ -125,7 +126,8 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
     hdr->ntables = TG_SHM_NTABLES;
     atomic_store(&hdr->generation, 1);
     clock_gettime(CLOCK_REALTIME, &ts);
-    hdr->created_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    hdr->created_ms =
+        (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     tg_shm_layout(sizes, hdr->tables);
     for (i = 0; i < sizes->procs; i++) {
         tg_shm_proc(shm, i)->slot = i;

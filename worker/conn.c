@@ -32,10 +32,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TG_CONN_READ_CHUNK  16384
-#define TG_CONN_KEEP_IN     16384 /* input block kept between requests */
-#define TG_CONN_MAX_FREE    1024  /* recycled structs kept */
-#define TG_CONN_BODY_SLACK  65536 /* room for chunk framing in c->in */
+#define TG_CONN_READ_CHUNK 16384
+#define TG_CONN_KEEP_IN    16384 /* input block kept between requests */
+#define TG_CONN_MAX_FREE   1024  /* recycled structs kept */
+#define TG_CONN_BODY_SLACK 65536 /* room for chunk framing in c->in */
 
 static void tg_conn_io_handler(tg_ev_loop_t *loop, int fd, void *data,
                                uint32_t events);
@@ -94,8 +94,8 @@ tg_conn_create(tg_worker_t *w, int fd)
     c->u.endpoint = -1;
     c->timer.handler = tg_conn_timer_handler;
     c->timer.data = c;
-    tg_buf_init(&c->in, w->conf->header_bytes + w->conf->body_bytes
-                            + TG_CONN_BODY_SLACK);
+    tg_buf_init(&c->in, w->conf->header_bytes + w->conf->body_bytes +
+                            TG_CONN_BODY_SLACK);
     tg_buf_init(&c->out, w->conf->stream_buffer + 65536);
     c->next = w->all_head;
     if (w->all_head != NULL) {
@@ -163,8 +163,7 @@ tg_conn_close(tg_conn_t *c)
  * kernel queue does not fill with clients that would only time out.
  */
 void
-tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data,
-                       uint32_t events)
+tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 {
     tg_worker_t *w = data;
     int i, cfd, one = 1;
@@ -185,8 +184,10 @@ tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data,
         }
         if (w->nconns >= w->conf->max_connections || w->stopping) {
             if (!w->stopping) {
-                tg_log(TG_LOG_WARN, 0, "%u connections open; refusing more "
-                       "(limits.max_connections)", w->nconns);
+                tg_log(TG_LOG_WARN, 0,
+                       "%u connections open; refusing more "
+                       "(limits.max_connections)",
+                       w->nconns);
             }
             close(cfd);
             continue;
@@ -199,8 +200,8 @@ tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data,
             continue;
         }
         memcpy(&c->peer, &sa, TG_MIN((size_t)len, sizeof(c->peer)));
-        if (tg_ev_add(loop, cfd, EPOLLIN | EPOLLRDHUP, tg_conn_io_handler, c)
-            != TG_OK) {
+        if (tg_ev_add(loop, cfd, EPOLLIN | EPOLLRDHUP, tg_conn_io_handler, c) !=
+            TG_OK) {
             tg_conn_close(c);
             continue;
         }
@@ -312,9 +313,8 @@ tg_conn_io_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
         tg_conn_close(c);
         return;
     }
-    if ((events & EPOLLRDHUP)
-        && (c->state == TG_CONN_PROXY || c->state == TG_CONN_RESPOND
-            || c->idle)) {
+    if ((events & EPOLLRDHUP) &&
+        (c->state == TG_CONN_PROXY || c->state == TG_CONN_RESPOND || c->idle)) {
         /* The client went away while we were answering: stop the
          * upstream transfer rather than pay for tokens nobody reads. */
         tg_conn_close(c);
@@ -342,8 +342,8 @@ tg_conn_read(tg_conn_t *c, bool *got)
     *got = false;
     for (;;) {
         want = TG_CONN_READ_CHUNK;
-        if (c->state == TG_CONN_BODY && c->req.content_length >= 0
-            && c->req_end > c->in.last) {
+        if (c->state == TG_CONN_BODY && c->req.content_length >= 0 &&
+            c->req_end > c->in.last) {
             /* Reserve the whole body in one go: one realloc, not log2. */
             want = TG_MAX(want, c->req_end - c->in.last);
         }
@@ -411,8 +411,8 @@ tg_conn_body_step(tg_conn_t *c)
                                     &err);
         if (rc == TG_ERROR) {
             c->close_after = true;
-            tg_conn_send_error(c, 400, "invalid_request_error", NULL,
-                               err.text, NULL);
+            tg_conn_send_error(c, 400, "invalid_request_error", NULL, err.text,
+                               NULL);
             return TG_ERROR;
         }
         if (out_len > 0) {
@@ -449,7 +449,8 @@ tg_conn_head_done(tg_conn_t *c)
     if (tg_route_head(c) != TG_OK) {
         return TG_ERROR;
     }
-    if (r->content_length > 0 && (uint64_t)r->content_length > conf->body_bytes) {
+    if (r->content_length > 0 &&
+        (uint64_t)r->content_length > conf->body_bytes) {
         c->close_after = true;
         tg_conn_send_error(c, 413, "request_too_large", NULL,
                            "request body is too large", NULL);
@@ -462,8 +463,8 @@ tg_conn_head_done(tg_conn_t *c)
         c->body_len = 0;
         tg_http_chunked_init(&c->chunked);
     }
-    if (r->expect_continue && (r->chunked || r->content_length > 0)
-        && c->in.last == r->head_len) {
+    if (r->expect_continue && (r->chunked || r->content_length > 0) &&
+        c->in.last == r->head_len) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
         /* Best effort: the socket buffer is empty at this point of a
@@ -514,9 +515,9 @@ tg_conn_process(tg_conn_t *c)
         }
         if (rc == TG_ERROR) {
             c->close_after = true;
-            tg_conn_send_error(c, err.code, err.code == 413
-                                                ? "request_too_large"
-                                                : "invalid_request_error",
+            tg_conn_send_error(c, err.code,
+                               err.code == 413 ? "request_too_large"
+                                               : "invalid_request_error",
                                NULL, err.text, NULL);
             return;
         }
@@ -588,8 +589,8 @@ tg_conn_access_log(tg_conn_t *c)
     const tg_conf_t *conf = c->w->conf;
     char line[1024], ip[INET6_ADDRSTRLEN] = "-";
     uint64_t now = tg_time_mono_us();
-    const char *ep = c->u.endpoint >= 0 ? conf->endpoints[c->u.endpoint].name
-                                        : "-";
+    const char *ep =
+        c->u.endpoint >= 0 ? conf->endpoints[c->u.endpoint].name : "-";
     int n;
 
     if (c->peer.sin6_family == AF_INET) {
@@ -601,15 +602,16 @@ tg_conn_access_log(tg_conn_t *c)
     n = snprintf(line, sizeof(line),
                  "%llu %s %016llx \"%.*s %.*s\" %d %llu %.3f %.3f %s %d %d %s",
                  (unsigned long long)(tg_time_wall_ms() / 1000), ip,
-                 (unsigned long long)c->req_id, (int)TG_MIN(c->req.method_name.len, 16),
+                 (unsigned long long)c->req_id,
+                 (int)TG_MIN(c->req.method_name.len, 16),
                  c->req.method_name.data ? c->req.method_name.data : "-",
                  (int)TG_MIN(c->req.path.len, 256),
                  c->req.path.data ? c->req.path.data : "-", c->status,
                  (unsigned long long)c->resp_bytes,
                  (double)(now - c->req_start_us) / 1e6,
-                 c->u.first_byte_us ? (double)(c->u.first_byte_us
-                                               - c->req_start_us) / 1e6
-                                    : 0.0,
+                 c->u.first_byte_us
+                     ? (double)(c->u.first_byte_us - c->req_start_us) / 1e6
+                     : 0.0,
                  ep, c->u.status, c->u.attempts, c->broken ? "broken" : "ok");
     if (n > 0) {
         tg_log_access(line, TG_MIN((size_t)n, sizeof(line) - 1));
@@ -696,8 +698,8 @@ tg_conn_send_response(tg_conn_t *c, int status, const char *content_type,
 
 /* See conn.h. */
 void
-tg_conn_send_error(tg_conn_t *c, int status, const char *type,
-                   const char *code, const char *msg, const char *extra)
+tg_conn_send_error(tg_conn_t *c, int status, const char *type, const char *code,
+                   const char *msg, const char *extra)
 {
     char body[1024], emsg[512], hdrs[256];
     int n;
@@ -722,10 +724,10 @@ tg_conn_send_error(tg_conn_t *c, int status, const char *type,
      * what cannot succeed (a bad key) stops minutes of futile retries. */
     snprintf(hdrs, sizeof(hdrs), "x-should-retry: %s\r\n%s",
              (status == 408 || status == 429 || status >= 500) ? "true"
-                                                                : "false",
+                                                               : "false",
              extra ? extra : "");
-    if (c->state == TG_CONN_HEAD || (c->state == TG_CONN_BODY
-                                     && c->in.last < c->req_end)) {
+    if (c->state == TG_CONN_HEAD ||
+        (c->state == TG_CONN_BODY && c->in.last < c->req_end)) {
         c->close_after = true;
     }
     tg_buf_reset(&c->out, 4096);

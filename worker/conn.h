@@ -25,18 +25,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum {
-    TG_CONN_HEAD = 0,
-    TG_CONN_BODY,
-    TG_CONN_PROXY,
-    TG_CONN_RESPOND
-};
+enum { TG_CONN_HEAD = 0, TG_CONN_BODY, TG_CONN_PROXY, TG_CONN_RESPOND };
 
 /* API shape of errors on this request. */
-enum {
-    TG_API_ANTHROPIC = 0,
-    TG_API_OPENAI = 1
-};
+enum { TG_API_ANTHROPIC = 0, TG_API_OPENAI = 1 };
 
 enum {
     TG_ROUTE_NONE = 0,
@@ -49,51 +41,51 @@ enum {
 
 /* Per-request upstream state; lives in the connection, reset per request. */
 typedef struct {
-    void *easy;              /* CURL *, NULL when no transfer */
-    void *headers;           /* struct curl_slist * sent upstream */
-    int endpoint;            /* index in conf->endpoints, -1 none */
-    uint32_t tried;          /* bitmask of endpoints tried (first 32) */
-    int attempts;            /* attempts made */
-    int status;              /* upstream status of the current attempt */
-    int64_t content_length;  /* from the upstream, -1 when absent */
-    bool head_done;          /* final header block seen */
-    bool committed;          /* response head written to c->out */
-    bool chunked;            /* we frame the body with chunked encoding */
-    bool paused;             /* transfer paused for back-pressure */
-    bool discard;            /* attempt failed; drop its body and retry */
-    bool stream;             /* text/event-stream response */
-    uint64_t start_us;       /* attempt start */
-    uint64_t first_byte_us;  /* response head from upstream, 0 = none */
-    uint64_t last_io;        /* loop ms of the last body bytes */
-    uint64_t bytes;          /* body bytes from upstream */
-    tg_ev_timer_t timer;     /* first-byte / between-chunk timeout */
-    char last_error[128];    /* curl's error text of the last attempt */
+    void *easy;             /* CURL *, NULL when no transfer */
+    void *headers;          /* struct curl_slist * sent upstream */
+    int endpoint;           /* index in conf->endpoints, -1 none */
+    uint32_t tried;         /* bitmask of endpoints tried (first 32) */
+    int attempts;           /* attempts made */
+    int status;             /* upstream status of the current attempt */
+    int64_t content_length; /* from the upstream, -1 when absent */
+    bool head_done;         /* final header block seen */
+    bool committed;         /* response head written to c->out */
+    bool chunked;           /* we frame the body with chunked encoding */
+    bool paused;            /* transfer paused for back-pressure */
+    bool discard;           /* attempt failed; drop its body and retry */
+    bool stream;            /* text/event-stream response */
+    uint64_t start_us;      /* attempt start */
+    uint64_t first_byte_us; /* response head from upstream, 0 = none */
+    uint64_t last_io;       /* loop ms of the last body bytes */
+    uint64_t bytes;         /* body bytes from upstream */
+    tg_ev_timer_t timer;    /* first-byte / between-chunk timeout */
+    char last_error[128];   /* curl's error text of the last attempt */
 } tg_upstream_t;
 
 struct tg_conn_s {
     int fd;
-    int state;                /* TG_CONN_* */
+    int state; /* TG_CONN_* */
     tg_worker_t *w;
-    tg_conn_t *flush_next;    /* on w->flush_head when in_flush */
-    tg_conn_t *prev, *next;   /* on w->all_head */
+    tg_conn_t *flush_next;  /* on w->flush_head when in_flush */
+    tg_conn_t *prev, *next; /* on w->all_head */
     bool in_flush;
-    bool keep_alive;          /* keep the connection after this response */
-    bool close_after;         /* close once c->out is written */
-    bool idle;                /* between requests (no byte read yet) */
-    bool broken;              /* stream failed mid-way: close, no end */
-    int api;                  /* TG_API_* */
-    int route;                /* TG_ROUTE_* */
-    tg_buf_t in;              /* request head + body (+ pipelined bytes) */
-    tg_buf_t out;             /* response bytes not yet written */
-    tg_ev_timer_t timer;      /* client-side timeouts */
-    tg_http_req_t req;        /* parsed head; strings point into in */
+    bool keep_alive;     /* keep the connection after this response */
+    bool close_after;    /* close once c->out is written */
+    bool idle;           /* between requests (no byte read yet) */
+    bool broken;         /* stream failed mid-way: close, no end */
+    int api;             /* TG_API_* */
+    int route;           /* TG_ROUTE_* */
+    tg_buf_t in;         /* request head + body (+ pipelined bytes) */
+    tg_buf_t out;        /* response bytes not yet written */
+    tg_ev_timer_t timer; /* client-side timeouts */
+    tg_http_req_t req;   /* parsed head; strings point into in */
     tg_http_chunked_t chunked;
-    size_t body_len;          /* decoded body bytes after the head */
-    size_t raw_pos;           /* first undecoded byte in in */
-    size_t req_end;           /* end of this request in in */
-    int status;               /* status sent to the client */
-    uint64_t req_start_us;    /* first byte of the request */
-    uint64_t resp_bytes;      /* body bytes sent to the client */
+    size_t body_len;       /* decoded body bytes after the head */
+    size_t raw_pos;        /* first undecoded byte in in */
+    size_t req_end;        /* end of this request in in */
+    int status;            /* status sent to the client */
+    uint64_t req_start_us; /* first byte of the request */
+    uint64_t resp_bytes;   /* body bytes sent to the client */
     uint64_t req_id;
     tg_upstream_t u;
     struct sockaddr_in6 peer;

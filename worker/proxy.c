@@ -31,9 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TG_PROXY_MAX_RETRIES  2
-#define TG_PROXY_FREE_EASY    256
-#define TG_PROXY_HEAD_MAX     65536 /* response head bytes from upstream */
+#define TG_PROXY_MAX_RETRIES 2
+#define TG_PROXY_FREE_EASY   256
+#define TG_PROXY_HEAD_MAX    65536 /* response head bytes from upstream */
 
 struct tg_proxy_s {
     CURLM *multi;
@@ -94,7 +94,7 @@ tg_proxy_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
         return tg_ev_mod(loop, s, mask) == TG_OK ? 0 : -1;
     }
     return tg_ev_add(loop, s, mask, tg_proxy_sock_handler, px) == TG_OK ? 0
-                                                                         : -1;
+                                                                        : -1;
 }
 
 
@@ -216,7 +216,8 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 
         u->status = 0;
         if (sp != NULL && (size_t)(buf + n - sp) >= 4) {
-            u->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+            u->status =
+                (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
         }
         if (u->status < 100 || u->status > 999) {
             return 0;
@@ -262,14 +263,14 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     if (tg_http_is_hop_by_hop(name)) {
         return len;
     }
-    if (tg_str_caseeq(name, tg_str_lit("content-type")) && value.len >= 17
-        && tg_str_caseeq((tg_str_t){value.data, 17},
-                         tg_str_lit("text/event-stream"))) {
+    if (tg_str_caseeq(name, tg_str_lit("content-type")) && value.len >= 17 &&
+        tg_str_caseeq((tg_str_t){value.data, 17},
+                      tg_str_lit("text/event-stream"))) {
         u->stream = true;
     }
-    if (tg_buf_len(&c->out) + n + 2 > TG_PROXY_HEAD_MAX
-        || tg_buf_append(&c->out, buf, n) != TG_OK
-        || tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
+    if (tg_buf_len(&c->out) + n + 2 > TG_PROXY_HEAD_MAX ||
+        tg_buf_append(&c->out, buf, n) != TG_OK ||
+        tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
         snprintf(u->last_error, sizeof(u->last_error),
                  "upstream response head too large");
         return 0;
@@ -282,8 +283,8 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 static bool
 tg_proxy_retryable(int status)
 {
-    return status == 429 || status == 500 || status == 502 || status == 503
-           || status == 504 || status == 529;
+    return status == 429 || status == 500 || status == 502 || status == 503 ||
+           status == 504 || status == 529;
 }
 
 
@@ -299,8 +300,8 @@ tg_proxy_head_done(tg_conn_t *c)
     char line[256];
     int k;
 
-    if (tg_proxy_retryable(u->status)
-        && u->attempts <= TG_PROXY_MAX_RETRIES && tg_route_has_candidate(c)) {
+    if (tg_proxy_retryable(u->status) && u->attempts <= TG_PROXY_MAX_RETRIES &&
+        tg_route_has_candidate(c)) {
         u->discard = true;
         snprintf(u->last_error, sizeof(u->last_error), "upstream status %d",
                  u->status);
@@ -361,9 +362,8 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
             u->last_error[have++] = ' ';
             for (i = 0; i < take; i++) {
-                u->last_error[have++] = (ptr[i] >= 0x20 && ptr[i] < 0x7f)
-                                            ? ptr[i]
-                                            : ' ';
+                u->last_error[have++] =
+                    (ptr[i] >= 0x20 && ptr[i] < 0x7f) ? ptr[i] : ' ';
             }
             u->last_error[have] = '\0';
         }
@@ -378,9 +378,9 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     }
     if (u->chunked) {
         k = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-        if (tg_buf_append(&c->out, hex, (size_t)k) != TG_OK
-            || tg_buf_append(&c->out, ptr, n) != TG_OK
-            || tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
+        if (tg_buf_append(&c->out, hex, (size_t)k) != TG_OK ||
+            tg_buf_append(&c->out, ptr, n) != TG_OK ||
+            tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
             return 0;
         }
     } else if (tg_buf_append(&c->out, ptr, n) != TG_OK) {
@@ -431,8 +431,8 @@ static struct curl_slist *
 tg_proxy_headers(tg_conn_t *c, const tg_conf_endpoint_t *e)
 {
     static const tg_str_t drop[] = {
-        {"host", 4},           {"content-length", 14}, {"expect", 6},
-        {"x-api-key", 9},      {"authorization", 13},
+        {"host", 4},      {"content-length", 14}, {"expect", 6},
+        {"x-api-key", 9}, {"authorization", 13},
     };
     const tg_http_req_t *r = &c->req;
     struct curl_slist *list = NULL, *t;
@@ -571,8 +571,7 @@ tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)conf->connect_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)conf->upstream_buffer);
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
-                     (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, conf->tls_verify ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, conf->tls_verify ? 2L : 0L);
@@ -612,8 +611,8 @@ tg_proxy_start(tg_conn_t *c)
     u->last_error[0] = '\0';
     u->start_us = tg_time_mono_us();
     easy = tg_proxy_easy_get(px);
-    if (easy == NULL || tg_proxy_easy_setup(c, easy, &w->conf->endpoints[idx])
-                            != TG_OK) {
+    if (easy == NULL ||
+        tg_proxy_easy_setup(c, easy, &w->conf->endpoints[idx]) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
         if (easy != NULL) {
             tg_proxy_easy_put(px, easy);
@@ -672,18 +671,18 @@ tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
         return;
     }
     /* Nothing was sent to the client: this attempt can be retried. */
-    tg_log(TG_LOG_WARN, 0, "upstream %s attempt %d failed: %s", ep,
-           u->attempts, u->last_error);
+    tg_log(TG_LOG_WARN, 0, "upstream %s attempt %d failed: %s", ep, u->attempts,
+           u->last_error);
     if (u->attempts <= TG_PROXY_MAX_RETRIES && tg_route_has_candidate(c)) {
         tg_proxy_start(c);
         return;
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        tg_conn_send_error(c, 504, "timeout_error", NULL,
-                           "upstream timed out", NULL);
+        tg_conn_send_error(c, 504, "timeout_error", NULL, "upstream timed out",
+                           NULL);
     } else {
-        tg_conn_send_error(c, 502, "api_error", NULL,
-                           "upstream request failed", NULL);
+        tg_conn_send_error(c, 502, "api_error", NULL, "upstream request failed",
+                           NULL);
     }
 }
 

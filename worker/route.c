@@ -83,8 +83,9 @@ tg_route_models_build(tg_worker_t *w)
                      "\"%s\"}",
                      first, last);
     } else {
-        k = snprintf(p + n, cap - n,
-                     "],\"has_more\":false,\"first_id\":null,\"last_id\":null}");
+        k = snprintf(
+            p + n, cap - n,
+            "],\"has_more\":false,\"first_id\":null,\"last_id\":null}");
     }
     if (k < 0 || (size_t)k >= cap - n) {
         free(p);
@@ -107,10 +108,10 @@ tg_route_init(tg_worker_t *w)
         tg_log(TG_LOG_ERR, 0, "building the model list failed");
         return TG_ERROR;
     }
-    w->rr_current = calloc(conf->nendpoints ? conf->nendpoints : 1,
-                           sizeof(int64_t));
-    tg_route_key_digests = calloc(conf->nkeys ? conf->nkeys : 1,
-                                  SHA256_DIGEST_LENGTH);
+    w->rr_current =
+        calloc(conf->nendpoints ? conf->nendpoints : 1, sizeof(int64_t));
+    tg_route_key_digests =
+        calloc(conf->nkeys ? conf->nkeys : 1, SHA256_DIGEST_LENGTH);
     if (w->rr_current == NULL || tg_route_key_digests == NULL) {
         tg_log(TG_LOG_ERR, 0, "calloc(route state) failed");
         return TG_ERROR;
@@ -149,8 +150,8 @@ tg_route_client_key(const tg_http_req_t *r)
     }
     h = tg_http_find_header(r->headers, r->nheaders,
                             tg_str_lit("authorization"));
-    if (h != NULL && h->value.len > 7
-        && tg_str_caseeq((tg_str_t){h->value.data, 7}, tg_str_lit("bearer "))) {
+    if (h != NULL && h->value.len > 7 &&
+        tg_str_caseeq((tg_str_t){h->value.data, 7}, tg_str_lit("bearer "))) {
         v.data = h->value.data + 7;
         v.len = h->value.len - 7;
         while (v.len > 0 && v.data[0] == ' ') {
@@ -204,15 +205,15 @@ tg_route_head(tg_conn_t *c)
     tg_http_req_t *r = &c->req;
     size_t i;
 
-    c->req_id = ((uint64_t)(uint32_t)c->w->slot << 56)
-                | ((tg_time_wall_ms() & 0xffffffffull) << 24)
-                | (c->w->req_seq++ & 0xffffff);
+    c->req_id = ((uint64_t)(uint32_t)c->w->slot << 56) |
+                ((tg_time_wall_ms() & 0xffffffffull) << 24) |
+                (c->w->req_seq++ & 0xffffff);
     c->api = (r->path.len >= 8 && memcmp(r->path.data, "/v1/chat", 8) == 0)
                  ? TG_API_OPENAI
                  : TG_API_ANTHROPIC;
     for (i = 0; i < TG_NELEMS(routes); i++) {
-        if (tg_str_eq(r->path, (tg_str_t){routes[i].path,
-                                           strlen(routes[i].path)})) {
+        if (tg_str_eq(r->path,
+                      (tg_str_t){routes[i].path, strlen(routes[i].path)})) {
             break;
         }
     }
@@ -234,9 +235,9 @@ tg_route_head(tg_conn_t *c)
         return TG_OK;
     }
     if (!tg_route_authenticate(c)) {
-        tg_conn_send_error(c, 401, c->api == TG_API_OPENAI
-                                       ? "invalid_request_error"
-                                       : "authentication_error",
+        tg_conn_send_error(c, 401,
+                           c->api == TG_API_OPENAI ? "invalid_request_error"
+                                                   : "authentication_error",
                            "invalid_api_key", "invalid x-api-key", NULL);
         return TG_ERROR;
     }
@@ -252,8 +253,8 @@ tg_route_request(tg_conn_t *c)
 
     switch (c->route) {
     case TG_ROUTE_HEALTH:
-        tg_conn_send_response(c, 200, "application/json",
-                              "{\"status\":\"ok\"}", 15);
+        tg_conn_send_response(c, 200, "application/json", "{\"status\":\"ok\"}",
+                              15);
         return;
     case TG_ROUTE_MODELS:
         tg_conn_send_response(c, 200, "application/json", w->models_json,
@@ -270,8 +271,8 @@ bool
 tg_route_has_candidate(const tg_conn_t *c)
 {
     const tg_conf_t *conf = c->w->conf;
-    int style = (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI
-                                          : TG_STYLE_ANTHROPIC;
+    int style =
+        (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
     size_t i;
 
     for (i = 0; i < conf->nendpoints && i < 32; i++) {
@@ -289,8 +290,8 @@ tg_route_pick(tg_conn_t *c)
 {
     const tg_conf_t *conf = c->w->conf;
     int64_t *cur = c->w->rr_current, total;
-    int style = (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI
-                                          : TG_STYLE_ANTHROPIC;
+    int style =
+        (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
     int tier, best;
     size_t i;
 
@@ -300,8 +301,8 @@ tg_route_pick(tg_conn_t *c)
         for (i = 0; i < conf->nendpoints && i < 32; i++) {
             const tg_conf_endpoint_t *e = &conf->endpoints[i];
 
-            if (e->style != style || e->priority != tier
-                || (c->u.tried & (1u << i))) {
+            if (e->style != style || e->priority != tier ||
+                (c->u.tried & (1u << i))) {
                 continue;
             }
             /* Smooth weighted round-robin (nginx): every candidate gains

@@ -54,8 +54,8 @@ tg_worker_signal_handler(tg_ev_loop_t *loop, int fd, void *data,
                 tg_log(TG_LOG_INFO, 0, "graceful stop: %u connections open",
                        w->nconns);
                 w->stopping = true;
-                w->stop_deadline = tg_time_mono_ms()
-                                   + w->conf->shutdown_timeout_ms;
+                w->stop_deadline =
+                    tg_time_mono_ms() + w->conf->shutdown_timeout_ms;
                 tg_worker_stop_accepting(w);
                 tg_conn_close_idle(w);
             }
@@ -108,8 +108,8 @@ tg_worker_signals_init(tg_worker_t *w)
 
 /* See worker.h. */
 void
-tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
-               int slot, int listen_fd)
+tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
+               int listen_fd)
 {
     tg_worker_t *w = &tg_worker;
     struct rlimit rl;
@@ -124,13 +124,13 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
         setsize = (int)TG_MIN(rl.rlim_cur + 16, 1u << 20);
     }
     w->loop = tg_ev_create(setsize);
-    if (w->loop == NULL || tg_worker_signals_init(w) != TG_OK
-        || tg_route_init(w) != TG_OK || tg_proxy_init(w) != TG_OK) {
+    if (w->loop == NULL || tg_worker_signals_init(w) != TG_OK ||
+        tg_route_init(w) != TG_OK || tg_proxy_init(w) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "worker start-up failed");
         exit(2);
     }
-    if (tg_ev_add(w->loop, listen_fd, EPOLLIN, tg_conn_accept_handler, w)
-        != TG_OK) {
+    if (tg_ev_add(w->loop, listen_fd, EPOLLIN, tg_conn_accept_handler, w) !=
+        TG_OK) {
         exit(2);
     }
     tg_ev_set_before_sleep(w->loop, tg_worker_before_sleep, w);
@@ -139,8 +139,10 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
             break;
         }
         if (w->stopping && tg_time_mono_ms() >= w->stop_deadline) {
-            tg_log(TG_LOG_WARN, 0, "shutdown_timeout passed with %u "
-                   "connections open; closing them", w->nconns);
+            tg_log(TG_LOG_WARN, 0,
+                   "shutdown_timeout passed with %u "
+                   "connections open; closing them",
+                   w->nconns);
             break;
         }
     }

@@ -25,21 +25,21 @@ typedef struct tg_worker_s {
     tg_ev_loop_t *loop;
     const tg_conf_t *conf;
     tg_shm_t *shm;
-    tg_shm_proc_t *proc;     /* our counters in shared memory */
-    int slot;                /* worker slot number */
-    int listen_fd;           /* -1 once we stopped accepting */
+    tg_shm_proc_t *proc; /* our counters in shared memory */
+    int slot;            /* worker slot number */
+    int listen_fd;       /* -1 once we stopped accepting */
     int signal_fd;
-    tg_proxy_t *proxy;       /* libcurl multi state */
-    tg_conn_t *flush_head;   /* connections with output to write */
-    tg_conn_t *free_conns;   /* recycled connection structs */
-    tg_conn_t *all_head;     /* every open connection (for shutdown) */
-    uint32_t nconns;         /* open client connections */
+    tg_proxy_t *proxy;     /* libcurl multi state */
+    tg_conn_t *flush_head; /* connections with output to write */
+    tg_conn_t *free_conns; /* recycled connection structs */
+    tg_conn_t *all_head;   /* every open connection (for shutdown) */
+    uint32_t nconns;       /* open client connections */
     uint32_t nfree;
-    bool stopping;           /* graceful stop in progress */
-    uint64_t stop_deadline;  /* monotonic ms */
-    uint64_t req_seq;        /* request id counter */
-    int64_t *rr_current;     /* smooth weighted round-robin state */
-    char *models_json;       /* prebuilt GET /v1/models body */
+    bool stopping;          /* graceful stop in progress */
+    uint64_t stop_deadline; /* monotonic ms */
+    uint64_t req_seq;       /* request id counter */
+    int64_t *rr_current;    /* smooth weighted round-robin state */
+    char *models_json;      /* prebuilt GET /v1/models body */
     size_t models_json_len;
 } tg_worker_t;
 

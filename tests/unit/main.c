@@ -20,10 +20,8 @@ static const struct {
     const char *name;
     int (*reg)(void);
 } tg_test_suites[] = {
-    {"buf", tg_test_buf_register},
-    {"ev", tg_test_ev_register},
-    {"http", tg_test_http_register},
-    {"sse", tg_test_sse_register},
+    {"buf", tg_test_buf_register},   {"ev", tg_test_ev_register},
+    {"http", tg_test_http_register}, {"sse", tg_test_sse_register},
     {"conf", tg_test_conf_register},
 };
 

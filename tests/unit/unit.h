@@ -1,6 +1,7 @@
 /*
  * tests/unit/unit.h
- *      Suite registration functions, one per module (tests/unit/test_<module>.c).
+ *      Suite registration functions, one per module
+ * (tests/unit/test_<module>.c).
  *
  * NOTES
  *      Each returns 0 on success, non-zero when CUnit could not add the
