@@ -19,6 +19,7 @@ LIB_SRC    := $(CORE_SRC) $(SHM_SRC) $(SERVER_SRC)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -27,6 +28,7 @@ MOCK       := $(BUILD)/mock-upstream
 LOADGEN    := $(BUILD)/loadgen
 UNIT       := $(BUILD)/unit-tests
 INTEG      := $(BUILD)/integration-tests
+MICRO      := $(BUILD)/microbench
 BINS       := $(TOLLGATE) $(MOCK) $(LOADGEN)
 
 .PHONY: all deps run test unit integration asan bench fuzz clean install \
@@ -56,6 +58,9 @@ $(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC))
 $(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 # `make test`: deps, build, unit tests, integration tests, one summary line.
 test: deps
 	@$(MAKE) --no-print-directory $(BINS) $(UNIT) $(INTEG)
@@ -78,7 +83,7 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1 tools/run-tests.sh build/asan
 
-bench: deps all
+bench: deps all $(MICRO)
 	@tools/bench.sh $(BUILD)
 
 FUZZ_TIME ?= 30

@@ -27,8 +27,28 @@
 #define TG_SHM_CACHELINE      64
 
 enum {
-    TG_SHM_T_PROCS = 0, /* one tg_shm_proc_t per worker slot + admin */
-    TG_SHM_NTABLES = 16 /* directory size; unused entries are zero */
+    TG_SHM_T_PROCS = 0,  /* tg_shm_proc_t, one per child process */
+    TG_SHM_T_KEYS = 1,   /* tg_shm_key_t slots (shm/keys.h) */
+    TG_SHM_T_RL = 2,     /* tg_shm_rl_t, same index as the key slot */
+    TG_SHM_T_USERS = 3,  /* tg_shm_user_t (shm/users.h) */
+    TG_SHM_T_MODELS = 4, /* model patterns for allow-lists (shm/keys.h) */
+    TG_SHM_T_EPS = 5,    /* tg_shm_ep_t endpoint health (shm/ep.h) */
+    TG_SHM_T_RING = 6,   /* usage ring (shm/ring.h) */
+    TG_SHM_T_LEASES = 7, /* concurrency leases, per proc (shm/rl.h) */
+    TG_SHM_NTABLES = 16  /* directory size; unused entries are zero */
+};
+
+/*
+ * Results of shared-table operations.  shm/ includes only libc, so it has
+ * its own small set, mirroring core's TG_OK / TG_DECLINED / TG_AGAIN.
+ */
+enum {
+    TG_SHM_OK = 0,     /* done / found / allowed */
+    TG_SHM_MISS = 1,   /* not found */
+    TG_SHM_LIMIT = 2,  /* refused by a limit */
+    TG_SHM_FULL = 3,   /* no room */
+    TG_SHM_BUSY = 4,   /* a seqlock stayed odd or kept changing: fail closed */
+    TG_SHM_INVAL = 5   /* bad argument */
 };
 
 typedef struct {

@@ -15,6 +15,9 @@ int tg_test_ev_register(void);
 int tg_test_http_register(void);
 int tg_test_sse_register(void);
 int tg_test_conf_register(void);
+int tg_test_shm_keys_register(void);
+int tg_test_shm_rl_register(void);
+int tg_test_shm_ring_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
