@@ -23,6 +23,7 @@ static const struct {
     {"buf", tg_test_buf_register},   {"ev", tg_test_ev_register},
     {"http", tg_test_http_register}, {"sse", tg_test_sse_register},
     {"conf", tg_test_conf_register},
+    {"json", tg_test_json_register},
 };
 
 
