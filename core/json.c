@@ -289,9 +289,8 @@ tg_json_scan_feed(tg_json_scan_t *s, const char *p, size_t len)
                 s->phase = TG_JSCAN_VALUE;
                 s->capture = -1;
                 for (size_t i = 0; i < s->nfields; i++) {
-                    if (s->key_len == s->fields[i].name_len
-                        && memcmp(s->key, s->fields[i].name, s->key_len)
-                               == 0) {
+                    if (s->key_len == s->fields[i].name_len &&
+                        memcmp(s->key, s->fields[i].name, s->key_len) == 0) {
                         s->capture = (int)i;
                         s->fields[i].len = 0;
                         s->fields[i].truncated = false;
@@ -324,8 +323,8 @@ tg_json_scan_feed(tg_json_scan_t *s, const char *p, size_t len)
             }
         }
         /* Inside a member value (depth >= 1). */
-        if (s->depth == 1 && s->vkind != '{' && s->vkind != '['
-            && s->vkind != '"') {
+        if (s->depth == 1 && s->vkind != '{' && s->vkind != '[' &&
+            s->vkind != '"') {
             /* A literal (number, true, false, null) ends at a delimiter. */
             if (c == ',' || c == '}' || tg_json_is_ws(c)) {
                 tg_json_scan_value_end(s);

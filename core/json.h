@@ -33,26 +33,26 @@ size_t tg_json_escape(char *dst, size_t cap, const char *src, size_t len);
  * capture that fails to parse, never a crash.
  */
 typedef struct {
-    const char *name;  /* member name to capture (plain ASCII) */
+    const char *name; /* member name to capture (plain ASCII) */
     size_t name_len;
-    char *buf;         /* caller's buffer for the raw value text */
-    size_t cap;        /* its size */
-    size_t len;        /* bytes captured */
-    bool found;        /* the member was seen (and completed) */
-    bool truncated;    /* the value did not fit in cap */
+    char *buf;      /* caller's buffer for the raw value text */
+    size_t cap;     /* its size */
+    size_t len;     /* bytes captured */
+    bool found;     /* the member was seen (and completed) */
+    bool truncated; /* the value did not fit in cap */
 } tg_json_field_t;
 
 typedef struct {
     tg_json_field_t *fields;
     size_t nfields;
-    unsigned depth;    /* open objects/arrays */
-    int phase;         /* where we are inside the top-level object */
-    int capture;       /* index of the field being captured, -1 none */
+    unsigned depth; /* open objects/arrays */
+    int phase;      /* where we are inside the top-level object */
+    int capture;    /* index of the field being captured, -1 none */
     bool in_str;
     bool esc;
-    bool failed;       /* not an object at the top, or too deep */
-    bool done;         /* the top-level object closed */
-    char vkind;        /* first byte of the value being skipped/captured */
+    bool failed; /* not an object at the top, or too deep */
+    bool done;   /* the top-level object closed */
+    char vkind;  /* first byte of the value being skipped/captured */
     size_t key_len;
     char key[64];
 } tg_json_scan_t;

@@ -121,6 +121,10 @@ tg_conn_close(tg_conn_t *c)
     if (c->u.easy != NULL) {
         tg_proxy_abort(c);
     }
+    if (c->usage_on) {
+        tg_usage_fini(&c->usage);
+        c->usage_on = false;
+    }
     tg_ev_timer_del(w->loop, &c->timer);
     tg_ev_del(w->loop, c->fd);
     close(c->fd);
@@ -568,6 +572,10 @@ tg_conn_next_request(tg_conn_t *c)
     tg_buf_reset(&c->out, 4096);
     memset(&c->u, 0, sizeof(c->u));
     c->u.endpoint = -1;
+    if (c->usage_on) {
+        tg_usage_fini(&c->usage);
+        c->usage_on = false;
+    }
     c->state = TG_CONN_HEAD;
     c->idle = true;
     c->status = 0;
@@ -599,20 +607,30 @@ tg_conn_access_log(tg_conn_t *c)
     } else if (c->peer.sin6_family == AF_INET6) {
         inet_ntop(AF_INET6, &c->peer.sin6_addr, ip, sizeof(ip));
     }
-    n = snprintf(line, sizeof(line),
-                 "%llu %s %016llx \"%.*s %.*s\" %d %llu %.3f %.3f %s %d %d %s",
-                 (unsigned long long)(tg_time_wall_ms() / 1000), ip,
-                 (unsigned long long)c->req_id,
-                 (int)TG_MIN(c->req.method_name.len, 16),
-                 c->req.method_name.data ? c->req.method_name.data : "-",
-                 (int)TG_MIN(c->req.path.len, 256),
-                 c->req.path.data ? c->req.path.data : "-", c->status,
-                 (unsigned long long)c->resp_bytes,
-                 (double)(now - c->req_start_us) / 1e6,
-                 c->u.first_byte_us
-                     ? (double)(c->u.first_byte_us - c->req_start_us) / 1e6
-                     : 0.0,
-                 ep, c->u.status, c->u.attempts, c->broken ? "broken" : "ok");
+    n = snprintf(
+        line, sizeof(line),
+        "%llu %s %016llx \"%.*s %.*s\" %d %llu %.3f %.3f %s %d %d %s "
+        "%s %llu %llu %llu %llu %llu",
+        (unsigned long long)(tg_time_wall_ms() / 1000), ip,
+        (unsigned long long)c->req_id, (int)TG_MIN(c->req.method_name.len, 16),
+        c->req.method_name.data ? c->req.method_name.data : "-",
+        (int)TG_MIN(c->req.path.len, 256),
+        c->req.path.data ? c->req.path.data : "-", c->status,
+        (unsigned long long)c->resp_bytes,
+        (double)(now - c->req_start_us) / 1e6,
+        c->u.first_byte_us
+            ? (double)(c->u.first_byte_us - c->req_start_us) / 1e6
+            : 0.0,
+        ep, c->u.status, c->u.attempts, c->broken ? "broken" : "ok",
+        (c->usage_on && c->usage.model[0]) ? c->usage.model : "-",
+        (unsigned long long)(c->usage_on ? c->usage.tokens[TG_TOK_INPUT] : 0),
+        (unsigned long long)(c->usage_on ? c->usage.tokens[TG_TOK_OUTPUT] : 0),
+        (unsigned long long)(c->usage_on ? c->usage.tokens[TG_TOK_CACHE_READ]
+                                         : 0),
+        (unsigned long long)(c->usage_on ? c->usage.tokens[TG_TOK_CACHE_5M]
+                                         : 0),
+        (unsigned long long)(c->usage_on ? c->usage.tokens[TG_TOK_CACHE_1H]
+                                         : 0));
     if (n > 0) {
         tg_log_access(line, TG_MIN((size_t)n, sizeof(line) - 1));
     }

@@ -19,6 +19,7 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/http.h"
+#include "worker/usage.h"
 #include "worker/worker.h"
 
 #include <netinet/in.h>
@@ -54,6 +55,7 @@ typedef struct {
     bool paused;            /* transfer paused for back-pressure */
     bool discard;           /* attempt failed; drop its body and retry */
     bool stream;            /* text/event-stream response */
+    bool encoded;           /* content-encoding other than identity */
     uint64_t start_us;      /* attempt start */
     uint64_t first_byte_us; /* response head from upstream, 0 = none */
     uint64_t last_io;       /* loop ms of the last body bytes */
@@ -88,6 +90,8 @@ struct tg_conn_s {
     uint64_t resp_bytes;   /* body bytes sent to the client */
     uint64_t req_id;
     tg_upstream_t u;
+    bool usage_on;    /* usage observes this response */
+    tg_usage_t usage; /* tokens seen in the response */
     struct sockaddr_in6 peer;
 };
 

@@ -224,6 +224,7 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
         }
         u->content_length = -1;
         u->stream = false;
+        u->encoded = false;
         tg_buf_reset(&c->out, 4096);
         k = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", u->status,
                      tg_http_reason(u->status));
@@ -262,6 +263,10 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     }
     if (tg_http_is_hop_by_hop(name)) {
         return len;
+    }
+    if (tg_str_caseeq(name, tg_str_lit("content-encoding")) &&
+        !tg_str_caseeq(value, tg_str_lit("identity"))) {
+        u->encoded = true;
     }
     if (tg_str_caseeq(name, tg_str_lit("content-type")) && value.len >= 17 &&
         tg_str_caseeq((tg_str_t){value.data, 17},
@@ -330,6 +335,8 @@ tg_proxy_head_done(tg_conn_t *c)
     }
     u->committed = true;
     c->status = u->status;
+    tg_usage_init(&c->usage, c->api == TG_API_OPENAI, u->stream, u->encoded);
+    c->usage_on = true;
     u->first_byte_us = tg_time_mono_us();
     u->last_io = tg_ev_now(c->w->loop);
     tg_ev_timer_add(c->w->loop, &u->timer, c->w->conf->read_timeout_ms);
@@ -386,6 +393,7 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     } else if (tg_buf_append(&c->out, ptr, n) != TG_OK) {
         return 0;
     }
+    tg_usage_feed(&c->usage, ptr, n);
     u->bytes += n;
     c->resp_bytes += n;
     u->last_io = tg_ev_now(c->w->loop);
@@ -658,6 +666,7 @@ tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
                  why ? why : curl_easy_strerror(rc));
     }
     if (u->committed) {
+        tg_usage_finish(&c->usage);
         if (rc == CURLE_OK) {
             if (u->chunked && tg_buf_append(&c->out, "0\r\n\r\n", 5) != TG_OK) {
                 c->broken = true;

@@ -1,0 +1,246 @@
+/*
+ * worker/usage.c
+ *      Token usage from upstream responses.
+ *
+ * NOTES
+ *      Mapping to the six counters:
+ *      Anthropic: input = input_tokens; output = output_tokens; cache read =
+ *      cache_read_input_tokens; cache writes split by
+ *      cache_creation.ephemeral_5m_input_tokens / ephemeral_1h_input_tokens,
+ *      or all of cache_creation_input_tokens as 5-minute when the split is
+ *      absent.  Streams report input and cache counts in message_start and
+ *      the final output count in message_delta (newer API versions repeat
+ *      the input counts there; later values win).
+ *      OpenAI: input = prompt_tokens - prompt_tokens_details.cached_tokens;
+ *      cache read = cached_tokens; output = completion_tokens; reasoning =
+ *      completion_tokens_details.reasoning_tokens (already inside output).
+ *      Worker only.
+ */
+#include "worker/usage.h"
+#include "core/core.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TG_USAGE_SSE_MAX 65536 /* largest SSE event data we parse */
+
+
+/* See usage.h. */
+void
+tg_usage_init(tg_usage_t *u, bool openai, bool sse, bool opaque)
+{
+    memset(u->tokens, 0, sizeof(u->tokens));
+    u->model[0] = '\0';
+    u->openai = openai;
+    u->sse = sse;
+    u->opaque = opaque;
+    u->seen = u->ended = u->error_event = false;
+    if (sse) {
+        tg_sse_init(&u->sse_parser, TG_USAGE_SSE_MAX);
+        return;
+    }
+    u->fields[0] = (tg_json_field_t){
+        "usage", 5, u->usage_buf, sizeof(u->usage_buf), 0, false, false};
+    u->fields[1] = (tg_json_field_t){
+        "model", 5, u->model_buf, sizeof(u->model_buf), 0, false, false};
+    tg_json_scan_init(&u->scan, u->fields, 2);
+}
+
+
+/* See usage.h. */
+void
+tg_usage_fini(tg_usage_t *u)
+{
+    if (u->sse) {
+        tg_sse_fini(&u->sse_parser);
+    }
+}
+
+
+static uint64_t
+tg_usage_int(json_t *obj, const char *name, bool *present)
+{
+    json_t *v = json_object_get(obj, name);
+
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return 0;
+    }
+    if (present != NULL) {
+        *present = true;
+    }
+    return (uint64_t)json_integer_value(v);
+}
+
+
+/* Apply a usage object in the API's shape. */
+static void
+tg_usage_apply(tg_usage_t *u, json_t *usage)
+{
+    bool has = false;
+
+    if (!json_is_object(usage)) {
+        return;
+    }
+    if (u->openai) {
+        uint64_t prompt = tg_usage_int(usage, "prompt_tokens", &has);
+        uint64_t cached =
+            tg_usage_int(json_object_get(usage, "prompt_tokens_details"),
+                         "cached_tokens", NULL);
+
+        u->tokens[TG_TOK_CACHE_READ] = TG_MIN(cached, prompt);
+        u->tokens[TG_TOK_INPUT] = prompt - u->tokens[TG_TOK_CACHE_READ];
+        u->tokens[TG_TOK_OUTPUT] =
+            tg_usage_int(usage, "completion_tokens", &has);
+        u->tokens[TG_TOK_REASONING] =
+            tg_usage_int(json_object_get(usage, "completion_tokens_details"),
+                         "reasoning_tokens", NULL);
+    } else {
+        bool p5 = false, p1 = false, pc = false;
+        json_t *cc = json_object_get(usage, "cache_creation");
+        uint64_t v;
+
+        v = tg_usage_int(usage, "input_tokens", &has);
+        if (json_object_get(usage, "input_tokens") != NULL) {
+            u->tokens[TG_TOK_INPUT] = v;
+        }
+        v = tg_usage_int(usage, "output_tokens", &has);
+        if (json_object_get(usage, "output_tokens") != NULL) {
+            u->tokens[TG_TOK_OUTPUT] = v;
+        }
+        v = tg_usage_int(usage, "cache_read_input_tokens", &has);
+        if (json_object_get(usage, "cache_read_input_tokens") != NULL) {
+            u->tokens[TG_TOK_CACHE_READ] = v;
+        }
+        v = tg_usage_int(usage, "cache_creation_input_tokens", &pc);
+        if (json_is_object(cc)) {
+            uint64_t m5 = tg_usage_int(cc, "ephemeral_5m_input_tokens", &p5);
+            uint64_t h1 = tg_usage_int(cc, "ephemeral_1h_input_tokens", &p1);
+
+            if (p5 || p1) {
+                u->tokens[TG_TOK_CACHE_5M] = m5;
+                u->tokens[TG_TOK_CACHE_1H] = h1;
+                pc = false;
+            }
+        }
+        if (pc) {
+            u->tokens[TG_TOK_CACHE_5M] = v;
+            u->tokens[TG_TOK_CACHE_1H] = 0;
+        }
+        has = has || pc || p5 || p1;
+    }
+    u->seen = u->seen || has;
+}
+
+
+static void
+tg_usage_model(tg_usage_t *u, json_t *model)
+{
+    const char *m = json_string_value(model);
+
+    if (m != NULL) {
+        snprintf(u->model, sizeof(u->model), "%s", m);
+    }
+}
+
+
+static int
+tg_usage_event(void *ctx, const tg_sse_event_t *ev)
+{
+    tg_usage_t *u = ctx;
+    json_t *root, *msg;
+
+    if (u->openai) {
+        if (ev->data.len == 6 && memcmp(ev->data.data, "[DONE]", 6) == 0) {
+            u->ended = true;
+            return TG_OK;
+        }
+        /* Every chunk may carry "usage":null; only the last one has an
+         * object, so skip the parse unless one is there. */
+        if (memmem(ev->data.data, ev->data.len, "\"usage\":{", 9) == NULL &&
+            memmem(ev->data.data, ev->data.len, "\"usage\": {", 10) == NULL &&
+            memmem(ev->data.data, ev->data.len, "\"error\"", 7) == NULL) {
+            return TG_OK;
+        }
+    } else if (!tg_str_eq(ev->event, tg_str_lit("message_start")) &&
+               !tg_str_eq(ev->event, tg_str_lit("message_delta"))) {
+        if (tg_str_eq(ev->event, tg_str_lit("message_stop"))) {
+            u->ended = true;
+        } else if (tg_str_eq(ev->event, tg_str_lit("error"))) {
+            u->error_event = true;
+        }
+        return TG_OK;
+    }
+    if (ev->truncated) {
+        return TG_OK;
+    }
+    root = json_loadb(ev->data.data, ev->data.len, 0, NULL);
+    if (root == NULL) {
+        return TG_OK;
+    }
+    if (u->openai) {
+        if (json_object_get(root, "error") != NULL) {
+            u->error_event = true;
+        }
+        tg_usage_apply(u, json_object_get(root, "usage"));
+        tg_usage_model(u, json_object_get(root, "model"));
+    } else if (tg_str_eq(ev->event, tg_str_lit("message_start"))) {
+        msg = json_object_get(root, "message");
+        tg_usage_apply(u, json_object_get(msg, "usage"));
+        tg_usage_model(u, json_object_get(msg, "model"));
+    } else {
+        tg_usage_apply(u, json_object_get(root, "usage"));
+    }
+    json_decref(root);
+    return TG_OK;
+}
+
+
+/* See usage.h. */
+void
+tg_usage_feed(tg_usage_t *u, const char *p, size_t len)
+{
+    if (u->opaque) {
+        return;
+    }
+    if (u->sse) {
+        /* Out of memory only loses the usage of this stream; the bytes
+         * still reach the client. */
+        (void)tg_sse_feed(&u->sse_parser, p, len, tg_usage_event, u);
+        return;
+    }
+    tg_json_scan_feed(&u->scan, p, len);
+}
+
+
+/* See usage.h. */
+void
+tg_usage_finish(tg_usage_t *u)
+{
+    json_t *v;
+
+    if (u->sse || u->opaque) {
+        return;
+    }
+    if (u->fields[0].found && !u->fields[0].truncated) {
+        v = json_loadb(u->usage_buf, u->fields[0].len, 0, NULL);
+        tg_usage_apply(u, v);
+        json_decref(v);
+    }
+    if (u->fields[1].found && !u->fields[1].truncated) {
+        v = json_loadb(u->model_buf, u->fields[1].len, JSON_DECODE_ANY, NULL);
+        tg_usage_model(u, v);
+        json_decref(v);
+    }
+    u->ended = u->seen;
+}
+
+
+/* See usage.h. */
+uint64_t
+tg_usage_total(const tg_usage_t *u)
+{
+    return u->tokens[TG_TOK_INPUT] + u->tokens[TG_TOK_OUTPUT] +
+           u->tokens[TG_TOK_CACHE_READ] + u->tokens[TG_TOK_CACHE_5M] +
+           u->tokens[TG_TOK_CACHE_1H];
+}

@@ -1,0 +1,64 @@
+/*
+ * worker/usage.h
+ *      Token usage seen in an upstream response: Anthropic and OpenAI,
+ *      streamed (SSE) and not.
+ *
+ * NOTES
+ *      The response bytes are observed as they pass to the client, never
+ *      held: SSE responses go through core/sse and only the few events that
+ *      carry usage (message_start, message_delta, error; OpenAI chunks with a
+ *      "usage" member) are parsed with jansson; JSON responses go through the
+ *      top-level member scanner, which keeps only the "usage" and "model"
+ *      members.  Worker only; never blocks.
+ */
+#ifndef TG_WORKER_USAGE_H
+#define TG_WORKER_USAGE_H
+
+#include "core/json.h"
+#include "core/sse.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Token counters, in the order of the usage record. */
+enum {
+    TG_TOK_INPUT = 0,  /* input tokens not read from or written to cache */
+    TG_TOK_OUTPUT,     /* output tokens (OpenAI: reasoning included) */
+    TG_TOK_CACHE_READ, /* input tokens read from the prompt cache */
+    TG_TOK_CACHE_5M,   /* input tokens written to the 5-minute cache */
+    TG_TOK_CACHE_1H,   /* input tokens written to the 1-hour cache */
+    TG_TOK_REASONING,  /* reasoning tokens (a part of output, OpenAI) */
+    TG_TOK_N
+};
+
+typedef struct {
+    uint64_t tokens[TG_TOK_N];
+    char model[64];   /* model the upstream reports, "" if none */
+    bool openai;      /* OpenAI shapes, else Anthropic */
+    bool sse;         /* text/event-stream response */
+    bool seen;        /* some usage was found */
+    bool ended;       /* message_stop / [DONE] seen */
+    bool error_event; /* the stream carried an error event */
+    bool opaque;      /* body encoded (gzip...), usage not readable */
+    tg_sse_t sse_parser;
+    tg_json_scan_t scan;
+    tg_json_field_t fields[2];
+    char usage_buf[1024];
+    char model_buf[80];
+} tg_usage_t;
+
+/* Start observing a response: <openai> selects the API shapes, <sse> the
+ * framing, <opaque> marks a content-encoded body (usage unreadable). */
+void tg_usage_init(tg_usage_t *u, bool openai, bool sse, bool opaque);
+void tg_usage_fini(tg_usage_t *u);
+
+/* Observe <len> response body bytes. */
+void tg_usage_feed(tg_usage_t *u, const char *p, size_t len);
+
+/* The body is complete: parse what the JSON scanner captured. */
+void tg_usage_finish(tg_usage_t *u);
+
+/* Sum of every token counter except reasoning (a part of output). */
+uint64_t tg_usage_total(const tg_usage_t *u);
+
+#endif /* TG_WORKER_USAGE_H */
