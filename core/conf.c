@@ -82,12 +82,15 @@ typedef struct {
     const char *name; /* file named in messages when libconfig has none */
     char *err;        /* caller's buffer, may be NULL */
     size_t errlen;
+    tg_conf_t *conf;  /* being filled */
+    uint32_t user;    /* user that a "keys" list being parsed belongs to */
 } tg_conf_ctx_t;
 
 typedef struct tg_conf_rule_s tg_conf_rule_t;
 
+/* <base> is the object the enclosing group fills (tg_conf_t at the top). */
 typedef int (*tg_conf_list_pt)(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                               tg_conf_t *conf);
+                               void *base);
 
 struct tg_conf_rule_s {
     const char *name;            /* setting name; NULL ends a table */
@@ -142,11 +145,15 @@ static const char *const tg_conf_prios[] = {"primary", "secondary", "fallback",
                                             NULL};
 
 static int tg_conf_parse_endpoints(tg_conf_ctx_t *ctx,
-                                   const config_setting_t *s, tg_conf_t *conf);
+                                   const config_setting_t *s, void *base);
 static int tg_conf_parse_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                                tg_conf_t *conf);
+                                void *base);
 static int tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                              tg_conf_t *conf);
+                              void *base);
+static int tg_conf_parse_users(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                               void *base);
+static int tg_conf_parse_key_models(tg_conf_ctx_t *ctx,
+                                    const config_setting_t *s, void *base);
 static int tg_conf_parse_group(tg_conf_ctx_t *ctx, const config_setting_t *g,
                                const tg_conf_rule_t *rules, void *base);
 
@@ -190,6 +197,20 @@ static const tg_conf_rule_t tg_conf_upstream_rules[] = {
     TG_CONF_END,
 };
 
+static const tg_conf_rule_t tg_conf_shm_rules[] = {
+    TG_CONF_TOP("max_keys", TG_CONF_T_U32, max_keys, 16, 100000000),
+    TG_CONF_TOP("max_users", TG_CONF_T_U32, max_users, 1, 10000000),
+    TG_CONF_TOP("max_endpoints", TG_CONF_T_U32, max_endpoints, 1, 65536),
+    TG_CONF_END,
+};
+
+static const tg_conf_rule_t tg_conf_usage_rules[] = {
+    TG_CONF_TOP("ring_slots", TG_CONF_T_U32, usage_ring, 64, 16777216),
+    TG_CONF_TOP("spool_dir", TG_CONF_T_STRING, spool_dir, 1, 4000),
+    TG_CONF_TOP("log", TG_CONF_T_STRING, usage_log, 1, 4095),
+    TG_CONF_END,
+};
+
 static const tg_conf_rule_t tg_conf_rules[] = {
     {.name = "listen", .type = TG_CONF_T_GROUP, .group = tg_conf_listen_rules},
     TG_CONF_TOP("workers", TG_CONF_T_INT, workers, 1, TG_CONF_MAX_WORKERS),
@@ -206,6 +227,9 @@ static const tg_conf_rule_t tg_conf_rules[] = {
      .list = tg_conf_parse_endpoints},
     {.name = "models", .type = TG_CONF_T_LIST, .list = tg_conf_parse_models},
     {.name = "keys", .type = TG_CONF_T_LIST, .list = tg_conf_parse_keys},
+    {.name = "users", .type = TG_CONF_T_LIST, .list = tg_conf_parse_users},
+    {.name = "shm", .type = TG_CONF_T_GROUP, .group = tg_conf_shm_rules},
+    {.name = "usage", .type = TG_CONF_T_GROUP, .group = tg_conf_usage_rules},
     TG_CONF_END,
 };
 
@@ -247,6 +271,44 @@ static const tg_conf_rule_t tg_conf_model_rules[] = {
 
 static const tg_conf_rule_t tg_conf_key_rule = TG_CONF_RULE(
     "key", TG_CONF_T_STRING, TG_CONF_F_TOKEN, tg_conf_key_t, key, 16, 127);
+
+#define TG_CONF_KEY(n, t, f, field, lo, hi)                                    \
+    TG_CONF_RULE(n, t, f, tg_conf_key_t, field, lo, hi)
+
+/* A key given as a group: the key and its limits. */
+static const tg_conf_rule_t tg_conf_key_rules[] = {
+    TG_CONF_KEY("key", TG_CONF_T_STRING, TG_CONF_F_REQUIRED | TG_CONF_F_TOKEN,
+                key, 16, 127),
+    TG_CONF_KEY("disabled", TG_CONF_T_BOOL, 0, disabled, 0, 1),
+    /* Up to 9999-12-31T23:59:59Z. */
+    TG_CONF_KEY("expires", TG_CONF_T_I64, 0, expires, 0,
+                INT64_C(253402300799)),
+    TG_CONF_KEY("rpm", TG_CONF_T_U32, 0, rpm, 0, 100000000),
+    TG_CONF_KEY("burst", TG_CONF_T_U32, 0, burst, 1, 100000000),
+    TG_CONF_KEY("tpm", TG_CONF_T_U32, 0, tpm, 0, 4000000000u),
+    TG_CONF_KEY("concurrency", TG_CONF_T_U32, 0, concurrency, 0, 1000000),
+    {.name = "models",
+     .type = TG_CONF_T_LIST,
+     .list = tg_conf_parse_key_models},
+    TG_CONF_END,
+};
+
+static const char *const tg_conf_periods[] = {"none", "day", "month", NULL};
+
+#define TG_CONF_USER(n, t, f, field, lo, hi)                                   \
+    TG_CONF_RULE(n, t, f, tg_conf_user_t, field, lo, hi)
+
+static const tg_conf_rule_t tg_conf_user_rules[] = {
+    TG_CONF_USER("name", TG_CONF_T_STRING, TG_CONF_F_REQUIRED | TG_CONF_F_NAME,
+                 name, 1, 63),
+    TG_CONF_USER("disabled", TG_CONF_T_BOOL, 0, disabled, 0, 1),
+    TG_CONF_USER("quota_tokens", TG_CONF_T_I64, 0, quota_tokens, 0,
+                 INT64_MAX),
+    TG_CONF_ENUM("quota_period", 0, tg_conf_user_t, quota_period,
+                 tg_conf_periods),
+    {.name = "keys", .type = TG_CONF_T_LIST, .list = tg_conf_parse_keys},
+    TG_CONF_END,
+};
 
 /*
  * Served by GET /v1/models when the file has no "models" list; created is
@@ -1159,8 +1221,9 @@ tg_conf_parse_endpoint(tg_conf_ctx_t *ctx, const config_setting_t *list,
 
 static int
 tg_conf_parse_endpoints(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                        tg_conf_t *conf)
+                        void *base)
 {
+    tg_conf_t *conf = base;
     size_t n, i;
 
     if (tg_conf_get_list(ctx, s, 1, TG_CONF_MAX_ENDPOINTS, &n) != TG_OK) {
@@ -1244,8 +1307,9 @@ tg_conf_parse_model(tg_conf_ctx_t *ctx, const config_setting_t *list,
 
 static int
 tg_conf_parse_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                     tg_conf_t *conf)
+                     void *base)
 {
+    tg_conf_t *conf = base;
     size_t n, i;
 
     if (tg_conf_get_list(ctx, s, 1, TG_CONF_MAX_MODELS, &n) != TG_OK) {
@@ -1268,37 +1332,191 @@ tg_conf_parse_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
  * Client keys.  An empty list is allowed: the gateway then accepts only
  * keys published by admin.
  */
-static int
-tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                   tg_conf_t *conf)
+static bool
+tg_conf_is_pattern_char(int c)
 {
+    return tg_conf_is_digit(c) || tg_conf_is_alpha(c) || c == '-' ||
+           c == '_' || c == '.' || c == ':' || c == '/' || c == '@' ||
+           c == '*';
+}
+
+
+/* A key's "models" allow-list: patterns with '*' as the only wildcard. */
+static int
+tg_conf_parse_key_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                         void *base)
+{
+    tg_conf_key_t *k = base;
     const config_setting_t *e;
-    char path[256];
+    const char *v;
     size_t n, i, j;
 
+    if (tg_conf_get_list(ctx, s, 1, TG_CONF_KEY_MODELS, &n) != TG_OK) {
+        return TG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(s, (unsigned)i);
+        v = config_setting_get_string(e);
+        if (v == NULL) {
+            return tg_conf_invalid(ctx, e, "must be a string");
+        }
+        if (v[0] == '\0' || strlen(v) >= sizeof(k->models[0])) {
+            return tg_conf_invalid(ctx, e, "must be 1 to %zu characters",
+                                   sizeof(k->models[0]) - 1);
+        }
+        for (j = 0; v[j] != '\0'; j++) {
+            if (!tg_conf_is_pattern_char((unsigned char)v[j])) {
+                return tg_conf_invalid(ctx, e,
+                                       "may contain only letters, digits, "
+                                       "\"-_.:/@\" and the wildcard \"*\"");
+            }
+        }
+        memcpy(k->models[i], v, strlen(v) + 1);
+    }
+    k->nmodels = (uint32_t)n;
+    return TG_OK;
+}
+
+
+/*
+ * A "keys" list: at the top level its keys belong to the implicit user
+ * "default"; inside a user, to that user (ctx->user).  An element is the
+ * key itself or a group with its limits.  Keys from every list go to one
+ * array, so duplicates are found across users.
+ */
+static int
+tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
+{
+    tg_conf_t *conf = ctx->conf;
+    const config_setting_t *e;
+    tg_conf_key_t *keys, *k;
+    size_t n, i, j, first;
+
+    (void)base;
     if (tg_conf_get_list(ctx, s, 0, TG_CONF_MAX_KEYS, &n) != TG_OK) {
         return TG_ERROR;
     }
     if (n == 0) {
         return TG_OK;
     }
-    conf->keys = calloc(n, sizeof(tg_conf_key_t));
-    if (conf->keys == NULL) {
+    if (conf->nkeys + n > TG_CONF_MAX_KEYS) {
+        return tg_conf_invalid(ctx, s,
+                               "makes more than %d keys in the file; keep "
+                               "larger key sets in the database",
+                               TG_CONF_MAX_KEYS);
+    }
+    keys = realloc(conf->keys, (conf->nkeys + n) * sizeof(tg_conf_key_t));
+    if (keys == NULL) {
         return tg_conf_error(ctx, s, "out of memory");
     }
-    conf->nkeys = n;
+    conf->keys = keys;
+    first = conf->nkeys;
+    memset(keys + first, 0, n * sizeof(tg_conf_key_t));
+    conf->nkeys += n;
     for (i = 0; i < n; i++) {
         e = config_setting_get_elem(s, (unsigned)i);
-        if (tg_conf_parse_value(ctx, e, &tg_conf_key_rule, &conf->keys[i]) !=
-            TG_OK) {
+        k = &keys[first + i];
+        k->key_id = (uint32_t)(first + i + 1);
+        k->user = ctx->user;
+        if (config_setting_is_group(e)) {
+            if (tg_conf_parse_group(ctx, e, tg_conf_key_rules, k) != TG_OK) {
+                return TG_ERROR;
+            }
+        } else if (tg_conf_parse_value(ctx, e, &tg_conf_key_rule, k) !=
+                   TG_OK) {
             return TG_ERROR;
         }
-        for (j = 0; j < i; j++) {
-            if (strcmp(conf->keys[j].key, conf->keys[i].key) == 0) {
-                tg_conf_path(config_setting_get_elem(s, (unsigned)j), path,
-                             sizeof(path));
-                return tg_conf_invalid(ctx, e, "duplicates %s", path);
+        if (k->burst == 0) {
+            k->burst = TG_MAX(1u, k->rpm / 10);
+        }
+        for (j = 0; j < first + i; j++) {
+            if (strcmp(keys[j].key, k->key) == 0) {
+                /* Never echo a key in a message: name the user instead. */
+                return tg_conf_invalid(ctx, e,
+                                       "duplicates key %u of user \"%s\"",
+                                       keys[j].key_id,
+                                       conf->users[keys[j].user].name);
             }
+        }
+    }
+    return TG_OK;
+}
+
+
+/* The "users" list: each a group with a name, status, quota and keys. */
+static int
+tg_conf_parse_users(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                    void *base)
+{
+    tg_conf_t *conf = base;
+    const config_setting_t *e;
+    tg_conf_user_t *users;
+    size_t n, i, j;
+
+    if (tg_conf_get_list(ctx, s, 0, TG_CONF_MAX_KEYS, &n) != TG_OK) {
+        return TG_ERROR;
+    }
+    users = realloc(conf->users, (conf->nusers + n) * sizeof(tg_conf_user_t));
+    if (users == NULL) {
+        return tg_conf_error(ctx, s, "out of memory");
+    }
+    conf->users = users;
+    for (i = 0; i < n; i++) {
+        tg_conf_user_t *u = &users[conf->nusers];
+
+        e = config_setting_get_elem(s, (unsigned)i);
+        if (!config_setting_is_group(e)) {
+            return tg_conf_invalid(ctx, e, "must be a group");
+        }
+        memset(u, 0, sizeof(*u));
+        u->user_id = (uint32_t)conf->nusers + 1;
+        ctx->user = (uint32_t)conf->nusers;
+        conf->nusers++;
+        if (tg_conf_parse_group(ctx, e, tg_conf_user_rules, u) != TG_OK) {
+            return TG_ERROR;
+        }
+        for (j = 0; j + 1 < conf->nusers; j++) {
+            if (strcmp(users[j].name, u->name) == 0) {
+                return tg_conf_invalid(
+                    ctx, config_setting_get_member(e, "name"),
+                    "duplicates user \"%s\"%s", u->name,
+                    j == 0 ? " (the implicit user of top-level keys)" : "");
+            }
+        }
+        if (u->quota_tokens > 0 && u->quota_period == TG_QUOTA_NONE) {
+            return tg_conf_invalid(ctx, e,
+                                   "has quota_tokens but no quota_period; "
+                                   "set \"day\" or \"month\"");
+        }
+    }
+    ctx->user = 0;
+    return TG_OK;
+}
+
+/* Distinct allow-list patterns must fit the shared pattern table. */
+static int
+tg_conf_check_patterns(tg_conf_ctx_t *ctx, const config_t *cfg,
+                       const tg_conf_t *conf)
+{
+    const char *seen[TG_CONF_MODEL_PATTERNS];
+    size_t nseen = 0, i, j, m;
+
+    for (i = 0; i < conf->nkeys; i++) {
+        for (m = 0; m < conf->keys[i].nmodels; m++) {
+            const char *p = conf->keys[i].models[m];
+
+            for (j = 0; j < nseen && strcmp(seen[j], p) != 0; j++) {
+            }
+            if (j < nseen) {
+                continue;
+            }
+            if (nseen == TG_CONF_MODEL_PATTERNS) {
+                return tg_conf_error(ctx, config_lookup(cfg, "users"),
+                                     "more than %d distinct model patterns "
+                                     "in key allow-lists",
+                                     TG_CONF_MODEL_PATTERNS);
+            }
+            seen[nseen++] = p;
         }
     }
     return TG_OK;
@@ -1336,6 +1554,12 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->read_timeout_ms = 300000;
     conf->tls_verify = true;
     conf->upstream_buffer = 16384;
+    conf->max_keys = 1000000;
+    conf->max_users = 100000;
+    conf->max_endpoints = 256;
+    conf->usage_ring = 65536;
+    snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
+    snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
 }
 
 static bool
@@ -1368,6 +1592,28 @@ tg_conf_finish(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
                                "must differ from admin.port (%d); set "
                                "admin.port, or 0 to disable admin",
                                conf->admin_port);
+    }
+    if ((conf->usage_ring & (conf->usage_ring - 1)) != 0) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "usage.ring_slots"),
+                               "must be a power of two");
+    }
+    if (conf->nkeys > conf->max_keys) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "shm.max_keys"),
+                               "is smaller than the %zu keys configured",
+                               conf->nkeys);
+    }
+    if (conf->nusers > conf->max_users) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "shm.max_users"),
+                               "is smaller than the %zu users configured",
+                               conf->nusers);
+    }
+    if (conf->nendpoints > conf->max_endpoints) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "shm.max_endpoints"),
+                               "is smaller than the %zu endpoints configured",
+                               conf->nendpoints);
+    }
+    if (tg_conf_check_patterns(ctx, cfg, conf) != TG_OK) {
+        return TG_ERROR;
     }
     if (conf->models == NULL) {
         conf->models = malloc(sizeof(tg_conf_default_models));
@@ -1411,6 +1657,16 @@ tg_conf_load(tg_conf_ctx_t *ctx, const config_t *cfg, const char *text)
         goto failed;
     }
     tg_conf_defaults(conf);
+    conf->users = calloc(1, sizeof(tg_conf_user_t));
+    if (conf->users == NULL) {
+        tg_conf_error(ctx, NULL, "out of memory");
+        goto failed;
+    }
+    snprintf(conf->users[0].name, sizeof(conf->users[0].name), "default");
+    conf->users[0].user_id = 1;
+    conf->nusers = 1;
+    ctx->conf = conf;
+    ctx->user = 0;
     if (tg_conf_parse_group(ctx, config_root_setting(cfg), tg_conf_rules,
                             conf) != TG_OK ||
         tg_conf_finish(ctx, cfg, conf) != TG_OK) {
@@ -1450,7 +1706,7 @@ tg_conf_syntax_error(tg_conf_ctx_t *ctx, const config_t *cfg)
 tg_conf_t *
 tg_conf_create(const char *path, char *err, size_t errlen)
 {
-    tg_conf_ctx_t ctx = {path, err, errlen};
+    tg_conf_ctx_t ctx = {.name = path, .err = err, .errlen = errlen};
     tg_conf_t *conf = NULL;
     struct stat st;
     config_t cfg;
@@ -1494,7 +1750,9 @@ tg_conf_t *
 tg_conf_create_from_string(const char *text, const char *name, char *err,
                            size_t errlen)
 {
-    tg_conf_ctx_t ctx = {name != NULL ? name : "<string>", err, errlen};
+    tg_conf_ctx_t ctx = {.name = name != NULL ? name : "<string>",
+                         .err = err,
+                         .errlen = errlen};
     tg_conf_t *conf = NULL;
     config_t cfg;
 
@@ -1534,5 +1792,7 @@ tg_conf_destroy(tg_conf_t *conf)
     conf->models = NULL;
     free(conf->keys);
     conf->keys = NULL;
+    free(conf->users);
+    conf->users = NULL;
     free(conf);
 }

@@ -487,7 +487,8 @@ test_conf_credential_not_echoed(void)
     tg_test_conf_error(TG_TEST_CONF_EP "keys = ( \"tg-secret-0123456789\", "
                                        "\"tg-secret-0123456789\" );\n",
                        err, sizeof(err));
-    CU_ASSERT_STRING_EQUAL(err, "test.conf:2: keys[1] duplicates keys[0]");
+    CU_ASSERT_STRING_EQUAL(err, "test.conf:2: keys[1] duplicates key 1 of "
+                                "user \"default\"");
 }
 
 static void
