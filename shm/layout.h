@@ -35,6 +35,7 @@ enum {
     TG_SHM_T_EPS = 5,    /* tg_shm_ep_t endpoint health (shm/ep.h) */
     TG_SHM_T_RING = 6,   /* usage ring (shm/ring.h) */
     TG_SHM_T_LEASES = 7, /* concurrency leases, per proc (shm/rl.h) */
+    TG_SHM_T_EPMINE = 8, /* per-proc in-flight counts per endpoint */
     TG_SHM_NTABLES = 16  /* directory size; unused entries are zero */
 };
 
