@@ -284,7 +284,7 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    sigprocmask(SIG_SETMASK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     a->loop = tg_ev_create(4096);

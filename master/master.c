@@ -131,6 +131,43 @@ tg_master_signals_init(sigset_t *blocked)
 }
 
 
+/* In a new child: master's handlers back to default, mask unchanged. */
+static void
+tg_master_signals_reset(void)
+{
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT,
+                               SIGHUP,  SIGUSR1, SIGALRM};
+    struct sigaction sa;
+    size_t i;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < TG_NELEMS(sigs); i++) {
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+
+/* Stop listening: used when stopping, as no child will be respawned and a
+ * socket nobody accepts on would leave new clients hanging instead of
+ * refused. */
+static void
+tg_master_close_sockets(void)
+{
+    int i;
+
+    for (i = 0; i < tg_master_nlisten; i++) {
+        close(tg_master_listen_fds[i]);
+    }
+    tg_master_nlisten = 0;
+    if (tg_master_admin_fd != -1) {
+        close(tg_master_admin_fd);
+        tg_master_admin_fd = -1;
+    }
+}
+
+
 /* Find a free entry in the shared proc table (pid 0 and not reserved). */
 static int
 tg_master_shm_slot(void)
@@ -181,7 +218,6 @@ static int
 tg_master_spawn(tg_master_proc_t *p)
 {
     tg_shm_proc_t *sp;
-    sigset_t none;
     int idx, fd;
     pid_t pid;
 
@@ -202,8 +238,11 @@ tg_master_spawn(tg_master_proc_t *p)
     }
     if (pid == 0) {
         tg_master_close_foreign(fd);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Signals stay blocked across the fork: the child takes the ones
+         * it handles through a signalfd, and one sent before that exists
+         * stays pending instead of running master's handler in the child
+         * and being lost.  The handlers themselves go back to default. */
+        tg_master_signals_reset();
         atomic_store(&sp->pid, (int32_t)getpid());
         if (p->role == TG_ROLE_WORKER) {
             tg_proc_set_title("tollgate: worker %d", p->slot);
@@ -556,6 +595,7 @@ tg_master_loop(const sigset_t *blocked)
             tg_master_sig_quit = 0;
             tg_log(TG_LOG_NOTICE, 0, "quit: stopping now");
             tg_master_stopping = true;
+            tg_master_close_sockets();
             tg_master_signal_children(SIGQUIT, false);
             tg_master_stop_deadline = tg_time_mono_ms() + 2000;
         }
@@ -567,6 +607,7 @@ tg_master_loop(const sigset_t *blocked)
                        "%u ms",
                        tg_master_conf->shutdown_timeout_ms);
                 tg_master_stopping = true;
+                tg_master_close_sockets();
                 tg_master_signal_children(SIGTERM, false);
                 /* Workers enforce the deadline themselves; master kills
                  * what is still there a little after it. */

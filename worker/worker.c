@@ -91,7 +91,9 @@ tg_worker_signals_init(tg_worker_t *w)
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) == -1) {
+    /* Only our set stays blocked (master forked us with everything it
+     * handles blocked); the signals in it arrive through the signalfd. */
+    if (sigprocmask(SIG_SETMASK, &set, NULL) == -1) {
         tg_log(TG_LOG_ERR, errno, "sigprocmask() failed");
         return TG_ERROR;
     }
