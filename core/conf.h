@@ -100,6 +100,8 @@ typedef struct tg_conf_s {
     uint32_t read_timeout_ms;       /* idle between chunks, default 300 s */
     bool tls_verify;                /* default true */
     size_t upstream_buffer;         /* curl receive buffer, default 16 KB */
+    uint32_t upstream_keepalive;    /* idle upstream connections per worker,
+                                       default 256 */
 
     tg_conf_endpoint_t *endpoints;
     size_t nendpoints;

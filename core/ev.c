@@ -117,7 +117,11 @@ tg_ev_add(tg_ev_loop_t *loop, int fd, uint32_t mask, tg_ev_handler_pt handler,
     op = (f->handler != NULL) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     ee.events = mask;
     ee.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)(f->gen + 1) << 32);
-    if (epoll_ctl(loop->epfd, op, fd, &ee) == -1) {
+    if (epoll_ctl(loop->epfd, op, fd, &ee) == -1 &&
+        !(op == EPOLL_CTL_MOD && errno == ENOENT &&
+          epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ee) == 0)) {
+        /* (A MOD that finds nothing means the old fd was closed behind our
+         * back and the number reused: register the new one.) */
         tg_log(TG_LOG_ERR, errno, "epoll_ctl(%s, fd %d) failed",
                op == EPOLL_CTL_ADD ? "ADD" : "MOD", fd);
         return TG_ERROR;

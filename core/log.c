@@ -131,6 +131,14 @@ tg_log_enabled(int level)
 }
 
 
+/* True when access-log lines are written somewhere. */
+int
+tg_log_access_enabled(void)
+{
+    return tg_log_access_fd >= 0;
+}
+
+
 /*
  * Format and write one error-log line.  <err> is an errno value appended
  * as "(err: text)", or 0.  Lines longer than 2 KB are truncated.

@@ -38,4 +38,7 @@ void tg_log_access(const char *line, size_t len);
 /* True when <level> would be written. */
 int tg_log_enabled(int level);
 
+/* True when an access log is open (callers skip formatting otherwise). */
+int tg_log_access_enabled(void);
+
 #endif /* TG_CORE_LOG_H */

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TG_PROXY_MAX_RETRIES 2
 #define TG_PROXY_FREE_EASY   256
@@ -38,6 +39,8 @@
 struct tg_proxy_s {
     CURLM *multi;
     tg_worker_t *w;
+    uint8_t *idle; /* per fd: curl's socket, registered but not watched */
+    size_t nidle;
     tg_ev_timer_t timer;
     int running;
     CURL *free_easy[TG_PROXY_FREE_EASY];
@@ -55,7 +58,14 @@ tg_proxy_sock_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
     tg_proxy_t *px = data;
     int flags = 0;
 
-    (void)loop;
+    if (fd >= 0 && (size_t)fd < px->nidle && px->idle[fd]) {
+        /* curl parked this connection; an event on it means the peer
+         * closed or sent something unasked.  Stop watching until curl asks
+         * again (it will notice the state itself when it reuses it). */
+        tg_ev_del(loop, fd);
+        px->idle[fd] = 0;
+        return;
+    }
     if (events & EPOLLIN) {
         flags |= CURL_CSELECT_IN;
     }
@@ -81,8 +91,20 @@ tg_proxy_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
     (void)easy;
     (void)socketp;
     if (what == CURL_POLL_REMOVE) {
-        tg_ev_del(loop, s);
+        /* A connection going back to curl's cache is usually reused by
+         * the next transfer at once: keep it registered (the handler drops
+         * it if it fires while curl does not watch it) and save two
+         * epoll_ctl calls per request.  curl tells us when it really
+         * closes the socket through tg_proxy_close_cb. */
+        if (s >= 0 && (size_t)s < px->nidle) {
+            px->idle[s] = 1;
+        } else {
+            tg_ev_del(loop, s);
+        }
         return 0;
+    }
+    if (s >= 0 && (size_t)s < px->nidle) {
+        px->idle[s] = 0;
     }
     if (what & CURL_POLL_IN) {
         mask |= EPOLLIN;
@@ -124,6 +146,21 @@ tg_proxy_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 }
 
 
+/* curl closes one of its sockets: unregister it first, so a new fd with
+ * the same number starts clean. */
+static int
+tg_proxy_close_cb(void *clientp, curl_socket_t s)
+{
+    tg_proxy_t *px = clientp;
+
+    tg_ev_del(px->w->loop, s);
+    if (s >= 0 && (size_t)s < px->nidle) {
+        px->idle[s] = 0;
+    }
+    return close(s);
+}
+
+
 /* See proxy.h. */
 int
 tg_proxy_init(tg_worker_t *w)
@@ -140,11 +177,19 @@ tg_proxy_init(tg_worker_t *w)
         return TG_ERROR;
     }
     px->w = w;
+    px->nidle = 65536;
+    px->idle = calloc(px->nidle, 1);
+    if (px->idle == NULL) {
+        tg_log(TG_LOG_ERR, 0, "calloc(proxy fd table) failed");
+        free(px);
+        return TG_ERROR;
+    }
     px->timer.handler = tg_proxy_timer_handler;
     px->timer.data = px;
     px->multi = curl_multi_init();
     if (px->multi == NULL) {
         tg_log(TG_LOG_ERR, 0, "curl_multi_init() failed");
+        free(px->idle);
         free(px);
         return TG_ERROR;
     }
@@ -153,10 +198,11 @@ tg_proxy_init(tg_worker_t *w)
     curl_multi_setopt(px->multi, CURLMOPT_TIMERFUNCTION, tg_proxy_timer_cb);
     curl_multi_setopt(px->multi, CURLMOPT_TIMERDATA, px);
     curl_multi_setopt(px->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    /* Keep enough idle upstream connections for the worker's concurrency;
-     * curl's default (4 x handles added) shrinks after a burst. */
+    /* Idle upstream connections kept per worker (upstream.keepalive), as
+     * nginx's keepalive: enough for steady reuse, not every connection of
+     * the last burst. */
     curl_multi_setopt(px->multi, CURLMOPT_MAXCONNECTS,
-                      (long)TG_MIN(w->conf->max_connections, 4096u));
+                      (long)w->conf->upstream_keepalive);
     w->proxy = px;
     return TG_OK;
 }
@@ -176,6 +222,7 @@ tg_proxy_fini(tg_worker_t *w)
         curl_easy_cleanup(px->free_easy[i]);
     }
     curl_multi_cleanup(px->multi);
+    free(px->idle);
     free(px);
     w->proxy = NULL;
     curl_global_cleanup();
@@ -584,6 +631,8 @@ tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, conf->tls_verify ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, conf->tls_verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, tg_proxy_close_cb);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, c->w->proxy);
     return TG_OK;
 }
 
