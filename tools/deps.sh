@@ -22,6 +22,8 @@ tools=(
     "clang:clang"
     "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
     "curl:curl"
+    "node:nodejs"
+    "npm:npm"
 )
 
 missing=()
@@ -41,7 +43,22 @@ for entry in "${tools[@]}"; do
     esac
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+install_sdks() {
+    # The official SDKs the integration suite drives Tollgate with, at the
+    # versions pinned in tests/sdk/package-lock.json.
+    local dir
+    dir="$(dirname "$0")/../tests/sdk"
+    if [ ! -f "$dir/node_modules/@anthropic-ai/sdk/package.json" ] \
+        || [ ! -f "$dir/node_modules/openai/package.json" ]; then
+        echo "deps: installing the Anthropic and OpenAI SDKs into tests/sdk"
+        (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+    fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+    install_sdks
+    exit 0
+fi
 
 echo "deps: installing ${missing[*]}"
 sudo=""
@@ -57,3 +74,4 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts nginx and a PostgreSQL cluster on install; Tollgate's tests
 # run their own instances on private ports, so the system ones are left alone.
+install_sdks
