@@ -9,6 +9,8 @@
  *      TERM/INT/QUIT stop the process, USR1 reopens logs.
  */
 #include "admin/admin.h"
+#include "admin/agg.h"
+#include "admin/publish.h"
 #include "core/buf.h"
 #include "core/core.h"
 #include "core/ev.h"
@@ -16,6 +18,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,8 @@
 
 #define TG_ADMIN_HEAD_MAX 16384
 #define TG_ADMIN_TIMEOUT  10000
+#define TG_ADMIN_DRAIN_MS 100  /* usage ring drain period */
+#define TG_ADMIN_SPOOL_MS 1000 /* spool directory ingest period */
 
 typedef struct {
     tg_ev_loop_t *loop;
@@ -34,6 +39,8 @@ typedef struct {
     tg_shm_proc_t *proc;
     int listen_fd;
     bool stop;
+    tg_ev_timer_t drain_timer;
+    uint64_t last_ingest;
 } tg_admin_t;
 
 typedef struct {
@@ -130,7 +137,14 @@ tg_admin_status(tg_admin_conn_t *ac)
         }
         n += (size_t)k;
     }
-    k = snprintf(body + n, size - n, "]}");
+    k = snprintf(body + n, size - n,
+                 "],\"keys\":%u,\"usage\":{\"records\":%llu,\"spooled\":%llu,"
+                 "\"skipped\":%llu,\"bad\":%llu}}",
+                 atomic_load(&tg_shm_keys(shm)->used),
+                 (unsigned long long)tg_agg_stats()->records,
+                 (unsigned long long)tg_agg_stats()->spooled,
+                 (unsigned long long)tg_agg_stats()->skipped,
+                 (unsigned long long)tg_agg_stats()->bad);
     n += (k > 0 && (size_t)k < size - n) ? (size_t)k : 0;
     tg_admin_respond(ac, 200, body, n);
     free(body);
@@ -253,10 +267,67 @@ tg_admin_signal_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGUSR1) {
             tg_log_reopen();
+            tg_agg_reopen();
         } else if (si.ssi_signo != SIGHUP) {
             tg_ev_stop(loop);
         }
     }
+}
+
+
+static void
+tg_admin_drain_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_admin_t *a = t->data;
+
+    tg_agg_drain();
+    if (tg_ev_now(loop) - a->last_ingest >= TG_ADMIN_SPOOL_MS) {
+        a->last_ingest = tg_ev_now(loop);
+        tg_agg_ingest();
+    }
+    tg_ev_timer_add(loop, t, TG_ADMIN_DRAIN_MS);
+}
+
+
+/*
+ * Take the single-writer role in shared memory (key tables, ring
+ * consumer).  After a reload the old admin still holds it while it drains;
+ * wait for it, or take it over from a holder that died.  Bounded by
+ * <timeout_ms>.  TG_OK or TG_ERROR.
+ */
+static int
+tg_admin_lock(tg_shm_t *shm, uint64_t timeout_ms)
+{
+    _Atomic int32_t *owner = &tg_shm_hdr(shm)->admin_pid;
+    uint64_t deadline = tg_time_mono_ms() + timeout_ms;
+    int32_t me = (int32_t)getpid(), cur;
+
+    for (;;) {
+        cur = 0;
+        if (atomic_compare_exchange_strong(owner, &cur, me)) {
+            return TG_OK;
+        }
+        if (kill(cur, 0) == -1 && errno == ESRCH &&
+            atomic_compare_exchange_strong(owner, &cur, me)) {
+            tg_log(TG_LOG_WARN, 0, "took over the admin role from dead pid %d",
+                   (int)cur);
+            return TG_OK;
+        }
+        if (tg_time_mono_ms() >= deadline) {
+            tg_log(TG_LOG_ERR, 0, "pid %d keeps the admin role", (int)cur);
+            return TG_ERROR;
+        }
+        usleep(20000);
+    }
+}
+
+
+static void
+tg_admin_unlock(tg_shm_t *shm)
+{
+    int32_t me = (int32_t)getpid();
+
+    atomic_compare_exchange_strong(&tg_shm_hdr(shm)->admin_pid, &me, 0);
 }
 
 
@@ -290,11 +361,39 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     a->loop = tg_ev_create(4096);
     if (sfd == -1 || a->loop == NULL ||
         tg_ev_add(a->loop, sfd, EPOLLIN, tg_admin_signal_handler, a) != TG_OK ||
-        tg_ev_add(a->loop, listen_fd, EPOLLIN, tg_admin_accept_handler, a) !=
-            TG_OK) {
+        (listen_fd != -1 && tg_ev_add(a->loop, listen_fd, EPOLLIN,
+                                      tg_admin_accept_handler, a) != TG_OK)) {
         tg_log(TG_LOG_ERR, errno, "admin start-up failed");
         exit(2);
     }
+    if (tg_admin_lock(shm, conf->shutdown_timeout_ms + 5000) != TG_OK) {
+        exit(2);
+    }
+    /* Publishing can fail part-way (a full table); what fitted is live and
+     * the error is logged, so admin goes on serving. */
+    if (atomic_exchange(&tg_shm_hdr(shm)->dirty, 0) != 0) {
+        tg_log(TG_LOG_WARN, 0,
+               "the previous admin died holding the shared "
+               "tables; repairing them");
+        tg_shm_keys_repair(tg_shm_keys(shm));
+    }
+    tg_publish_all(conf, shm);
+    atomic_store(&tg_shm_hdr(shm)->published, 1);
+    if (tg_agg_init(conf, shm) != TG_OK) {
+        tg_admin_unlock(shm);
+        exit(2);
+    }
+    a->drain_timer.handler = tg_admin_drain_handler;
+    a->drain_timer.data = a;
+    a->last_ingest = 0;
+    tg_ev_timer_add(a->loop, &a->drain_timer, 0);
     tg_ev_run(a->loop);
+    /* Stopping: hand over every record the workers published, then the
+     * role, so the next admin starts where this one ended. */
+    while (tg_agg_drain() > 0) {
+    }
+    tg_agg_ingest();
+    tg_agg_fini();
+    tg_admin_unlock(shm);
     exit(0);
 }

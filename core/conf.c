@@ -82,8 +82,8 @@ typedef struct {
     const char *name; /* file named in messages when libconfig has none */
     char *err;        /* caller's buffer, may be NULL */
     size_t errlen;
-    tg_conf_t *conf;  /* being filled */
-    uint32_t user;    /* user that a "keys" list being parsed belongs to */
+    tg_conf_t *conf; /* being filled */
+    uint32_t user;   /* user that a "keys" list being parsed belongs to */
 } tg_conf_ctx_t;
 
 typedef struct tg_conf_rule_s tg_conf_rule_t;
@@ -282,8 +282,7 @@ static const tg_conf_rule_t tg_conf_key_rules[] = {
                 key, 16, 127),
     TG_CONF_KEY("disabled", TG_CONF_T_BOOL, 0, disabled, 0, 1),
     /* Up to 9999-12-31T23:59:59Z. */
-    TG_CONF_KEY("expires", TG_CONF_T_I64, 0, expires, 0,
-                INT64_C(253402300799)),
+    TG_CONF_KEY("expires", TG_CONF_T_I64, 0, expires, 0, INT64_C(253402300799)),
     TG_CONF_KEY("rpm", TG_CONF_T_U32, 0, rpm, 0, 100000000),
     TG_CONF_KEY("burst", TG_CONF_T_U32, 0, burst, 1, 100000000),
     TG_CONF_KEY("tpm", TG_CONF_T_U32, 0, tpm, 0, 4000000000u),
@@ -303,8 +302,7 @@ static const tg_conf_rule_t tg_conf_user_rules[] = {
     TG_CONF_USER("name", TG_CONF_T_STRING, TG_CONF_F_REQUIRED | TG_CONF_F_NAME,
                  name, 1, 63),
     TG_CONF_USER("disabled", TG_CONF_T_BOOL, 0, disabled, 0, 1),
-    TG_CONF_USER("quota_tokens", TG_CONF_T_I64, 0, quota_tokens, 0,
-                 INT64_MAX),
+    TG_CONF_USER("quota_tokens", TG_CONF_T_I64, 0, quota_tokens, 0, INT64_MAX),
     TG_CONF_ENUM("quota_period", 0, tg_conf_user_t, quota_period,
                  tg_conf_periods),
     {.name = "keys", .type = TG_CONF_T_LIST, .list = tg_conf_parse_keys},
@@ -1307,8 +1305,7 @@ tg_conf_parse_model(tg_conf_ctx_t *ctx, const config_setting_t *list,
 }
 
 static int
-tg_conf_parse_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                     void *base)
+tg_conf_parse_models(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
 {
     tg_conf_t *conf = base;
     size_t n, i;
@@ -1336,9 +1333,8 @@ tg_conf_parse_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
 static bool
 tg_conf_is_pattern_char(int c)
 {
-    return tg_conf_is_digit(c) || tg_conf_is_alpha(c) || c == '-' ||
-           c == '_' || c == '.' || c == ':' || c == '/' || c == '@' ||
-           c == '*';
+    return tg_conf_is_digit(c) || tg_conf_is_alpha(c) || c == '-' || c == '_' ||
+           c == '.' || c == ':' || c == '/' || c == '@' || c == '*';
 }
 
 
@@ -1423,8 +1419,7 @@ tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
             if (tg_conf_parse_group(ctx, e, tg_conf_key_rules, k) != TG_OK) {
                 return TG_ERROR;
             }
-        } else if (tg_conf_parse_value(ctx, e, &tg_conf_key_rule, k) !=
-                   TG_OK) {
+        } else if (tg_conf_parse_value(ctx, e, &tg_conf_key_rule, k) != TG_OK) {
             return TG_ERROR;
         }
         if (k->burst == 0) {
@@ -1433,10 +1428,9 @@ tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
         for (j = 0; j < first + i; j++) {
             if (strcmp(keys[j].key, k->key) == 0) {
                 /* Never echo a key in a message: name the user instead. */
-                return tg_conf_invalid(ctx, e,
-                                       "duplicates key %u of user \"%s\"",
-                                       keys[j].key_id,
-                                       conf->users[keys[j].user].name);
+                return tg_conf_invalid(
+                    ctx, e, "duplicates key %u of user \"%s\"", keys[j].key_id,
+                    conf->users[keys[j].user].name);
             }
         }
     }
@@ -1446,8 +1440,7 @@ tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
 
 /* The "users" list: each a group with a name, status, quota and keys. */
 static int
-tg_conf_parse_users(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                    void *base)
+tg_conf_parse_users(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
 {
     tg_conf_t *conf = base;
     const config_setting_t *e;
@@ -1752,9 +1745,8 @@ tg_conf_t *
 tg_conf_create_from_string(const char *text, const char *name, char *err,
                            size_t errlen)
 {
-    tg_conf_ctx_t ctx = {.name = name != NULL ? name : "<string>",
-                         .err = err,
-                         .errlen = errlen};
+    tg_conf_ctx_t ctx = {
+        .name = name != NULL ? name : "<string>", .err = err, .errlen = errlen};
     tg_conf_t *conf = NULL;
     config_t cfg;
 

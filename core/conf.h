@@ -36,35 +36,31 @@ typedef struct {
     char owned_by[64];      /* default: "anthropic", "openai" or "system" */
 } tg_conf_model_t;
 
-#define TG_CONF_KEY_MODELS   16 /* patterns in one key's allow-list */
+#define TG_CONF_KEY_MODELS     16 /* patterns in one key's allow-list */
 #define TG_CONF_MODEL_PATTERNS 64 /* distinct patterns in the whole file */
 
-enum {
-    TG_QUOTA_NONE = 0,
-    TG_QUOTA_DAY = 1,
-    TG_QUOTA_MONTH = 2
-};
+enum { TG_QUOTA_NONE = 0, TG_QUOTA_DAY = 1, TG_QUOTA_MONTH = 2 };
 
 typedef struct {
-    char key[128];          /* client API key, plaintext (config phase) */
-    uint32_t key_id;        /* 1-based position among all keys */
-    uint32_t user;          /* index in conf->users */
-    bool disabled;          /* refused with 401 */
-    int64_t expires;        /* unix seconds; 0 = never */
-    uint32_t rpm;           /* requests per minute; 0 = unlimited */
-    uint32_t burst;         /* GCRA burst; default max(1, rpm / 10) */
-    uint32_t tpm;           /* tokens per minute; 0 = unlimited */
-    uint32_t concurrency;   /* requests in flight; 0 = unlimited */
-    uint32_t nmodels;       /* allow-list length; 0 = every model */
+    char key[128];        /* client API key, plaintext (config phase) */
+    uint32_t key_id;      /* 1-based position among all keys */
+    uint32_t user;        /* index in conf->users */
+    bool disabled;        /* refused with 401 */
+    int64_t expires;      /* unix seconds; 0 = never */
+    uint32_t rpm;         /* requests per minute; 0 = unlimited */
+    uint32_t burst;       /* GCRA burst; default max(1, rpm / 10) */
+    uint32_t tpm;         /* tokens per minute; 0 = unlimited */
+    uint32_t concurrency; /* requests in flight; 0 = unlimited */
+    uint32_t nmodels;     /* allow-list length; 0 = every model */
     char models[TG_CONF_KEY_MODELS][64]; /* patterns, '*' wildcard */
 } tg_conf_key_t;
 
 typedef struct {
-    char name[64];          /* unique; "default" is the implicit user 0 */
-    uint32_t user_id;       /* index + 1 */
-    bool disabled;          /* every key of the user gets 403 */
-    int64_t quota_tokens;   /* tokens per period; 0 = unlimited */
-    int quota_period;       /* TG_QUOTA_* */
+    char name[64];        /* unique; "default" is the implicit user 0 */
+    uint32_t user_id;     /* index + 1 */
+    bool disabled;        /* every key of the user gets 403 */
+    int64_t quota_tokens; /* tokens per period; 0 = unlimited */
+    int quota_period;     /* TG_QUOTA_* */
 } tg_conf_user_t;
 
 typedef struct tg_conf_s {
@@ -107,20 +103,20 @@ typedef struct tg_conf_s {
     size_t nendpoints;
     tg_conf_model_t *models;
     size_t nmodels;
-    tg_conf_key_t *keys;      /* every key; top-level ones belong to user 0 */
+    tg_conf_key_t *keys; /* every key; top-level ones belong to user 0 */
     size_t nkeys;
-    tg_conf_user_t *users;    /* users[0] is the implicit "default" user */
+    tg_conf_user_t *users; /* users[0] is the implicit "default" user */
     size_t nusers;
 
     /* shm: table capacities, fixed for the life of the master */
-    uint32_t max_keys;        /* default 1,000,000 */
-    uint32_t max_users;       /* default 100,000 */
-    uint32_t max_endpoints;   /* default 256 */
+    uint32_t max_keys;      /* default 1,000,000 */
+    uint32_t max_users;     /* default 100,000 */
+    uint32_t max_endpoints; /* default 256 */
 
     /* usage */
-    uint32_t usage_ring;      /* ring slots, a power of two, default 65536 */
-    char spool_dir[4096];     /* overflow spool files, default "spool" */
-    char usage_log[4096];     /* admin's JSON-lines sink, "off" = none */
+    uint32_t usage_ring;  /* ring slots, a power of two, default 65536 */
+    char spool_dir[4096]; /* overflow spool files, default "spool" */
+    char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
 } tg_conf_t;
 
 /*

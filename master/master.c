@@ -61,6 +61,8 @@ static volatile sig_atomic_t tg_master_sig_hup;
 static volatile sig_atomic_t tg_master_sig_usr1;
 static volatile sig_atomic_t tg_master_sig_alarm;
 
+static void tg_master_release(tg_master_proc_t *p);
+
 static tg_conf_t *tg_master_conf;
 static tg_shm_t tg_master_shm;
 static uint64_t tg_master_generation = 1;
@@ -294,21 +296,54 @@ tg_master_proc_new(int role, int slot)
 }
 
 
-/* Start the current generation's workers and admin. */
+/*
+ * At first start, wait (bounded) for admin to publish users and keys, so no
+ * worker answers 401 to a valid key because the table is still empty.
+ * After a reload the tables are already there, and the new admin only
+ * applies the differences.
+ */
 static void
-tg_master_spawn_all(void)
+tg_master_wait_published(tg_master_proc_t *admin)
+{
+    tg_shm_hdr_t *hdr = tg_shm_hdr(&tg_master_shm);
+    uint64_t deadline = tg_time_mono_ms() + 30000;
+    int st;
+
+    while (atomic_load(&hdr->published) == 0) {
+        if (waitpid(admin->pid, &st, WNOHANG) == admin->pid) {
+            /* Reaped here, so tell the loop to respawn it there. */
+            tg_log(TG_LOG_ERR, 0, "admin exited while publishing");
+            tg_master_release(admin);
+            admin->pid = 0;
+            admin->respawn_at = tg_time_mono_ms() + 1000;
+            return;
+        }
+        if (tg_time_mono_ms() >= deadline) {
+            tg_log(TG_LOG_ERR, 0,
+                   "admin has not published the key table "
+                   "after 30 s; starting the workers anyway");
+            return;
+        }
+        usleep(10000);
+    }
+}
+
+
+/* Start the current generation's admin and workers. */
+static void
+tg_master_spawn_all(bool first)
 {
     tg_master_proc_t *p;
     int i;
 
+    /* Admin always runs: it owns the shared tables and drains the usage
+     * ring.  admin.port = 0 only turns its HTTP listener off. */
+    p = tg_master_proc_new(TG_ROLE_ADMIN, -1);
+    if (p != NULL && tg_master_spawn(p) == TG_OK && first) {
+        tg_master_wait_published(p);
+    }
     for (i = 0; i < tg_master_conf->workers; i++) {
         p = tg_master_proc_new(TG_ROLE_WORKER, i);
-        if (p != NULL) {
-            tg_master_spawn(p);
-        }
-    }
-    if (tg_master_admin_fd != -1) {
-        p = tg_master_proc_new(TG_ROLE_ADMIN, -1);
         if (p != NULL) {
             tg_master_spawn(p);
         }
@@ -347,15 +382,70 @@ tg_master_signal_children(int signo, bool old_only)
 }
 
 
+/* Shared table capacities for <conf>. */
+static void
+tg_master_shm_sizes(const tg_conf_t *conf, tg_shm_sizes_t *sizes)
+{
+    sizes->procs = TG_MASTER_MAX_PROCS;
+    sizes->max_keys = conf->max_keys;
+    sizes->users = conf->max_users;
+    sizes->endpoints = conf->max_endpoints;
+    sizes->ring = conf->usage_ring;
+    /* One lease per connection a worker may hold. */
+    sizes->leases = conf->max_connections;
+}
+
+
+/* Whether <conf> fits the region created at start. */
+static bool
+tg_master_shm_fits(const tg_conf_t *conf)
+{
+    tg_shm_hdr_t *hdr = tg_shm_hdr(&tg_master_shm);
+
+    return tg_shm_keys_capacity_for(conf->max_keys) ==
+               hdr->tables[TG_SHM_T_KEYS].capacity &&
+           conf->max_users == hdr->tables[TG_SHM_T_USERS].capacity &&
+           conf->max_endpoints == hdr->tables[TG_SHM_T_EPS].capacity &&
+           conf->usage_ring == hdr->tables[TG_SHM_T_RING].capacity &&
+           conf->max_connections <= hdr->leases_per_proc;
+}
+
+
 static void
 tg_master_release(tg_master_proc_t *p)
 {
-    tg_shm_proc_t *sp = tg_shm_proc(&tg_master_shm, p->shm_idx);
+    tg_shm_t *shm = &tg_master_shm;
+    tg_shm_proc_t *sp = tg_shm_proc(shm, p->shm_idx);
+    uint32_t n;
+    int32_t pid = (int32_t)p->pid;
 
-    /* The child cannot decrement its gauges any more; do it for it so a
-     * crash never leaks an in-flight or connection count. */
+    /* The child cannot give back what it held any more; do it for it so a
+     * crash never leaks a gauge, a concurrency slot or an endpoint's
+     * in-flight count. */
     atomic_store(&sp->active, 0);
     atomic_store(&sp->inflight, 0);
+    n = tg_shm_rl_leases_reclaim(
+        tg_shm_rl(shm), tg_shm_capacity(shm, TG_SHM_T_RL),
+        tg_shm_leases(shm, p->shm_idx), tg_shm_hdr(shm)->leases_per_proc);
+    if (n > 0) {
+        tg_log(TG_LOG_NOTICE, 0, "released %u concurrency slots of pid %d", n,
+               (int)pid);
+    }
+    if (tg_shm_ring_reap(tg_shm_ring(shm), pid) > 0) {
+        tg_log(TG_LOG_WARN, 0,
+               "pid %d died while publishing a usage record; "
+               "that record is lost",
+               (int)pid);
+    }
+    tg_shm_ep_reclaim(tg_shm_table(shm, TG_SHM_T_EPS),
+                      tg_shm_capacity(shm, TG_SHM_T_EPS),
+                      tg_shm_ep_mine(shm, p->shm_idx));
+    /* An admin that died holding the writer role hands it back, and the
+     * next one repairs whatever it may have left half-written. */
+    if (atomic_compare_exchange_strong(&tg_shm_hdr(shm)->admin_pid, &pid, 0) &&
+        p->role == TG_ROLE_ADMIN) {
+        atomic_store(&tg_shm_hdr(shm)->dirty, 1);
+    }
     atomic_store(&sp->pid, 0);
 }
 
@@ -554,6 +644,14 @@ tg_master_reload(void)
                err);
         return;
     }
+    if (!tg_master_shm_fits(conf)) {
+        tg_log(TG_LOG_ERR, 0,
+               "reload failed: a shm capacity or usage.ring_slots changed, or "
+               "limits.max_connections grew; they take effect at the next "
+               "restart; keeping the running configuration");
+        tg_conf_destroy(conf);
+        return;
+    }
     if (tg_master_open_sockets(old, conf) != TG_OK) {
         tg_log(TG_LOG_ERR, 0,
                "reload failed: cannot listen on the new "
@@ -568,7 +666,7 @@ tg_master_reload(void)
     tg_master_conf = conf;
     tg_master_generation++;
     atomic_store(&tg_shm_hdr(&tg_master_shm)->generation, tg_master_generation);
-    tg_master_spawn_all();
+    tg_master_spawn_all(false);
     tg_master_signal_children(SIGTERM, true);
     tg_conf_destroy(old);
     tg_log(TG_LOG_NOTICE, 0, "reloaded; generation %llu",
@@ -678,7 +776,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
     if (tg_proc_pidfile_write(conf->pid_file) != TG_OK) {
         return 1;
     }
-    sizes.procs = TG_MASTER_MAX_PROCS;
+    tg_master_shm_sizes(conf, &sizes);
     if (tg_shm_create(&tg_master_shm, &sizes, err, sizeof(err)) != 0) {
         tg_log(TG_LOG_ERR, 0, "shared memory: %s", err);
         goto done;
@@ -692,7 +790,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
            "%zu bytes of shared memory, %ld fds)",
            TG_VERSION, conf->listen_addr, conf->listen_port, conf->workers,
            conf->admin_addr, conf->admin_port, tg_master_shm.size, nofile);
-    tg_master_spawn_all();
+    tg_master_spawn_all(true);
     tg_master_loop(&blocked);
     tg_log(TG_LOG_NOTICE, 0, "stopped");
     rc = 0;

@@ -70,10 +70,9 @@ tg_shm_ep_sub(_Atomic uint64_t *v, uint64_t n)
 {
     uint64_t old = atomic_load_explicit(v, memory_order_relaxed);
 
-    while (old > 0
-           && !atomic_compare_exchange_weak_explicit(
-               v, &old, old > n ? old - n : 0, memory_order_relaxed,
-               memory_order_relaxed)) {
+    while (old > 0 && !atomic_compare_exchange_weak_explicit(
+                          v, &old, old > n ? old - n : 0, memory_order_relaxed,
+                          memory_order_relaxed)) {
     }
 }
 
@@ -104,8 +103,8 @@ tg_shm_ep_finish(tg_shm_ep_t *e, _Atomic uint32_t *mine, bool ok,
         old = atomic_load_explicit(&e->latency_ewma_us, memory_order_relaxed);
         do {
             new = (old == 0) ? latency_us
-                             : old - (old >> TG_SHM_EP_EWMA_SHIFT)
-                                   + (latency_us >> TG_SHM_EP_EWMA_SHIFT);
+                             : old - (old >> TG_SHM_EP_EWMA_SHIFT) +
+                                   (latency_us >> TG_SHM_EP_EWMA_SHIFT);
         } while (!atomic_compare_exchange_weak_explicit(
             &e->latency_ewma_us, &old, new, memory_order_relaxed,
             memory_order_relaxed));

@@ -31,16 +31,16 @@
 
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint32_t seq; /* seqlock over name */
-    uint32_t index;                       /* position in the config */
-    char name[56];                        /* endpoint name, NUL-padded */
+    uint32_t index;                                 /* position in the config */
+    char name[56]; /* endpoint name, NUL-padded */
     alignas(TG_SHM_CACHELINE) _Atomic uint64_t inflight; /* open transfers */
-    _Atomic uint64_t requests;            /* attempts started */
-    _Atomic uint64_t failures;            /* attempts that failed */
-    _Atomic uint64_t consecutive;         /* failures since the last success */
-    _Atomic uint64_t latency_ewma_us;     /* time to response head, EWMA */
-    _Atomic uint64_t last_error_ms;       /* wall clock of the last failure */
-    _Atomic uint32_t last_error;          /* HTTP status, or 1000 + curl code */
-    uint32_t reserved;                    /* pads to the cache line */
+    _Atomic uint64_t requests;                           /* attempts started */
+    _Atomic uint64_t failures;        /* attempts that failed */
+    _Atomic uint64_t consecutive;     /* failures since the last success */
+    _Atomic uint64_t latency_ewma_us; /* time to response head, EWMA */
+    _Atomic uint64_t last_error_ms;   /* wall clock of the last failure */
+    _Atomic uint32_t last_error;      /* HTTP status, or 1000 + curl code */
+    uint32_t reserved;                /* pads to the cache line */
 } tg_shm_ep_t;
 
 _Static_assert(sizeof(tg_shm_ep_t) == 128, "tg_shm_ep_t is two lines");

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define TG_SHM_MAGIC          0x20261122u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 1u
+#define TG_SHM_LAYOUT_VERSION 2u
 #define TG_SHM_CACHELINE      64
 
 enum {
@@ -44,12 +44,12 @@ enum {
  * its own small set, mirroring core's TG_OK / TG_DECLINED / TG_AGAIN.
  */
 enum {
-    TG_SHM_OK = 0,     /* done / found / allowed */
-    TG_SHM_MISS = 1,   /* not found */
-    TG_SHM_LIMIT = 2,  /* refused by a limit */
-    TG_SHM_FULL = 3,   /* no room */
-    TG_SHM_BUSY = 4,   /* a seqlock stayed odd or kept changing: fail closed */
-    TG_SHM_INVAL = 5   /* bad argument */
+    TG_SHM_OK = 0,    /* done / found / allowed */
+    TG_SHM_MISS = 1,  /* not found */
+    TG_SHM_LIMIT = 2, /* refused by a limit */
+    TG_SHM_FULL = 3,  /* no room */
+    TG_SHM_BUSY = 4,  /* a seqlock stayed odd or kept changing: fail closed */
+    TG_SHM_INVAL = 5  /* bad argument */
 };
 
 typedef struct {
@@ -66,12 +66,17 @@ typedef struct {
     uint32_t ntables;            /* TG_SHM_NTABLES */
     _Atomic uint64_t generation; /* bumped by master on every reload */
     uint64_t created_ms;         /* wall clock at creation */
-    uint8_t reserved[24];        /* pads the fixed part to one cache line */
+    _Atomic int32_t admin_pid;   /* admin holding the writer role, 0 none */
+    uint32_t leases_per_proc;    /* lease array length per proc entry */
+    _Atomic uint32_t published;  /* admin finished its first publish */
+    _Atomic uint32_t dirty;      /* an admin died holding the role: repair */
+    uint8_t reserved[8];         /* pads the fixed part to one cache line */
     tg_shm_table_t tables[TG_SHM_NTABLES]; /* directory, TG_SHM_T_* */
 } tg_shm_hdr_t;
 
 _Static_assert(sizeof(tg_shm_hdr_t) == 64 + TG_SHM_NTABLES * 16,
                "tg_shm_hdr_t layout changed: bump TG_SHM_LAYOUT_VERSION");
 _Static_assert(offsetof(tg_shm_hdr_t, tables) == 64, "header fixed part");
+_Static_assert(offsetof(tg_shm_hdr_t, admin_pid) == 40, "header admin_pid");
 
 #endif /* TG_SHM_LAYOUT_H */

@@ -10,6 +10,7 @@
 #include "shm/shm.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,18 +21,50 @@
     (((x) + TG_SHM_CACHELINE - 1) & ~(size_t)(TG_SHM_CACHELINE - 1))
 
 typedef struct {
-    uint32_t capacity;
-    uint32_t entry_size;
+    uint32_t capacity;   /* entries, for the directory */
+    uint32_t entry_size; /* bytes per entry, for the directory */
+    size_t bytes;        /* bytes of the area, header included */
 } tg_shm_spec_t;
 
 
-static int
+/* Fill <spec> for every table; false when a size overflows. */
+static bool
 tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
 {
+    uint32_t key_slots = tg_shm_keys_capacity_for(sizes->max_keys);
+    int i;
+
     memset(spec, 0, sizeof(tg_shm_spec_t) * TG_SHM_NTABLES);
-    spec[TG_SHM_T_PROCS].capacity = sizes->procs;
-    spec[TG_SHM_T_PROCS].entry_size = sizeof(tg_shm_proc_t);
-    return 0;
+    spec[TG_SHM_T_PROCS] =
+        (tg_shm_spec_t){sizes->procs, sizeof(tg_shm_proc_t),
+                        (size_t)sizes->procs * sizeof(tg_shm_proc_t)};
+    spec[TG_SHM_T_KEYS] = (tg_shm_spec_t){key_slots, sizeof(tg_shm_key_t),
+                                          tg_shm_keys_size(key_slots)};
+    spec[TG_SHM_T_RL] = (tg_shm_spec_t){key_slots, sizeof(tg_shm_rl_t),
+                                        tg_shm_rl_size(key_slots)};
+    spec[TG_SHM_T_USERS] = (tg_shm_spec_t){sizes->users, sizeof(tg_shm_user_t),
+                                           tg_shm_users_size(sizes->users)};
+    spec[TG_SHM_T_MODELS] = (tg_shm_spec_t){1, (uint32_t)tg_shm_models_size(),
+                                            tg_shm_models_size()};
+    spec[TG_SHM_T_EPS] = (tg_shm_spec_t){sizes->endpoints, sizeof(tg_shm_ep_t),
+                                         tg_shm_ep_size(sizes->endpoints)};
+    spec[TG_SHM_T_RING] = (tg_shm_spec_t){
+        sizes->ring, sizeof(tg_shm_ring_slot_t), tg_shm_ring_size(sizes->ring)};
+    spec[TG_SHM_T_LEASES] = (tg_shm_spec_t){
+        sizes->procs, (uint32_t)tg_shm_rl_leases_stride(sizes->leases),
+        tg_shm_rl_leases_size(sizes->leases, sizes->procs)};
+    spec[TG_SHM_T_EPMINE] = (tg_shm_spec_t){
+        sizes->procs, sizes->endpoints * (uint32_t)sizeof(uint32_t),
+        tg_shm_ep_mine_size(sizes->endpoints, sizes->procs)};
+    if (key_slots == 0) {
+        return false;
+    }
+    for (i = 0; i < TG_SHM_NTABLES; i++) {
+        if (spec[i].capacity != 0 && spec[i].bytes == 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 
@@ -46,13 +79,13 @@ tg_shm_layout(const tg_shm_sizes_t *sizes, tg_shm_table_t *tables)
     size_t off = TG_SHM_ALIGN(sizeof(tg_shm_hdr_t));
     int i;
 
-    tg_shm_specs(sizes, spec);
+    if (!tg_shm_specs(sizes, spec)) {
+        return 0;
+    }
     for (i = 0; i < TG_SHM_NTABLES; i++) {
         size_t bytes;
 
-        if (__builtin_mul_overflow((size_t)spec[i].capacity,
-                                   (size_t)spec[i].entry_size, &bytes) ||
-            __builtin_add_overflow(bytes, (size_t)TG_SHM_CACHELINE - 1,
+        if (__builtin_add_overflow(spec[i].bytes, (size_t)TG_SHM_CACHELINE - 1,
                                    &bytes)) {
             return 0;
         }
@@ -128,9 +161,28 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
     clock_gettime(CLOCK_REALTIME, &ts);
     hdr->created_ms =
         (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    hdr->leases_per_proc = sizes->leases;
     tg_shm_layout(sizes, hdr->tables);
     for (i = 0; i < sizes->procs; i++) {
         tg_shm_proc(shm, i)->slot = i;
+    }
+    /* The pages of a new memfd read as zero, which is every table's empty
+     * state; the init calls write their headers. */
+    /* Formatting writes only the headers: the key and rate-limit tables
+     * are hundreds of megabytes of address space with the defaults, and a
+     * page nobody wrote costs nothing.  All-zero is the fresh state of
+     * every rate-limit entry, so that table needs no set-up at all. */
+    if (tg_shm_keys_format(tg_shm_table(shm, TG_SHM_T_KEYS),
+                           hdr->tables[TG_SHM_T_KEYS].capacity) == NULL ||
+        tg_shm_users_format(tg_shm_table(shm, TG_SHM_T_USERS), sizes->users) ==
+            NULL ||
+        tg_shm_models_init(tg_shm_table(shm, TG_SHM_T_MODELS)) == NULL ||
+        tg_shm_ring_init(tg_shm_table(shm, TG_SHM_T_RING), sizes->ring) ==
+            NULL) {
+        snprintf(err, errlen, "initialising the shared tables failed");
+        munmap(shm->base, size);
+        shm->base = NULL;
+        goto failed;
     }
     return 0;
 

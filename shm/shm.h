@@ -9,13 +9,23 @@
 #ifndef TG_SHM_SHM_H
 #define TG_SHM_SHM_H
 
+#include "shm/ep.h"
+#include "shm/keys.h"
 #include "shm/layout.h"
 #include "shm/procs.h"
+#include "shm/ring.h"
+#include "shm/rl.h"
+#include "shm/users.h"
 
 #include <stddef.h>
 
 typedef struct {
-    uint32_t procs; /* worker slots + 1 for admin */
+    uint32_t procs;     /* proc entries: 2 x max workers + admins */
+    uint32_t max_keys;  /* keys the key table must hold */
+    uint32_t users;     /* user slots */
+    uint32_t endpoints; /* endpoint slots */
+    uint32_t ring;      /* usage ring slots, a power of two */
+    uint32_t leases;    /* concurrency leases per proc entry */
 } tg_shm_sizes_t;
 
 typedef struct {
@@ -68,6 +78,59 @@ static inline tg_shm_proc_t *
 tg_shm_proc(const tg_shm_t *shm, uint32_t slot)
 {
     return (tg_shm_proc_t *)tg_shm_entry(shm, TG_SHM_T_PROCS, slot);
+}
+
+/* Start of table <t>'s area. */
+static inline void *
+tg_shm_table(const tg_shm_t *shm, int t)
+{
+    return (char *)shm->base + tg_shm_hdr(shm)->tables[t].offset;
+}
+
+static inline tg_shm_keys_t *
+tg_shm_keys(const tg_shm_t *shm)
+{
+    return (tg_shm_keys_t *)tg_shm_table(shm, TG_SHM_T_KEYS);
+}
+
+static inline tg_shm_rl_t *
+tg_shm_rl(const tg_shm_t *shm)
+{
+    return (tg_shm_rl_t *)tg_shm_table(shm, TG_SHM_T_RL);
+}
+
+static inline tg_shm_users_t *
+tg_shm_users(const tg_shm_t *shm)
+{
+    return (tg_shm_users_t *)tg_shm_table(shm, TG_SHM_T_USERS);
+}
+
+static inline tg_shm_models_t *
+tg_shm_models(const tg_shm_t *shm)
+{
+    return (tg_shm_models_t *)tg_shm_table(shm, TG_SHM_T_MODELS);
+}
+
+static inline tg_shm_ring_t *
+tg_shm_ring(const tg_shm_t *shm)
+{
+    return (tg_shm_ring_t *)tg_shm_table(shm, TG_SHM_T_RING);
+}
+
+/* The lease array of proc entry <idx>. */
+static inline tg_shm_lease_t *
+tg_shm_leases(const tg_shm_t *shm, uint32_t idx)
+{
+    return tg_shm_rl_leases_of(tg_shm_table(shm, TG_SHM_T_LEASES),
+                               tg_shm_hdr(shm)->leases_per_proc, idx);
+}
+
+/* Proc entry <idx>'s in-flight counters, one per endpoint slot. */
+static inline _Atomic uint32_t *
+tg_shm_ep_mine(const tg_shm_t *shm, uint32_t idx)
+{
+    return (_Atomic uint32_t *)tg_shm_table(shm, TG_SHM_T_EPMINE) +
+           (size_t)idx * tg_shm_capacity(shm, TG_SHM_T_EPS);
 }
 
 #endif /* TG_SHM_SHM_H */

@@ -20,6 +20,7 @@
 #include "core/core.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "worker/account.h"
 #include "worker/proxy.h"
 #include "worker/route.h"
 
@@ -94,6 +95,7 @@ tg_conn_create(tg_worker_t *w, int fd)
     c->u.endpoint = -1;
     c->timer.handler = tg_conn_timer_handler;
     c->timer.data = c;
+    c->lease = -1;
     tg_buf_init(&c->in, w->conf->header_bytes + w->conf->body_bytes +
                             TG_CONN_BODY_SLACK);
     tg_buf_init(&c->out, w->conf->stream_buffer + 65536);
@@ -120,6 +122,15 @@ tg_conn_close(tg_conn_t *c)
 
     if (c->u.easy != NULL) {
         tg_proxy_abort(c);
+    }
+    if (c->req_open) {
+        if (c->outcome == TG_USAGE_OK && c->state != TG_CONN_RESPOND) {
+            c->outcome = TG_USAGE_CLIENT_GONE;
+        }
+        if (c->broken) {
+            c->outcome = TG_USAGE_BROKEN;
+        }
+        tg_account_finish(c);
     }
     if (c->usage_on) {
         tg_usage_fini(&c->usage);
@@ -467,6 +478,12 @@ tg_conn_head_done(tg_conn_t *c)
     tg_http_req_t *r = &c->req;
 
     c->keep_alive = r->keep_alive;
+    c->req_open = true;
+    c->outcome = TG_USAGE_OK;
+    c->have_key = false;
+    c->lease = -1;
+    c->model[0] = '\0';
+    c->stream_req = false;
     if (tg_route_head(c) != TG_OK) {
         return TG_ERROR;
     }
@@ -663,6 +680,10 @@ tg_conn_finish(tg_conn_t *c)
 {
     tg_worker_t *w = c->w;
 
+    if (c->broken) {
+        c->outcome = TG_USAGE_BROKEN;
+    }
+    tg_account_finish(c);
     tg_conn_access_log(c);
     atomic_fetch_add_explicit(&w->proc->requests, 1, memory_order_relaxed);
     if (c->status >= 500) {

@@ -90,8 +90,16 @@ struct tg_conn_s {
     uint64_t resp_bytes;   /* body bytes sent to the client */
     uint64_t req_id;
     tg_upstream_t u;
-    bool usage_on;    /* usage observes this response */
-    tg_usage_t usage; /* tokens seen in the response */
+    bool req_open;     /* a request is under way: account it once */
+    int outcome;       /* TG_USAGE_* for the usage record */
+    bool have_key;     /* key found in the shared table */
+    uint32_t key_slot; /* its slot (and rate-limit entry) */
+    tg_shm_key_t key;  /* consistent copy of the key entry */
+    int lease;         /* concurrency lease index, -1 none */
+    bool stream_req;   /* the request asked for a stream */
+    char model[64];    /* model named by the request body */
+    bool usage_on;     /* usage observes this response */
+    tg_usage_t usage;  /* tokens seen in the response */
     struct sockaddr_in6 peer;
 };
 

@@ -651,6 +651,7 @@ tg_proxy_start(tg_conn_t *c)
     c->state = TG_CONN_PROXY;
     idx = tg_route_pick(c);
     if (idx < 0) {
+        c->outcome = TG_USAGE_UPSTREAM_ERROR;
         if (u->attempts == 0) {
             tg_conn_send_error(c, 503, "api_error", NULL,
                                "no upstream endpoint serves this API", NULL);
@@ -692,6 +693,9 @@ tg_proxy_start(tg_conn_t *c)
     }
     u->easy = easy;
     atomic_fetch_add_explicit(&w->proc->inflight, 1, memory_order_relaxed);
+    tg_shm_ep_start(
+        tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+        &w->ep_mine[idx]);
     u->timer.handler = tg_proxy_attempt_timer_handler;
     u->timer.data = c;
     tg_ev_timer_add(w->loop, &u->timer, w->conf->first_byte_timeout_ms);
@@ -703,12 +707,39 @@ tg_proxy_start(tg_conn_t *c)
  * text): retry when nothing reached the client and another endpoint can
  * take it, otherwise finish the response or the broken stream.
  */
+/* Record the end of the attempt in the endpoint's shared counters. */
+static void
+tg_proxy_ep_finish(tg_conn_t *c, CURLcode rc)
+{
+    tg_worker_t *w = c->w;
+    tg_upstream_t *u = &c->u;
+    bool ok;
+    uint32_t err;
+
+    /* The endpoint failed when it did not answer, or answered with a
+     * status that says it is unwell; a client's 4xx is not its fault. */
+    ok = rc == CURLE_OK && !u->discard && u->status != 0 && u->status < 500 &&
+         u->status != 429;
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        ok = true; /* the client left; says nothing about the endpoint */
+    }
+    err = (rc != CURLE_OK && u->status == 0) ? 1000u + (uint32_t)rc
+                                             : (uint32_t)u->status;
+    tg_shm_ep_finish(tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS),
+                                   (uint32_t)u->endpoint),
+                     &w->ep_mine[u->endpoint], ok,
+                     u->first_byte_us ? u->first_byte_us - u->start_us : 0, err,
+                     tg_time_wall_ms());
+}
+
+
 static void
 tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
 {
     tg_upstream_t *u = &c->u;
     const char *ep = c->w->conf->endpoints[u->endpoint].name;
 
+    tg_proxy_ep_finish(c, rc);
     tg_proxy_release(c);
     if (rc != CURLE_OK && u->last_error[0] == '\0') {
         snprintf(u->last_error, sizeof(u->last_error), "%s",
@@ -724,6 +755,7 @@ tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
             tg_log(TG_LOG_WARN, 0, "upstream %s failed mid-response: %s", ep,
                    u->last_error);
             c->broken = true;
+            c->outcome = TG_USAGE_BROKEN;
         }
         tg_conn_proxy_done(c);
         return;
@@ -776,6 +808,9 @@ tg_proxy_check_done(tg_proxy_t *px)
 void
 tg_proxy_abort(tg_conn_t *c)
 {
+    if (c->u.easy != NULL) {
+        tg_proxy_ep_finish(c, CURLE_ABORTED_BY_CALLBACK);
+    }
     tg_proxy_release(c);
 }
 

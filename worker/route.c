@@ -13,16 +13,13 @@
 #include "core/core.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "worker/auth.h"
 #include "worker/proxy.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static unsigned char (*tg_route_key_digests)[SHA256_DIGEST_LENGTH];
 
 
 static void
@@ -102,7 +99,6 @@ int
 tg_route_init(tg_worker_t *w)
 {
     const tg_conf_t *conf = w->conf;
-    size_t i;
 
     if (tg_route_models_build(w) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "building the model list failed");
@@ -110,15 +106,9 @@ tg_route_init(tg_worker_t *w)
     }
     w->rr_current =
         calloc(conf->nendpoints ? conf->nendpoints : 1, sizeof(int64_t));
-    tg_route_key_digests =
-        calloc(conf->nkeys ? conf->nkeys : 1, SHA256_DIGEST_LENGTH);
-    if (w->rr_current == NULL || tg_route_key_digests == NULL) {
+    if (w->rr_current == NULL) {
         tg_log(TG_LOG_ERR, 0, "calloc(route state) failed");
         return TG_ERROR;
-    }
-    for (i = 0; i < conf->nkeys; i++) {
-        SHA256((const unsigned char *)conf->keys[i].key,
-               strlen(conf->keys[i].key), tg_route_key_digests[i]);
     }
     return TG_OK;
 }
@@ -132,56 +122,6 @@ tg_route_fini(tg_worker_t *w)
     w->models_json = NULL;
     free(w->rr_current);
     w->rr_current = NULL;
-    free(tg_route_key_digests);
-    tg_route_key_digests = NULL;
-}
-
-
-/* The client key from x-api-key or Authorization: Bearer; len 0 if none. */
-static tg_str_t
-tg_route_client_key(const tg_http_req_t *r)
-{
-    const tg_http_header_t *h;
-    tg_str_t v;
-
-    h = tg_http_find_header(r->headers, r->nheaders, tg_str_lit("x-api-key"));
-    if (h != NULL && h->value.len > 0) {
-        return h->value;
-    }
-    h = tg_http_find_header(r->headers, r->nheaders,
-                            tg_str_lit("authorization"));
-    if (h != NULL && h->value.len > 7 &&
-        tg_str_caseeq((tg_str_t){h->value.data, 7}, tg_str_lit("bearer "))) {
-        v.data = h->value.data + 7;
-        v.len = h->value.len - 7;
-        while (v.len > 0 && v.data[0] == ' ') {
-            v.data++;
-            v.len--;
-        }
-        return v;
-    }
-    return tg_str_null;
-}
-
-
-static bool
-tg_route_authenticate(tg_conn_t *c)
-{
-    const tg_conf_t *conf = c->w->conf;
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    tg_str_t key = tg_route_client_key(&c->req);
-    size_t i;
-
-    if (key.len == 0 || key.len > 512) {
-        return false;
-    }
-    SHA256((const unsigned char *)key.data, key.len, d);
-    for (i = 0; i < conf->nkeys; i++) {
-        if (CRYPTO_memcmp(d, tg_route_key_digests[i], sizeof(d)) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 
@@ -234,11 +174,7 @@ tg_route_head(tg_conn_t *c)
     if (c->route == TG_ROUTE_HEALTH) {
         return TG_OK;
     }
-    if (!tg_route_authenticate(c)) {
-        tg_conn_send_error(c, 401,
-                           c->api == TG_API_OPENAI ? "invalid_request_error"
-                                                   : "authentication_error",
-                           "invalid_api_key", "invalid x-api-key", NULL);
+    if (tg_auth_key(c) != TG_OK) {
         return TG_ERROR;
     }
     return TG_OK;
@@ -261,7 +197,9 @@ tg_route_request(tg_conn_t *c)
                               w->models_json_len);
         return;
     default:
-        tg_proxy_start(c);
+        if (tg_auth_admit(c) == TG_OK) {
+            tg_proxy_start(c);
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 #include "worker/worker.h"
 #include "core/core.h"
 #include "core/log.h"
+#include "worker/auth.h"
 #include "worker/conn.h"
 #include "worker/proxy.h"
 #include "worker/route.h"
@@ -121,13 +122,16 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
     w->shm = shm;
     w->proc = tg_shm_proc(shm, shm_idx);
     w->slot = slot;
+    w->shm_idx = shm_idx;
+    w->ep_mine = tg_shm_ep_mine(shm, shm_idx);
     w->listen_fd = listen_fd;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         setsize = (int)TG_MIN(rl.rlim_cur + 16, 1u << 20);
     }
     w->loop = tg_ev_create(setsize);
     if (w->loop == NULL || tg_worker_signals_init(w) != TG_OK ||
-        tg_route_init(w) != TG_OK || tg_proxy_init(w) != TG_OK) {
+        tg_route_init(w) != TG_OK || tg_auth_init(w) != TG_OK ||
+        tg_proxy_init(w) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "worker start-up failed");
         exit(2);
     }
@@ -152,6 +156,7 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
         tg_conn_close(w->all_head);
     }
     tg_proxy_fini(w);
+    tg_auth_fini(w);
     tg_route_fini(w);
     while (w->free_conns != NULL) {
         tg_conn_t *c = w->free_conns;

@@ -41,6 +41,13 @@ typedef struct tg_worker_s {
     int64_t *rr_current;    /* smooth weighted round-robin state */
     char *models_json;      /* prebuilt GET /v1/models body */
     size_t models_json_len;
+    uint32_t shm_idx;       /* our proc entry */
+    tg_shm_lease_t *leases; /* our concurrency leases in shm */
+    uint32_t nleases;
+    uint32_t *lease_free; /* stack of free lease indexes */
+    uint32_t nlease_free;
+    _Atomic uint32_t *ep_mine; /* our in-flight count per endpoint */
+    uint64_t spooled;          /* usage records that went to the spool */
 } tg_worker_t;
 
 /*

@@ -20,10 +20,15 @@ static const struct {
     const char *name;
     int (*reg)(void);
 } tg_test_suites[] = {
-    {"buf", tg_test_buf_register},   {"ev", tg_test_ev_register},
-    {"http", tg_test_http_register}, {"sse", tg_test_sse_register},
+    {"buf", tg_test_buf_register},
+    {"ev", tg_test_ev_register},
+    {"http", tg_test_http_register},
+    {"sse", tg_test_sse_register},
     {"conf", tg_test_conf_register},
     {"json", tg_test_json_register},
+    {"shm_keys", tg_test_shm_keys_register},
+    {"shm_rl", tg_test_shm_rl_register},
+    {"shm_ring", tg_test_shm_ring_register},
 };
 
 
