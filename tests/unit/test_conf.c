@@ -558,8 +558,15 @@ test_conf_shipped(void)
     CU_ASSERT_STRING_EQUAL(conf->endpoints[0].credential, "mock-upstream-key");
     CU_ASSERT_STRING_EQUAL(conf->endpoints[1].name, "mock-openai");
     CU_ASSERT_EQUAL(conf->endpoints[1].style, TG_STYLE_OPENAI);
-    CU_ASSERT_EQUAL_FATAL(conf->nkeys, 1);
+    CU_ASSERT_EQUAL_FATAL(conf->nkeys, 2);
     CU_ASSERT_STRING_EQUAL(conf->keys[0].key, "tg-demo-0123456789abcdef");
+    CU_ASSERT_EQUAL(conf->keys[0].user, 0);
+    CU_ASSERT_EQUAL(conf->keys[1].user, 1);
+    CU_ASSERT_EQUAL(conf->keys[1].rpm, 30);
+    CU_ASSERT_EQUAL(conf->keys[1].nmodels, 1);
+    CU_ASSERT_EQUAL_FATAL(conf->nusers, 2);
+    CU_ASSERT_STRING_EQUAL(conf->users[1].name, "demo-limited");
+    CU_ASSERT_STRING_EQUAL(conf->usage_log, "run/usage.jsonl");
     tg_conf_destroy(conf);
     free(path);
 }
