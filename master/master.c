@@ -71,6 +71,7 @@ static int tg_master_listen_fds[TG_MASTER_MAX_WORKERS];
 static int tg_master_nlisten;
 static int tg_master_admin_fd = -1;
 static bool tg_master_stopping;
+static bool tg_master_admin_told; /* admin asked to stop (after workers) */
 static uint64_t tg_master_stop_deadline;
 
 
@@ -559,6 +560,41 @@ tg_master_respawn_due(void)
 
 
 static bool
+tg_master_workers_alive(void)
+{
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        if (tg_master_procs[i].used && tg_master_procs[i].pid > 0
+            && tg_master_procs[i].role == TG_ROLE_WORKER) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
+/* Graceful stop, first step: every worker, not admin. */
+static void
+tg_master_signal_workers(int signo)
+{
+    size_t i;
+
+    for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
+        tg_master_proc_t *p = &tg_master_procs[i];
+
+        if (p->used && p->role == TG_ROLE_WORKER) {
+            p->exiting = true;
+            p->respawn_at = 0;
+            if (p->pid > 0) {
+                kill(p->pid, signo);
+            }
+        }
+    }
+}
+
+
+static bool
 tg_master_children_alive(void)
 {
     size_t i;
@@ -706,7 +742,7 @@ tg_master_loop(const sigset_t *blocked)
                        tg_master_conf->shutdown_timeout_ms);
                 tg_master_stopping = true;
                 tg_master_close_sockets();
-                tg_master_signal_children(SIGTERM, false);
+                tg_master_signal_workers(SIGTERM);
                 /* Workers enforce the deadline themselves; master kills
                  * what is still there a little after it. */
                 tg_master_stop_deadline = tg_time_mono_ms() +
@@ -732,6 +768,12 @@ tg_master_loop(const sigset_t *blocked)
         if (tg_master_stopping) {
             if (!tg_master_children_alive()) {
                 return;
+            }
+            /* Admin goes last: it drains the usage records of the streams
+             * the workers finished while stopping. */
+            if (!tg_master_workers_alive() && !tg_master_admin_told) {
+                tg_master_admin_told = true;
+                tg_master_signal_children(SIGTERM, false);
             }
             if (tg_time_mono_ms() >= tg_master_stop_deadline) {
                 tg_log(TG_LOG_WARN, 0,

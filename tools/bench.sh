@@ -62,6 +62,7 @@ CHUNK_DELAY_MS=${BENCH_CHUNK_DELAY_MS:-50}
 ACCESS_LOG=${BENCH_ACCESS_LOG:-off}
 KEEP=${BENCH_KEEP:-0}
 KEY=tg-bench-0123456789abcdef
+LKEY=tg-bench-limited-0123456789 # a key with every limit set (none reached)
 TARGET_RATIO=0.6
 TARGET_KB_PER_STREAM=32
 
@@ -341,7 +342,7 @@ run_wrk()
 
     raw=$TMP/wrk-$label.txt
     c0=$(cpu_ticks "$@")
-    BENCH_BODY=$BENCH_DIR/messages.json BENCH_KEY=$KEY \
+    BENCH_BODY=$BENCH_DIR/messages.json BENCH_KEY=${WRK_KEY:-$KEY} \
         run_bounded "$raw" timeout $((d + 30)) wrk -t"$t" -c"$c" -d"${d}s" \
         --latency -s "$BENCH_DIR/post.lua" "$url"
     local rc=$?
@@ -558,7 +559,7 @@ pick_port || die "no free port for tollgate"
 TG_PORT=$PORT
 sed -e "s|@TMP@|$TMP|g" -e "s|@WORKERS@|$WORKERS|g" \
     -e "s|@PORT@|$TG_PORT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
-    -e "s|@ACCESS_LOG@|$TG_ACCESS|g" -e "s|@KEY@|$KEY|g" \
+    -e "s|@ACCESS_LOG@|$TG_ACCESS|g" -e "s|@KEY@|$KEY|g" -e "s|@LKEY@|$LKEY|g" \
     "$BENCH_DIR/tollgate.conf.in" >"$TMP/tollgate.conf"
 TG_LOG=$TMP/tollgate-error.log
 "$TOLLGATE" -t -c "$TMP/tollgate.conf" >"$TMP/tollgate-t.log" 2>&1 \
@@ -604,7 +605,7 @@ url_of()
     case $1 in
     mock) echo "$MOCK_URL" ;;
     nginx) echo "$NGX_URL" ;;
-    tollgate) echo "$TG_URL" ;;
+    tollgate | limited) echo "$TG_URL" ;;
     esac
 }
 
@@ -614,7 +615,19 @@ pids_of()
     case $1 in
     mock) echo "$MOCK_PIDS" ;;
     nginx) echo "$NGX_PIDS" ;;
-    tollgate) echo "$TG_PIDS" ;;
+    tollgate | limited) echo "$TG_PIDS" ;;
+    esac
+}
+
+
+# "limited" is Tollgate again, with a key that has an rpm, burst, tpm,
+# concurrency limit, a user quota and a model allow-list (set high enough
+# never to refuse): the cost of the limits against the unlimited key.
+key_of()
+{
+    case $1 in
+    limited) echo "$LKEY" ;;
+    *) echo "$KEY" ;;
     esac
 }
 
@@ -633,17 +646,19 @@ order_of()
 }
 
 declare -A RPS P50 P99 BAD LP50 LP99 LBAD RRPS CPU
-for t in mock nginx tollgate; do
+for t in mock nginx tollgate limited; do
     CPU[$t]=0 RPS[$t]=0 P50[$t]=0 P99[$t]=0 BAD[$t]=0
     LP50[$t]=0 LP99[$t]=0 LBAD[$t]=0
 done
 for r in $(seq "$ROUNDS"); do
-    for t in $(order_of "$r"); do
+    for t in $(order_of "$r") limited; do
+        WRK_KEY=$(key_of "$t")
         if [ "$r" -eq 1 ] && [ "$WARMUP" -gt 0 ]; then
             run_wrk "warmup-$t" "$(url_of "$t")" "$THREADS" "$CONNS" "$WARMUP"
         fi
         # shellcheck disable=SC2046 # a list of pids
         run_wrk "c$CONNS-$t-round$r" "$(url_of "$t")" "$THREADS" "$CONNS" "$DURATION" $(pids_of "$t")
+        WRK_KEY=
         RRPS[$t,$r]=$W_RPS
         CPU[$t]=$(calc '%.2f' "${CPU[$t]} + $W_CPU / $ROUNDS")
         RPS[$t]=$(calc '%.2f' "${RPS[$t]} + $W_RPS / $ROUNDS")
@@ -743,6 +758,10 @@ done
 say "  tollgate/nginx req/s = $RATIO  (target >= $TARGET_RATIO: $VERDICT; per round:$PER_ROUND)"
 say "  tollgate/nginx CPU per request = $(calc '%.2f' "${CPU[tollgate]} / ${CPU[nginx]}")  (cpu_us/req: user + system time of all the target's processes / requests)"
 say "  nginx/mock req/s = $(calc '%.2f' "${RPS[nginx]} / ${RPS[mock]}"), tollgate/mock req/s = $(calc '%.2f' "${RPS[tollgate]} / ${RPS[mock]}")"
+say "$(printf '  %-9s %10.0f %9.3f %9.3f %7d %11.1f' limited "${RPS[limited]}" "${P50[limited]}" "${P99[limited]}" "${BAD[limited]}" "${CPU[limited]}")"
+LRATIO=$(calc '%.2f' "${RPS[limited]} / ${RPS[tollgate]}")
+LVERDICT=$(awk -v r="$LRATIO" 'BEGIN { print (r >= 0.9) ? "ok" : "BELOW TARGET" }')
+say "  tollgate with limits / without = $LRATIO req/s, $(calc '%.2f' "${CPU[limited]} / ${CPU[tollgate]}") CPU per request  (target >= 0.90: $LVERDICT)"
 say ""
 say "Latency added over the mock at concurrency 1 (wrk -t1 -c1 -d${LAT_DURATION}s, mean of rounds: $ROUNDS)"
 say "$(printf '  %-9s %9s %9s %11s %11s %7s' target p50_ms p99_ms added_p50 added_p99 errors)"

@@ -768,9 +768,11 @@ tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
         return;
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
+        c->outcome = TG_USAGE_TIMEOUT;
         tg_conn_send_error(c, 504, "timeout_error", NULL, "upstream timed out",
                            NULL);
     } else {
+        c->outcome = TG_USAGE_UPSTREAM_ERROR;
         tg_conn_send_error(c, 502, "api_error", NULL, "upstream request failed",
                            NULL);
     }
