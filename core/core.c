@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,4 +117,22 @@ uint64_t
 tg_time_wall_ms(void)
 {
     return tg_time_clock(CLOCK_REALTIME, 1000000);
+}
+
+
+/* See core/core.h. */
+int
+tg_nofile_raise(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+        return 1024;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (int)TG_MIN(rl.rlim_cur, (rlim_t)(1 << 20));
 }

@@ -83,6 +83,12 @@ tg_size_mul(size_t a, size_t b, size_t *out)
     return !__builtin_mul_overflow(a, b, out);
 }
 
+/*
+ * Raise RLIMIT_NOFILE to its hard limit.  Returns the soft limit now in
+ * force, capped at 2^20 (the size callers give their fd tables).
+ */
+int tg_nofile_raise(void);
+
 /* Monotonic and wall clocks in milliseconds / microseconds. */
 uint64_t tg_time_mono_ms(void);
 uint64_t tg_time_mono_us(void);

@@ -799,7 +799,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
     tg_shm_sizes_t sizes;
     sigset_t blocked;
     char err[256];
-    long nofile;
+    int nofile;
     int rc = 1;
 
     tg_master_conf = conf;
@@ -808,7 +808,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
         return 1;
     }
     tg_log_set_role("master", -1);
-    nofile = tg_proc_raise_nofile();
+    nofile = tg_nofile_raise();
     if (tg_master_open_sockets(NULL, conf) != TG_OK) {
         return 1;
     }
@@ -829,7 +829,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
     tg_proc_set_title("tollgate: master -c %s", conf->path);
     tg_log(TG_LOG_NOTICE, 0,
            "tollgate %s listening on %s:%d with %d workers (admin %s:%d, "
-           "%zu bytes of shared memory, %ld fds)",
+           "%zu bytes of shared memory, %d fds)",
            TG_VERSION, conf->listen_addr, conf->listen_port, conf->workers,
            conf->admin_addr, conf->admin_port, tg_master_shm.size, nofile);
     tg_master_spawn_all(true);

@@ -129,27 +129,6 @@ failed:
 }
 
 
-/* Raise the fd limit to the hard limit; returns the soft limit in force. */
-long
-tg_proc_raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
-        return 1024;
-    }
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
-            tg_log(TG_LOG_WARN, errno, "setrlimit(NOFILE, %llu) failed",
-                   (unsigned long long)rl.rlim_max);
-            getrlimit(RLIMIT_NOFILE, &rl);
-        }
-    }
-    return rl.rlim_cur == RLIM_INFINITY ? 1048576 : (long)rl.rlim_cur;
-}
-
-
 /* Read a pid from <path>; -1 when the file is absent or malformed. */
 pid_t
 tg_proc_pidfile_read(const char *path)

@@ -25,9 +25,6 @@ void tg_proc_set_title(const char *fmt, ...)
  */
 int tg_proc_listen(const char *addr, int port, bool reuseport);
 
-/* Raise RLIMIT_NOFILE to its hard limit; returns the new soft limit. */
-long tg_proc_raise_nofile(void);
-
 /*
  * Write our pid to <path>, refusing (TG_ERROR, logged) when it names a live
  * tollgate process.  TG_OK otherwise.

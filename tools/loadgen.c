@@ -914,23 +914,6 @@ tg_lg_parse_args(int argc, char **argv)
     return TG_OK;
 }
 
-/* Raise RLIMIT_NOFILE to the hard limit; returns the usable fd count. */
-static int
-tg_lg_raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
-        return 1024;
-    }
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-        (void)getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return (int)TG_MIN(rl.rlim_cur, (rlim_t)(1 << 20));
-}
-
 static int
 tg_lg_exit_status(void)
 {
@@ -971,7 +954,7 @@ main(int argc, char **argv)
     tg_log_open(NULL, NULL, TG_LOG_WARN);
     tg_log_set_role("loadgen", -1);
     signal(SIGPIPE, SIG_IGN);
-    setsize = tg_lg_raise_nofile();
+    setsize = tg_nofile_raise();
     if (tg_lg_conf.concurrency > setsize - 16) {
         fprintf(stderr, "loadgen: concurrency %d exceeds the fd limit %d\n",
                 tg_lg_conf.concurrency, setsize);

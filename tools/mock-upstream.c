@@ -2399,23 +2399,6 @@ tg_mock_open_sockets(int *fds, int n, char *host, size_t host_cap, int *port)
     return TG_OK;
 }
 
-/* Raise RLIMIT_NOFILE to the hard limit; returns the usable fd count. */
-static int
-tg_mock_raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
-        return 1024;
-    }
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-        (void)getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return (int)TG_MIN(rl.rlim_cur, (rlim_t)(1 << 20));
-}
-
 /*
  * Parse the options, map the shared region, bind the sockets, print the
  * "listening" line, then serve in this process (-w 1) or fork the workers
@@ -2440,7 +2423,7 @@ main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
-    setsize = tg_mock_raise_nofile();
+    setsize = tg_nofile_raise();
     if (tg_mock_setup_shared() != TG_OK) {
         return 1;
     }

@@ -49,27 +49,11 @@ static const tg_it_test_t *const tg_it_tables[] = {
     tg_it_master_tests,
     tg_it_load_tests,
     tg_it_sdk_tests,
+    tg_it_auth_tests,
 };
 
 static const tg_it_test_t *tg_it_all[TG_IT_MAX_TESTS];
 static size_t tg_it_nall;
-
-
-/* Raise RLIMIT_NOFILE to its hard limit: the load test holds thousands of
- * sockets across loadgen, tollgate and the mock, which inherit it. */
-static void
-tg_it_raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
-            fprintf(stderr, "setrlimit(RLIMIT_NOFILE) failed: %s\n",
-                    strerror(errno));
-        }
-    }
-}
 
 
 /* "<nn>-<name as lower-case words joined by '-'>", at most <len> bytes. */
@@ -437,7 +421,9 @@ main(int argc, char **argv)
         }
         return 0;
     }
-    tg_it_raise_nofile();
+    /* The load test holds thousands of sockets across loadgen, tollgate
+     * and the mock, which inherit the limit. */
+    tg_nofile_raise();
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     setvbuf(stdout, NULL, _IOLBF, 0);
