@@ -46,6 +46,7 @@ extern const tg_it_test_t tg_it_limits_tests[];
 extern const tg_it_test_t tg_it_master_tests[];
 extern const tg_it_test_t tg_it_load_tests[];
 extern const tg_it_test_t tg_it_sdk_tests[];
+extern const tg_it_test_t tg_it_auth_tests[];
 
 /* ------------------------------------------------------------ checks */
 
