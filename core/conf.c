@@ -1552,7 +1552,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->max_keys = 1000000;
     conf->max_users = 100000;
     conf->max_endpoints = 256;
-    conf->usage_ring = 65536;
+    conf->usage_ring = 16384;
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
     snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
 }

@@ -114,7 +114,7 @@ typedef struct tg_conf_s {
     uint32_t max_endpoints; /* default 256 */
 
     /* usage */
-    uint32_t usage_ring;  /* ring slots, a power of two, default 65536 */
+    uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
     char spool_dir[4096]; /* overflow spool files, default "spool" */
     char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
 } tg_conf_t;

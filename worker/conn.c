@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "worker/account.h"
+#include "worker/auth.h"
 #include "worker/proxy.h"
 #include "worker/route.h"
 
@@ -701,6 +702,10 @@ tg_conn_finish(tg_conn_t *c)
 void
 tg_conn_proxy_done(tg_conn_t *c)
 {
+    /* The upstream work is over: give the concurrency slot back now, not
+     * after the last bytes reach the client, which may already be sending
+     * its next request by the time we would. */
+    tg_auth_release(c);
     c->state = TG_CONN_RESPOND;
     tg_conn_want_flush(c);
 }
