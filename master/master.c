@@ -565,8 +565,8 @@ tg_master_workers_alive(void)
     size_t i;
 
     for (i = 0; i < TG_MASTER_MAX_PROCS; i++) {
-        if (tg_master_procs[i].used && tg_master_procs[i].pid > 0
-            && tg_master_procs[i].role == TG_ROLE_WORKER) {
+        if (tg_master_procs[i].used && tg_master_procs[i].pid > 0 &&
+            tg_master_procs[i].role == TG_ROLE_WORKER) {
             return true;
         }
     }

@@ -52,9 +52,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tg_fz_run(&y, (const char *)data + 1, size - 1,
               split < size - 1 ? split : size - 1);
     for (i = 0; i < 3; i++) {
-        if (x.f[i].len > x.f[i].cap || x.f[i].len != y.f[i].len
-            || x.f[i].found != y.f[i].found
-            || memcmp(x.f[i].buf, y.f[i].buf, x.f[i].len) != 0) {
+        if (x.f[i].len > x.f[i].cap || x.f[i].len != y.f[i].len ||
+            x.f[i].found != y.f[i].found ||
+            memcmp(x.f[i].buf, y.f[i].buf, x.f[i].len) != 0) {
             abort();
         }
     }

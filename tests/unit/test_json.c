@@ -21,12 +21,12 @@ static void
 scan_case_init(tg_scan_case_t *t)
 {
     memset(t, 0, sizeof(*t));
-    t->f[0] = (tg_json_field_t){"model", 5, t->model, sizeof(t->model) - 1,
-                                0, false, false};
-    t->f[1] = (tg_json_field_t){"stream", 6, t->stream,
-                                sizeof(t->stream) - 1, 0, false, false};
-    t->f[2] = (tg_json_field_t){"usage", 5, t->usage, sizeof(t->usage) - 1,
-                                0, false, false};
+    t->f[0] = (tg_json_field_t){"model", 5,     t->model, sizeof(t->model) - 1,
+                                0,       false, false};
+    t->f[1] = (tg_json_field_t){
+        "stream", 6, t->stream, sizeof(t->stream) - 1, 0, false, false};
+    t->f[2] = (tg_json_field_t){"usage", 5,     t->usage, sizeof(t->usage) - 1,
+                                0,       false, false};
 }
 
 
@@ -156,22 +156,23 @@ tg_test_json_register(void)
 {
     CU_pSuite s = CU_add_suite("json", NULL, NULL);
 
-    if (s == NULL
-        || !CU_add_test(s, "captures top-level members at any split",
-                        test_captures_top_level_members)
-        || !CU_add_test(s, "ignores members of nested objects",
-                        test_ignores_members_of_nested_objects)
-        || !CU_add_test(s, "literal values end at delimiters",
-                        test_literal_values_end_at_delimiters)
-        || !CU_add_test(s, "marks a value longer than its buffer truncated",
-                        test_marks_a_value_longer_than_its_buffer_truncated)
-        || !CU_add_test(s, "refuses documents that are not objects",
-                        test_refuses_documents_that_are_not_objects)
-        || !CU_add_test(s, "an escaped member name never matches",
-                        test_an_escaped_member_name_never_matches)
-        || !CU_add_test(s, "escapes control characters, quotes and invalid "
-                           "UTF-8",
-                        test_escapes_control_quotes_and_invalid_utf8)) {
+    if (s == NULL ||
+        !CU_add_test(s, "captures top-level members at any split",
+                     test_captures_top_level_members) ||
+        !CU_add_test(s, "ignores members of nested objects",
+                     test_ignores_members_of_nested_objects) ||
+        !CU_add_test(s, "literal values end at delimiters",
+                     test_literal_values_end_at_delimiters) ||
+        !CU_add_test(s, "marks a value longer than its buffer truncated",
+                     test_marks_a_value_longer_than_its_buffer_truncated) ||
+        !CU_add_test(s, "refuses documents that are not objects",
+                     test_refuses_documents_that_are_not_objects) ||
+        !CU_add_test(s, "an escaped member name never matches",
+                     test_an_escaped_member_name_never_matches) ||
+        !CU_add_test(s,
+                     "escapes control characters, quotes and invalid "
+                     "UTF-8",
+                     test_escapes_control_quotes_and_invalid_utf8)) {
         return 1;
     }
     return 0;
