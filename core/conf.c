@@ -71,7 +71,8 @@ enum {
     TG_CONF_T_BOOL,      /* bool */
     TG_CONF_T_STRING,    /* char[size]; min/max are lengths */
     TG_CONF_T_ADDR,      /* char[size] holding a numeric IPv4/IPv6 address */
-    TG_CONF_T_ENUM       /* int: index of the value in rule->words */
+    TG_CONF_T_ENUM,      /* int: index of the value in rule->words */
+    TG_CONF_T_FACTOR     /* uint32_t thousandths: a plain number (0.8) */
 };
 
 #define TG_CONF_F_REQUIRED 0x01 /* the group must contain it */
@@ -84,6 +85,7 @@ typedef struct {
     size_t errlen;
     tg_conf_t *conf; /* being filled */
     uint32_t user;   /* user that a "keys" list being parsed belongs to */
+    bool default_group_set; /* the file configured group "default" */
 } tg_conf_ctx_t;
 
 typedef struct tg_conf_rule_s tg_conf_rule_t;
@@ -154,6 +156,12 @@ static int tg_conf_parse_users(tg_conf_ctx_t *ctx, const config_setting_t *s,
                                void *base);
 static int tg_conf_parse_key_models(tg_conf_ctx_t *ctx,
                                     const config_setting_t *s, void *base);
+static int tg_conf_parse_ep_models(tg_conf_ctx_t *ctx,
+                                   const config_setting_t *s, void *base);
+static int tg_conf_parse_ep_maps(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                                 void *base);
+static int tg_conf_parse_groups(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                                void *base);
 static int tg_conf_parse_group(tg_conf_ctx_t *ctx, const config_setting_t *g,
                                const tg_conf_rule_t *rules, void *base);
 
@@ -229,6 +237,7 @@ static const tg_conf_rule_t tg_conf_rules[] = {
     {.name = "models", .type = TG_CONF_T_LIST, .list = tg_conf_parse_models},
     {.name = "keys", .type = TG_CONF_T_LIST, .list = tg_conf_parse_keys},
     {.name = "users", .type = TG_CONF_T_LIST, .list = tg_conf_parse_users},
+    {.name = "groups", .type = TG_CONF_T_LIST, .list = tg_conf_parse_groups},
     {.name = "shm", .type = TG_CONF_T_GROUP, .group = tg_conf_shm_rules},
     {.name = "usage", .type = TG_CONF_T_GROUP, .group = tg_conf_usage_rules},
     TG_CONF_END,
@@ -248,6 +257,56 @@ static const tg_conf_rule_t tg_conf_endpoint_rules[] = {
                1, 511),
     TG_CONF_EP("weight", TG_CONF_T_U32, 0, weight, 1, 1000),
     TG_CONF_ENUM("priority", 0, tg_conf_endpoint_t, priority, tg_conf_prios),
+    TG_CONF_EP("group", TG_CONF_T_STRING, TG_CONF_F_NAME, group_name, 1, 63),
+    TG_CONF_EP("enabled", TG_CONF_T_BOOL, 0, enabled, 0, 1),
+    TG_CONF_EP("price_factor", TG_CONF_T_FACTOR, 0, price_milli, 1, 1000000),
+    {.name = "models", .type = TG_CONF_T_LIST, .list = tg_conf_parse_ep_models},
+    {.name = "model_map",
+     .type = TG_CONF_T_LIST,
+     .list = tg_conf_parse_ep_maps},
+    TG_CONF_EP("proxy", TG_CONF_T_STRING, TG_CONF_F_TOKEN, proxy, 1, 511),
+    TG_CONF_EP("connect_timeout", TG_CONF_T_DURATION, 0, connect_timeout_ms, 1,
+               TG_CONF_DAY_MS),
+    TG_CONF_EP("first_byte_timeout", TG_CONF_T_DURATION, 0,
+               first_byte_timeout_ms, 1, TG_CONF_DAY_MS),
+    TG_CONF_EP("read_timeout", TG_CONF_T_DURATION, 0, read_timeout_ms, 1,
+               TG_CONF_DAY_MS),
+    TG_CONF_EP("total_timeout", TG_CONF_T_DURATION, 0, total_timeout_ms, 1,
+               TG_CONF_DAY_MS),
+    TG_CONF_EP("tls_verify", TG_CONF_T_BOOL, 0, tls_verify, 0, 1),
+    TG_CONF_EP("health_path", TG_CONF_T_STRING, TG_CONF_F_TOKEN, health_path, 1,
+               255),
+    /* 0 turns active health checks off for this endpoint. */
+    TG_CONF_EP("health_interval", TG_CONF_T_DURATION, 0, health_interval_ms, 0,
+               TG_CONF_DAY_MS),
+    TG_CONF_EP("health_timeout", TG_CONF_T_DURATION, 0, health_timeout_ms, 1,
+               TG_CONF_DAY_MS),
+    TG_CONF_EP("quota_cooldown", TG_CONF_T_DURATION, 0, quota_cooldown_ms, 1,
+               TG_CONF_DAY_MS * 31u),
+    TG_CONF_END,
+};
+
+static const char *const tg_conf_strategies[] = {
+    "round-robin", "weighted", "least-connections", "latency", "cost", NULL};
+
+#define TG_CONF_GROUP(n, t, f, field, lo, hi)                                  \
+    TG_CONF_RULE(n, t, f, tg_conf_group_t, field, lo, hi)
+
+static const tg_conf_rule_t tg_conf_group_rules[] = {
+    TG_CONF_GROUP("name", TG_CONF_T_STRING, TG_CONF_F_REQUIRED | TG_CONF_F_NAME,
+                  name, 1, 63),
+    TG_CONF_ENUM("strategy", 0, tg_conf_group_t, strategy, tg_conf_strategies),
+    TG_CONF_GROUP("failure_threshold", TG_CONF_T_U32, 0, failure_threshold, 1,
+                  1000),
+    TG_CONF_GROUP("cooldown", TG_CONF_T_DURATION, 0, cooldown_ms, 1,
+                  TG_CONF_DAY_MS),
+    TG_CONF_GROUP("max_retries", TG_CONF_T_U32, 0, max_retries, 0, 16),
+    TG_CONF_GROUP("retry_deadline", TG_CONF_T_DURATION, 0, retry_deadline_ms, 1,
+                  TG_CONF_DAY_MS),
+    TG_CONF_GROUP("sticky", TG_CONF_T_BOOL, 0, sticky, 0, 1),
+    TG_CONF_GROUP("sticky_ttl", TG_CONF_T_DURATION, 0, sticky_ttl_ms, 1,
+                  TG_CONF_DAY_MS * 7u),
+    TG_CONF_GROUP("exploration", TG_CONF_T_FACTOR, 0, explore_milli, 0, 500),
     TG_CONF_END,
 };
 
@@ -287,6 +346,7 @@ static const tg_conf_rule_t tg_conf_key_rules[] = {
     TG_CONF_KEY("burst", TG_CONF_T_U32, 0, burst, 1, 100000000),
     TG_CONF_KEY("tpm", TG_CONF_T_U32, 0, tpm, 0, 4000000000u),
     TG_CONF_KEY("concurrency", TG_CONF_T_U32, 0, concurrency, 0, 1000000),
+    TG_CONF_KEY("group", TG_CONF_T_STRING, TG_CONF_F_NAME, group_name, 1, 63),
     {.name = "models",
      .type = TG_CONF_T_LIST,
      .list = tg_conf_parse_key_models},
@@ -779,8 +839,8 @@ tg_conf_seconds(int64_t ms, char *buf, size_t size)
 }
 
 static int
-tg_conf_get_duration(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                     const tg_conf_rule_t *rule, uint32_t *ms)
+tg_conf_get_milli(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                  const tg_conf_rule_t *rule, uint32_t *ms, const char *unit)
 {
     char lo[32], hi[32];
     int64_t v, n = -1;
@@ -802,13 +862,14 @@ tg_conf_get_duration(tg_conf_ctx_t *ctx, const config_setting_t *s,
         }
         break;
     default:
-        return tg_conf_invalid(ctx, s, "must be a number of seconds");
+        return tg_conf_invalid(ctx, s, "must be a number%s%s",
+                               unit[0] ? " of " : "", unit);
     }
     if (n < rule->min || n > rule->max) {
         tg_conf_seconds(rule->min, lo, sizeof(lo));
         tg_conf_seconds(rule->max, hi, sizeof(hi));
-        return tg_conf_invalid(ctx, s, "must be between %s and %s seconds", lo,
-                               hi);
+        return tg_conf_invalid(ctx, s, "must be between %s and %s%s%s", lo, hi,
+                               unit[0] ? " " : "", unit);
     }
     *ms = (uint32_t)n;
     return TG_OK;
@@ -950,7 +1011,10 @@ tg_conf_parse_value(tg_conf_ctx_t *ctx, const config_setting_t *s,
         *(size_t *)(void *)field = (size_t)v;
         return TG_OK;
     case TG_CONF_T_DURATION:
-        return tg_conf_get_duration(ctx, s, rule, (uint32_t *)(void *)field);
+        return tg_conf_get_milli(ctx, s, rule, (uint32_t *)(void *)field,
+                                 "seconds");
+    case TG_CONF_T_FACTOR:
+        return tg_conf_get_milli(ctx, s, rule, (uint32_t *)(void *)field, "");
     case TG_CONF_T_BOOL:
         if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
             return tg_conf_invalid(ctx, s, "must be true or false");
@@ -1199,8 +1263,28 @@ tg_conf_parse_endpoint(tg_conf_ctx_t *ctx, const config_setting_t *list,
     }
     ep->weight = 1;
     ep->priority = TG_PRIO_PRIMARY;
+    ep->enabled = true;
+    ep->price_milli = 1000;
+    ep->health_interval_ms = 30000;
+    ep->health_timeout_ms = 5000;
+    ep->quota_cooldown_ms = 3600000;
+    snprintf(ep->group_name, sizeof(ep->group_name), "default");
+    snprintf(ep->health_path, sizeof(ep->health_path), "/v1/models");
     if (tg_conf_parse_group(ctx, e, tg_conf_endpoint_rules, ep) != TG_OK) {
         return TG_ERROR;
+    }
+    ep->tls_verify_inherit = config_setting_get_member(e, "tls_verify") == NULL;
+    if (ep->health_path[0] != '/') {
+        return tg_conf_invalid(ctx, config_setting_get_member(e, "health_path"),
+                               "must start with /");
+    }
+    if (ep->proxy[0] != '\0' && strncmp(ep->proxy, "http://", 7) != 0 &&
+        strncmp(ep->proxy, "https://", 8) != 0 &&
+        strncmp(ep->proxy, "socks5://", 9) != 0 &&
+        strncmp(ep->proxy, "socks5h://", 10) != 0) {
+        return tg_conf_invalid(ctx, config_setting_get_member(e, "proxy"),
+                               "must start with http://, https://, socks5:// "
+                               "or socks5h://");
     }
     for (j = 0; j < i; j++) {
         if (strcmp(conf->endpoints[j].name, ep->name) == 0) {
@@ -1375,6 +1459,213 @@ tg_conf_parse_key_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
 }
 
 
+/* An endpoint's "models": patterns of the models it serves. */
+static int
+tg_conf_parse_ep_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                        void *base)
+{
+    tg_conf_endpoint_t *ep = base;
+    const config_setting_t *e;
+    const char *v;
+    size_t n, i, j;
+
+    if (tg_conf_get_list(ctx, s, 1, TG_CONF_EP_MODELS, &n) != TG_OK) {
+        return TG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(s, (unsigned)i);
+        v = config_setting_get_string(e);
+        if (v == NULL) {
+            return tg_conf_invalid(ctx, e, "must be a string");
+        }
+        if (v[0] == '\0' || strlen(v) >= sizeof(ep->models[0])) {
+            return tg_conf_invalid(ctx, e, "must be 1 to %zu characters",
+                                   sizeof(ep->models[0]) - 1);
+        }
+        for (j = 0; v[j] != '\0'; j++) {
+            if (!tg_conf_is_pattern_char((unsigned char)v[j])) {
+                return tg_conf_invalid(ctx, e,
+                                       "may contain only letters, digits, "
+                                       "\"-_.:/@\" and the wildcard \"*\"");
+            }
+        }
+        memcpy(ep->models[i], v, strlen(v) + 1);
+    }
+    ep->nmodels = (uint32_t)n;
+    return TG_OK;
+}
+
+
+/* An endpoint's "model_map": ( { from = "..."; to = "..."; }, ... ). */
+static int
+tg_conf_parse_ep_maps(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
+{
+    static const tg_conf_rule_t rules[] = {
+        TG_CONF_RULE("from", TG_CONF_T_STRING,
+                     TG_CONF_F_REQUIRED | TG_CONF_F_TOKEN, tg_conf_map_t, from,
+                     1, 127),
+        TG_CONF_RULE("to", TG_CONF_T_STRING,
+                     TG_CONF_F_REQUIRED | TG_CONF_F_TOKEN, tg_conf_map_t, to, 1,
+                     127),
+        TG_CONF_END,
+    };
+    tg_conf_endpoint_t *ep = base;
+    const config_setting_t *e;
+    size_t n, i, j;
+
+    if (tg_conf_get_list(ctx, s, 1, TG_CONF_EP_MAPS, &n) != TG_OK) {
+        return TG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(s, (unsigned)i);
+        if (!config_setting_is_group(e)) {
+            return tg_conf_invalid(ctx, e, "must be a group with from and to");
+        }
+        if (tg_conf_parse_group(ctx, e, rules, &ep->maps[i]) != TG_OK) {
+            return TG_ERROR;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(ep->maps[j].from, ep->maps[i].from) == 0) {
+                return tg_conf_invalid(ctx, e, "maps \"%s\" a second time",
+                                       ep->maps[i].from);
+            }
+        }
+    }
+    ep->nmaps = (uint32_t)n;
+    return TG_OK;
+}
+
+
+static void
+tg_conf_group_defaults(tg_conf_group_t *g, const char *name)
+{
+    memset(g, 0, sizeof(*g));
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    g->strategy = TG_STRATEGY_WEIGHTED;
+    g->failure_threshold = 5;
+    g->cooldown_ms = 30000;
+    g->max_retries = 2;
+    g->retry_deadline_ms = 60000;
+    g->sticky = true;
+    g->sticky_ttl_ms = 3600000;
+    g->explore_milli = 50;
+}
+
+
+/* The "groups" list: endpoint pools with their strategy and breaker. */
+static int
+tg_conf_parse_groups(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
+{
+    tg_conf_t *conf = base;
+    const config_setting_t *e;
+    tg_conf_group_t *groups, g;
+    size_t n, i, j;
+
+    if (tg_conf_get_list(ctx, s, 1, 256, &n) != TG_OK) {
+        return TG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(s, (unsigned)i);
+        if (!config_setting_is_group(e)) {
+            return tg_conf_invalid(ctx, e, "must be a group");
+        }
+        tg_conf_group_defaults(&g, "");
+        if (tg_conf_parse_group(ctx, e, tg_conf_group_rules, &g) != TG_OK) {
+            return TG_ERROR;
+        }
+        /* "default" may be configured once: it replaces the implicit one
+         * (whose slot 0 it takes, so keys and endpoints find it there). */
+        for (j = 0; j < conf->ngroups; j++) {
+            if (strcmp(conf->groups[j].name, g.name) == 0) {
+                break;
+            }
+        }
+        if (j == 0 && !ctx->default_group_set) {
+            conf->groups[0] = g;
+            ctx->default_group_set = true;
+            continue;
+        }
+        if (j < conf->ngroups) {
+            return tg_conf_invalid(ctx, config_setting_get_member(e, "name"),
+                                   "duplicates group \"%s\"", g.name);
+        }
+        groups = realloc(conf->groups, (conf->ngroups + 1) * sizeof(*groups));
+        if (groups == NULL) {
+            return tg_conf_error(ctx, s, "out of memory");
+        }
+        conf->groups = groups;
+        conf->groups[conf->ngroups++] = g;
+    }
+    return TG_OK;
+}
+
+
+/* Index of group <name>, or -1. */
+static int
+tg_conf_group_find(const tg_conf_t *conf, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < conf->ngroups; i++) {
+        if (strcmp(conf->groups[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+
+/* Resolve group names and inherited endpoint settings. */
+static int
+tg_conf_finish_groups(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
+{
+    size_t i;
+    int g;
+
+    for (i = 0; i < conf->nendpoints; i++) {
+        tg_conf_endpoint_t *ep = &conf->endpoints[i];
+
+        g = tg_conf_group_find(conf, ep->group_name);
+        if (g < 0) {
+            char path[64];
+
+            snprintf(path, sizeof(path), "endpoints.[%zu].group", i);
+            return tg_conf_invalid(ctx, config_lookup(cfg, path),
+                                   "names no group \"%s\"", ep->group_name);
+        }
+        ep->group = (uint32_t)g;
+        if (ep->connect_timeout_ms == 0) {
+            ep->connect_timeout_ms = conf->connect_timeout_ms;
+        }
+        if (ep->first_byte_timeout_ms == 0) {
+            ep->first_byte_timeout_ms = conf->first_byte_timeout_ms;
+        }
+        if (ep->read_timeout_ms == 0) {
+            ep->read_timeout_ms = conf->read_timeout_ms;
+        }
+        if (ep->tls_verify_inherit) {
+            ep->tls_verify = conf->tls_verify;
+        }
+    }
+    for (i = 0; i < conf->nkeys; i++) {
+        tg_conf_key_t *k = &conf->keys[i];
+
+        g = tg_conf_group_find(conf,
+                               k->group_name[0] ? k->group_name : "default");
+        if (g < 0) {
+            const char *file =
+                config_setting_source_file(config_root_setting(cfg));
+
+            return tg_conf_error_at(ctx, file != NULL ? file : ctx->name,
+                                    k->line, "key %u names no group \"%s\"",
+                                    k->key_id, k->group_name);
+        }
+        k->group = (uint32_t)g;
+    }
+    return TG_OK;
+}
+
+
 /*
  * A "keys" list: at the top level its keys belong to the implicit user
  * "default"; inside a user, to that user (ctx->user).  An element is the
@@ -1415,6 +1706,7 @@ tg_conf_parse_keys(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
         k = &keys[first + i];
         k->key_id = (uint32_t)(first + i + 1);
         k->user = ctx->user;
+        k->line = (unsigned)config_setting_source_line(e);
         if (config_setting_is_group(e)) {
             if (tg_conf_parse_group(ctx, e, tg_conf_key_rules, k) != TG_OK) {
                 return TG_ERROR;
@@ -1607,7 +1899,8 @@ tg_conf_finish(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
                                "is smaller than the %zu endpoints configured",
                                conf->nendpoints);
     }
-    if (tg_conf_check_patterns(ctx, cfg, conf) != TG_OK) {
+    if (tg_conf_check_patterns(ctx, cfg, conf) != TG_OK ||
+        tg_conf_finish_groups(ctx, cfg, conf) != TG_OK) {
         return TG_ERROR;
     }
     if (conf->models == NULL) {
@@ -1658,6 +1951,13 @@ tg_conf_load(tg_conf_ctx_t *ctx, const config_t *cfg, const char *text)
         goto failed;
     }
     snprintf(conf->users[0].name, sizeof(conf->users[0].name), "default");
+    conf->groups = malloc(sizeof(tg_conf_group_t));
+    if (conf->groups == NULL) {
+        tg_conf_error(ctx, NULL, "out of memory");
+        goto failed;
+    }
+    tg_conf_group_defaults(&conf->groups[0], "default");
+    conf->ngroups = 1;
     conf->users[0].user_id = 1;
     conf->nusers = 1;
     ctx->conf = conf;
@@ -1788,5 +2088,7 @@ tg_conf_destroy(tg_conf_t *conf)
     conf->keys = NULL;
     free(conf->users);
     conf->users = NULL;
+    free(conf->groups);
+    conf->groups = NULL;
     free(conf);
 }

@@ -20,6 +20,23 @@ enum { TG_STYLE_ANTHROPIC = 0, TG_STYLE_OPENAI = 1 };
 
 enum { TG_PRIO_PRIMARY = 0, TG_PRIO_SECONDARY = 1, TG_PRIO_FALLBACK = 2 };
 
+#define TG_CONF_EP_MODELS 16 /* model patterns one endpoint serves */
+#define TG_CONF_EP_MAPS   16 /* model renames one endpoint applies */
+
+/* Balancing strategies of a group (tg_conf_group_t.strategy). */
+enum {
+    TG_STRATEGY_ROUND_ROBIN = 0,
+    TG_STRATEGY_WEIGHTED = 1,
+    TG_STRATEGY_LEAST_CONN = 2,
+    TG_STRATEGY_LATENCY = 3,
+    TG_STRATEGY_COST = 4
+};
+
+typedef struct {
+    char from[128]; /* model name the client sends */
+    char to[128];   /* name the endpoint knows it by */
+} tg_conf_map_t;
+
 typedef struct {
     char name[64];        /* unique, [A-Za-z0-9_.-]+ */
     char url[512];        /* http(s)://host[:port][/prefix], no trailing / */
@@ -27,7 +44,38 @@ typedef struct {
     char credential[512]; /* upstream key; "env:NAME" is resolved at load */
     uint32_t weight;      /* 1..1000, default 1 */
     int priority;         /* TG_PRIO_*, default primary */
+    char group_name[64];  /* group it belongs to, default "default" */
+    uint32_t group;       /* index in conf->groups */
+    bool enabled;         /* false: never chosen; default true */
+    uint32_t price_milli; /* price factor x 1000 (0.8 -> 800), default 1000 */
+    uint32_t nmodels;     /* patterns served; 0 = every model */
+    char models[TG_CONF_EP_MODELS][64]; /* '*' wildcard */
+    uint32_t nmaps; /* client model -> upstream model renames */
+    tg_conf_map_t maps[TG_CONF_EP_MAPS];
+    char proxy[512]; /* outbound proxy URL (http, https, socks5), "" */
+    uint32_t connect_timeout_ms;    /* default upstream.connect_timeout */
+    uint32_t first_byte_timeout_ms; /* default upstream.first_byte_timeout */
+    uint32_t read_timeout_ms;       /* default upstream.read_timeout */
+    uint32_t total_timeout_ms;      /* whole attempt; 0 = none */
+    bool tls_verify;                /* default upstream.tls_verify */
+    bool tls_verify_inherit;        /* the file did not set tls_verify */
+    char health_path[256];          /* GET probe path, default /v1/models */
+    uint32_t health_interval_ms;    /* 0 = no active checks (default 30 s) */
+    uint32_t health_timeout_ms;     /* default 5 s */
+    uint32_t quota_cooldown_ms;     /* out after a spend cap, default 1 h */
 } tg_conf_endpoint_t;
+
+typedef struct {
+    char name[64];              /* unique; "default" exists implicitly */
+    int strategy;               /* TG_STRATEGY_*, default weighted */
+    uint32_t failure_threshold; /* consecutive failures that open, 5 */
+    uint32_t cooldown_ms;       /* open breaker wait, default 30 s */
+    uint32_t max_retries;       /* other endpoints tried, default 2 */
+    uint32_t retry_deadline_ms; /* no new attempt after, default 60 s */
+    bool sticky;                /* conversation affinity, default true */
+    uint32_t sticky_ttl_ms;     /* default 1 h */
+    uint32_t explore_milli;     /* latency strategy exploration, 0.05 */
+} tg_conf_group_t;
 
 typedef struct {
     char id[128];           /* model id as clients send it */
@@ -53,6 +101,9 @@ typedef struct {
     uint32_t concurrency; /* requests in flight; 0 = unlimited */
     uint32_t nmodels;     /* allow-list length; 0 = every model */
     char models[TG_CONF_KEY_MODELS][64]; /* patterns, '*' wildcard */
+    char group_name[64];                 /* endpoint group, default "default" */
+    uint32_t group;                      /* index in conf->groups */
+    unsigned line; /* line of the key in the file, for messages */
 } tg_conf_key_t;
 
 typedef struct {
@@ -101,6 +152,8 @@ typedef struct tg_conf_s {
 
     tg_conf_endpoint_t *endpoints;
     size_t nendpoints;
+    tg_conf_group_t *groups; /* groups[0] is "default" */
+    size_t ngroups;
     tg_conf_model_t *models;
     size_t nmodels;
     tg_conf_key_t *keys; /* every key; top-level ones belong to user 0 */

@@ -41,10 +41,64 @@ typedef struct {
     _Atomic uint64_t last_error_ms;   /* wall clock of the last failure */
     _Atomic uint32_t last_error;      /* HTTP status, or 1000 + curl code */
     uint32_t reserved;                /* pads to the cache line */
+    /* Availability: written by workers (breaker, cool-downs) and admin's
+     * health checker, read by every routing decision. */
+    alignas(TG_SHM_CACHELINE) _Atomic uint32_t breaker; /* TG_EP_BREAKER_* */
+    _Atomic uint32_t health;                            /* TG_EP_HEALTH_* */
+    _Atomic uint64_t open_until_ms;     /* breaker open until (wall ms) */
+    _Atomic uint64_t cooled_until_ms;   /* 429 retry-after / 529 cool-down */
+    _Atomic uint64_t out_until_ms;      /* spend cap: out until, UINT64_MAX
+                                           until an admin re-enables it */
+    _Atomic int32_t probe_pid;          /* half-open probe owner, 0 none */
+    _Atomic uint32_t health_ok_milli;   /* probe success rate x 1000 */
+    _Atomic uint64_t health_latency_us; /* last probe's latency */
+    _Atomic uint64_t health_checked_ms; /* wall clock of the last probe */
 } tg_shm_ep_t;
 
-_Static_assert(sizeof(tg_shm_ep_t) == 128, "tg_shm_ep_t is two lines");
+enum {
+    TG_EP_BREAKER_CLOSED = 0, /* traffic flows */
+    TG_EP_BREAKER_OPEN = 1,   /* no traffic until open_until_ms */
+    TG_EP_BREAKER_HALF = 2    /* one probe request decides */
+};
+
+enum {
+    TG_EP_HEALTH_UNKNOWN = 0,  /* never probed, or checks off */
+    TG_EP_HEALTH_HEALTHY = 1,  /* probes succeed */
+    TG_EP_HEALTH_DEGRADED = 2, /* answering, slowly or with some errors */
+    TG_EP_HEALTH_UNHEALTHY = 3 /* failing its probes: not routed to */
+};
+
+_Static_assert(sizeof(tg_shm_ep_t) == 192, "tg_shm_ep_t is three lines");
 _Static_assert(offsetof(tg_shm_ep_t, inflight) == 64, "counters line");
+_Static_assert(offsetof(tg_shm_ep_t, breaker) == 128, "availability line");
+
+/*
+ * Whether <e> may take a request at wall time <now_ms>: breaker closed (or
+ * open past its deadline, when one probe may go), not cooling down after a
+ * 429/529, not taken out by a spend cap, and not failing its health
+ * checks.  Any process; reads only.
+ */
+static inline bool
+tg_shm_ep_available(const tg_shm_ep_t *e, uint64_t now_ms)
+{
+    uint32_t b = atomic_load_explicit(&e->breaker, memory_order_relaxed);
+
+    if (b == TG_EP_BREAKER_OPEN &&
+        now_ms <
+            atomic_load_explicit(&e->open_until_ms, memory_order_relaxed)) {
+        return false;
+    }
+    if (b == TG_EP_BREAKER_HALF &&
+        atomic_load_explicit(&e->probe_pid, memory_order_relaxed) != 0) {
+        return false;
+    }
+    return now_ms >= atomic_load_explicit(&e->cooled_until_ms,
+                                          memory_order_relaxed) &&
+           now_ms >=
+               atomic_load_explicit(&e->out_until_ms, memory_order_relaxed) &&
+           atomic_load_explicit(&e->health, memory_order_relaxed) !=
+               TG_EP_HEALTH_UNHEALTHY;
+}
 
 /* Bytes for <capacity> entries; 0 on overflow. */
 size_t tg_shm_ep_size(uint32_t capacity);

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define TG_SHM_MAGIC          0x20261122u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 2u
+#define TG_SHM_LAYOUT_VERSION 3u
 #define TG_SHM_CACHELINE      64
 
 enum {

@@ -492,6 +492,53 @@ test_conf_credential_not_echoed(void)
 }
 
 static void
+test_conf_groups(void)
+{
+    char err[512];
+    char *path = tg_test_conf_path("tests/data/conf/ok-groups/input");
+    tg_conf_t *conf;
+    const tg_conf_endpoint_t *a, *r;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+    conf = tg_conf_create(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_EQUAL_FATAL(conf->ngroups, 2);
+    CU_ASSERT_STRING_EQUAL(conf->groups[0].name, "default");
+    CU_ASSERT_EQUAL(conf->groups[0].strategy, TG_STRATEGY_LEAST_CONN);
+    CU_ASSERT_EQUAL(conf->groups[0].failure_threshold, 3);
+    CU_ASSERT_EQUAL(conf->groups[0].cooldown_ms, 10000);
+    CU_ASSERT_EQUAL(conf->groups[0].max_retries, 2);
+    CU_ASSERT_EQUAL(conf->groups[1].strategy, TG_STRATEGY_COST);
+    CU_ASSERT_FALSE(conf->groups[1].sticky);
+    CU_ASSERT_EQUAL(conf->groups[1].explore_milli, 100);
+    a = &conf->endpoints[0];
+    r = &conf->endpoints[1];
+    CU_ASSERT_EQUAL(a->group, 0);
+    CU_ASSERT_TRUE(a->enabled);
+    CU_ASSERT_EQUAL(a->price_milli, 1000);
+    CU_ASSERT_EQUAL(a->connect_timeout_ms, conf->connect_timeout_ms);
+    CU_ASSERT_EQUAL(a->health_interval_ms, 30000);
+    CU_ASSERT_STRING_EQUAL(a->health_path, "/v1/models");
+    CU_ASSERT_EQUAL(r->group, 1);
+    CU_ASSERT_FALSE(r->enabled);
+    CU_ASSERT_EQUAL(r->price_milli, 800);
+    CU_ASSERT_EQUAL(r->priority, TG_PRIO_SECONDARY);
+    CU_ASSERT_EQUAL(r->nmodels, 1);
+    CU_ASSERT_EQUAL_FATAL(r->nmaps, 1);
+    CU_ASSERT_STRING_EQUAL(r->maps[0].to, "anthropic/claude-sonnet-4.5");
+    CU_ASSERT_STRING_EQUAL(r->proxy, "socks5h://127.0.0.1:1080");
+    CU_ASSERT_EQUAL(r->connect_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(r->total_timeout_ms, 600000);
+    CU_ASSERT_EQUAL(r->health_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(r->quota_cooldown_ms, 86400000u);
+    CU_ASSERT_EQUAL_FATAL(conf->nkeys, 1);
+    CU_ASSERT_EQUAL(conf->keys[0].group, 1);
+    tg_conf_destroy(conf);
+    free(path);
+}
+
+
+static void
 test_conf_model_defaults(void)
 {
     tg_conf_t *conf = tg_test_conf_load(
@@ -765,6 +812,9 @@ tg_test_conf_register(void)
         {"defaults workers to the number of online cpus, at most 64",
          test_conf_workers_default},
         {"reads every setting of a full file into its field", test_conf_full},
+        {"reads groups and resolves endpoint and key groups and inherited "
+         "endpoint settings",
+         test_conf_groups},
         {"converts durations from seconds to milliseconds",
          test_conf_durations},
         {"accepts sizes as integers or strings with k, m and g suffixes",
