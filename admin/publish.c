@@ -89,6 +89,7 @@ tg_publish_key(const tg_conf_t *conf, const tg_conf_key_t *k,
     SHA256((const unsigned char *)k->key, strlen(k->key), e->digest);
     e->status = k->disabled ? TG_SHM_KEY_DISABLED : TG_SHM_KEY_ACTIVE;
     e->user = k->user;
+    e->group = (uint16_t)k->group;
     e->key_id = k->key_id;
     e->rpm = k->rpm;
     e->burst = k->burst;
