@@ -10,7 +10,8 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(EXTRA_CFLAGS) -I. -MMD -MP
-LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lpq $(EXTRA_LDFLAGS)
+LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lpq -lz -lbrotlidec -lzstd \
+          $(EXTRA_LDFLAGS)
 
 CORE_SRC   := $(wildcard core/*.c)
 SHM_SRC    := $(wildcard shm/*.c)
@@ -46,14 +47,14 @@ $(BUILD)/obj/%.o: %.c
 $(TOLLGATE): $(call obj,master/main.c $(LIB_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(MOCK): $(call obj,tools/mock-upstream.c $(CORE_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc
 
 $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcunit
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc -lcunit
 
 $(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)

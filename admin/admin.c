@@ -4,12 +4,16 @@
  *
  * NOTES
  *      Admin connections are few and short: each request is answered and
- *      the connection closed.  Requests are bounded (16 KB head, no body
+ *      the connection closed.  The loop also runs the usage and endpoint
+ *      events drains (every TG_ADMIN_DRAIN_MS) and the active health
+ *      checks (admin/health.c).  Requests are bounded (16 KB head, no body
  *      accepted yet) and time out after 10 s.  Signals arrive via signalfd:
  *      TERM/INT/QUIT stop the process, USR1 reopens logs.
  */
 #include "admin/admin.h"
 #include "admin/agg.h"
+#include "admin/events.h"
+#include "admin/health.h"
 #include "admin/publish.h"
 #include "core/buf.h"
 #include "core/core.h"
@@ -92,22 +96,26 @@ tg_admin_respond(tg_admin_conn_t *ac, int status, const char *body, size_t len)
 }
 
 
-/* GET /status: the processes and their counters, from shared memory. */
+/* GET /status: the processes and their counters, and the endpoints'
+ * availability, from shared memory. */
 static void
 tg_admin_status(tg_admin_conn_t *ac)
 {
     tg_shm_t *shm = ac->a->shm;
     tg_shm_hdr_t *hdr = tg_shm_hdr(shm);
     uint32_t i, cap = tg_shm_capacity(shm, TG_SHM_T_PROCS);
-    char *body;
-    size_t n = 0, size = 512 + (size_t)cap * 256;
+    char *body, *eps;
+    size_t n = 0, size = 512 + (size_t)cap * 256, neps = 0;
     int k;
 
-    body = malloc(size);
+    eps = tg_health_endpoints_json(ac->a->conf, shm, &neps);
+    body = eps ? malloc(size + neps) : NULL;
     if (body == NULL) {
+        free(eps);
         tg_admin_respond(ac, 503, "{\"error\":\"out of memory\"}", 25);
         return;
     }
+    size += neps;
     k = snprintf(body, size,
                  "{\"version\":\"%s\",\"generation\":%llu,\"shm_bytes\":%llu,"
                  "\"layout_version\":%u,\"processes\":[",
@@ -139,22 +147,80 @@ tg_admin_status(tg_admin_conn_t *ac)
     }
     k = snprintf(body + n, size - n,
                  "],\"keys\":%u,\"usage\":{\"records\":%llu,\"spooled\":%llu,"
-                 "\"skipped\":%llu,\"bad\":%llu}}",
+                 "\"skipped\":%llu,\"bad\":%llu},\"endpoints\":%.*s}",
                  atomic_load(&tg_shm_keys(shm)->used),
                  (unsigned long long)tg_agg_stats()->records,
                  (unsigned long long)tg_agg_stats()->spooled,
                  (unsigned long long)tg_agg_stats()->skipped,
-                 (unsigned long long)tg_agg_stats()->bad);
+                 (unsigned long long)tg_agg_stats()->bad, (int)neps, eps);
     n += (k > 0 && (size_t)k < size - n) ? (size_t)k : 0;
     tg_admin_respond(ac, 200, body, n);
     free(body);
+    free(eps);
+}
+
+
+/*
+ * /endpoints (GET: availability of every endpoint) and
+ * /endpoints/<name>/enable (POST: an operator re-enables an endpoint that
+ * a spend cap, a cool-down or its breaker took out).
+ */
+static void
+tg_admin_endpoints(tg_admin_conn_t *ac, const tg_http_req_t *r)
+{
+    static const tg_str_t prefix = tg_str_lit("/endpoints/");
+    static const tg_str_t suffix = tg_str_lit("/enable");
+    tg_str_t name;
+    char *eps, *body;
+    size_t len;
+    int k;
+
+    if (tg_str_eq(r->path, tg_str_lit("/endpoints"))) {
+        if (r->method != TG_HTTP_GET) {
+            tg_admin_respond(ac, 405, "{\"error\":\"method not allowed\"}", 30);
+            return;
+        }
+        eps = tg_health_endpoints_json(ac->a->conf, ac->a->shm, &len);
+        body = eps ? malloc(len + 64) : NULL;
+        if (body == NULL) {
+            free(eps);
+            tg_admin_respond(ac, 503, "{\"error\":\"out of memory\"}", 25);
+            return;
+        }
+        k = snprintf(body, len + 64, "{\"now_ms\":%llu,\"endpoints\":%.*s}",
+                     (unsigned long long)tg_time_wall_ms(), (int)len, eps);
+        tg_admin_respond(ac, 200, body, (size_t)k);
+        free(body);
+        free(eps);
+        return;
+    }
+    if (r->path.len <= prefix.len + suffix.len ||
+        memcmp(r->path.data + r->path.len - suffix.len, suffix.data,
+               suffix.len) != 0) {
+        tg_admin_respond(ac, 404, "{\"error\":\"not found\"}", 21);
+        return;
+    }
+    if (r->method != TG_HTTP_POST) {
+        tg_admin_respond(ac, 405, "{\"error\":\"method not allowed\"}", 30);
+        return;
+    }
+    name = (tg_str_t){r->path.data + prefix.len,
+                      r->path.len - prefix.len - suffix.len};
+    if (tg_health_reenable(ac->a->conf, ac->a->shm, name) != TG_OK) {
+        tg_admin_respond(ac, 404, "{\"error\":\"no such endpoint\"}", 28);
+        return;
+    }
+    tg_admin_respond(ac, 200, "{\"status\":\"enabled\"}", 20);
 }
 
 
 static void
 tg_admin_handle(tg_admin_conn_t *ac, const tg_http_req_t *r)
 {
-    if (tg_str_eq(r->path, tg_str_lit("/healthz"))) {
+    if (r->path.len >= 10 && memcmp(r->path.data, "/endpoints", 10) == 0 &&
+        (r->path.len == 10 || r->path.data[10] == '/')) {
+        tg_admin_endpoints(ac, r);
+    } else if (tg_str_eq(r->path, tg_str_lit("/healthz"))) {
         tg_admin_respond(ac, 200, "{\"status\":\"ok\"}", 15);
     } else if (tg_str_eq(r->path, tg_str_lit("/status"))) {
         if (r->method != TG_HTTP_GET) {
@@ -268,6 +334,7 @@ tg_admin_signal_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
         if (si.ssi_signo == SIGUSR1) {
             tg_log_reopen();
             tg_agg_reopen();
+            tg_events_reopen();
         } else if (si.ssi_signo != SIGHUP) {
             tg_ev_stop(loop);
         }
@@ -281,6 +348,7 @@ tg_admin_drain_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
     tg_admin_t *a = t->data;
 
     tg_agg_drain();
+    tg_events_drain();
     if (tg_ev_now(loop) - a->last_ingest >= TG_ADMIN_SPOOL_MS) {
         a->last_ingest = tg_ev_now(loop);
         tg_agg_ingest();
@@ -383,6 +451,10 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
         tg_admin_unlock(shm);
         exit(2);
     }
+    /* Neither the events log nor the health checks are worth refusing to
+     * run for: without them admin still serves, drains and publishes. */
+    (void)tg_events_init(conf, shm);
+    (void)tg_health_start(a->loop, conf, shm);
     a->drain_timer.handler = tg_admin_drain_handler;
     a->drain_timer.data = a;
     a->last_ingest = 0;
@@ -390,10 +462,14 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     tg_ev_run(a->loop);
     /* Stopping: hand over every record the workers published, then the
      * role, so the next admin starts where this one ended. */
+    tg_health_stop();
     while (tg_agg_drain() > 0) {
+    }
+    while (tg_events_drain() > 0) {
     }
     tg_agg_ingest();
     tg_agg_fini();
+    tg_events_fini();
     tg_admin_unlock(shm);
     exit(0);
 }

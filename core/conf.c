@@ -180,6 +180,7 @@ static const tg_conf_rule_t tg_conf_admin_rules[] = {
 static const tg_conf_rule_t tg_conf_log_rules[] = {
     TG_CONF_TOP("error", TG_CONF_T_STRING, error_log, 1, 4095),
     TG_CONF_TOP("access", TG_CONF_T_STRING, access_log, 1, 4095),
+    TG_CONF_TOP("events", TG_CONF_T_STRING, events_log, 1, 4095),
     TG_CONF_ENUM("level", 0, tg_conf_t, log_level, tg_conf_levels),
     TG_CONF_END,
 };
@@ -210,6 +211,7 @@ static const tg_conf_rule_t tg_conf_shm_rules[] = {
     TG_CONF_TOP("max_keys", TG_CONF_T_U32, max_keys, 16, 100000000),
     TG_CONF_TOP("max_users", TG_CONF_T_U32, max_users, 1, 10000000),
     TG_CONF_TOP("max_endpoints", TG_CONF_T_U32, max_endpoints, 1, 65536),
+    TG_CONF_TOP("max_sticky", TG_CONF_T_U32, max_sticky, 1024, 16777216),
     TG_CONF_END,
 };
 
@@ -1826,6 +1828,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->shutdown_timeout_ms = 30000;
     snprintf(conf->error_log, sizeof(conf->error_log), "-");
     snprintf(conf->access_log, sizeof(conf->access_log), "-");
+    snprintf(conf->events_log, sizeof(conf->events_log), "off");
     conf->log_level = TG_LOG_INFO;
     conf->header_bytes = 32768;
     conf->body_bytes = 33554432;
@@ -1844,6 +1847,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->max_keys = 1000000;
     conf->max_users = 100000;
     conf->max_endpoints = 256;
+    conf->max_sticky = 65536;
     conf->usage_ring = 16384;
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
     snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
@@ -1882,6 +1886,10 @@ tg_conf_finish(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
     }
     if ((conf->usage_ring & (conf->usage_ring - 1)) != 0) {
         return tg_conf_invalid(ctx, config_lookup(cfg, "usage.ring_slots"),
+                               "must be a power of two");
+    }
+    if ((conf->max_sticky & (conf->max_sticky - 1)) != 0) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "shm.max_sticky"),
                                "must be a power of two");
     }
     if (conf->nkeys > conf->max_keys) {

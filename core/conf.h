@@ -129,6 +129,7 @@ typedef struct tg_conf_s {
     /* log */
     char error_log[4096];  /* log.error, "-" = stderr */
     char access_log[4096]; /* log.access, "-" = stderr, "off" */
+    char events_log[4096]; /* log.events: endpoint events, "off" */
     int log_level;         /* TG_LOG_* */
 
     /* limits */
@@ -165,6 +166,7 @@ typedef struct tg_conf_s {
     uint32_t max_keys;      /* default 1,000,000 */
     uint32_t max_users;     /* default 100,000 */
     uint32_t max_endpoints; /* default 256 */
+    uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
     uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */

@@ -148,6 +148,7 @@ tg_json_scan_init(tg_json_scan_t *s, tg_json_field_t *fields, size_t n)
         fields[i].len = 0;
         fields[i].found = false;
         fields[i].truncated = false;
+        fields[i].offset = 0;
     }
 }
 
@@ -195,7 +196,7 @@ tg_json_is_ws(char c)
 bool
 tg_json_scan_feed(tg_json_scan_t *s, const char *p, size_t len)
 {
-    const char *end = p + len;
+    const char *start = p, *end = p + len;
 
     while (p < end && !s->failed && !s->done) {
         char c;
@@ -310,6 +311,10 @@ tg_json_scan_feed(tg_json_scan_t *s, const char *p, size_t len)
             case TG_JSCAN_VALUE:
                 s->phase = TG_JSCAN_IN_VALUE;
                 s->vkind = c;
+                if (s->capture >= 0) {
+                    s->fields[s->capture].offset =
+                        s->pos + (size_t)(p - 1 - start);
+                }
                 tg_json_scan_put(s, p - 1, 1);
                 if (c == '"') {
                     s->in_str = true;
@@ -352,5 +357,6 @@ tg_json_scan_feed(tg_json_scan_t *s, const char *p, size_t len)
             }
         }
     }
+    s->pos += len;
     return !s->failed;
 }

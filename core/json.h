@@ -40,6 +40,8 @@ typedef struct {
     size_t len;     /* bytes captured */
     bool found;     /* the member was seen (and completed) */
     bool truncated; /* the value did not fit in cap */
+    size_t offset;  /* byte offset of the value's first byte in the
+                       document (of the last occurrence), valid when found */
 } tg_json_field_t;
 
 typedef struct {
@@ -55,6 +57,7 @@ typedef struct {
     char vkind;  /* first byte of the value being skipped/captured */
     size_t key_len;
     char key[64];
+    size_t pos; /* document bytes fed before the current piece */
 } tg_json_scan_t;
 
 /* Start scanning for <n> <fields> (their len/found/truncated are reset). */

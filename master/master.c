@@ -387,6 +387,8 @@ tg_master_signal_children(int signo, bool old_only)
 static void
 tg_master_shm_sizes(const tg_conf_t *conf, tg_shm_sizes_t *sizes)
 {
+    /* Sizes not set here take their table's default (0). */
+    memset(sizes, 0, sizeof(*sizes));
     sizes->procs = TG_MASTER_MAX_PROCS;
     sizes->max_keys = conf->max_keys;
     sizes->users = conf->max_users;
@@ -394,6 +396,7 @@ tg_master_shm_sizes(const tg_conf_t *conf, tg_shm_sizes_t *sizes)
     sizes->ring = conf->usage_ring;
     /* One lease per connection a worker may hold. */
     sizes->leases = conf->max_connections;
+    sizes->sticky = conf->max_sticky;
 }
 
 
@@ -408,6 +411,7 @@ tg_master_shm_fits(const tg_conf_t *conf)
            conf->max_users == hdr->tables[TG_SHM_T_USERS].capacity &&
            conf->max_endpoints == hdr->tables[TG_SHM_T_EPS].capacity &&
            conf->usage_ring == hdr->tables[TG_SHM_T_RING].capacity &&
+           conf->max_sticky == hdr->tables[TG_SHM_T_STICKY].capacity &&
            conf->max_connections <= hdr->leases_per_proc;
 }
 
@@ -441,6 +445,17 @@ tg_master_release(tg_master_proc_t *p)
     tg_shm_ep_reclaim(tg_shm_table(shm, TG_SHM_T_EPS),
                       tg_shm_capacity(shm, TG_SHM_T_EPS),
                       tg_shm_ep_mine(shm, p->shm_idx));
+    /* A half-open probe the child held would keep its endpoint waiting
+     * for a verdict that never comes; and an event it was writing would
+     * stall admin's drain of the events ring. */
+    tg_shm_ring_reap(tg_shm_events(shm), pid);
+    n = tg_shm_ep_release_probes(
+        tg_shm_table(shm, TG_SHM_T_EPS), tg_shm_capacity(shm, TG_SHM_T_EPS),
+        pid, (int32_t)getpid(), tg_time_wall_ms(), tg_shm_events(shm));
+    if (n > 0) {
+        tg_log(TG_LOG_NOTICE, 0, "released %u half-open probes held by pid %d",
+               n, (int)pid);
+    }
     /* An admin that died holding the writer role hands it back, and the
      * next one repairs whatever it may have left half-written. */
     if (atomic_compare_exchange_strong(&tg_shm_hdr(shm)->admin_pid, &pid, 0) &&

@@ -994,9 +994,9 @@ tg_shm_models_set(tg_shm_models_t *m, const char *const *patterns, uint32_t n)
  * byte itself) match <s> of <slen> bytes?  The literal runs between stars
  * are placed leftmost with memmem, which is enough for star-only globs:
  * a leftmost placement leaves the most room for the runs after it.  Linear
- * in <slen>; never recurses or backtracks.
+ * in <slen>; never recurses or backtracks.  Pure; any process.
  */
-static bool
+bool
 tg_shm_models_glob(const char *pat, size_t plen, const char *s, size_t slen)
 {
     const char *first, *last;

@@ -326,4 +326,13 @@ int tg_shm_models_find(const tg_shm_models_t *m, const char *pattern);
 int tg_shm_models_match(const tg_shm_models_t *m, const char *model, size_t len,
                         uint64_t *mask_out);
 
+/*
+ * Whether the glob <pat> of <plen> bytes ('*' matches any run of bytes,
+ * every other byte itself) matches <s> of <slen> bytes (<s> may be NULL
+ * when <slen> is 0).  Linear in <slen>, no recursion.  Pure; any process
+ * (routing matches endpoint model patterns with it too).
+ */
+bool tg_shm_models_glob(const char *pat, size_t plen, const char *s,
+                        size_t slen);
+
 #endif /* TG_SHM_KEYS_H */

@@ -1,6 +1,8 @@
 /*
  * shm/ring.c
  *      The usage ring: Vyukov's bounded queue, many workers to one admin.
+ *      The code is generic over the record size (the events ring of
+ *      shm/events.c uses it too); the usage functions are wrappers.
  *
  * NOTES
  *      Runs in master (init, reap), workers (claim, commit, publish) and
@@ -71,11 +73,13 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 || ATOMIC_LLONG_LOCK_FREE == 2,
 
 
 /*
- * Bytes for a ring of <capacity> slots, header included, or 0 when the
- * capacity is not a power of two in [TG_SHM_RING_MIN, TG_SHM_RING_MAX].
+ * Bytes for a ring of <capacity> slots of <rec_size>-byte records, header
+ * included, or 0 when the capacity is not a power of two in
+ * [TG_SHM_RING_MIN, TG_SHM_RING_MAX] or the record size is not a whole
+ * number of cache lines.
  */
 size_t
-tg_shm_ring_size(uint32_t capacity)
+tg_shm_ring_size_for(uint32_t capacity, uint32_t rec_size)
 {
     size_t n;
 
@@ -83,24 +87,37 @@ tg_shm_ring_size(uint32_t capacity)
         (capacity & (capacity - 1)) != 0) {
         return 0;
     }
-    if (__builtin_mul_overflow((size_t)capacity + 1, sizeof(tg_shm_ring_slot_t),
-                               &n)) {
+    if (rec_size == 0 || rec_size % TG_SHM_CACHELINE != 0 || rec_size > 65536) {
+        return 0;
+    }
+    if (__builtin_mul_overflow((size_t)capacity,
+                               (size_t)rec_size + TG_SHM_CACHELINE, &n) ||
+        __builtin_add_overflow(n, sizeof(tg_shm_ring_t), &n)) {
         return 0;
     }
     return n;
 }
 
 
+/* Bytes for a usage ring of <capacity> slots; see ring.h. */
+size_t
+tg_shm_ring_size(uint32_t capacity)
+{
+    return tg_shm_ring_size_for(capacity, sizeof(tg_usage_rec_t));
+}
+
+
 /*
- * Lay out an empty ring of <capacity> slots in <mem> (cache-line aligned,
- * tg_shm_ring_size() bytes).  Master only, before fork.  Returns <mem> as
- * a ring, or NULL when it is misaligned or the capacity is refused.
+ * Lay out an empty ring of <capacity> slots of <rec_size>-byte records in
+ * <mem> (cache-line aligned, tg_shm_ring_size_for() bytes).  Master only,
+ * before fork.  Returns <mem> as a ring, or NULL when it is misaligned or
+ * the sizes are refused.
  */
 tg_shm_ring_t *
-tg_shm_ring_init(void *mem, uint32_t capacity)
+tg_shm_ring_init_for(void *mem, uint32_t capacity, uint32_t rec_size)
 {
     tg_shm_ring_t *r = mem;
-    size_t size = tg_shm_ring_size(capacity);
+    size_t size = tg_shm_ring_size_for(capacity, rec_size);
     uint32_t i;
 
     if (size == 0 || mem == NULL || (uintptr_t)mem % TG_SHM_CACHELINE != 0) {
@@ -110,8 +127,8 @@ tg_shm_ring_init(void *mem, uint32_t capacity)
     r->magic = TG_SHM_RING_MAGIC;
     r->capacity = capacity;
     r->mask = capacity - 1;
-    r->slot_size = sizeof(tg_shm_ring_slot_t);
-    r->rec_size = sizeof(tg_usage_rec_t);
+    r->slot_size = rec_size + TG_SHM_CACHELINE;
+    r->rec_size = rec_size;
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
     atomic_init(&r->consumed, 0);
@@ -120,18 +137,26 @@ tg_shm_ring_init(void *mem, uint32_t capacity)
     r->stuck_head = 0;
     r->stuck_since_ms = 0;
     for (i = 0; i < capacity; i++) {
-        atomic_init(&tg_shm_ring_slot(r, i)->seq, i);
+        atomic_init(tg_shm_ring_seq(r, i), i);
     }
     return r;
 }
 
 
+/* Lay out an empty usage ring; see ring.h. */
+tg_shm_ring_t *
+tg_shm_ring_init(void *mem, uint32_t capacity)
+{
+    return tg_shm_ring_init_for(mem, capacity, sizeof(tg_usage_rec_t));
+}
+
+
 /*
- * Check that <mem> of <size> bytes holds a ring laid out by this binary.
- * Any process.  Returns the ring or NULL.
+ * Check that <mem> of <size> bytes holds a ring of <rec_size>-byte records
+ * laid out by this binary.  Any process.  Returns the ring or NULL.
  */
 tg_shm_ring_t *
-tg_shm_ring_attach(void *mem, size_t size)
+tg_shm_ring_attach_for(void *mem, size_t size, uint32_t rec_size)
 {
     tg_shm_ring_t *r = mem;
     size_t need;
@@ -140,16 +165,24 @@ tg_shm_ring_attach(void *mem, size_t size)
         size < sizeof(*r)) {
         return NULL;
     }
-    if (r->magic != TG_SHM_RING_MAGIC ||
-        r->slot_size != sizeof(tg_shm_ring_slot_t) ||
-        r->rec_size != sizeof(tg_usage_rec_t) || r->mask != r->capacity - 1) {
+    if (r->magic != TG_SHM_RING_MAGIC || r->rec_size != rec_size ||
+        r->slot_size != rec_size + TG_SHM_CACHELINE ||
+        r->mask != r->capacity - 1) {
         return NULL;
     }
-    need = tg_shm_ring_size(r->capacity);
+    need = tg_shm_ring_size_for(r->capacity, rec_size);
     if (need == 0 || need > size) {
         return NULL;
     }
     return r;
+}
+
+
+/* Check a usage ring; see ring.h. */
+tg_shm_ring_t *
+tg_shm_ring_attach(void *mem, size_t size)
+{
+    return tg_shm_ring_attach_for(mem, size, sizeof(tg_usage_rec_t));
 }
 
 
@@ -166,13 +199,13 @@ tg_shm_ring_claim(tg_shm_ring_t *r, uint64_t *pos)
 
     p = atomic_load_explicit(&r->head, memory_order_relaxed);
     for (i = 0; i < TG_SHM_RING_RETRIES; i++) {
-        tg_shm_ring_slot_t *s = tg_shm_ring_slot(r, (uint32_t)p & r->mask);
+        _Atomic uint64_t *sq = tg_shm_ring_seq(r, (uint32_t)p & r->mask);
 
         /*
          * Acquire pairs with the consumer's release of this slot, so the
          * consumer's reads of the previous lap happen before our writes.
          */
-        seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        seq = atomic_load_explicit(sq, memory_order_acquire);
         if (seq == p) {
             if (atomic_compare_exchange_weak_explicit(&r->head, &p, p + 1,
                                                       memory_order_relaxed,
@@ -206,18 +239,28 @@ tg_shm_ring_claim(tg_shm_ring_t *r, uint64_t *pos)
 
 
 /*
- * Write <rec> into the slot of position <pos> from tg_shm_ring_claim()
- * and publish it.  Workers; never blocks.  Returns TG_SHM_OK, TG_SHM_FULL
- * when the consumer skipped <pos> meanwhile (the slot was not touched),
- * or TG_SHM_INVAL when rec->pid <= 0.
+ * Slot <i>'s sequence word and body for records of <size> bytes (which is
+ * r->rec_size).  The usage functions pass sizeof(tg_usage_rec_t), so that
+ * after inlining the slot stride and the record copy are constants on the
+ * hot path, as they were before the ring was made generic.
  */
-int
-tg_shm_ring_commit(tg_shm_ring_t *r, uint64_t pos, const tg_usage_rec_t *rec)
+static inline __attribute__((always_inline)) char *
+tg_shm_ring_at(tg_shm_ring_t *r, uint32_t i, size_t size)
 {
-    tg_shm_ring_slot_t *s = tg_shm_ring_slot(r, (uint32_t)pos & r->mask);
+    return (char *)(r + 1) + (size_t)i * (size + TG_SHM_CACHELINE);
+}
+
+
+/* The body of commit, for <size>-byte records; see tg_shm_ring_at. */
+static inline __attribute__((always_inline)) int
+tg_shm_ring_commit_n(tg_shm_ring_t *r, uint64_t pos, const void *rec,
+                     int32_t pid, size_t size)
+{
+    char *slot = tg_shm_ring_at(r, (uint32_t)pos & r->mask, size);
+    _Atomic uint64_t *sq = (_Atomic uint64_t *)(void *)slot;
     uint64_t expected = pos;
 
-    if (rec->pid <= 0) {
+    if (pid <= 0) {
         return TG_SHM_INVAL;
     }
 
@@ -229,15 +272,60 @@ tg_shm_ring_commit(tg_shm_ring_t *r, uint64_t pos, const tg_usage_rec_t *rec)
      * writes below after the CAS.
      */
     if (!atomic_compare_exchange_strong_explicit(
-            &s->seq, &expected,
-            TG_SHM_RING_BUSY | ((uint64_t)(uint32_t)rec->pid),
+            sq, &expected, TG_SHM_RING_BUSY | ((uint64_t)(uint32_t)pid),
             memory_order_acquire, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&r->full, 1, memory_order_relaxed);
         return TG_SHM_FULL;
     }
-    memcpy(&s->rec, rec, sizeof(*rec));
-    atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+    memcpy(slot + TG_SHM_CACHELINE, rec, size);
+    atomic_store_explicit(sq, pos + 1, memory_order_release);
     return TG_SHM_OK;
+}
+
+
+/*
+ * Write the record at <rec> (r->rec_size bytes) into the slot of position
+ * <pos> from tg_shm_ring_claim() and publish it, as process <pid>.
+ * Producers; never blocks.  Returns TG_SHM_OK, TG_SHM_FULL when the
+ * consumer skipped <pos> meanwhile (the slot was not touched), or
+ * TG_SHM_INVAL when <pid> <= 0.
+ */
+int
+tg_shm_ring_commit_raw(tg_shm_ring_t *r, uint64_t pos, const void *rec,
+                       int32_t pid)
+{
+    return tg_shm_ring_commit_n(r, pos, rec, pid, r->rec_size);
+}
+
+
+/* Commit a usage record (rec->pid is the writer); see ring.h. */
+int
+tg_shm_ring_commit(tg_shm_ring_t *r, uint64_t pos, const tg_usage_rec_t *rec)
+{
+    return tg_shm_ring_commit_n(r, pos, rec, rec->pid, sizeof(*rec));
+}
+
+
+/*
+ * Publish a copy of the record at <rec> as process <pid> (the caller).
+ * Producers; never blocks.  Returns TG_SHM_OK, TG_SHM_FULL (spool or drop
+ * the record) or TG_SHM_INVAL.
+ */
+int
+tg_shm_ring_publish_raw(tg_shm_ring_t *r, const void *rec, int32_t pid)
+{
+    uint64_t pos;
+    int rc;
+
+    /* Check before claiming: a claimed position must be committed. */
+    if (pid <= 0) {
+        return TG_SHM_INVAL;
+    }
+    rc = tg_shm_ring_claim(r, &pos);
+    if (rc != TG_SHM_OK) {
+        return rc;
+    }
+    return tg_shm_ring_commit_n(r, pos, rec, pid, r->rec_size);
 }
 
 
@@ -252,7 +340,6 @@ tg_shm_ring_publish(tg_shm_ring_t *r, const tg_usage_rec_t *rec)
     uint64_t pos;
     int rc;
 
-    /* Check before claiming: a claimed position must be committed. */
     if (rec->pid <= 0) {
         return TG_SHM_INVAL;
     }
@@ -260,32 +347,57 @@ tg_shm_ring_publish(tg_shm_ring_t *r, const tg_usage_rec_t *rec)
     if (rc != TG_SHM_OK) {
         return rc;
     }
-    return tg_shm_ring_commit(r, pos, rec);
+    return tg_shm_ring_commit_n(r, pos, rec, rec->pid, sizeof(*rec));
+}
+
+
+/* The body of consume, for <size>-byte records; see tg_shm_ring_at. */
+static inline __attribute__((always_inline)) int
+tg_shm_ring_consume_n(tg_shm_ring_t *r, void *out, uint64_t *pos, size_t size)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    char *slot = tg_shm_ring_at(r, (uint32_t)t & r->mask, size);
+    _Atomic uint64_t *sq = (_Atomic uint64_t *)(void *)slot;
+    uint64_t seq, n;
+
+    /* Acquire pairs with the producer's release after its body copy. */
+    seq = atomic_load_explicit(sq, memory_order_acquire);
+    if (seq != t + 1) {
+        return TG_SHM_MISS;
+    }
+    memcpy(out, slot + TG_SHM_CACHELINE, size);
+    atomic_store_explicit(sq, t + r->capacity, memory_order_release);
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    n = atomic_load_explicit(&r->consumed, memory_order_relaxed);
+    atomic_store_explicit(&r->consumed, n + 1, memory_order_relaxed);
+    if (pos != NULL) {
+        *pos = t;
+    }
+    return TG_SHM_OK;
 }
 
 
 /*
- * Copy the oldest published record into <out>.  Admin only (the single
- * consumer).  Returns TG_SHM_OK, or TG_SHM_MISS when there is none yet.
+ * Copy the oldest published record into <out> (r->rec_size bytes) and its
+ * position into <*pos> when <pos> is not NULL.  The single consumer only.
+ * Returns TG_SHM_OK, or TG_SHM_MISS when there is none yet.
+ */
+int
+tg_shm_ring_consume_raw(tg_shm_ring_t *r, void *out, uint64_t *pos)
+{
+    return tg_shm_ring_consume_n(r, out, pos, r->rec_size);
+}
+
+
+/*
+ * Copy the oldest published usage record into <out>.  Admin only (the
+ * single consumer).  Returns TG_SHM_OK, or TG_SHM_MISS when there is none
+ * yet.
  */
 int
 tg_shm_ring_consume(tg_shm_ring_t *r, tg_usage_rec_t *out)
 {
-    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    tg_shm_ring_slot_t *s = tg_shm_ring_slot(r, (uint32_t)t & r->mask);
-    uint64_t seq, n;
-
-    /* Acquire pairs with the producer's release after its body copy. */
-    seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-    if (seq != t + 1) {
-        return TG_SHM_MISS;
-    }
-    memcpy(out, &s->rec, sizeof(*out));
-    atomic_store_explicit(&s->seq, t + r->capacity, memory_order_release);
-    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
-    n = atomic_load_explicit(&r->consumed, memory_order_relaxed);
-    atomic_store_explicit(&r->consumed, n + 1, memory_order_relaxed);
-    return TG_SHM_OK;
+    return tg_shm_ring_consume_n(r, out, NULL, sizeof(*out));
 }
 
 
@@ -314,8 +426,8 @@ tg_shm_ring_skip_stuck(tg_shm_ring_t *r, uint64_t now_ms, uint64_t grace_ms)
 
     for (i = 0; i < r->capacity; i++) {
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        tg_shm_ring_slot_t *s = tg_shm_ring_slot(r, (uint32_t)t & r->mask);
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        _Atomic uint64_t *sq = tg_shm_ring_seq(r, (uint32_t)t & r->mask);
+        uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
         uint64_t expected;
 
@@ -342,8 +454,7 @@ tg_shm_ring_skip_stuck(tg_shm_ring_t *r, uint64_t now_ms, uint64_t grace_ms)
              * Master marked it after the writer died, so nobody writes
              * this slot any more and seq is ours to reset.
              */
-            atomic_store_explicit(&s->seq, t + r->capacity,
-                                  memory_order_release);
+            atomic_store_explicit(sq, t + r->capacity, memory_order_release);
             tg_shm_ring_skip(r, t);
             n++;
             continue;
@@ -375,7 +486,7 @@ tg_shm_ring_skip_stuck(tg_shm_ring_t *r, uint64_t now_ms, uint64_t grace_ms)
         }
         expected = t;
         if (!atomic_compare_exchange_strong_explicit(
-                &s->seq, &expected, t + r->capacity, memory_order_release,
+                sq, &expected, t + r->capacity, memory_order_release,
                 memory_order_relaxed)) {
             /* The producer began (or published) just now: look again. */
             continue;
@@ -402,13 +513,13 @@ tg_shm_ring_reap(tg_shm_ring_t *r, int32_t pid)
         return 0;
     }
     for (i = 0; i < r->capacity; i++) {
-        tg_shm_ring_slot_t *s = tg_shm_ring_slot(r, i);
+        _Atomic uint64_t *sq = tg_shm_ring_seq(r, i);
         uint64_t expected = busy;
 
-        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == busy &&
+        if (atomic_load_explicit(sq, memory_order_relaxed) == busy &&
             atomic_compare_exchange_strong_explicit(
-                &s->seq, &expected, busy | TG_SHM_RING_DEAD,
-                memory_order_relaxed, memory_order_relaxed)) {
+                sq, &expected, busy | TG_SHM_RING_DEAD, memory_order_relaxed,
+                memory_order_relaxed)) {
             n++;
         }
     }

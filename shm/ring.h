@@ -65,15 +65,25 @@
  *      body is only read after the acquire load that pairs with its
  *      writer's release store.  See shm/ring.c for the full argument.
  *
- *      Layout: the header is exactly one slot long, so the directory entry
- *      in shm/layout.h is {capacity + 1, sizeof(tg_shm_ring_slot_t)}, with
- *      entry 0 the header.  head (CASed by every producer) and tail
- *      (written by the consumer) sit on separate cache lines: were they on
- *      one line, each consumer store would invalidate the line the
- *      producers are CASing and each producer CAS would steal it back from
- *      the consumer, so the two sides would serialise on one line even
- *      when they touch different slots.  Each slot starts on a cache line
- *      so two producers writing neighbouring slots never share a line.
+ *      Generic over the record size.  The protocol never looks inside a
+ *      record, so the same code carries any fixed-size record whose size
+ *      is a multiple of a cache line: the *_for and *_raw functions take
+ *      the record size (fixed at init and checked at attach) and the
+ *      writer's pid, and the usage functions below are thin wrappers for
+ *      tg_usage_rec_t.  The endpoint events ring (shm/events.h) is the
+ *      second user.  A slot is one line for seq followed by the record, so
+ *      slot_size = 64 + rec_size; the header (tg_shm_ring_t, 320 bytes)
+ *      comes first and the slots follow it.
+ *
+ *      Layout: for the usage ring the header is exactly one slot long, so
+ *      the directory entry in shm/layout.h is {capacity + 1,
+ *      sizeof(tg_shm_ring_slot_t)}, with entry 0 the header.  head (CASed by
+ * every producer) and tail (written by the consumer) sit on separate cache
+ * lines: were they on one line, each consumer store would invalidate the line
+ * the producers are CASing and each producer CAS would steal it back from the
+ * consumer, so the two sides would serialise on one line even when they touch
+ * different slots.  Each slot starts on a cache line so two producers writing
+ * neighbouring slots never share a line.
  */
 #ifndef TG_SHM_RING_H
 #define TG_SHM_RING_H
@@ -187,8 +197,8 @@ typedef struct {
     alignas(TG_SHM_CACHELINE) uint32_t magic; /* TG_SHM_RING_MAGIC */
     uint32_t capacity;                        /* slots, a power of two */
     uint32_t mask;                            /* capacity - 1 */
-    uint32_t slot_size;                       /* sizeof(tg_shm_ring_slot_t) */
-    uint32_t rec_size;                        /* sizeof(tg_usage_rec_t) */
+    uint32_t slot_size;                       /* 64 + rec_size */
+    uint32_t rec_size;                        /* bytes of one record */
     uint8_t reserved0[44];                    /* zero */
 
     /* line 1: CASed by every producer; alone to avoid false sharing */
@@ -218,9 +228,56 @@ _Static_assert(offsetof(tg_shm_ring_t, tail) == 128, "ring header layout");
 _Static_assert(offsetof(tg_shm_ring_t, full) == 192, "ring header layout");
 
 /*
- * Bytes needed for a ring of <capacity> slots, header included: (capacity
- * + 1) * sizeof(tg_shm_ring_slot_t).  Returns 0 when <capacity> is not a
- * power of two in [TG_SHM_RING_MIN, TG_SHM_RING_MAX].
+ * Bytes needed for a ring of <capacity> slots of <rec_size>-byte records,
+ * header included: sizeof(tg_shm_ring_t) + capacity * (64 + rec_size).
+ * Returns 0 when <capacity> is not a power of two in [TG_SHM_RING_MIN,
+ * TG_SHM_RING_MAX] or <rec_size> is not a non-zero multiple of
+ * TG_SHM_CACHELINE (at most 64 KB).
+ */
+size_t tg_shm_ring_size_for(uint32_t capacity, uint32_t rec_size);
+
+/*
+ * Lay out an empty ring of <capacity> slots for <rec_size>-byte records in
+ * <mem> (cache-line aligned, tg_shm_ring_size_for() bytes).  Master only,
+ * before any producer or consumer runs.  Returns <mem> as a ring, or NULL
+ * when <mem> is misaligned or the sizes are refused.
+ */
+tg_shm_ring_t *tg_shm_ring_init_for(void *mem, uint32_t capacity,
+                                    uint32_t rec_size);
+
+/*
+ * Check that <mem> of <size> bytes holds a ring of <rec_size>-byte records
+ * laid out by this binary.  Any process.  Returns the ring or NULL.
+ */
+tg_shm_ring_t *tg_shm_ring_attach_for(void *mem, size_t size,
+                                      uint32_t rec_size);
+
+/*
+ * Write the r->rec_size bytes at <rec> into position <pos> from
+ * tg_shm_ring_claim() and publish them; <pid> is the caller's pid (> 0).
+ * Same results as tg_shm_ring_commit().
+ */
+int tg_shm_ring_commit_raw(tg_shm_ring_t *r, uint64_t pos, const void *rec,
+                           int32_t pid);
+
+/*
+ * Publish a copy of the r->rec_size bytes at <rec>; <pid> is the caller's
+ * pid (> 0).  Same results and constraints as tg_shm_ring_publish().
+ */
+int tg_shm_ring_publish_raw(tg_shm_ring_t *r, const void *rec, int32_t pid);
+
+/*
+ * Copy the oldest published record (r->rec_size bytes) into <out> and,
+ * when <pos> is not NULL, its position (a number unique for the life of
+ * the ring, increasing in publication order).  The single consumer only.
+ * Returns TG_SHM_OK or TG_SHM_MISS, as tg_shm_ring_consume().
+ */
+int tg_shm_ring_consume_raw(tg_shm_ring_t *r, void *out, uint64_t *pos);
+
+/*
+ * Bytes needed for a usage ring of <capacity> slots, header included:
+ * (capacity + 1) * sizeof(tg_shm_ring_slot_t).  Returns 0 when <capacity>
+ * is not a power of two in [TG_SHM_RING_MIN, TG_SHM_RING_MAX].
  */
 size_t tg_shm_ring_size(uint32_t capacity);
 
@@ -292,11 +349,26 @@ uint32_t tg_shm_ring_skip_stuck(tg_shm_ring_t *r, uint64_t now_ms,
  */
 uint32_t tg_shm_ring_reap(tg_shm_ring_t *r, int32_t pid);
 
-/* Slot <i> (0 <= i < capacity) of <r>. */
+/* The sequence word of slot <i> (0 <= i < capacity) of any ring <r>. */
+static inline _Atomic uint64_t *
+tg_shm_ring_seq(tg_shm_ring_t *r, uint32_t i)
+{
+    return (_Atomic uint64_t *)(void *)((char *)(r + 1) +
+                                        (size_t)i * r->slot_size);
+}
+
+/* The record bytes of slot <i> of any ring <r>. */
+static inline void *
+tg_shm_ring_body(tg_shm_ring_t *r, uint32_t i)
+{
+    return (char *)(r + 1) + (size_t)i * r->slot_size + TG_SHM_CACHELINE;
+}
+
+/* Slot <i> (0 <= i < capacity) of the usage ring <r>. */
 static inline tg_shm_ring_slot_t *
 tg_shm_ring_slot(tg_shm_ring_t *r, uint32_t i)
 {
-    return (tg_shm_ring_slot_t *)(void *)(r + 1) + i;
+    return (tg_shm_ring_slot_t *)(void *)tg_shm_ring_seq(r, i);
 }
 
 #endif /* TG_SHM_RING_H */

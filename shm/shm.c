@@ -32,6 +32,8 @@ static bool
 tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
 {
     uint32_t key_slots = tg_shm_keys_capacity_for(sizes->max_keys);
+    uint32_t nevents = sizes->events ? sizes->events : TG_SHM_EVENTS_CAPACITY;
+    uint32_t nsticky = sizes->sticky ? sizes->sticky : TG_SHM_STICKY_DEFAULT;
     int i;
 
     memset(spec, 0, sizeof(tg_shm_spec_t) * TG_SHM_NTABLES);
@@ -56,6 +58,16 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     spec[TG_SHM_T_EPMINE] = (tg_shm_spec_t){
         sizes->procs, sizes->endpoints * (uint32_t)sizeof(uint32_t),
         tg_shm_ep_mine_size(sizes->endpoints, sizes->procs)};
+    /* Like the usage ring, the events ring's header comes before its
+     * slots; the directory gives the slots. */
+    spec[TG_SHM_T_EVENTS] = (tg_shm_spec_t){
+        nevents, (uint32_t)(sizeof(tg_shm_event_t) + TG_SHM_CACHELINE),
+        tg_shm_events_size(nevents)};
+    /* The sticky table's header line comes before its slots, as the
+     * ring's does; the directory gives the slots. */
+    spec[TG_SHM_T_STICKY] =
+        (tg_shm_spec_t){nsticky, (uint32_t)sizeof(tg_shm_sticky_slot_t),
+                        tg_shm_sticky_size(nsticky)};
     if (key_slots == 0) {
         return false;
     }
@@ -182,7 +194,11 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
             NULL ||
         tg_shm_models_init(tg_shm_table(shm, TG_SHM_T_MODELS)) == NULL ||
         tg_shm_ring_init(tg_shm_table(shm, TG_SHM_T_RING), sizes->ring) ==
-            NULL) {
+            NULL ||
+        tg_shm_events_init(tg_shm_table(shm, TG_SHM_T_EVENTS),
+                           hdr->tables[TG_SHM_T_EVENTS].capacity) == NULL ||
+        tg_shm_sticky_init(tg_shm_table(shm, TG_SHM_T_STICKY),
+                           hdr->tables[TG_SHM_T_STICKY].capacity) == NULL) {
         snprintf(err, errlen, "initialising the shared tables failed");
         munmap(shm->base, size);
         shm->base = NULL;

@@ -10,11 +10,13 @@
 #define TG_SHM_SHM_H
 
 #include "shm/ep.h"
+#include "shm/events.h"
 #include "shm/keys.h"
 #include "shm/layout.h"
 #include "shm/procs.h"
 #include "shm/ring.h"
 #include "shm/rl.h"
+#include "shm/sticky.h"
 #include "shm/users.h"
 
 #include <stddef.h>
@@ -26,6 +28,9 @@ typedef struct {
     uint32_t endpoints; /* endpoint slots */
     uint32_t ring;      /* usage ring slots, a power of two */
     uint32_t leases;    /* concurrency leases per proc entry */
+    uint32_t events;    /* events ring slots; 0 = TG_SHM_EVENTS_CAPACITY */
+    uint32_t sticky;    /* sticky slots, a power of two;
+                           0 = TG_SHM_STICKY_DEFAULT */
 } tg_shm_sizes_t;
 
 typedef struct {
@@ -115,6 +120,23 @@ static inline tg_shm_ring_t *
 tg_shm_ring(const tg_shm_t *shm)
 {
     return (tg_shm_ring_t *)tg_shm_table(shm, TG_SHM_T_RING);
+}
+
+/* The endpoint events ring (shm/events.h). */
+static inline tg_shm_ring_t *
+tg_shm_events(const tg_shm_t *shm)
+{
+    return (tg_shm_ring_t *)tg_shm_table(shm, TG_SHM_T_EVENTS);
+}
+
+/* The sticky-session table (shm/sticky.h), NULL when the region has
+ * none. */
+static inline tg_shm_sticky_t *
+tg_shm_sticky(const tg_shm_t *shm)
+{
+    return tg_shm_capacity(shm, TG_SHM_T_STICKY) == 0
+               ? NULL
+               : (tg_shm_sticky_t *)tg_shm_table(shm, TG_SHM_T_STICKY);
 }
 
 /* The lease array of proc entry <idx>. */

@@ -11,6 +11,10 @@ libs=(
     "openssl:libssl-dev"
     "libpq:libpq-dev"
     "cunit:libcunit1-dev"
+    "zlib:zlib1g-dev"
+    "libbrotlidec:libbrotli-dev"
+    "libbrotlienc:libbrotli-dev"
+    "libzstd:libzstd-dev"
 )
 # Command or file -> Debian package, for servers and tools used by tests.
 tools=(

@@ -4,7 +4,8 @@
 #   tools/fuzz.sh SECONDS [NAME...]
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
-# to give every target what it needs) into build/fuzz/fuzz_<name>, and run
+# to give every target what it needs; fuzz_decode also gets worker/decode.c
+# and the compression libraries) into build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
 # build/fuzz/, so new inputs found by the fuzzer never pollute the repo.
 # Crash inputs are written to build/fuzz/<name>-artifacts/.  Give NAMEs to
@@ -60,8 +61,15 @@ for src in "${targets[@]}"; do
         continue
     fi
     echo "== fuzz_$name: build"
+    extra_src=()
+    extra_libs=""
+    if [ "$name" = decode ]; then
+        extra_src=(worker/decode.c)
+        extra_libs="-lz -lbrotlidec -lzstd"
+    fi
     # shellcheck disable=SC2086
-    if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" $LIBS; then
+    if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \
+        $LIBS $extra_libs; then
         summary+=("$name: build failed")
         failed=1
         continue

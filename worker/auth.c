@@ -15,6 +15,7 @@
 #include "core/core.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "worker/route.h"
 
 #include <jansson.h>
 #include <openssl/sha.h>
@@ -168,30 +169,73 @@ tg_auth_key(tg_conn_t *c)
 }
 
 
-/* Read "model" and "stream" from the request body into <c>. */
+/* A captured member's raw text, or the empty string when it was absent. */
+static tg_str_t
+tg_auth_field(const tg_json_field_t *f)
+{
+    return f->found ? (tg_str_t){f->buf, f->len} : tg_str_null;
+}
+
+
+/*
+ * Read "model" and "stream" from the request body into <c>, with where the
+ * model's value lies in the body (for per-endpoint renames).  When the
+ * key's group is sticky, also "metadata", "system" and the start of
+ * "messages", for the conversation key (tg_route_session): bounded
+ * captures in the same single pass over the body.
+ */
 static void
 tg_auth_scan_body(tg_conn_t *c)
 {
-    tg_json_field_t f[2];
+    const tg_conf_t *conf = c->w->conf;
+    const tg_http_header_t *h;
+    tg_json_field_t f[5];
     tg_json_scan_t s;
-    char model[160], stream[8];
+    char model[160], stream[8], meta[1024], system[4096], messages[4096];
+    bool sticky;
     json_t *v;
 
-    f[0] = (tg_json_field_t){"model", 5, model, sizeof(model), 0, false, false};
-    f[1] =
-        (tg_json_field_t){"stream", 6, stream, sizeof(stream), 0, false, false};
-    tg_json_scan_init(&s, f, 2);
+    sticky = c->key.group < conf->ngroups && conf->groups[c->key.group].sticky;
+    f[0] = (tg_json_field_t){
+        .name = "model", .name_len = 5, .buf = model, .cap = sizeof(model)};
+    f[1] = (tg_json_field_t){
+        .name = "stream", .name_len = 6, .buf = stream, .cap = sizeof(stream)};
+    f[2] = (tg_json_field_t){
+        .name = "metadata", .name_len = 8, .buf = meta, .cap = sizeof(meta)};
+    f[3] = (tg_json_field_t){
+        .name = "system", .name_len = 6, .buf = system, .cap = sizeof(system)};
+    f[4] = (tg_json_field_t){.name = "messages",
+                             .name_len = 8,
+                             .buf = messages,
+                             .cap = sizeof(messages)};
+    tg_json_scan_init(&s, f, sticky ? 5 : 2);
     tg_json_scan_feed(&s, tg_conn_body(c), (size_t)c->req.content_length);
     c->model[0] = '\0';
+    c->model_off = c->model_vlen = 0;
+    c->session = 0;
     if (f[0].found && !f[0].truncated) {
         v = json_loadb(model, f[0].len, JSON_DECODE_ANY, NULL);
         if (json_is_string(v)) {
             snprintf(c->model, sizeof(c->model), "%s", json_string_value(v));
+            /* A rename replaces the value only when c->model is the whole
+             * name: never for a name cut short or holding a NUL. */
+            if (json_string_length(v) < sizeof(c->model) &&
+                strlen(c->model) == json_string_length(v)) {
+                c->model_off = f[0].offset;
+                c->model_vlen = f[0].len;
+            }
         }
         json_decref(v);
     }
     c->stream_req =
         f[1].found && f[1].len == 4 && memcmp(stream, "true", 4) == 0;
+    if (sticky) {
+        h = tg_http_find_header(c->req.headers, c->req.nheaders,
+                                tg_str_lit("x-session-id"));
+        c->session = tg_route_session(
+            tg_auth_field(&f[2]), h != NULL ? h->value : tg_str_null,
+            tg_auth_field(&f[3]), tg_auth_field(&f[4]));
+    }
 }
 
 

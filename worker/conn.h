@@ -40,12 +40,14 @@ enum {
     TG_ROUTE_HEALTH
 };
 
+#define TG_UPSTREAM_TRIED_WORDS 4    /* 256 endpoints, the config's limit */
+#define TG_UPSTREAM_ERRBODY     1024 /* TG_FAILOVER_BODY_MAX */
+
 /* Per-request upstream state; lives in the connection, reset per request. */
 typedef struct {
     void *easy;             /* CURL *, NULL when no transfer */
     void *headers;          /* struct curl_slist * sent upstream */
     int endpoint;           /* index in conf->endpoints, -1 none */
-    uint32_t tried;         /* bitmask of endpoints tried (first 32) */
     int attempts;           /* attempts made */
     int status;             /* upstream status of the current attempt */
     int64_t content_length; /* from the upstream, -1 when absent */
@@ -55,13 +57,29 @@ typedef struct {
     bool paused;            /* transfer paused for back-pressure */
     bool discard;           /* attempt failed; drop its body and retry */
     bool stream;            /* text/event-stream response */
-    bool encoded;           /* content-encoding other than identity */
+    int coding;             /* TG_DECODE_* from content-encoding */
     uint64_t start_us;      /* attempt start */
     uint64_t first_byte_us; /* response head from upstream, 0 = none */
     uint64_t last_io;       /* loop ms of the last body bytes */
     uint64_t bytes;         /* body bytes from upstream */
     tg_ev_timer_t timer;    /* first-byte / between-chunk timeout */
     char last_error[128];   /* curl's error text of the last attempt */
+    /* Routing (worker/route.c, tg_proxy_start).  Endpoints tried for this
+     * request, bit i for endpoint i; the attempt's endpoint's timeouts;
+     * the request body with the model renamed for that endpoint (NULL:
+     * the client's body is sent), freed when the attempt ends. */
+    uint64_t tried[TG_UPSTREAM_TRIED_WORDS];
+    uint32_t first_byte_timeout_ms;
+    uint32_t read_timeout_ms;
+    char *body;
+    size_t body_len;
+    /* Failover (worker/proxy.c, worker/failover.h). */
+    bool probe;           /* admitted as its endpoint's half-open probe;
+                             set by routing (tg_shm_ep_admit) */
+    uint8_t rate_retries; /* retries made after a rate-limit 429 */
+    uint16_t errbody_len; /* bytes in errbody */
+    char errbody[TG_UPSTREAM_ERRBODY]; /* start of an error body (status
+                                          >= 400), for classification */
 } tg_upstream_t;
 
 struct tg_conn_s {
@@ -98,6 +116,9 @@ struct tg_conn_s {
     int lease;         /* concurrency lease index, -1 none */
     bool stream_req;   /* the request asked for a stream */
     char model[64];    /* model named by the request body */
+    size_t model_off;  /* the "model" value's JSON text in the body: */
+    size_t model_vlen; /* offset and length, 0 = not a plain string */
+    uint64_t session;  /* conversation key for sticky routing, 0 = none */
     bool usage_on;     /* usage observes this response */
     tg_usage_t usage;  /* tokens seen in the response */
     struct sockaddr_in6 peer;

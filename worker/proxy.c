@@ -18,12 +18,17 @@
  *      client sees a broken stream, never a clean end.
  *
  *      Compressed upstream bodies pass through untouched: curl is not asked
- *      to decode (no CURLOPT_ACCEPT_ENCODING), and the client's own
- *      accept-encoding header is forwarded as is.
+ *      to decode (no CURLOPT_ACCEPT_ENCODING).  The client's accept-encoding
+ *      is forwarded with only the codings worker/decode can read for usage
+ *      (identity when none is left or the client sent none), and usage
+ *      decodes a copy of the body on the side.
  */
 #include "worker/proxy.h"
 #include "core/core.h"
+#include "core/json.h"
 #include "core/log.h"
+#include "worker/decode.h"
+#include "worker/failover.h"
 #include "worker/route.h"
 
 #include <curl/curl.h>
@@ -32,9 +37,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TG_PROXY_MAX_RETRIES 2
-#define TG_PROXY_FREE_EASY   256
-#define TG_PROXY_HEAD_MAX    65536 /* response head bytes from upstream */
+#define TG_PROXY_FREE_EASY    256
+#define TG_PROXY_HEAD_MAX     65536 /* response head bytes from upstream */
+#define TG_PROXY_RATE_RETRIES 1     /* retries after rate-limit 429s */
+
+_Static_assert(TG_UPSTREAM_ERRBODY == TG_FAILOVER_BODY_MAX,
+               "tg_upstream_t.errbody holds what failover reads");
 
 struct tg_proxy_s {
     CURLM *multi;
@@ -271,7 +279,7 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
         }
         u->content_length = -1;
         u->stream = false;
-        u->encoded = false;
+        u->coding = TG_DECODE_IDENTITY;
         tg_buf_reset(&c->out, 4096);
         k = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", u->status,
                      tg_http_reason(u->status));
@@ -311,9 +319,8 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     if (tg_http_is_hop_by_hop(name)) {
         return len;
     }
-    if (tg_str_caseeq(name, tg_str_lit("content-encoding")) &&
-        !tg_str_caseeq(value, tg_str_lit("identity"))) {
-        u->encoded = true;
+    if (tg_str_caseeq(name, tg_str_lit("content-encoding"))) {
+        u->coding = tg_decode_coding(u->coding, value);
     }
     if (tg_str_caseeq(name, tg_str_lit("content-type")) && value.len >= 17 &&
         tg_str_caseeq((tg_str_t){value.data, 17},
@@ -331,12 +338,173 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 }
 
 
-/* Statuses worth another endpoint when nothing reached the client yet. */
+/* This process's pid, for probe ownership and events (workers never
+ * fork, so it is read once). */
+static int32_t
+tg_proxy_pid(void)
+{
+    static int32_t pid;
+
+    if (pid == 0) {
+        pid = (int32_t)getpid();
+    }
+    return pid;
+}
+
+
+/* Random bits for cool-down jitter: xorshift32, seeded per process. */
+static uint32_t
+tg_proxy_rand(void)
+{
+    static uint32_t x;
+
+    if (x == 0) {
+        x = (uint32_t)tg_time_mono_us() ^ ((uint32_t)tg_proxy_pid() << 16) ^
+            0x9e3779b9u;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
+
+/* The group <c>'s key routes to (retry limits); groups[0] if unknown. */
+static const tg_conf_group_t *
+tg_proxy_group(const tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    uint32_t g = c->key.group;
+
+    return &conf->groups[g < conf->ngroups ? g : 0];
+}
+
+
+/* The current response's retry-after in ms (curl parses seconds and
+ * HTTP dates), or -1 when it sent none. */
+static int64_t
+tg_proxy_retry_after(const tg_upstream_t *u)
+{
+    curl_off_t ra = 0;
+
+    if (u->easy == NULL ||
+        curl_easy_getinfo(u->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK ||
+        ra <= 0) {
+        return -1;
+    }
+    return ra > (curl_off_t)86400 ? (int64_t)86400000 : (int64_t)ra * 1000;
+}
+
+
+/* Statuses worth another endpoint when nothing reached the client yet:
+ * the endpoint's failures, not the client's (worker/failover.h). */
 static bool
 tg_proxy_retryable(int status)
 {
-    return status == 429 || status == 500 || status == 502 || status == 503 ||
-           status == 504 || status == 529;
+    return tg_failover_status(status) == TG_FAILOVER_RETRY;
+}
+
+
+/* Whether the current response is a rate-limit 429 (with retry-after). */
+static bool
+tg_proxy_rate_limited(const tg_upstream_t *u)
+{
+    return u->status == 429 && tg_proxy_retry_after(u) >= 0;
+}
+
+
+/*
+ * Whether <c> may try another endpoint now: retries left in its group
+ * (max_retries), the group's retry_deadline not passed since the request
+ * arrived, an untried available endpoint, and, when <rate> (this failure
+ * is a 429 with retry-after), fewer than TG_PROXY_RATE_RETRIES retries
+ * after rate limits so far: when one account is rate limited its siblings
+ * usually are about to be, and retrying every 429 everywhere would
+ * multiply a storm by max_retries.
+ */
+static bool
+tg_proxy_may_retry(const tg_conn_t *c, bool rate)
+{
+    const tg_conf_group_t *g = tg_proxy_group(c);
+    const tg_upstream_t *u = &c->u;
+
+    if (u->attempts < 1 || (uint32_t)u->attempts > g->max_retries) {
+        return false;
+    }
+    if (rate && u->rate_retries >= TG_PROXY_RATE_RETRIES) {
+        return false;
+    }
+    if (tg_time_mono_us() - c->req_start_us >=
+        (uint64_t)g->retry_deadline_ms * 1000) {
+        return false;
+    }
+    return tg_route_has_candidate(c);
+}
+
+
+/* An error body's text for classification, bounded. */
+typedef struct {
+    size_t len;
+    char data[TG_FAILOVER_BODY_MAX];
+} tg_proxy_text_t;
+
+
+/* Keep the start of an error body (bounded) for classification. */
+static void
+tg_proxy_errbody_keep(tg_upstream_t *u, const char *p, size_t n)
+{
+    size_t take = sizeof(u->errbody) - u->errbody_len;
+
+    if (take > n) {
+        take = n;
+    }
+    memcpy(u->errbody + u->errbody_len, p, take);
+    u->errbody_len = (uint16_t)(u->errbody_len + take);
+}
+
+
+static void
+tg_proxy_text_cb(void *ctx, const char *p, size_t len)
+{
+    tg_proxy_text_t *t = ctx;
+    size_t take = sizeof(t->data) - t->len;
+
+    if (take > len) {
+        take = len;
+    }
+    memcpy(t->data + t->len, p, take);
+    t->len += take;
+}
+
+
+/*
+ * The error body of <u> as text in <t>: the bytes as kept, or, for a
+ * compressed body, what decompressing the kept prefix gives (all of it
+ * for an error body that fit).  Returns t->len.  Allocates a decoder only
+ * for a compressed error body.
+ */
+static size_t
+tg_proxy_errbody(const tg_upstream_t *u, tg_proxy_text_t *t)
+{
+    tg_decode_t *d;
+    tg_err_t err;
+
+    t->len = 0;
+    if (u->errbody_len == 0) {
+        return 0;
+    }
+    if (u->coding == TG_DECODE_IDENTITY || u->coding == TG_DECODE_OPAQUE) {
+        tg_proxy_text_cb(t, u->errbody, u->errbody_len);
+        return t->len;
+    }
+    d = tg_decode_create(u->coding, TG_DECODE_MEM_MAX, &err);
+    if (d == NULL) {
+        return 0;
+    }
+    (void)tg_decode_feed(d, u->errbody, u->errbody_len, tg_proxy_text_cb, t,
+                         &err);
+    tg_decode_destroy(d);
+    return t->len;
 }
 
 
@@ -352,8 +520,9 @@ tg_proxy_head_done(tg_conn_t *c)
     char line[256];
     int k;
 
-    if (tg_proxy_retryable(u->status) && u->attempts <= TG_PROXY_MAX_RETRIES &&
-        tg_route_has_candidate(c)) {
+    u->errbody_len = 0;
+    if (tg_proxy_retryable(u->status) &&
+        tg_proxy_may_retry(c, tg_proxy_rate_limited(u))) {
         u->discard = true;
         snprintf(u->last_error, sizeof(u->last_error), "upstream status %d",
                  u->status);
@@ -382,11 +551,21 @@ tg_proxy_head_done(tg_conn_t *c)
     }
     u->committed = true;
     c->status = u->status;
-    tg_usage_init(&c->usage, c->api == TG_API_OPENAI, u->stream, u->encoded);
+    tg_usage_init(&c->usage, c->api == TG_API_OPENAI, u->stream, u->coding,
+                  c->req_id);
     c->usage_on = true;
     u->first_byte_us = tg_time_mono_us();
     u->last_io = tg_ev_now(c->w->loop);
-    tg_ev_timer_add(c->w->loop, &u->timer, c->w->conf->read_timeout_ms);
+    if (u->probe && !tg_proxy_retryable(u->status)) {
+        /* The half-open probe has its answer with the head: close the
+         * breaker now, not after a stream that may last minutes. */
+        tg_shm_ep_probe_ok(tg_shm_ep_get(tg_shm_table(c->w->shm, TG_SHM_T_EPS),
+                                         (uint32_t)u->endpoint),
+                           tg_proxy_pid(), (uint32_t)u->status,
+                           tg_time_wall_ms(), tg_shm_events(c->w->shm));
+        u->probe = false;
+    }
+    tg_ev_timer_add(c->w->loop, &u->timer, u->read_timeout_ms);
     tg_conn_want_flush(c);
     return TG_OK;
 }
@@ -407,20 +586,8 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     int k;
 
     if (u->discard) {
-        /* Keep the start of the error body for the log. */
-        size_t have = strlen(u->last_error);
-
-        if (have < sizeof(u->last_error) - 2) {
-            size_t take = TG_MIN(n, sizeof(u->last_error) - have - 2);
-            size_t i;
-
-            u->last_error[have++] = ' ';
-            for (i = 0; i < take; i++) {
-                u->last_error[have++] =
-                    (ptr[i] >= 0x20 && ptr[i] < 0x7f) ? ptr[i] : ' ';
-            }
-            u->last_error[have] = '\0';
-        }
+        /* Keep the start of the error body for classification. */
+        tg_proxy_errbody_keep(u, ptr, n);
         return n;
     }
     if (!u->committed) {
@@ -429,6 +596,12 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (tg_buf_len(&c->out) >= c->w->conf->stream_buffer) {
         u->paused = true;
         return CURL_WRITEFUNC_PAUSE;
+    }
+    if (u->status >= 400 && u->errbody_len < sizeof(u->errbody)) {
+        /* An error passed through as is may still say something about
+         * the endpoint (a 400 spend cap): keep its start too.  (After
+         * the pause check: curl offers paused bytes again.) */
+        tg_proxy_errbody_keep(u, ptr, n);
     }
     if (u->chunked) {
         k = snprintf(hex, sizeof(hex), "%zx\r\n", n);
@@ -458,7 +631,6 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 {
     tg_conn_t *c = t->data;
     tg_upstream_t *u = &c->u;
-    const tg_conf_t *conf = c->w->conf;
     uint64_t now = tg_ev_now(loop), idle;
 
     if (!u->head_done) {
@@ -471,8 +643,8 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
         u->last_io = now;
     }
     idle = now - u->last_io;
-    if (idle < conf->read_timeout_ms) {
-        tg_ev_timer_add(loop, t, conf->read_timeout_ms - idle);
+    if (idle < u->read_timeout_ms) {
+        tg_ev_timer_add(loop, t, u->read_timeout_ms - idle);
         return;
     }
     tg_proxy_attempt_end(c, CURLE_OPERATION_TIMEDOUT,
@@ -481,7 +653,10 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 
 
 /* Build the upstream request headers: the client's end-to-end headers,
- * minus its credential, plus the endpoint's.  NULL when out of memory. */
+ * minus its credential, plus the endpoint's.  accept-encoding keeps only
+ * the codings usage can decode, and is "identity" when none is left or
+ * the client sent none (which would allow any coding), so that the tokens
+ * of every response can be read.  NULL when out of memory. */
 static struct curl_slist *
 tg_proxy_headers(tg_conn_t *c, const tg_conf_endpoint_t *e)
 {
@@ -491,7 +666,9 @@ tg_proxy_headers(tg_conn_t *c, const tg_conf_endpoint_t *e)
     };
     const tg_http_req_t *r = &c->req;
     struct curl_slist *list = NULL, *t;
-    char line[8192];
+    char line[8192], accept[1024];
+    bool have_accept = false;
+    tg_str_t value;
     size_t i, j;
     int n;
 
@@ -505,18 +682,34 @@ tg_proxy_headers(tg_conn_t *c, const tg_conf_endpoint_t *e)
         if (skip) {
             continue;
         }
-        if (h->value.len == 0) {
+        value = h->value;
+        if (tg_str_caseeq(h->name, tg_str_lit("accept-encoding"))) {
+            value.data = accept;
+            value.len = tg_decode_accept(accept, sizeof(accept), h->value);
+            if (value.len == 0) {
+                continue;
+            }
+            have_accept = true;
+        }
+        if (value.len == 0) {
             /* "Name;" is curl's way of sending an empty header. */
             n = snprintf(line, sizeof(line), "%.*s;", (int)h->name.len,
                          h->name.data);
         } else {
             n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)h->name.len,
-                         h->name.data, (int)h->value.len, h->value.data);
+                         h->name.data, (int)value.len, value.data);
         }
         if (n < 0 || (size_t)n >= sizeof(line)) {
             continue;
         }
         t = curl_slist_append(list, line);
+        if (t == NULL) {
+            goto failed;
+        }
+        list = t;
+    }
+    if (!have_accept) {
+        t = curl_slist_append(list, "accept-encoding: identity");
         if (t == NULL) {
             goto failed;
         }
@@ -588,21 +781,86 @@ tg_proxy_release(tg_conn_t *c)
     }
     curl_slist_free_all(u->headers);
     u->headers = NULL;
+    free(u->body);
+    u->body = NULL;
+    u->body_len = 0;
     tg_ev_timer_del(c->w->loop, &u->timer);
 }
 
 
-/* Configure <easy> for <c>'s request to endpoint <e>. */
+/*
+ * The body to send to endpoint <e>: when <e> renames the request's model
+ * (model_map), a copy of the client's body with exactly the top-level
+ * "model" string value replaced, kept in c->u.body until the attempt ends
+ * (tg_proxy_release); otherwise the client's body itself.  The copy is
+ * bounded: the body limit plus one escaped name.  TG_OK, or TG_ERROR
+ * (logged) when out of memory.
+ */
+static int
+tg_proxy_body(tg_conn_t *c, const tg_conf_endpoint_t *e, const char **body,
+              size_t *len)
+{
+    const char *src = tg_conn_body(c), *to = NULL;
+    size_t n = (size_t)c->req.content_length, off = c->model_off, vlen, tlen;
+    char esc[sizeof(e->maps[0].to) * 6 + 3], *p; /* '"' + \u00XX each + '"' */
+    uint32_t i;
+
+    *body = src;
+    *len = n;
+    vlen = c->model_vlen;
+    if (vlen == 0 || off > n || vlen > n - off) {
+        return TG_OK;
+    }
+    for (i = 0; i < e->nmaps && to == NULL; i++) {
+        if (strcmp(e->maps[i].from, c->model) == 0) {
+            to = e->maps[i].to;
+        }
+    }
+    if (to == NULL) {
+        return TG_OK;
+    }
+    esc[0] = '"';
+    tlen = 1 + tg_json_escape(esc + 1, sizeof(esc) - 2, to, strlen(to));
+    esc[tlen++] = '"';
+    p = malloc(n - vlen + tlen);
+    if (p == NULL) {
+        tg_log(TG_LOG_ERR, 0, "malloc(%zu) for the renamed request failed",
+               n - vlen + tlen);
+        return TG_ERROR;
+    }
+    memcpy(p, src, off);
+    memcpy(p + off, esc, tlen);
+    memcpy(p + off + tlen, src + off + vlen, n - off - vlen);
+    c->u.body = p;
+    c->u.body_len = n - vlen + tlen;
+    *body = p;
+    *len = c->u.body_len;
+    return TG_OK;
+}
+
+
+/*
+ * Configure <easy> for <c>'s request to endpoint <e>: URL, headers, the
+ * body (renamed model, if <e> maps it) and <e>'s transport (proxy, connect
+ * and total timeouts, TLS verification).  TG_OK, or TG_ERROR when out of
+ * memory or the URL is too long; the caller frees u->headers and u->body.
+ */
 static int
 tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
 {
     const tg_conf_t *conf = c->w->conf;
+    const char *body;
     char url[4096];
+    size_t blen;
+    long verify = e->tls_verify ? 1L : 0L;
     int n;
 
     n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)c->req.uri.len,
                  c->req.uri.data);
     if (n < 0 || (size_t)n >= sizeof(url)) {
+        return TG_ERROR;
+    }
+    if (tg_proxy_body(c, e, &body, &blen) != TG_OK) {
         return TG_ERROR;
     }
     c->u.headers = tg_proxy_headers(c, e);
@@ -613,9 +871,8 @@ tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, c->u.headers);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, tg_conn_body(c));
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                     (curl_off_t)c->req.content_length);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, tg_proxy_write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, tg_proxy_header_cb);
@@ -624,16 +881,121 @@ tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)conf->connect_timeout_ms);
+                     (long)e->connect_timeout_ms);
+    if (e->total_timeout_ms > 0) {
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)e->total_timeout_ms);
+    }
+    /* The endpoint's proxy, or none: "" also keeps curl from reading the
+     * http_proxy/https_proxy variables, so the config alone decides. */
+    curl_easy_setopt(easy, CURLOPT_PROXY, e->proxy);
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)conf->upstream_buffer);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, conf->tls_verify ? 1L : 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, conf->tls_verify ? 2L : 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, verify);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+    curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYPEER, verify);
+    curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, tg_proxy_close_cb);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, c->w->proxy);
     return TG_OK;
+}
+
+
+/*
+ * Choose the endpoint of <c>'s next attempt (tg_route_pick) and claim its
+ * place with tg_shm_ep_admit.  An endpoint whose half-open probe another
+ * process took between the choice and the claim is set aside for this
+ * request (marked tried) and the choice is made again; each round sets
+ * one more aside, so this ends.  Returns the index, with u->probe set when
+ * the attempt is the endpoint's probe, or -1.
+ */
+static int
+tg_proxy_choose(tg_conn_t *c)
+{
+    tg_worker_t *w = c->w;
+    const tg_conf_t *conf = w->conf;
+    tg_upstream_t *u = &c->u;
+    int idx, rc;
+
+    u->probe = false;
+    while ((idx = tg_route_pick(c)) >= 0) {
+        rc = tg_shm_ep_admit(
+            tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+            tg_proxy_pid(), tg_time_wall_ms(),
+            conf->groups[conf->endpoints[idx].group].cooldown_ms,
+            tg_shm_events(w->shm));
+        if (rc != TG_SHM_EP_DENY) {
+            u->probe = rc == TG_SHM_EP_PROBE;
+            return idx;
+        }
+        u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
+    }
+    return -1;
+}
+
+
+/* The attempt on endpoint <idx> admitted by tg_proxy_choose never
+ * started: give back the half-open probe it may hold, so the next request
+ * can take it (the holder's CAS from its own pid, as shm/ep.h says). */
+static void
+tg_proxy_unclaim(tg_conn_t *c, int idx)
+{
+    int32_t me = tg_proxy_pid();
+
+    tg_shm_ep_t *e =
+        tg_shm_ep_get(tg_shm_table(c->w->shm, TG_SHM_T_EPS), (uint32_t)idx);
+
+    if (c->u.probe) {
+        atomic_compare_exchange_strong(&e->probe_pid, &me, 0);
+        c->u.probe = false;
+    }
+}
+
+
+/*
+ * No endpoint can take <c>'s first attempt.  When that is because every
+ * endpoint of its group and API is cooling down, open or out for a while
+ * (upstream rate limits), answer 429 with the shortest wait as
+ * retry-after, as the upstream itself would, rather than a 503.  Returns
+ * true after answering, false when no endpoint has such a deadline.
+ */
+static bool
+tg_proxy_all_waiting(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    int style =
+        (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
+    uint64_t now = tg_time_wall_ms(), wait, best = 0;
+    char hdr[64];
+    size_t i;
+
+    for (i = 0; i < conf->nendpoints; i++) {
+        const tg_conf_endpoint_t *e = &conf->endpoints[i];
+
+        if (!e->enabled || e->style != style ||
+            (c->have_key && e->group != c->key.group)) {
+            continue;
+        }
+        wait = tg_shm_ep_wait_ms(
+            tg_shm_ep_get(tg_shm_table(c->w->shm, TG_SHM_T_EPS), (uint32_t)i),
+            now);
+        if (wait == 0) {
+            return false;
+        }
+        best = (best == 0 || wait < best) ? wait : best;
+    }
+    if (best == 0) {
+        return false;
+    }
+    snprintf(hdr, sizeof(hdr), "retry-after: %llu\r\n",
+             (unsigned long long)((best + 999) / 1000));
+    c->outcome = TG_USAGE_REJECTED;
+    tg_conn_send_error(c, 429, "rate_limit_error", "rate_limit_exceeded",
+                       "every upstream endpoint is rate limited or cooling "
+                       "down; retry later",
+                       hdr);
+    return true;
 }
 
 
@@ -644,39 +1006,51 @@ tg_proxy_start(tg_conn_t *c)
     tg_worker_t *w = c->w;
     tg_proxy_t *px = w->proxy;
     tg_upstream_t *u = &c->u;
+    const tg_conf_endpoint_t *e;
     CURLMcode mrc;
     CURL *easy;
     int idx;
 
     c->state = TG_CONN_PROXY;
-    idx = tg_route_pick(c);
+    idx = tg_proxy_choose(c);
+    if (idx < 0 && u->attempts == 0 && tg_proxy_all_waiting(c)) {
+        return;
+    }
     if (idx < 0) {
         c->outcome = TG_USAGE_UPSTREAM_ERROR;
         if (u->attempts == 0) {
             tg_conn_send_error(c, 503, "api_error", NULL,
-                               "no upstream endpoint serves this API", NULL);
+                               "no upstream endpoint is available for this "
+                               "request",
+                               NULL);
         } else {
             tg_conn_send_error(c, 502, "api_error", NULL,
                                "all upstream endpoints failed", NULL);
         }
         return;
     }
+    e = &w->conf->endpoints[idx];
     u->endpoint = idx;
-    u->tried |= 1u << idx;
+    u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
     u->attempts++;
     u->status = 0;
     u->head_done = u->committed = u->chunked = u->paused = u->discard = false;
     u->last_error[0] = '\0';
     u->start_us = tg_time_mono_us();
+    /* The attempt timer (tg_proxy_attempt_timer_handler) reads these. */
+    u->first_byte_timeout_ms = e->first_byte_timeout_ms;
+    u->read_timeout_ms = e->read_timeout_ms;
     easy = tg_proxy_easy_get(px);
-    if (easy == NULL ||
-        tg_proxy_easy_setup(c, easy, &w->conf->endpoints[idx]) != TG_OK) {
+    if (easy == NULL || tg_proxy_easy_setup(c, easy, e) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
         if (easy != NULL) {
             tg_proxy_easy_put(px, easy);
         }
         curl_slist_free_all(u->headers);
         u->headers = NULL;
+        free(u->body);
+        u->body = NULL;
+        tg_proxy_unclaim(c, idx);
         tg_conn_send_error(c, 503, "api_error", NULL, "out of memory", NULL);
         return;
     }
@@ -687,6 +1061,9 @@ tg_proxy_start(tg_conn_t *c)
         tg_proxy_easy_put(px, easy);
         curl_slist_free_all(u->headers);
         u->headers = NULL;
+        free(u->body);
+        u->body = NULL;
+        tg_proxy_unclaim(c, idx);
         tg_conn_send_error(c, 503, "api_error", NULL,
                            "cannot start the upstream request", NULL);
         return;
@@ -698,53 +1075,125 @@ tg_proxy_start(tg_conn_t *c)
         &w->ep_mine[idx]);
     u->timer.handler = tg_proxy_attempt_timer_handler;
     u->timer.data = c;
-    tg_ev_timer_add(w->loop, &u->timer, w->conf->first_byte_timeout_ms);
+    tg_ev_timer_add(w->loop, &u->timer, u->first_byte_timeout_ms);
 }
 
 
 /*
- * End <c>'s current attempt with curl result <rc> (<why> overrides curl's
- * text): retry when nothing reached the client and another endpoint can
- * take it, otherwise finish the response or the broken stream.
+ * Record the end of <c>'s attempt (curl result <rc>) in its endpoint's
+ * shared state: classify it (worker/failover.h), then update the counters,
+ * the breaker, a cool-down or a take-out (shm/ep.h), publishing any
+ * transition as an event.  A failed attempt's cause replaces
+ * u->last_error.  Must run before tg_proxy_release (it reads the handle).
  */
-/* Record the end of the attempt in the endpoint's shared counters. */
 static void
 tg_proxy_ep_finish(tg_conn_t *c, CURLcode rc)
 {
     tg_worker_t *w = c->w;
     tg_upstream_t *u = &c->u;
-    bool ok;
-    uint32_t err;
+    tg_proxy_text_t body;
+    const tg_conf_endpoint_t *e = &w->conf->endpoints[u->endpoint];
+    const tg_conf_group_t *g = &w->conf->groups[e->group];
+    tg_failover_in_t in;
+    tg_failover_t fo;
+    tg_shm_ep_outcome_t o;
 
-    /* The endpoint failed when it did not answer, or answered with a
-     * status that says it is unwell; a client's 4xx is not its fault. */
-    ok = rc == CURLE_OK && !u->discard && u->status != 0 && u->status < 500 &&
-         u->status != 429;
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
-        ok = true; /* the client left; says nothing about the endpoint */
+    memset(&in, 0, sizeof(in));
+    in.status = u->status;
+    /* HTTP_RETURNED_ERROR marks a drained retryable status, and a write
+     * error is ours (the client's output could not grow): neither is a
+     * transport failure of the endpoint. */
+    in.transport =
+        (rc == CURLE_OK || rc == CURLE_HTTP_RETURNED_ERROR) ? 0 : (int)rc;
+    in.transport_text =
+        u->last_error[0] != '\0' ? u->last_error : curl_easy_strerror(rc);
+    in.client_gone = rc == CURLE_ABORTED_BY_CALLBACK ||
+                     rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY;
+    in.retry_after_ms = tg_proxy_retry_after(u);
+    in.body_len = tg_proxy_errbody(u, &body);
+    in.body = body.data;
+    in.now_ms = tg_time_wall_ms();
+    in.quota_cooldown_ms = e->quota_cooldown_ms;
+    in.rnd = tg_proxy_rand();
+    tg_failover_classify(&in, &fo);
+
+    memset(&o, 0, sizeof(o));
+    o.verdict = fo.verdict;
+    o.probe = u->probe;
+    o.error = (in.transport != 0) ? 1000u + (uint32_t)rc : (uint32_t)u->status;
+    o.latency_us = u->first_byte_us ? u->first_byte_us - u->start_us : 0;
+    o.until_ms = fo.until_ms;
+    o.cool_kind = fo.cool_kind;
+    o.threshold = g->failure_threshold;
+    o.cooldown_ms = g->cooldown_ms;
+    o.pid = tg_proxy_pid();
+    o.now_ms = in.now_ms;
+    o.reason = fo.reason;
+    tg_shm_ep_end(tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS),
+                                (uint32_t)u->endpoint),
+                  &w->ep_mine[u->endpoint], &o, tg_shm_events(w->shm));
+    u->probe = false;
+    if (fo.verdict != TG_EP_V_OK && fo.verdict != TG_EP_V_NONE) {
+        snprintf(u->last_error, sizeof(u->last_error), "%s", fo.reason);
     }
-    err = (rc != CURLE_OK && u->status == 0) ? 1000u + (uint32_t)rc
-                                             : (uint32_t)u->status;
-    tg_shm_ep_finish(tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS),
-                                   (uint32_t)u->endpoint),
-                     &w->ep_mine[u->endpoint], ok,
-                     u->first_byte_us ? u->first_byte_us - u->start_us : 0, err,
-                     tg_time_wall_ms());
 }
 
 
+/*
+ * Answer <c> when its last attempt failed before anything reached the
+ * client and no other endpoint may take it.  A drained retryable status
+ * (the retry became impossible after its head: the deadline passed, or
+ * the other endpoints became unavailable) is reported in kind, so SDKs
+ * back off on a 429 or 529 as they would from the upstream itself.
+ */
+static void
+tg_proxy_fail(tg_conn_t *c, CURLcode rc, int status, int64_t retry_after_ms)
+{
+    char extra[64];
+
+    c->outcome = TG_USAGE_UPSTREAM_ERROR;
+    if (c->u.discard && status == 429) {
+        snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
+                 (long long)(retry_after_ms > 0 ? (retry_after_ms + 999) / 1000
+                                                : 1));
+        tg_conn_send_error(c, 429, "rate_limit_error", "rate_limit_exceeded",
+                           "upstream endpoints are rate limited", extra);
+    } else if (c->u.discard && status == 529) {
+        tg_conn_send_error(c, 529, "overloaded_error", NULL,
+                           "upstream endpoints are overloaded", NULL);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        c->outcome = TG_USAGE_TIMEOUT;
+        tg_conn_send_error(c, 504, "timeout_error", NULL, "upstream timed out",
+                           NULL);
+    } else {
+        tg_conn_send_error(c, 502, "api_error", NULL, "upstream request failed",
+                           NULL);
+    }
+}
+
+
+/*
+ * End <c>'s current attempt with curl result <rc> (<why> overrides curl's
+ * text): retry on another endpoint when nothing reached the client and the
+ * request may be retried (tg_proxy_may_retry), otherwise finish the
+ * response, the broken stream or the error answer.  Each failed attempt is
+ * logged at info with its endpoint and cause; the access log counts them.
+ */
 static void
 tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
 {
     tg_upstream_t *u = &c->u;
     const char *ep = c->w->conf->endpoints[u->endpoint].name;
+    bool rate = tg_proxy_rate_limited(u);
+    int64_t ra = tg_proxy_retry_after(u);
+    int status = u->status;
 
-    tg_proxy_ep_finish(c, rc);
-    tg_proxy_release(c);
-    if (rc != CURLE_OK && u->last_error[0] == '\0') {
+    if (rc != CURLE_OK && rc != CURLE_HTTP_RETURNED_ERROR) {
         snprintf(u->last_error, sizeof(u->last_error), "%s",
                  why ? why : curl_easy_strerror(rc));
     }
+    tg_proxy_ep_finish(c, rc);
+    tg_proxy_release(c);
     if (u->committed) {
         tg_usage_finish(&c->usage);
         if (rc == CURLE_OK) {
@@ -761,21 +1210,18 @@ tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
         return;
     }
     /* Nothing was sent to the client: this attempt can be retried. */
-    tg_log(TG_LOG_WARN, 0, "upstream %s attempt %d failed: %s", ep, u->attempts,
-           u->last_error);
-    if (u->attempts <= TG_PROXY_MAX_RETRIES && tg_route_has_candidate(c)) {
+    if (tg_proxy_may_retry(c, rate)) {
+        tg_log(TG_LOG_INFO, 0, "upstream %s attempt %d failed: %s; retrying",
+               ep, u->attempts, u->last_error);
+        if (rate) {
+            u->rate_retries++;
+        }
         tg_proxy_start(c);
         return;
     }
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-        c->outcome = TG_USAGE_TIMEOUT;
-        tg_conn_send_error(c, 504, "timeout_error", NULL, "upstream timed out",
-                           NULL);
-    } else {
-        c->outcome = TG_USAGE_UPSTREAM_ERROR;
-        tg_conn_send_error(c, 502, "api_error", NULL, "upstream request failed",
-                           NULL);
-    }
+    tg_log(TG_LOG_INFO, 0, "upstream %s attempt %d failed: %s; giving up", ep,
+           u->attempts, u->last_error);
+    tg_proxy_fail(c, rc, status, ra);
 }
 
 

@@ -4,16 +4,90 @@
  *      /v1/models) and endpoint choice.
  *
  * NOTES
- *      Worker only; never blocks.  Until the shared key table exists the
- *      accepted client keys come from the config file.
+ *      Worker only; never blocks.  Endpoint choice (docs/routing.md): the
+ *      request's group is its key's group; candidates are that group's
+ *      enabled endpoints of the request's API style that serve its model,
+ *      are available in shared memory (breaker, cool-downs, health) and
+ *      were not tried for this request.  The best priority tier with a
+ *      candidate wins, then the group's strategy picks inside it.  Sticky
+ *      groups send a conversation to its home endpoint (shm/sticky.h) while
+ *      that is a candidate of the winning tier.
+ *
+ *      The selection core (tg_route_create / tg_route_select) depends only
+ *      on the config and the shared tables, so tests and the bench drive it
+ *      without a worker.  Its state (smooth weighted round-robin weights,
+ *      the model filter cache, a random generator) is per process: no
+ *      locks, no allocation per request.
  */
 #ifndef TG_WORKER_ROUTE_H
 #define TG_WORKER_ROUTE_H
 
+#include "core/conf.h"
+#include "core/core.h"
+#include "shm/ep.h"
+#include "shm/sticky.h"
 #include "worker/conn.h"
 
-/* Build per-worker routing state (the /v1/models body, round-robin
- * counters).  TG_OK or TG_ERROR (logged); startup only. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_ROUTE_MAX_ENDPOINTS 256 /* the config's limit */
+#define TG_ROUTE_TRIED_WORDS   (TG_ROUTE_MAX_ENDPOINTS / 64)
+
+_Static_assert(TG_ROUTE_TRIED_WORDS == TG_UPSTREAM_TRIED_WORDS,
+               "tg_upstream_t.tried holds one bit per endpoint");
+
+typedef struct tg_route_s tg_route_t;
+
+/* One request as endpoint choice sees it. */
+typedef struct {
+    uint32_t group;        /* the key's group, index in conf->groups */
+    int style;             /* TG_STYLE_* of the request's API */
+    const char *model;     /* model name, <model_len> bytes, no NUL needed */
+    size_t model_len;      /* 0: the body named none */
+    const uint64_t *tried; /* TG_ROUTE_TRIED_WORDS words, NULL = none */
+    uint64_t session;      /* conversation (tg_route_session), 0 = none */
+    uint64_t now_ms;       /* wall clock, for availability and expiry */
+} tg_route_req_t;
+
+/*
+ * Selection state for <conf> over the endpoint table <eps> (TG_SHM_T_EPS,
+ * at least conf->nendpoints entries) and the sticky table <sticky> (NULL:
+ * no affinity).  <seed> seeds the exploration draws.  Returns a new state
+ * owned by the caller (tg_route_destroy), or NULL when out of memory or
+ * the config has more than TG_ROUTE_MAX_ENDPOINTS endpoints.  <conf> and
+ * the tables must outlive it.
+ */
+tg_route_t *tg_route_create(const tg_conf_t *conf, tg_shm_ep_t *eps,
+                            tg_shm_sticky_t *sticky, uint64_t seed);
+void tg_route_destroy(tg_route_t *rt);
+
+/*
+ * Choose an endpoint for <q>: returns its index in conf->endpoints, or -1
+ * when no endpoint is a candidate.  Advances the group's balancing state
+ * and creates or renews the conversation's sticky mapping.  No allocation,
+ * no lock; O(endpoints of the group).
+ */
+int tg_route_select(tg_route_t *rt, const tg_route_req_t *q);
+
+/* Whether tg_route_select would find a candidate for <q>; changes no
+ * balancing or sticky state. */
+bool tg_route_any(tg_route_t *rt, const tg_route_req_t *q);
+
+/*
+ * The conversation key of a request, from the raw JSON text (as the body
+ * scanner captured it, possibly cut at its bound) of its top-level
+ * members: metadata.user_id inside <metadata> when present, else the
+ * x-session-id <header> value, else <system> together with the first
+ * element of <messages>.  Empty strings stand for absent members.
+ * Returns 0 when none of them identifies a conversation.  Pure.
+ */
+uint64_t tg_route_session(tg_str_t metadata, tg_str_t header, tg_str_t system,
+                          tg_str_t messages);
+
+/* Build per-worker routing state (the /v1/models body, the selection
+ * state).  TG_OK or TG_ERROR (logged); startup only. */
 int tg_route_init(tg_worker_t *w);
 void tg_route_fini(tg_worker_t *w);
 
@@ -27,13 +101,13 @@ int tg_route_head(tg_conn_t *c);
 void tg_route_request(tg_conn_t *c);
 
 /*
- * Choose an endpoint for <c>'s API style that has not been tried for this
- * request: the best priority tier with an untried endpoint, smooth
- * weighted round-robin inside it.  Returns the index or -1.
+ * Choose an endpoint for <c> with tg_route_select (its key's group, API
+ * style, model, tried endpoints and conversation).  Returns the index or
+ * -1.
  */
 int tg_route_pick(tg_conn_t *c);
 
-/* Whether tg_route_pick would find an untried endpoint for <c>. */
+/* Whether tg_route_pick would find an endpoint for <c> now. */
 bool tg_route_has_candidate(const tg_conn_t *c);
 
 #endif /* TG_WORKER_ROUTE_H */

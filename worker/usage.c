@@ -18,6 +18,7 @@
  */
 #include "worker/usage.h"
 #include "core/core.h"
+#include "core/log.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -28,22 +29,35 @@
 
 /* See usage.h. */
 void
-tg_usage_init(tg_usage_t *u, bool openai, bool sse, bool opaque)
+tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding, uint64_t req_id)
 {
     memset(u->tokens, 0, sizeof(u->tokens));
     u->model[0] = '\0';
     u->openai = openai;
     u->sse = sse;
-    u->opaque = opaque;
+    u->coding = coding;
+    u->req_id = req_id;
+    u->dec = NULL;
+    u->opaque = u->unknown = coding == TG_DECODE_OPAQUE;
     u->seen = u->ended = u->error_event = false;
+    if (u->opaque) {
+        tg_log(TG_LOG_WARN, 0,
+               "request %016llx: response content coding cannot be decoded; "
+               "its tokens are not counted",
+               (unsigned long long)req_id);
+    }
     if (sse) {
         tg_sse_init(&u->sse_parser, TG_USAGE_SSE_MAX);
         return;
     }
-    u->fields[0] = (tg_json_field_t){
-        "usage", 5, u->usage_buf, sizeof(u->usage_buf), 0, false, false};
-    u->fields[1] = (tg_json_field_t){
-        "model", 5, u->model_buf, sizeof(u->model_buf), 0, false, false};
+    u->fields[0] = (tg_json_field_t){.name = "usage",
+                                     .name_len = 5,
+                                     .buf = u->usage_buf,
+                                     .cap = sizeof(u->usage_buf)};
+    u->fields[1] = (tg_json_field_t){.name = "model",
+                                     .name_len = 5,
+                                     .buf = u->model_buf,
+                                     .cap = sizeof(u->model_buf)};
     tg_json_scan_init(&u->scan, u->fields, 2);
 }
 
@@ -55,6 +69,8 @@ tg_usage_fini(tg_usage_t *u)
     if (u->sse) {
         tg_sse_fini(&u->sse_parser);
     }
+    tg_decode_destroy(u->dec);
+    u->dec = NULL;
 }
 
 
@@ -196,13 +212,12 @@ tg_usage_event(void *ctx, const tg_sse_event_t *ev)
 }
 
 
-/* See usage.h. */
-void
-tg_usage_feed(tg_usage_t *u, const char *p, size_t len)
+/* Observe <len> bytes of the body as the API framed it (decoded). */
+static void
+tg_usage_plain(void *ctx, const char *p, size_t len)
 {
-    if (u->opaque) {
-        return;
-    }
+    tg_usage_t *u = ctx;
+
     if (u->sse) {
         /* Out of memory only loses the usage of this stream; the bytes
          * still reach the client. */
@@ -210,6 +225,46 @@ tg_usage_feed(tg_usage_t *u, const char *p, size_t len)
         return;
     }
     tg_json_scan_feed(&u->scan, p, len);
+}
+
+
+/* Stop reading an encoded body after <err>: the usage is unknown. */
+static void
+tg_usage_undecodable(tg_usage_t *u, const tg_err_t *err)
+{
+    tg_log(TG_LOG_WARN, 0,
+           "request %016llx: %s response body cannot be decoded for usage: "
+           "%s; its tokens are not counted",
+           (unsigned long long)u->req_id, tg_decode_name(u->coding), err->text);
+    u->unknown = true;
+    tg_decode_destroy(u->dec);
+    u->dec = NULL;
+}
+
+
+/* See usage.h. */
+void
+tg_usage_feed(tg_usage_t *u, const char *p, size_t len)
+{
+    tg_err_t err;
+
+    if (u->unknown) {
+        return;
+    }
+    if (u->coding == TG_DECODE_IDENTITY) {
+        tg_usage_plain(u, p, len);
+        return;
+    }
+    if (u->dec == NULL) {
+        u->dec = tg_decode_create(u->coding, TG_DECODE_MEM_MAX, &err);
+        if (u->dec == NULL) {
+            tg_usage_undecodable(u, &err);
+            return;
+        }
+    }
+    if (tg_decode_feed(u->dec, p, len, tg_usage_plain, u, &err) == TG_ERROR) {
+        tg_usage_undecodable(u, &err);
+    }
 }
 
 
@@ -222,6 +277,8 @@ tg_usage_finish(tg_usage_t *u)
     if (u->sse || u->opaque) {
         return;
     }
+    /* After a decode error the scanner may hold a usage member that was
+     * complete before the error; it is still worth reading. */
     if (u->fields[0].found && !u->fields[0].truncated) {
         v = json_loadb(u->usage_buf, u->fields[0].len, 0, NULL);
         tg_usage_apply(u, v);

@@ -9,13 +9,21 @@
  *      carry usage (message_start, message_delta, error; OpenAI chunks with a
  *      "usage" member) are parsed with jansson; JSON responses go through the
  *      top-level member scanner, which keeps only the "usage" and "model"
- *      members.  Worker only; never blocks.
+ *      members.  A content-encoded body (gzip, deflate, br, zstd) is
+ *      decoded on the side by worker/decode, in small pieces that go to the
+ *      same parsers; the decoder is created on the first body byte and
+ *      released by tg_usage_fini.  When decoding fails (corrupt input, a
+ *      window or memory limit) or the coding is one we cannot decode, the
+ *      usage is marked unknown and a warning is logged once for the
+ *      response; tokens read before a failure are kept.  Worker only;
+ *      never blocks.
  */
 #ifndef TG_WORKER_USAGE_H
 #define TG_WORKER_USAGE_H
 
 #include "core/json.h"
 #include "core/sse.h"
+#include "worker/decode.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,7 +47,12 @@ typedef struct {
     bool seen;        /* some usage was found */
     bool ended;       /* message_stop / [DONE] seen */
     bool error_event; /* the stream carried an error event */
-    bool opaque;      /* body encoded (gzip...), usage not readable */
+    bool opaque;      /* body in a coding we do not decode */
+    bool unknown;     /* usage not (fully) readable: opaque or decode error */
+    int coding;       /* TG_DECODE_* of the body */
+    uint64_t req_id;  /* for the warning */
+    tg_decode_t *dec; /* decoder of an encoded body; NULL until its first
+                         byte and after a failure */
     tg_sse_t sse_parser;
     tg_json_scan_t scan;
     tg_json_field_t fields[2];
@@ -47,12 +60,16 @@ typedef struct {
     char model_buf[80];
 } tg_usage_t;
 
-/* Start observing a response: <openai> selects the API shapes, <sse> the
- * framing, <opaque> marks a content-encoded body (usage unreadable). */
-void tg_usage_init(tg_usage_t *u, bool openai, bool sse, bool opaque);
+/* Start observing the response to request <req_id>: <openai> selects the
+ * API shapes, <sse> the framing, <coding> (TG_DECODE_*, from
+ * tg_decode_coding) the content coding of the body.  Allocates nothing. */
+void tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding,
+                   uint64_t req_id);
+
+/* Release what observing the response holds (SSE buffer, decoder). */
 void tg_usage_fini(tg_usage_t *u);
 
-/* Observe <len> response body bytes. */
+/* Observe <len> response body bytes, as they came from the upstream. */
 void tg_usage_feed(tg_usage_t *u, const char *p, size_t len);
 
 /* The body is complete: parse what the JSON scanner captured. */

@@ -20,6 +20,7 @@
 
 typedef struct tg_conn_s tg_conn_t;
 typedef struct tg_proxy_s tg_proxy_t;
+typedef struct tg_route_s tg_route_t;
 
 typedef struct tg_worker_s {
     tg_ev_loop_t *loop;
@@ -38,7 +39,7 @@ typedef struct tg_worker_s {
     bool stopping;          /* graceful stop in progress */
     uint64_t stop_deadline; /* monotonic ms */
     uint64_t req_seq;       /* request id counter */
-    int64_t *rr_current;    /* smooth weighted round-robin state */
+    tg_route_t *route;      /* endpoint choice state (worker/route.c) */
     char *models_json;      /* prebuilt GET /v1/models body */
     size_t models_json_len;
     uint32_t shm_idx;       /* our proc entry */

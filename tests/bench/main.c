@@ -20,6 +20,7 @@ static const struct {
     {"keys", tg_bench_keys},
     {"rl", tg_bench_rl},
     {"ring", tg_bench_ring},
+    {"route", tg_bench_route},
 };
 
 

@@ -27,9 +27,12 @@ tg_fz_run(tg_fz_t *t, const char *p, size_t len, size_t split)
 {
     tg_json_scan_t s;
 
-    t->f[0] = (tg_json_field_t){"model", 5, t->a, sizeof(t->a), 0, 0, 0};
-    t->f[1] = (tg_json_field_t){"stream", 6, t->b, sizeof(t->b), 0, 0, 0};
-    t->f[2] = (tg_json_field_t){"usage", 5, t->c, sizeof(t->c), 0, 0, 0};
+    t->f[0] = (tg_json_field_t){
+        .name = "model", .name_len = 5, .buf = t->a, .cap = sizeof(t->a)};
+    t->f[1] = (tg_json_field_t){
+        .name = "stream", .name_len = 6, .buf = t->b, .cap = sizeof(t->b)};
+    t->f[2] = (tg_json_field_t){
+        .name = "usage", .name_len = 5, .buf = t->c, .cap = sizeof(t->c)};
     tg_json_scan_init(&s, t->f, 3);
     tg_json_scan_feed(&s, p, split);
     tg_json_scan_feed(&s, p + split, len - split);

@@ -47,6 +47,8 @@ extern const tg_it_test_t tg_it_master_tests[];
 extern const tg_it_test_t tg_it_load_tests[];
 extern const tg_it_test_t tg_it_sdk_tests[];
 extern const tg_it_test_t tg_it_auth_tests[];
+extern const tg_it_test_t tg_it_encoding_tests[];
+extern const tg_it_test_t tg_it_routing_tests[];
 
 /* ------------------------------------------------------------ checks */
 

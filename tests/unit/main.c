@@ -29,6 +29,10 @@ static const struct {
     {"shm_keys", tg_test_shm_keys_register},
     {"shm_rl", tg_test_shm_rl_register},
     {"shm_ring", tg_test_shm_ring_register},
+    {"shm_ep", tg_test_shm_ep_register},
+    {"shm_sticky", tg_test_shm_sticky_register},
+    {"route", tg_test_route_register},
+    {"decode", tg_test_decode_register},
 };
 
 

@@ -21,12 +21,18 @@ static void
 scan_case_init(tg_scan_case_t *t)
 {
     memset(t, 0, sizeof(*t));
-    t->f[0] = (tg_json_field_t){"model", 5,     t->model, sizeof(t->model) - 1,
-                                0,       false, false};
-    t->f[1] = (tg_json_field_t){
-        "stream", 6, t->stream, sizeof(t->stream) - 1, 0, false, false};
-    t->f[2] = (tg_json_field_t){"usage", 5,     t->usage, sizeof(t->usage) - 1,
-                                0,       false, false};
+    t->f[0] = (tg_json_field_t){.name = "model",
+                                .name_len = 5,
+                                .buf = t->model,
+                                .cap = sizeof(t->model) - 1};
+    t->f[1] = (tg_json_field_t){.name = "stream",
+                                .name_len = 6,
+                                .buf = t->stream,
+                                .cap = sizeof(t->stream) - 1};
+    t->f[2] = (tg_json_field_t){.name = "usage",
+                                .name_len = 5,
+                                .buf = t->usage,
+                                .cap = sizeof(t->usage) - 1};
 }
 
 
@@ -151,6 +157,29 @@ test_escapes_control_quotes_and_invalid_utf8(void)
 }
 
 
+static void
+test_gives_the_offset_of_each_captured_value(void)
+{
+    const char *doc = "{ \"messages\":[{\"model\":\"no\"}],\"model\" :  "
+                      "\"claude\",\"stream\":true,\"model\":\"last\"}";
+    size_t step, off;
+
+    for (step = 0; step <= strlen(doc); step++) {
+        tg_scan_case_t t;
+
+        CU_ASSERT_TRUE(scan(&t, doc, step));
+        /* The last occurrence of a repeated member is the one kept. */
+        off = (size_t)(strstr(doc, "\"last\"") - doc);
+        CU_ASSERT_EQUAL(t.f[0].offset, off);
+        CU_ASSERT_EQUAL(t.f[0].len, 6);
+        CU_ASSERT_EQUAL(memcmp(doc + t.f[0].offset, t.model, t.f[0].len), 0);
+        off = (size_t)(strstr(doc, "true") - doc);
+        CU_ASSERT_EQUAL(t.f[1].offset, off);
+        CU_ASSERT_FALSE(t.f[2].found);
+    }
+}
+
+
 int
 tg_test_json_register(void)
 {
@@ -169,6 +198,8 @@ tg_test_json_register(void)
                      test_refuses_documents_that_are_not_objects) ||
         !CU_add_test(s, "an escaped member name never matches",
                      test_an_escaped_member_name_never_matches) ||
+        !CU_add_test(s, "gives the offset of each captured value",
+                     test_gives_the_offset_of_each_captured_value) ||
         !CU_add_test(s,
                      "escapes control characters, quotes and invalid "
                      "UTF-8",
