@@ -142,7 +142,7 @@ tg_agg_line(const tg_usage_rec_t *r)
         "\"tokens\":{\"input\":%llu,\"output\":%llu,\"cache_read\":%llu,"
         "\"cache_write_5m\":%llu,\"cache_write_1h\":%llu,\"reasoning\":%llu},"
         "\"latency_us\":%llu,\"ttfb_us\":%llu,\"bytes_in\":%llu,"
-        "\"bytes_out\":%llu,\"pid\":%d}\n",
+        "\"bytes_out\":%llu,\"pid\":%d,\"tokens_known\":%s}\n",
         (unsigned long long)r->request_id, (unsigned long long)r->time_ms,
         r->user, r->key_id, model, ep, r->status,
         r->outcome < TG_NELEMS(tg_agg_outcomes) ? tg_agg_outcomes[r->outcome]
@@ -157,7 +157,7 @@ tg_agg_line(const tg_usage_rec_t *r)
         (unsigned long long)r->tokens[TG_USAGE_TOK_REASONING],
         (unsigned long long)r->latency_us, (unsigned long long)r->ttfb_us,
         (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
-        (int)r->pid);
+        (int)r->pid, (r->flags & TG_USAGE_F_UNKNOWN) ? "false" : "true");
     if (n > 0 && (size_t)n < sizeof(line)) {
         if (tg_buf_len(&tg_agg_out) + (size_t)n > (7u << 20)) {
             tg_agg_flush();

@@ -109,6 +109,7 @@ enum {
 #define TG_USAGE_F_STREAM  0x01u /* the client asked for a stream (SSE) */
 #define TG_USAGE_F_RETRIED 0x02u /* sent to more than one endpoint */
 #define TG_USAGE_F_OPENAI  0x04u /* OpenAI-style API, else Anthropic */
+#define TG_USAGE_F_UNKNOWN 0x08u /* tokens could not be (fully) read */
 
 /* Indexes of tg_usage_rec_t.tokens. */
 enum {
