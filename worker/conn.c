@@ -634,7 +634,7 @@ tg_conn_access_log(tg_conn_t *c)
     uint64_t now = tg_time_mono_us();
     const char *ep =
         c->u.endpoint >= 0 ? conf->endpoints[c->u.endpoint].name : "-";
-    int n;
+    int n, i, k;
 
     if (!tg_log_access_enabled()) {
         return;
@@ -669,6 +669,22 @@ tg_conn_access_log(tg_conn_t *c)
                                          : 0),
         (unsigned long long)(c->usage_on ? c->usage.tokens[TG_TOK_CACHE_1H]
                                          : 0));
+    /* Every attempt, in order: "endpoint:status" (1000 + curl code when
+     * no status came back). */
+    for (i = 0;
+         n > 0 && (size_t)n < sizeof(line) - 1 && i < TG_MIN(c->u.attempts, 8);
+         i++) {
+        k = snprintf(line + n, sizeof(line) - (size_t)n, "%c%s:%u",
+                     i == 0 ? ' ' : ',', conf->endpoints[c->u.hist_ep[i]].name,
+                     c->u.hist_status[i]);
+        n = (k > 0 && (size_t)k < sizeof(line) - (size_t)n)
+                ? n + k
+                : (int)sizeof(line) - 1;
+    }
+    if (n > 0 && c->u.attempts == 0 && (size_t)n < sizeof(line) - 3) {
+        memcpy(line + n, " -", 2);
+        n += 2;
+    }
     if (n > 0) {
         tg_log_access(line, TG_MIN((size_t)n, sizeof(line) - 1));
     }

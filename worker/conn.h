@@ -45,25 +45,27 @@ enum {
 
 /* Per-request upstream state; lives in the connection, reset per request. */
 typedef struct {
-    void *easy;             /* CURL *, NULL when no transfer */
-    void *headers;          /* struct curl_slist * sent upstream */
-    int endpoint;           /* index in conf->endpoints, -1 none */
-    int attempts;           /* attempts made */
-    int status;             /* upstream status of the current attempt */
-    int64_t content_length; /* from the upstream, -1 when absent */
-    bool head_done;         /* final header block seen */
-    bool committed;         /* response head written to c->out */
-    bool chunked;           /* we frame the body with chunked encoding */
-    bool paused;            /* transfer paused for back-pressure */
-    bool discard;           /* attempt failed; drop its body and retry */
-    bool stream;            /* text/event-stream response */
-    int coding;             /* TG_DECODE_* from content-encoding */
-    uint64_t start_us;      /* attempt start */
-    uint64_t first_byte_us; /* response head from upstream, 0 = none */
-    uint64_t last_io;       /* loop ms of the last body bytes */
-    uint64_t bytes;         /* body bytes from upstream */
-    tg_ev_timer_t timer;    /* first-byte / between-chunk timeout */
-    char last_error[128];   /* curl's error text of the last attempt */
+    void *easy;              /* CURL *, NULL when no transfer */
+    void *headers;           /* struct curl_slist * sent upstream */
+    int endpoint;            /* index in conf->endpoints, -1 none */
+    int attempts;            /* attempts made */
+    uint16_t hist_ep[8];     /* endpoint of each of the first attempts */
+    uint16_t hist_status[8]; /* its status, or 1000 + curl code */
+    int status;              /* upstream status of the current attempt */
+    int64_t content_length;  /* from the upstream, -1 when absent */
+    bool head_done;          /* final header block seen */
+    bool committed;          /* response head written to c->out */
+    bool chunked;            /* we frame the body with chunked encoding */
+    bool paused;             /* transfer paused for back-pressure */
+    bool discard;            /* attempt failed; drop its body and retry */
+    bool stream;             /* text/event-stream response */
+    int coding;              /* TG_DECODE_* from content-encoding */
+    uint64_t start_us;       /* attempt start */
+    uint64_t first_byte_us;  /* response head from upstream, 0 = none */
+    uint64_t last_io;        /* loop ms of the last body bytes */
+    uint64_t bytes;          /* body bytes from upstream */
+    tg_ev_timer_t timer;     /* first-byte / between-chunk timeout */
+    char last_error[128];    /* curl's error text of the last attempt */
     /* Routing (worker/route.c, tg_proxy_start).  Endpoints tried for this
      * request, bit i for endpoint i; the attempt's endpoint's timeouts;
      * the request body with the model renamed for that endpoint (NULL:

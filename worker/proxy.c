@@ -1192,6 +1192,15 @@ tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
         snprintf(u->last_error, sizeof(u->last_error), "%s",
                  why ? why : curl_easy_strerror(rc));
     }
+    /* The access log lists every attempt: endpoint and what it gave. */
+    if (u->attempts >= 1 && u->attempts <= 8) {
+        u->hist_ep[u->attempts - 1] = (uint16_t)u->endpoint;
+        u->hist_status[u->attempts - 1] =
+            (uint16_t)((u->status != 0 || rc == CURLE_OK ||
+                        rc == CURLE_HTTP_RETURNED_ERROR)
+                           ? u->status
+                           : 1000 + (int)rc);
+    }
     tg_proxy_ep_finish(c, rc);
     tg_proxy_release(c);
     if (u->committed) {
