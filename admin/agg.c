@@ -39,22 +39,7 @@ static const char *const tg_agg_outcomes[] = {
 static int
 tg_agg_open(void)
 {
-    const char *path = tg_agg_conf->usage_log;
-    int fd;
-
-    if (strcmp(path, "off") == 0) {
-        return TG_OK;
-    }
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (fd == -1) {
-        tg_log(TG_LOG_ERR, errno, "open(\"%s\") failed", path);
-        return TG_ERROR;
-    }
-    if (tg_agg_fd != -1) {
-        close(tg_agg_fd);
-    }
-    tg_agg_fd = fd;
-    return TG_OK;
+    return tg_log_file_reopen(tg_agg_conf->usage_log, &tg_agg_fd);
 }
 
 

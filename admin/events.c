@@ -37,22 +37,7 @@ static char tg_events_host[64];
 static int
 tg_events_open(void)
 {
-    const char *path = tg_events_conf->events_log;
-    int fd;
-
-    if (strcmp(path, "off") == 0) {
-        return TG_OK;
-    }
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (fd == -1) {
-        tg_log(TG_LOG_ERR, errno, "open(\"%s\") failed", path);
-        return TG_ERROR;
-    }
-    if (tg_events_fd != -1) {
-        close(tg_events_fd);
-    }
-    tg_events_fd = fd;
-    return TG_OK;
+    return tg_log_file_reopen(tg_events_conf->events_log, &tg_events_fd);
 }
 
 

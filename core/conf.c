@@ -1424,28 +1424,29 @@ tg_conf_is_pattern_char(int c)
 }
 
 
-/* A key's "models" allow-list: patterns with '*' as the only wildcard. */
+/*
+ * A list of 1..<max> model patterns into <out> (64 bytes each) and <*n>:
+ * letters, digits, "-_.:/@" and the wildcard "*".
+ */
 static int
-tg_conf_parse_key_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
-                         void *base)
+tg_conf_get_patterns(tg_conf_ctx_t *ctx, const config_setting_t *s, size_t max,
+                     char (*out)[64], uint32_t *n)
 {
-    tg_conf_key_t *k = base;
     const config_setting_t *e;
     const char *v;
-    size_t n, i, j;
+    size_t len, i, j;
 
-    if (tg_conf_get_list(ctx, s, 1, TG_CONF_KEY_MODELS, &n) != TG_OK) {
+    if (tg_conf_get_list(ctx, s, 1, (int)max, &len) != TG_OK) {
         return TG_ERROR;
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < len; i++) {
         e = config_setting_get_elem(s, (unsigned)i);
         v = config_setting_get_string(e);
         if (v == NULL) {
             return tg_conf_invalid(ctx, e, "must be a string");
         }
-        if (v[0] == '\0' || strlen(v) >= sizeof(k->models[0])) {
-            return tg_conf_invalid(ctx, e, "must be 1 to %zu characters",
-                                   sizeof(k->models[0]) - 1);
+        if (v[0] == '\0' || strlen(v) >= 64) {
+            return tg_conf_invalid(ctx, e, "must be 1 to 63 characters");
         }
         for (j = 0; v[j] != '\0'; j++) {
             if (!tg_conf_is_pattern_char((unsigned char)v[j])) {
@@ -1454,10 +1455,22 @@ tg_conf_parse_key_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
                                        "\"-_.:/@\" and the wildcard \"*\"");
             }
         }
-        memcpy(k->models[i], v, strlen(v) + 1);
+        memcpy(out[i], v, strlen(v) + 1);
     }
-    k->nmodels = (uint32_t)n;
+    *n = (uint32_t)len;
     return TG_OK;
+}
+
+
+/* A key's "models" allow-list. */
+static int
+tg_conf_parse_key_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
+                         void *base)
+{
+    tg_conf_key_t *k = base;
+
+    return tg_conf_get_patterns(ctx, s, TG_CONF_KEY_MODELS, k->models,
+                                &k->nmodels);
 }
 
 
@@ -1467,34 +1480,9 @@ tg_conf_parse_ep_models(tg_conf_ctx_t *ctx, const config_setting_t *s,
                         void *base)
 {
     tg_conf_endpoint_t *ep = base;
-    const config_setting_t *e;
-    const char *v;
-    size_t n, i, j;
 
-    if (tg_conf_get_list(ctx, s, 1, TG_CONF_EP_MODELS, &n) != TG_OK) {
-        return TG_ERROR;
-    }
-    for (i = 0; i < n; i++) {
-        e = config_setting_get_elem(s, (unsigned)i);
-        v = config_setting_get_string(e);
-        if (v == NULL) {
-            return tg_conf_invalid(ctx, e, "must be a string");
-        }
-        if (v[0] == '\0' || strlen(v) >= sizeof(ep->models[0])) {
-            return tg_conf_invalid(ctx, e, "must be 1 to %zu characters",
-                                   sizeof(ep->models[0]) - 1);
-        }
-        for (j = 0; v[j] != '\0'; j++) {
-            if (!tg_conf_is_pattern_char((unsigned char)v[j])) {
-                return tg_conf_invalid(ctx, e,
-                                       "may contain only letters, digits, "
-                                       "\"-_.:/@\" and the wildcard \"*\"");
-            }
-        }
-        memcpy(ep->models[i], v, strlen(v) + 1);
-    }
-    ep->nmodels = (uint32_t)n;
-    return TG_OK;
+    return tg_conf_get_patterns(ctx, s, TG_CONF_EP_MODELS, ep->models,
+                                &ep->nmodels);
 }
 
 

@@ -131,6 +131,28 @@ tg_log_enabled(int level)
 }
 
 
+/* See log.h. */
+int
+tg_log_file_reopen(const char *path, int *fdp)
+{
+    int fd;
+
+    if (strcmp(path, "off") == 0) {
+        return TG_OK;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd == -1) {
+        tg_log(TG_LOG_ERR, errno, "open(\"%s\") failed", path);
+        return TG_ERROR;
+    }
+    if (*fdp != -1) {
+        close(*fdp);
+    }
+    *fdp = fd;
+    return TG_OK;
+}
+
+
 /* True when access-log lines are written somewhere. */
 int
 tg_log_access_enabled(void)

@@ -38,6 +38,13 @@ void tg_log_access(const char *line, size_t len);
 /* True when <level> would be written. */
 int tg_log_enabled(int level);
 
+/*
+ * (Re)open the append-only data log at <path> into *<fdp> (usage, events):
+ * "off" leaves it closed.  The old fd is closed only once the new one is
+ * open.  TG_OK, or TG_ERROR after logging.
+ */
+int tg_log_file_reopen(const char *path, int *fdp);
+
 /* True when an access log is open (callers skip formatting otherwise). */
 int tg_log_access_enabled(void);
 
