@@ -306,14 +306,26 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
         value.len--;
     }
     if (tg_str_caseeq(name, tg_str_lit("content-length"))) {
-        char num[24];
+        int64_t v = 0;
+        size_t i;
 
-        if (value.len == 0 || value.len >= sizeof(num)) {
+        /* Digits only (after trailing blanks), at most 18 of them: we
+         * forward this value to the client, so a malformed or negative
+         * one fails the attempt (502) rather than reach it. */
+        while (value.len > 0 && (value.data[value.len - 1] == ' ' ||
+                                 value.data[value.len - 1] == '\t')) {
+            value.len--;
+        }
+        if (value.len == 0 || value.len > 18) {
             return 0;
         }
-        memcpy(num, value.data, value.len);
-        num[value.len] = '\0';
-        u->content_length = strtoll(num, NULL, 10);
+        for (i = 0; i < value.len; i++) {
+            if (value.data[i] < '0' || value.data[i] > '9') {
+                return 0;
+            }
+            v = v * 10 + (value.data[i] - '0');
+        }
+        u->content_length = v;
         return len;
     }
     if (tg_http_is_hop_by_hop(name)) {
