@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define TG_PROXY_FREE_EASY    256
@@ -902,7 +903,14 @@ tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PROXY, e->proxy);
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)conf->upstream_buffer);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection that might multiplex only makes sense
+     * where HTTP/2 can be negotiated, over TLS.  On plain HTTP the wait
+     * never ends in multiplexing: it holds every new transfer back until
+     * a busy HTTP/1.1 connection frees up, so concurrent streams queue
+     * behind each other. */
+    if (strncasecmp(e->url, "https://", 8) == 0) {
+        curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    }
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYPEER, verify);

@@ -1040,6 +1040,57 @@ test_upstream_headers(void)
 }
 
 
+/*
+ * Concurrent transfers to one plain-HTTP endpoint never queue behind each
+ * other: HTTP/1.1 cannot multiplex, so each needs its own connection at
+ * once.  Streams last 3 s; every head must arrive well before the first
+ * stream could have ended.
+ */
+static void
+test_concurrent_streams_start_together(void)
+{
+    enum { N = 50 };
+    static tg_it_conn_t c[N];
+    tg_it_fixture_t f;
+    uint64_t start, worst = 0, t;
+    char *raw;
+    int i;
+
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "upstream.first_byte_timeout", "10");
+    tg_it_fixture_start(&f);
+    raw = tg_it_request_build("POST", "/v1/messages",
+                              TG_IT_H_ANTHROPIC "x-mock-chunks: 30\r\n"
+                                                "x-mock-delay-ms: 100\r\n",
+                              TG_IT_BODY_MESSAGES_STREAM);
+    for (i = 0; i < N; i++) {
+        tg_it_conn_open(&c[i], f.port);
+    }
+    start = tg_it_now_ms();
+    for (i = 0; i < N; i++) {
+        TG_IT_CHECK(tg_it_conn_send_str(&c[i], raw) == TG_OK);
+    }
+    free(raw);
+    for (i = 0; i < N; i++) {
+        TG_IT_CHECKF(tg_it_conn_wait(&c[i], 12, 10000) == TG_OK,
+                     "stream %d got no response head", i);
+        t = tg_it_now_ms() - start;
+        worst = t > worst ? t : worst;
+        TG_IT_CHECKF(memcmp(c[i].buf, "HTTP/1.1 200", 12) == 0,
+                     "stream %d: %.12s", i, c[i].buf);
+    }
+    tg_it_note("%d heads within %llu ms", N, (unsigned long long)worst);
+    TG_IT_CHECKF(worst < 1500,
+                 "the last of %d response heads came after %llu ms: "
+                 "transfers waited for each other",
+                 N, (unsigned long long)worst);
+    for (i = 0; i < N; i++) {
+        tg_it_conn_close(&c[i]);
+    }
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_proxy_tests[] = {
     {"a message round trip returns the upstream message with usage and "
      "the upstream sees the endpoint credential",
@@ -1084,6 +1135,9 @@ const tg_it_test_t tg_it_proxy_tests[] = {
      "closes after idle_timeout",
      test_keep_alive_sequence},
     {"pipelined requests are answered in order", test_pipelined_in_order},
+    {"50 simultaneous streams to one plain-HTTP endpoint all get their "
+     "response heads at once",
+     test_concurrent_streams_start_together},
     {"the client key is not forwarded upstream while anthropic-version and "
      "anthropic-beta are",
      test_upstream_headers},
