@@ -139,8 +139,7 @@ tg_api_decimal_ok(const char *s, size_t n)
 
 
 static int
-tg_api_check_string(const tg_api_field_t *f, const json_t *v,
-                    tg_api_error_t *e)
+tg_api_check_string(const tg_api_field_t *f, const json_t *v, tg_api_error_t *e)
 {
     size_t len;
 
@@ -196,8 +195,8 @@ tg_api_check_strings(const tg_api_field_t *f, const json_t *v,
 
     if (!json_is_array(v) || (int64_t)json_array_size(v) > f->max) {
         tg_api_error_set(e, 400, f->name,
-                         "%s must be an array of at most %lld strings",
-                         f->name, (long long)f->max);
+                         "%s must be an array of at most %lld strings", f->name,
+                         (long long)f->max);
         return TG_ERROR;
     }
     json_array_foreach(v, i, item)
@@ -234,14 +233,14 @@ tg_api_check_field(const tg_api_field_t *f, const json_t *v, bool partial,
         return tg_api_check_string(f, v, e);
     case TG_API_F_INT:
         if (!json_is_integer(v)) {
-            tg_api_error_set(e, 400, f->name, "%s must be an integer",
-                             f->name);
+            tg_api_error_set(e, 400, f->name, "%s must be an integer", f->name);
             return TG_ERROR;
         }
         x = json_integer_value(v);
         if (x < f->min || x > f->max) {
-            tg_api_error_set(e, 400, f->name, "%s must be between %lld and %lld",
-                             f->name, (long long)f->min, (long long)f->max);
+            tg_api_error_set(e, 400, f->name,
+                             "%s must be between %lld and %lld", f->name,
+                             (long long)f->min, (long long)f->max);
             return TG_ERROR;
         }
         return TG_OK;
@@ -260,8 +259,8 @@ tg_api_check_field(const tg_api_field_t *f, const json_t *v, bool partial,
         if ((json_is_integer(v) && json_integer_value(v) >= 0) ||
             (json_is_real(v) && json_real_value(v) >= 0 &&
              json_real_value(v) < 1e11) ||
-            (json_is_string(v) && tg_api_decimal_ok(json_string_value(v),
-                                                    json_string_length(v)))) {
+            (json_is_string(v) &&
+             tg_api_decimal_ok(json_string_value(v), json_string_length(v)))) {
             return TG_OK;
         }
         tg_api_error_set(e, 400, f->name,
@@ -283,11 +282,19 @@ tg_api_check_field(const tg_api_field_t *f, const json_t *v, bool partial,
             return TG_ERROR;
         }
         if (tg_api_validate(v, f->fields, partial, e) != TG_OK) {
-            char inner[64];
+            char inner[sizeof(e->field)];
+            size_t n = strlen(f->name);
 
-            /* Name the member by its path: "key.rpm". */
-            snprintf(inner, sizeof(inner), "%s", e->field);
-            snprintf(e->field, sizeof(e->field), "%s.%s", f->name, inner);
+            /* Name the member by its path: "key.rpm" (cut to fit). */
+            memcpy(inner, e->field, sizeof(inner));
+            if (n + 1 < sizeof(e->field)) {
+                memcpy(e->field, f->name, n);
+                e->field[n] = '.';
+                memcpy(e->field + n + 1, inner,
+                       TG_MIN(strlen(inner), sizeof(e->field) - n - 2));
+                e->field[TG_MIN(n + 1 + strlen(inner), sizeof(e->field) - 1)] =
+                    '\0';
+            }
             return TG_ERROR;
         }
         return TG_OK;
@@ -405,15 +412,13 @@ tg_api_query_value(const tg_api_field_t *f, const char *val, tg_api_error_t *e)
 
     if (f->type == TG_API_F_INT) {
         if (val[0] == '\0' || (val[0] == '-' && f->min >= 0)) {
-            tg_api_error_set(e, 400, f->name, "%s must be an integer",
-                             f->name);
+            tg_api_error_set(e, 400, f->name, "%s must be an integer", f->name);
             return NULL;
         }
         errno = 0;
         x = strtoll(val, &end, 10);
         if (*end != '\0' || errno != 0) {
-            tg_api_error_set(e, 400, f->name, "%s must be an integer",
-                             f->name);
+            tg_api_error_set(e, 400, f->name, "%s must be an integer", f->name);
             return NULL;
         }
         v = json_integer(x);

@@ -40,20 +40,20 @@ enum {
 
 typedef struct tg_api_field_s {
     const char *name;
-    int type;     /* TG_API_F_* */
+    int type;       /* TG_API_F_* */
     unsigned flags; /* TG_API_REQUIRED, TG_API_NULLABLE */
-    int64_t min;  /* int: smallest value; string: shortest length */
-    int64_t max;  /* int: largest; string: longest; strings: most items */
-    const char *const *values;            /* enum values, NULL-terminated */
-    const struct tg_api_field_s *fields;  /* object members, NULL name ends */
+    int64_t min;    /* int: smallest value; string: shortest length */
+    int64_t max;    /* int: largest; string: longest; strings: most items */
+    const char *const *values;           /* enum values, NULL-terminated */
+    const struct tg_api_field_s *fields; /* object members, NULL name ends */
 } tg_api_field_t;
 
 /* One error answer. */
 typedef struct {
-    int status;         /* HTTP status */
-    const char *code;   /* "invalid_request", "not_found", ... */
-    char message[256];  /* safe to show; never a secret */
-    char field[64];     /* offending field, "" when none */
+    int status;        /* HTTP status */
+    const char *code;  /* "invalid_request", "not_found", ... */
+    char message[256]; /* safe to show; never a secret */
+    char field[64];    /* offending field, "" when none */
 } tg_api_error_t;
 
 /* Fill <e> with <status>, its code, the message and <field> (may be NULL). */
@@ -69,8 +69,8 @@ const char *tg_api_error_code(int status);
  * <partial> (PATCH) no field is required but at least one must be given.
  * TG_OK, or TG_ERROR with <e> filled (400 naming the field).
  */
-int tg_api_validate(const json_t *obj, const tg_api_field_t *spec,
-                    bool partial, tg_api_error_t *e);
+int tg_api_validate(const json_t *obj, const tg_api_field_t *spec, bool partial,
+                    tg_api_error_t *e);
 
 /*
  * Parse the query string <q> ("a=1&b=x", percent-encoded) against <spec>

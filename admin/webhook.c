@@ -48,8 +48,7 @@ static void tg_webhook_check_done(void);
 
 
 static void
-tg_webhook_sock_handler(tg_ev_loop_t *loop, int fd, void *data,
-                        uint32_t events)
+tg_webhook_sock_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 {
     int flags = 0;
 
@@ -91,8 +90,8 @@ tg_webhook_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
     if (tg_ev_mask(tg_webhook.loop, s) != 0) {
         return tg_ev_mod(tg_webhook.loop, s, mask) == TG_OK ? 0 : -1;
     }
-    return tg_ev_add(tg_webhook.loop, s, mask, tg_webhook_sock_handler,
-                     NULL) == TG_OK
+    return tg_ev_add(tg_webhook.loop, s, mask, tg_webhook_sock_handler, NULL) ==
+                   TG_OK
                ? 0
                : -1;
 }
@@ -362,7 +361,8 @@ tg_webhook_forget(void *ctx)
     size_t i;
 
     for (i = 0; i < TG_WEBHOOK_MAX; i++) {
-        if (tg_webhook.xfers[i].easy != NULL && tg_webhook.xfers[i].ctx == ctx) {
+        if (tg_webhook.xfers[i].easy != NULL &&
+            tg_webhook.xfers[i].ctx == ctx) {
             tg_webhook_release(&tg_webhook.xfers[i]);
         }
     }

@@ -25,15 +25,15 @@
 
 /* One request. */
 typedef struct {
-    const char *method;          /* "GET" or "POST" */
-    const char *url;             /* http(s) only */
-    const char *const *headers;  /* "Name: value" lines */
+    const char *method;         /* "GET" or "POST" */
+    const char *url;            /* http(s) only */
+    const char *const *headers; /* "Name: value" lines */
     size_t nheaders;
-    const char *body;            /* POST body, may be NULL */
+    const char *body; /* POST body, may be NULL */
     size_t len;
-    uint32_t timeout_ms;         /* whole transfer */
+    uint32_t timeout_ms; /* whole transfer */
     bool tls_verify;
-    const char *proxy;           /* "" or NULL: none */
+    const char *proxy; /* "" or NULL: none */
 } tg_webhook_req_t;
 
 /* What came back; valid only during the callback. */
