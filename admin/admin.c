@@ -131,6 +131,8 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
 {
     tg_admin_t *a = &tg_admin;
     tg_api_opts_t api_opts = {0};
+    const char *old_keys[TG_CONF_OLD_SECRET_KEYS];
+    uint32_t k;
     sigset_t set;
     char err[256];
     int sfd;
@@ -143,6 +145,15 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
         tg_log(TG_LOG_ERR, 0, "shared memory refused: %s", err);
         exit(2);
     }
+    for (k = 0; k < conf->nold_secret_keys && k < TG_CONF_OLD_SECRET_KEYS;
+         k++) {
+        old_keys[k] = conf->old_secret_keys[k];
+    }
+    api_opts.secret_key = conf->secret_key;
+    api_opts.old_secret_keys = old_keys;
+    api_opts.nold_secret_keys = k;
+    api_opts.bootstrap_password = conf->bootstrap_password;
+    api_opts.code_webhook = conf->code_webhook;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

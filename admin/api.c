@@ -303,11 +303,36 @@ tg_api_ctx_build(tg_api_req_t *r)
 }
 
 
+/* The argument name of a path id: the resource word of <pattern> in the
+ * singular, "_id" appended ("/admin/api/keys/{id}" -> "key_id"). */
+static bool
+tg_api_id_name(const char *pattern, char *out, size_t cap)
+{
+    static const char base[] = "/admin/api/";
+    const char *p, *slash;
+    size_t n;
+
+    if (strncmp(pattern, base, sizeof(base) - 1) != 0) {
+        return false;
+    }
+    p = pattern + sizeof(base) - 1;
+    slash = strchr(p, '/');
+    n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n < 2 || n + 3 >= cap || p[n - 1] != 's') {
+        return false;
+    }
+    memcpy(out, p, n - 1);
+    memcpy(out + n - 1, "_id", 4);
+    return true;
+}
+
+
 /* Check the query and body against the route's specs and build $2. */
 static int
 tg_api_args_build(tg_api_req_t *r, tg_api_error_t *e)
 {
     const tg_api_route_t *rt = r->route;
+    char name[64];
 
     r->args = r->body && json_is_object(r->body) ? json_deep_copy(r->body)
                                                   : json_object();
@@ -325,8 +350,8 @@ tg_api_args_build(tg_api_req_t *r, tg_api_error_t *e)
             return TG_ERROR;
         }
     }
-    if (r->id != 0 && json_object_set_new(r->args, "id",
-                                          json_integer(r->id)) != 0) {
+    if (r->id != 0 && tg_api_id_name(rt->pattern, name, sizeof(name)) &&
+        json_object_set_new(r->args, name, json_integer(r->id)) != 0) {
         tg_api_error_set(e, 503, NULL, "out of memory");
         return TG_ERROR;
     }

@@ -326,16 +326,27 @@ tg_api_auth_code(tg_api_req_t *r)
 }
 
 
-/* code_verify answered. */
+/* code_verify answered.  A wrong code is an answer, not an error (so
+ * that its failure count commits): {"ok":false,"error":"TG401"|"TG429",
+ * "message"}. */
 static void
 tg_api_code_verified(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 {
+    const char *code, *msg;
+
     if (result == NULL) {
         if (e->status == 404) {
             tg_api_fail(r, 401, NULL, "invalid or expired code");
         } else {
             tg_api_respond_error(r, e);
         }
+        return;
+    }
+    if (!json_is_true(json_object_get(result, "ok"))) {
+        code = json_string_value(json_object_get(result, "error"));
+        msg = json_string_value(json_object_get(result, "message"));
+        tg_api_fail(r, code && strcmp(code, "TG429") == 0 ? 429 : 401, NULL,
+                    "%s", msg ? msg : "invalid or expired code");
         return;
     }
     tg_api_session_start(r, tg_api_user_id(r->state_json));
@@ -443,91 +454,139 @@ tg_api_auth_logout_prep(tg_api_req_t *r, tg_api_error_t *e)
 }
 
 
-/* users_bootstrap answered. */
+/* The bootstrap's context: Tollgate itself. */
+static int
+tg_api_bootstrap_query(tg_api_t *a, const char *sql, json_t *args,
+                       tg_pg_done_cb cb)
+{
+    const char *params[2];
+    json_t *ctx;
+    char *p1, *p2;
+    int rc = TG_ERROR;
+
+    ctx = json_pack("{s:n,s:s,s:n,s:s}", "actor", "role", "system", "addr",
+                    "host", a->host);
+    p1 = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    p2 = args ? json_dumps(args, JSON_COMPACT) : NULL;
+    params[0] = p1;
+    params[1] = p2;
+    if (p1 != NULL && p2 != NULL &&
+        tg_pg_query(a->opts.pg, sql, 2, params, cb, a) == TG_OK) {
+        rc = TG_OK;
+    }
+    json_decref(ctx);
+    json_decref(args);
+    free(p1);
+    free(p2);
+    return rc;
+}
+
+
+/* A bootstrap step failed: log once, retry later. */
 static void
-tg_api_bootstrap_done(void *ctx, const tg_pg_res_t *res)
+tg_api_bootstrap_failed(tg_api_t *a, const tg_pg_res_t *res)
+{
+    if (!a->bootstrap_logged) {
+        tg_log(TG_LOG_ERR, 0,
+               "creating the bootstrap administrator failed (%s: %s); "
+               "retrying every 5 s",
+               tg_pg_res_sqlstate(res), tg_pg_res_message(res));
+        a->bootstrap_logged = true;
+    }
+    a->bootstrap = 3;
+}
+
+
+/* users_create answered. */
+static void
+tg_api_bootstrap_created(void *ctx, const tg_pg_res_t *res)
 {
     tg_api_t *a = ctx;
-    json_t *result;
 
-    if (!tg_pg_res_ok(res) || tg_pg_res_rows(res) != 1) {
-        if (!a->bootstrap_logged) {
-            tg_log(TG_LOG_ERR, 0,
-                   "creating the bootstrap administrator failed (%s: %s); "
-                   "retrying every 5 s",
-                   tg_pg_res_sqlstate(res), tg_pg_res_message(res));
-            a->bootstrap_logged = true;
+    if (!tg_pg_res_ok(res)) {
+        if (strcmp(tg_pg_res_sqlstate(res), "TG409") == 0 ||
+            strcmp(tg_pg_res_sqlstate(res), "23505") == 0) {
+            /* Another host won the race, or a non-administrator is
+             * called "admin": either way this host creates nothing. */
+            tg_log(TG_LOG_WARN, 0, "no bootstrap administrator created: %s",
+                   tg_pg_res_message(res));
+            a->bootstrap = 2;
+            return;
         }
-        a->bootstrap = 3;
+        tg_api_bootstrap_failed(a, res);
         return;
     }
-    result = json_loads(tg_pg_res_value(res, 0, 0), 0, NULL);
-    if (json_is_true(json_object_get(result, "created"))) {
-        if (a->opts.bootstrap_password && a->opts.bootstrap_password[0]) {
-            tg_log(TG_LOG_NOTICE, 0,
-                   "created the administrator \"admin\" with the password "
-                   "of admin.bootstrap_password");
-        } else {
-            /* By design the one place a secret is written to the log: a
-             * newcomer needs the first administrator's password, and
-             * nothing else exists yet to hand it over.  It is printed
-             * once, when the user is created, and should be changed at
-             * the first login. */
-            tg_log(TG_LOG_NOTICE, 0,
-                   "created the administrator \"admin\" with password %s "
-                   "(shown once; change it after logging in)",
-                   a->bootstrap_pw);
-        }
+    if (a->opts.bootstrap_password && a->opts.bootstrap_password[0]) {
+        tg_log(TG_LOG_NOTICE, 0,
+               "created the administrator \"admin\" with the password of "
+               "admin.bootstrap_password");
+    } else {
+        /* By design the one place a secret is written to the log: a
+         * newcomer needs the first administrator's password, and nothing
+         * else exists yet to hand it over.  It is printed once, when the
+         * user is created, and should be changed at the first login. */
+        tg_log(TG_LOG_NOTICE, 0,
+               "created the administrator \"admin\" with password %s "
+               "(shown once; change it after logging in)",
+               a->bootstrap_pw);
     }
-    json_decref(result);
     OPENSSL_cleanse(a->bootstrap_pw, sizeof(a->bootstrap_pw));
     OPENSSL_cleanse(a->bootstrap_hash, sizeof(a->bootstrap_hash));
     a->bootstrap = 2;
 }
 
 
-/* See api_int.h.  users_bootstrap creates "admin" only when no
- * administrator exists, in one statement, so two admins starting at once
- * against one database create at most one. */
+/* users_list of the administrators answered. */
+static void
+tg_api_bootstrap_listed(void *ctx, const tg_pg_res_t *res)
+{
+    tg_api_t *a = ctx;
+    const char *pw = a->opts.bootstrap_password;
+    json_t *result, *items;
+    size_t n;
+
+    if (!tg_pg_res_ok(res) || tg_pg_res_rows(res) != 1) {
+        tg_api_bootstrap_failed(a, res);
+        return;
+    }
+    result = json_loads(tg_pg_res_value(res, 0, 0), 0, NULL);
+    items = json_object_get(result, "items");
+    n = json_is_array(items) ? json_array_size(items) : 1;
+    json_decref(result);
+    if (n > 0) {
+        a->bootstrap = 2;
+        return;
+    }
+    if (pw == NULL || pw[0] == '\0') {
+        /* 43 base62 characters: 256 bits. */
+        if (tg_crypto_token_create("", a->bootstrap_pw) != TG_OK) {
+            a->bootstrap = 3;
+            return;
+        }
+        pw = a->bootstrap_pw;
+    }
+    if (tg_crypto_password_hash(pw, strlen(pw), a->bootstrap_hash) != TG_OK ||
+        tg_api_bootstrap_query(
+            a, TG_API_SQL("users_create"),
+            json_pack("{s:s,s:s,s:s}", "username", "admin", "role", "admin",
+                      "password_hash", a->bootstrap_hash),
+            tg_api_bootstrap_created) != TG_OK) {
+        a->bootstrap = 3;
+    }
+}
+
+
+/* See api_int.h.  Two admins starting at once against one database may
+ * both find no administrator; the second users_create then fails on the
+ * unique user name and creates nothing. */
 void
 tg_api_bootstrap_check(tg_api_t *a)
 {
-    const char *params[2];
-    const char *pw = a->opts.bootstrap_password;
-    json_t *ctx, *args;
-    char *p1, *p2;
-
     a->bootstrap = 1;
-    if (a->bootstrap_hash[0] == '\0') {
-        if (pw == NULL || pw[0] == '\0') {
-            /* 43 base62 characters: 256 bits, no prefix. */
-            if (tg_crypto_token_create("", a->bootstrap_pw) != TG_OK) {
-                a->bootstrap = 0;
-                return;
-            }
-            pw = a->bootstrap_pw;
-        }
-        if (tg_crypto_password_hash(pw, strlen(pw), a->bootstrap_hash) !=
-            TG_OK) {
-            a->bootstrap = 0;
-            return;
-        }
+    if (tg_api_bootstrap_query(a, TG_API_SQL("users_list"),
+                               json_pack("{s:s,s:i}", "role", "admin",
+                                         "limit", 1),
+                               tg_api_bootstrap_listed) != TG_OK) {
+        a->bootstrap = 3;
     }
-    ctx = json_pack("{s:n,s:s,s:n,s:s}", "actor", "role", "system", "addr",
-                    "host", a->host);
-    args = json_pack("{s:s,s:s}", "username", "admin", "password_hash",
-                     a->bootstrap_hash);
-    p1 = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
-    p2 = args ? json_dumps(args, JSON_COMPACT) : NULL;
-    params[0] = p1;
-    params[1] = p2;
-    if (p1 == NULL || p2 == NULL ||
-        tg_pg_query(a->opts.pg, TG_API_SQL("users_bootstrap"), 2, params,
-                    tg_api_bootstrap_done, a) != TG_OK) {
-        a->bootstrap = 0;
-    }
-    json_decref(ctx);
-    json_decref(args);
-    free(p1);
-    free(p2);
 }

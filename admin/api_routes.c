@@ -54,37 +54,40 @@ static const char *const tg_api_strategies[] = {
 /* Query parameters. */
 static const tg_api_field_t tg_api_q_page[] = {
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
-    {"cursor", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     TG_API_END};
 static const tg_api_field_t tg_api_q_users[] = {
+    {"q", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
-    {"cursor", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_user_status, NULL},
     {"role", TG_API_F_ENUM, 0, 0, 0, tg_api_roles, NULL},
     {"group", TG_API_F_STRING, 0, 1, 63, NULL, NULL},
     TG_API_END};
 static const tg_api_field_t tg_api_q_keys[] = {
+    {"q", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
-    {"cursor", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_user_status, NULL},
     TG_API_ID_FIELD("user_id"),
     TG_API_END};
 static const tg_api_field_t tg_api_q_apps[] = {
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
-    {"cursor", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_app_status, NULL},
     {"kind", TG_API_F_ENUM, 0, 0, 0, tg_api_kinds, NULL},
     TG_API_ID_FIELD("user_id"),
     TG_API_END};
 static const tg_api_field_t tg_api_q_eps[] = {
+    {"q", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
-    {"cursor", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_ep_status, NULL},
     {"group", TG_API_F_STRING, 0, 1, 63, NULL, NULL},
     TG_API_END};
 static const tg_api_field_t tg_api_q_audit[] = {
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
-    {"cursor", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     TG_API_ID_FIELD("actor"),
     {"action", TG_API_F_STRING, 0, 1, 64, NULL, NULL},
     {"target_type", TG_API_F_STRING, 0, 1, 64, NULL, NULL},
@@ -160,6 +163,10 @@ static const tg_api_field_t tg_api_b_app[] = {
 static const tg_api_field_t tg_api_b_decide[] = {
     {"comment", TG_API_F_STRING, 0, 0, 2000, NULL, NULL}, TG_API_END};
 
+static const tg_api_field_t tg_api_b_rename[] = {
+    {"from", TG_API_F_STRING, TG_API_REQUIRED, 1, 127, NULL, NULL},
+    {"to", TG_API_F_STRING, TG_API_REQUIRED, 1, 127, NULL, NULL},
+    TG_API_END};
 static const tg_api_field_t tg_api_b_endpoint[] = {
     {"name", TG_API_F_STRING, TG_API_REQUIRED, 1, 63, NULL, NULL},
     {"group", TG_API_F_STRING, 0, 1, 63, NULL, NULL},
@@ -169,6 +176,8 @@ static const tg_api_field_t tg_api_b_endpoint[] = {
     {"weight", TG_API_F_INT, 0, 1, 1000, NULL, NULL},
     {"priority", TG_API_F_ENUM, 0, 0, 0, tg_api_prios, NULL},
     {"models", TG_API_F_STRINGS, 0, 0, 16, NULL, NULL},
+    {"model_map", TG_API_F_OBJECTS, TG_API_NULLABLE, 0, 16, NULL,
+     tg_api_b_rename},
     {"proxy", TG_API_F_STRING, TG_API_NULLABLE, 1, 511, NULL, NULL},
     {"connect_timeout_ms", TG_API_F_INT, TG_API_NULLABLE, 1, TG_API_DAY_MS,
      NULL, NULL},

@@ -214,6 +214,57 @@ tg_api_check_strings(const tg_api_field_t *f, const json_t *v,
 }
 
 
+/* Prefix e->field with "<name>." (cut to fit). */
+static void
+tg_api_field_prefix(tg_api_error_t *e, const char *name)
+{
+    char inner[sizeof(e->field)];
+    size_t n = strlen(name), m;
+
+    memcpy(inner, e->field, sizeof(inner));
+    m = strnlen(inner, sizeof(inner) - 1);
+    if (n + 2 >= sizeof(e->field)) {
+        return;
+    }
+    memcpy(e->field, name, n);
+    e->field[n] = '.';
+    m = TG_MIN(m, sizeof(e->field) - n - 2);
+    memcpy(e->field + n + 1, inner, m);
+    e->field[n + 1 + m] = '\0';
+}
+
+
+static int
+tg_api_check_objects(const tg_api_field_t *f, const json_t *v,
+                     tg_api_error_t *e)
+{
+    char name[64];
+    json_t *item;
+    size_t i;
+
+    if (!json_is_array(v) || (int64_t)json_array_size(v) > f->max) {
+        tg_api_error_set(e, 400, f->name,
+                         "%s must be an array of at most %lld objects",
+                         f->name, (long long)f->max);
+        return TG_ERROR;
+    }
+    json_array_foreach(v, i, item)
+    {
+        if (tg_api_validate(item, f->fields, false, e) != TG_OK) {
+            snprintf(name, sizeof(name), "%.32s.%u", f->name,
+                     (unsigned)(i % 100000));
+            if (e->field[0] == '\0') {
+                snprintf(e->field, sizeof(e->field), "%s", name);
+            } else {
+                tg_api_field_prefix(e, name);
+            }
+            return TG_ERROR;
+        }
+    }
+    return TG_OK;
+}
+
+
 /* Check one present value <v> of field <f>. */
 static int
 tg_api_check_field(const tg_api_field_t *f, const json_t *v, bool partial,
@@ -298,6 +349,8 @@ tg_api_check_field(const tg_api_field_t *f, const json_t *v, bool partial,
             return TG_ERROR;
         }
         return TG_OK;
+    case TG_API_F_OBJECTS:
+        return tg_api_check_objects(f, v, e);
     default:
         tg_api_error_set(e, 500, NULL, "bad field spec");
         return TG_ERROR;

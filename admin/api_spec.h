@@ -31,7 +31,9 @@ enum {
     TG_API_F_STRINGS, /* array of at most max strings of 1..64 bytes */
     TG_API_F_DECIMAL, /* non-negative decimal: number or string "12.50" */
     TG_API_F_TIME,    /* RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" */
-    TG_API_F_OBJECT   /* nested object checked against fields[] */
+    TG_API_F_OBJECT,  /* nested object checked against fields[] */
+    TG_API_F_OBJECTS  /* array of at most max objects, each against
+                         fields[] with its required members */
 };
 
 /* Field flags. */
