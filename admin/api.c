@@ -37,12 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum {
-    TG_API_S_HEAD = 0,
-    TG_API_S_BODY,
-    TG_API_S_WORK,
-    TG_API_S_WRITE
-};
+enum { TG_API_S_HEAD = 0, TG_API_S_BODY, TG_API_S_WORK, TG_API_S_WRITE };
 
 static tg_api_t tg_api;
 
@@ -89,7 +84,8 @@ tg_api_is_admin(const tg_api_req_t *r)
 {
     json_t *role = json_object_get(r->actor, "role");
 
-    return json_is_string(role) && strcmp(json_string_value(role), "admin") == 0;
+    return json_is_string(role) &&
+           strcmp(json_string_value(role), "admin") == 0;
 }
 
 
@@ -197,8 +193,8 @@ tg_api_pg_cb(void *ctx, const tg_pg_res_t *res)
         if (status == 500) {
             /* The primary message names what failed; the detail could
              * echo a value, so it stays out of the log. */
-            tg_log(TG_LOG_ERR, 0, "%s: database error %s: %s", r->path,
-                   state, tg_pg_res_message(res));
+            tg_log(TG_LOG_ERR, 0, "%s: database error %s: %s", r->path, state,
+                   tg_pg_res_message(res));
             if (strncmp(state, "08", 2) == 0) {
                 tg_api_error_set(&e, 503, NULL, "the database is unavailable");
             }
@@ -212,8 +208,8 @@ tg_api_pg_cb(void *ctx, const tg_pg_res_t *res)
         cb(r, NULL, &e);
         return;
     }
-    result = json_loads(tg_pg_res_value(res, 0, 0), JSON_REJECT_DUPLICATES,
-                        &jerr);
+    result =
+        json_loads(tg_pg_res_value(res, 0, 0), JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(result)) {
         tg_log(TG_LOG_ERR, 0, "%s: the database answered no JSON object",
                r->path);
@@ -335,7 +331,7 @@ tg_api_args_build(tg_api_req_t *r, tg_api_error_t *e)
     char name[64];
 
     r->args = r->body && json_is_object(r->body) ? json_deep_copy(r->body)
-                                                  : json_object();
+                                                 : json_object();
     if (r->args == NULL) {
         tg_api_error_set(e, 503, NULL, "out of memory");
         return TG_ERROR;
@@ -466,8 +462,9 @@ tg_api_dispatch(tg_api_req_t *r)
         return;
     }
     if (r->token_len == 0) {
-        tg_api_fail(r, 401, NULL, "authentication required: "
-                                  "Authorization: Bearer <token>");
+        tg_api_fail(r, 401, NULL,
+                    "authentication required: "
+                    "Authorization: Bearer <token>");
         return;
     }
     tg_crypto_digest_hex(r->token, r->token_len, digest);
@@ -477,8 +474,7 @@ tg_api_dispatch(tg_api_req_t *r)
         tg_api_fail(r, 503, NULL, "out of memory");
         return;
     }
-    (void)tg_api_call(r,
-                      "SELECT tg_api.session_lookup($1::jsonb, $2::jsonb)",
+    (void)tg_api_call(r, "SELECT tg_api.session_lookup($1::jsonb, $2::jsonb)",
                       args, tg_api_auth_done);
     json_decref(args);
 }
@@ -882,9 +878,8 @@ tg_api_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm,
     if (tg_webhook_init(loop) != TG_OK) {
         tg_log(TG_LOG_WARN, 0, "code login and endpoint tests are off");
     }
-    if (listen_fd != -1 &&
-        tg_ev_add(loop, listen_fd, EPOLLIN, tg_api_accept_handler, a) !=
-            TG_OK) {
+    if (listen_fd != -1 && tg_ev_add(loop, listen_fd, EPOLLIN,
+                                     tg_api_accept_handler, a) != TG_OK) {
         return TG_ERROR;
     }
     a->tick.handler = tg_api_tick_handler;

@@ -34,7 +34,6 @@ static const char tg_api_dummy_hash[] =
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 
-
 /* The current UTC time in the API's format, for comparing with the
  * database's times (same format, so comparing strings is comparing
  * times). */
@@ -96,9 +95,9 @@ tg_api_session_start(tg_api_req_t *r, json_int_t uid)
         return;
     }
     tg_crypto_digest_hex(r->secret, strlen(r->secret), digest);
-    args = json_pack("{s:I,s:s,s:s,s:s,s:i}", "user_id", uid, "digest",
-                     digest, "kind", "session", "name", "login",
-                     "ttl_seconds", (int)r->api->opts.session_ttl_s);
+    args = json_pack("{s:I,s:s,s:s,s:s,s:i}", "user_id", uid, "digest", digest,
+                     "kind", "session", "name", "login", "ttl_seconds",
+                     (int)r->api->opts.session_ttl_s);
     if (args == NULL) {
         tg_api_fail(r, 503, NULL, "out of memory");
         return;
@@ -143,31 +142,30 @@ tg_api_login_user_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
         tg_api_respond_error(r, e);
         return;
     }
-    if (result == NULL || tg_api_user_id(result) == 0 || !json_is_string(hash)) {
-        (void)tg_crypto_password_verify(json_string_value(pw),
-                                        json_string_length(pw),
-                                        tg_api_dummy_hash);
+    if (result == NULL || tg_api_user_id(result) == 0 ||
+        !json_is_string(hash)) {
+        (void)tg_crypto_password_verify(
+            json_string_value(pw), json_string_length(pw), tg_api_dummy_hash);
         tg_api_fail(r, 401, NULL, "invalid username or password");
         return;
     }
     tg_api_now_utc(now);
     if (json_is_string(locked) && strcmp(json_string_value(locked), now) > 0) {
-        tg_api_fail(r, 429, NULL,
-                    "too many failed logins; try again after %s",
+        tg_api_fail(r, 429, NULL, "too many failed logins; try again after %s",
                     json_string_value(locked));
         return;
     }
-    good = tg_crypto_password_verify(json_string_value(pw),
-                                     json_string_length(pw),
-                                     json_string_value(hash)) == TG_OK;
+    good =
+        tg_crypto_password_verify(json_string_value(pw), json_string_length(pw),
+                                  json_string_value(hash)) == TG_OK;
     if (good && !(json_is_string(status) &&
                   strcmp(json_string_value(status), "active") == 0)) {
         tg_api_fail(r, 403, NULL, "this user is disabled");
         return;
     }
     json_decref(r->state_json);
-    r->state_json = json_pack("{s:I,s:b}", "user_id", tg_api_user_id(result),
-                              "ok", good);
+    r->state_json =
+        json_pack("{s:I,s:b}", "user_id", tg_api_user_id(result), "ok", good);
     args = json_pack("{s:I,s:b,s:s}", "user_id", tg_api_user_id(result), "ok",
                      good, "addr", r->addr);
     if (r->state_json == NULL || args == NULL) {
@@ -185,8 +183,8 @@ tg_api_login_user_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 static void
 tg_api_user_lookup(tg_api_req_t *r, tg_api_call_cb cb)
 {
-    json_t *args = json_pack("{s:O}", "username",
-                             json_object_get(r->body, "username"));
+    json_t *args =
+        json_pack("{s:O}", "username", json_object_get(r->body, "username"));
 
     if (args == NULL) {
         tg_api_fail(r, 503, NULL, "out of memory");
@@ -377,15 +375,14 @@ tg_api_verify_user_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
     OPENSSL_cleanse(buf, sizeof(buf));
     json_decref(r->state_json);
     r->state_json = json_pack("{s:I}", "user_id", uid);
-    args = json_pack("{s:I,s:s,s:s}", "user_id", uid, "digest", digest,
-                     "addr", r->addr);
+    args = json_pack("{s:I,s:s,s:s}", "user_id", uid, "digest", digest, "addr",
+                     r->addr);
     if (args == NULL || r->state_json == NULL) {
         json_decref(args);
         tg_api_fail(r, 503, NULL, "out of memory");
         return;
     }
-    (void)tg_api_call(r, TG_API_SQL("code_verify"), args,
-                      tg_api_code_verified);
+    (void)tg_api_call(r, TG_API_SQL("code_verify"), args, tg_api_code_verified);
     json_decref(args);
 }
 
@@ -566,11 +563,11 @@ tg_api_bootstrap_listed(void *ctx, const tg_pg_res_t *res)
         pw = a->bootstrap_pw;
     }
     if (tg_crypto_password_hash(pw, strlen(pw), a->bootstrap_hash) != TG_OK ||
-        tg_api_bootstrap_query(
-            a, TG_API_SQL("users_create"),
-            json_pack("{s:s,s:s,s:s}", "username", "admin", "role", "admin",
-                      "password_hash", a->bootstrap_hash),
-            tg_api_bootstrap_created) != TG_OK) {
+        tg_api_bootstrap_query(a, TG_API_SQL("users_create"),
+                               json_pack("{s:s,s:s,s:s}", "username", "admin",
+                                         "role", "admin", "password_hash",
+                                         a->bootstrap_hash),
+                               tg_api_bootstrap_created) != TG_OK) {
         a->bootstrap = 3;
     }
 }
@@ -583,10 +580,10 @@ void
 tg_api_bootstrap_check(tg_api_t *a)
 {
     a->bootstrap = 1;
-    if (tg_api_bootstrap_query(a, TG_API_SQL("users_list"),
-                               json_pack("{s:s,s:i}", "role", "admin",
-                                         "limit", 1),
-                               tg_api_bootstrap_listed) != TG_OK) {
+    if (tg_api_bootstrap_query(
+            a, TG_API_SQL("users_list"),
+            json_pack("{s:s,s:i}", "role", "admin", "limit", 1),
+            tg_api_bootstrap_listed) != TG_OK) {
         a->bootstrap = 3;
     }
 }

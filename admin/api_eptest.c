@@ -37,8 +37,8 @@ tg_api_test_model(tg_api_req_t *r, json_t *ep, bool anthropic)
     }
     json_array_foreach(json_object_get(ep, "models"), i, item)
     {
-        if (json_is_string(item) && strchr(json_string_value(item), '*') ==
-                                        NULL) {
+        if (json_is_string(item) &&
+            strchr(json_string_value(item), '*') == NULL) {
             return json_string_value(item);
         }
     }
@@ -99,9 +99,8 @@ tg_api_test_send(tg_api_req_t *r, const char *cred)
     }
     snprintf(url, sizeof(url), "%s%s", base,
              anthropic ? "/v1/messages" : "/v1/chat/completions");
-    snprintf(auth, sizeof(auth), anthropic ? "x-api-key: %s"
-                                           : "Authorization: Bearer %s",
-             cred);
+    snprintf(auth, sizeof(auth),
+             anthropic ? "x-api-key: %s" : "Authorization: Bearer %s", cred);
     msg = json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model",
                     tg_api_test_model(r, ep, anthropic), "max_tokens", 1,
                     "messages", "role", "user", "content", "ping");
@@ -151,8 +150,8 @@ tg_api_test_cred_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 {
     json_t *ct = json_object_get(result, "credential_ciphertext");
     json_t *kid = json_object_get(result, "credential_key_id");
-    const char *name = json_string_value(json_object_get(r->state_json,
-                                                         "name"));
+    const char *name =
+        json_string_value(json_object_get(r->state_json, "name"));
     uint8_t sealed[TG_CRYPTO_SEAL_EXTRA + 1024], cred[1025];
     const char *fc;
     size_t n, m;
@@ -176,10 +175,12 @@ tg_api_test_cred_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
     if (tg_crypto_unhex(json_string_value(ct), json_string_length(ct), sealed,
                         sizeof(sealed), &n) != TG_OK ||
         tg_crypto_open(&r->api->keyring, json_string_value(kid),
-                       "endpoint-credential", sealed, n, cred,
-                       sizeof(cred) - 1, &m, &err) != TG_OK) {
-        tg_log(TG_LOG_ERR, 0, "endpoint %lld: the credential cannot be "
-               "opened: %s", (long long)r->id, err.text);
+                       "endpoint-credential", sealed, n, cred, sizeof(cred) - 1,
+                       &m, &err) != TG_OK) {
+        tg_log(TG_LOG_ERR, 0,
+               "endpoint %lld: the credential cannot be "
+               "opened: %s",
+               (long long)r->id, err.text);
         tg_api_fail(r, 500, NULL,
                     "the credential could not be decrypted (secret key "
                     "missing?)");
@@ -203,7 +204,7 @@ tg_api_test_ep_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
     }
     json_decref(r->state_json);
     r->state_json = json_incref(result);
-    args = json_pack("{s:I}", "id", (json_int_t)r->id);
+    args = json_pack("{s:I}", "endpoint_id", (json_int_t)r->id);
     if (args == NULL) {
         tg_api_fail(r, 503, NULL, "out of memory");
         return;

@@ -103,10 +103,10 @@ struct tg_api_req_s {
 
     const tg_api_route_t *route;
     int64_t id;
-    json_t *body;  /* parsed body, NULL when none */
-    json_t *args;  /* $2 of the call */
-    json_t *ctx;   /* $1 of the call */
-    json_t *actor; /* session_lookup's answer; NULL when public */
+    json_t *body;       /* parsed body, NULL when none */
+    json_t *args;       /* $2 of the call */
+    json_t *ctx;        /* $1 of the call */
+    json_t *actor;      /* session_lookup's answer; NULL when public */
     json_t *state_json; /* a route's own state between its steps */
     tg_api_call_cb call_cb;
     bool pg_pending;

@@ -26,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TG_API_BIG      TG_API_ID_MAX
-#define TG_API_I32      2147483647
-#define TG_API_DAY_MS   86400000
+#define TG_API_BIG    TG_API_ID_MAX
+#define TG_API_I32    2147483647
+#define TG_API_DAY_MS 86400000
 #define TG_API_ID_FIELD(n)                                                     \
     {                                                                          \
         n, TG_API_F_INT, 0, 1, TG_API_ID_MAX, NULL, NULL                       \
@@ -110,14 +110,14 @@ static const tg_api_field_t tg_api_b_verify[] = {
     TG_API_END};
 static const tg_api_field_t tg_api_b_token[] = {
     {"name", TG_API_F_STRING, TG_API_REQUIRED, 1, 128, NULL, NULL},
-    {"ttl_seconds", TG_API_F_INT, TG_API_NULLABLE, 60, 10 * 366 * 86400LL,
-     NULL, NULL},
+    {"ttl_seconds", TG_API_F_INT, TG_API_NULLABLE, 60, 10 * 366 * 86400LL, NULL,
+     NULL},
     TG_API_END};
 
 #define TG_API_QUOTA_FIELDS                                                    \
     {"tokens_day", TG_API_F_INT, TG_API_NULLABLE, 0, TG_API_BIG, NULL, NULL},  \
-        {"tokens_month", TG_API_F_INT, TG_API_NULLABLE, 0, TG_API_BIG, NULL,   \
-         NULL},                                                                \
+        {"tokens_month", TG_API_F_INT, TG_API_NULLABLE, 0, TG_API_BIG,         \
+         NULL,           NULL},                                                \
         {"cost_day_usd", TG_API_F_DECIMAL, TG_API_NULLABLE, 0, 0, NULL, NULL}, \
     {                                                                          \
         "cost_month_usd", TG_API_F_DECIMAL, TG_API_NULLABLE, 0, 0, NULL, NULL  \
@@ -282,9 +282,8 @@ tg_api_newkey_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 /* Seal <n> bytes of <pt> for <purpose> into hex members <ct_name> and
  * <id_name> of r->args. */
 static int
-tg_api_seal_into(tg_api_req_t *r, const char *purpose, const char *pt,
-                 size_t n, const char *ct_name, const char *id_name,
-                 tg_api_error_t *e)
+tg_api_seal_into(tg_api_req_t *r, const char *purpose, const char *pt, size_t n,
+                 const char *ct_name, const char *id_name, tg_api_error_t *e)
 {
     uint8_t sealed[TG_CRYPTO_SEAL_EXTRA + 1024];
     char hex[2 * sizeof(sealed) + 1], id[TG_CRYPTO_KEYID_LEN + 1];
@@ -296,8 +295,8 @@ tg_api_seal_into(tg_api_req_t *r, const char *purpose, const char *pt,
                          "cannot be stored");
         return TG_ERROR;
     }
-    if (tg_crypto_seal(&r->api->keyring, purpose, pt, n, sealed,
-                       sizeof(sealed), &len, id) != TG_OK) {
+    if (tg_crypto_seal(&r->api->keyring, purpose, pt, n, sealed, sizeof(sealed),
+                       &len, id) != TG_OK) {
         tg_api_error_set(e, 503, NULL, "sealing the secret failed");
         return TG_ERROR;
     }
@@ -417,8 +416,10 @@ tg_api_app_get_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
             tg_crypto_open(&r->api->keyring, json_string_value(kid), purpose,
                            sealed, n, key, sizeof(key) - 1, &m,
                            &err) != TG_OK) {
-            tg_log(TG_LOG_ERR, 0, "application %lld: the new key cannot be "
-                   "opened: %s", (long long)r->id, err.text);
+            tg_log(TG_LOG_ERR, 0,
+                   "application %lld: the new key cannot be "
+                   "opened: %s",
+                   (long long)r->id, err.text);
             tg_api_error_set(e, 500, NULL,
                              "the new key could not be decrypted; ask an "
                              "administrator to rotate it");
@@ -517,15 +518,14 @@ tg_api_endpoint_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 /* Enabling also re-enables a configured endpoint that a breaker, a
  * cool-down or a spend cap took out of rotation. */
 static int
-tg_api_endpoint_enable_post(tg_api_req_t *r, json_t *result,
-                            tg_api_error_t *e)
+tg_api_endpoint_enable_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 {
     json_t *name = json_object_get(result, "name");
 
     if (json_is_string(name)) {
-        (void)tg_health_reenable(r->api->conf, r->api->shm,
-                                 (tg_str_t){json_string_value(name),
-                                            json_string_length(name)});
+        (void)tg_health_reenable(
+            r->api->conf, r->api->shm,
+            (tg_str_t){json_string_value(name), json_string_length(name)});
     }
     return tg_api_endpoint_post(r, result, e);
 }
@@ -567,22 +567,20 @@ tg_api_status(tg_api_req_t *r)
                       "generation", (json_int_t)atomic_load(&p->generation),
                       "requests", (json_int_t)atomic_load(&p->requests),
                       "connections", (json_int_t)atomic_load(&p->connections),
-                      "active", (json_int_t)atomic_load(&p->active),
-                      "inflight", (json_int_t)atomic_load(&p->inflight),
-                      "errors", (json_int_t)atomic_load(&p->errors)));
+                      "active", (json_int_t)atomic_load(&p->active), "inflight",
+                      (json_int_t)atomic_load(&p->inflight), "errors",
+                      (json_int_t)atomic_load(&p->errors)));
     }
     s = tg_health_endpoints_json(r->api->conf, shm, &len);
     eps = s ? json_loadb(s, len, 0, NULL) : NULL;
     free(s);
-    body = json_pack("{s:s,s:I,s:I,s:i,s:o,s:i,s:s,s:o}", "version",
-                     TG_VERSION, "generation",
-                     (json_int_t)atomic_load(&hdr->generation), "shm_bytes",
-                     (json_int_t)hdr->total_size, "layout_version",
-                     (int)hdr->layout_version, "processes",
-                     procs ? procs : json_array(), "keys",
-                     (int)atomic_load(&tg_shm_keys(shm)->used), "database",
-                     tg_api_db_state(r->api), "endpoints",
-                     eps ? eps : json_array());
+    body = json_pack(
+        "{s:s,s:I,s:I,s:i,s:o,s:i,s:s,s:o}", "version", TG_VERSION,
+        "generation", (json_int_t)atomic_load(&hdr->generation), "shm_bytes",
+        (json_int_t)hdr->total_size, "layout_version", (int)hdr->layout_version,
+        "processes", procs ? procs : json_array(), "keys",
+        (int)atomic_load(&tg_shm_keys(shm)->used), "database",
+        tg_api_db_state(r->api), "endpoints", eps ? eps : json_array());
     tg_api_respond(r, 200, body);
 }
 
@@ -590,8 +588,8 @@ tg_api_status(tg_api_req_t *r)
 /* Routes: order matters only among patterns that match the same paths
  * (none do). */
 const tg_api_route_t tg_api_routes[] = {
-    {TG_HTTP_GET, "/healthz", NULL, NULL, NULL,
-     TG_API_R_PUBLIC | TG_API_R_NODB, NULL, NULL, tg_api_healthz, 200},
+    {TG_HTTP_GET, "/healthz", NULL, NULL, NULL, TG_API_R_PUBLIC | TG_API_R_NODB,
+     NULL, NULL, tg_api_healthz, 200},
     {TG_HTTP_POST, "/admin/api/auth/login", NULL, tg_api_b_login, NULL,
      TG_API_R_PUBLIC, NULL, NULL, tg_api_auth_login, 200},
     {TG_HTTP_POST, "/admin/api/auth/code", NULL, tg_api_b_code, NULL,
@@ -615,47 +613,43 @@ const tg_api_route_t tg_api_routes[] = {
      tg_api_q_users, 0, NULL, tg_api_list_post, NULL, 200},
     {TG_HTTP_POST, "/admin/api/users", TG_API_SQL("users_create"),
      tg_api_b_user, NULL, 0, tg_api_password_prep, NULL, NULL, 201},
-    {TG_HTTP_GET, "/admin/api/users/{id}", TG_API_SQL("users_get"), NULL,
-     NULL, 0, NULL, NULL, NULL, 200},
+    {TG_HTTP_GET, "/admin/api/users/{id}", TG_API_SQL("users_get"), NULL, NULL,
+     0, NULL, NULL, NULL, 200},
     {TG_HTTP_PATCH, "/admin/api/users/{id}", TG_API_SQL("users_update"),
      tg_api_b_user, NULL, TG_API_R_PARTIAL, tg_api_password_prep, NULL, NULL,
      200},
-    {TG_HTTP_DELETE, "/admin/api/users/{id}", TG_API_SQL("users_delete"),
-     NULL, NULL, 0, NULL, NULL, NULL, 200},
+    {TG_HTTP_DELETE, "/admin/api/users/{id}", TG_API_SQL("users_delete"), NULL,
+     NULL, 0, NULL, NULL, NULL, 200},
     {TG_HTTP_POST, "/admin/api/users/{id}/disable",
-     TG_API_SQL("users_set_status"), tg_api_b_none, NULL, 0, tg_api_disabled_prep, NULL, NULL,
-     200},
+     TG_API_SQL("users_set_status"), tg_api_b_none, NULL, 0,
+     tg_api_disabled_prep, NULL, NULL, 200},
     {TG_HTTP_POST, "/admin/api/users/{id}/enable",
-     TG_API_SQL("users_set_status"), tg_api_b_none, NULL, 0, tg_api_active_prep, NULL, NULL,
-     200},
+     TG_API_SQL("users_set_status"), tg_api_b_none, NULL, 0, tg_api_active_prep,
+     NULL, NULL, 200},
 
     {TG_HTTP_GET, "/admin/api/keys", TG_API_SQL("keys_list"), NULL,
      tg_api_q_keys, 0, NULL, tg_api_list_post, NULL, 200},
     {TG_HTTP_POST, "/admin/api/keys", TG_API_SQL("keys_create"),
-     tg_api_b_key_create, NULL, 0, tg_api_newkey_prep, tg_api_newkey_post,
-     NULL, 201},
-    {TG_HTTP_GET, "/admin/api/keys/{id}", TG_API_SQL("keys_get"), NULL, NULL,
-     0, NULL, NULL, NULL, 200},
+     tg_api_b_key_create, NULL, 0, tg_api_newkey_prep, tg_api_newkey_post, NULL,
+     201},
+    {TG_HTTP_GET, "/admin/api/keys/{id}", TG_API_SQL("keys_get"), NULL, NULL, 0,
+     NULL, NULL, NULL, 200},
     {TG_HTTP_PATCH, "/admin/api/keys/{id}", TG_API_SQL("keys_update"),
      tg_api_b_key_update, NULL, TG_API_R_PARTIAL, NULL, NULL, NULL, 200},
     {TG_HTTP_DELETE, "/admin/api/keys/{id}", TG_API_SQL("keys_delete"), NULL,
      NULL, 0, NULL, NULL, NULL, 200},
     {TG_HTTP_POST, "/admin/api/keys/{id}/disable",
-     TG_API_SQL("keys_set_status"), tg_api_b_none, NULL, 0, tg_api_disabled_prep, NULL, NULL,
-     200},
-    {TG_HTTP_POST, "/admin/api/keys/{id}/enable",
-     TG_API_SQL("keys_set_status"), tg_api_b_none, NULL, 0, tg_api_active_prep, NULL, NULL,
-     200},
+     TG_API_SQL("keys_set_status"), tg_api_b_none, NULL, 0,
+     tg_api_disabled_prep, NULL, NULL, 200},
+    {TG_HTTP_POST, "/admin/api/keys/{id}/enable", TG_API_SQL("keys_set_status"),
+     tg_api_b_none, NULL, 0, tg_api_active_prep, NULL, NULL, 200},
     {TG_HTTP_POST, "/admin/api/keys/{id}/rotate", TG_API_SQL("keys_rotate"),
-     tg_api_b_none, NULL, 0, tg_api_newkey_prep, tg_api_newkey_post, NULL,
-     200},
+     tg_api_b_none, NULL, 0, tg_api_newkey_prep, tg_api_newkey_post, NULL, 200},
 
-    {TG_HTTP_GET, "/admin/api/applications",
-     TG_API_SQL("applications_list"), NULL, tg_api_q_apps, 0, NULL,
-     tg_api_list_post, NULL, 200},
-    {TG_HTTP_POST, "/admin/api/applications",
-     TG_API_SQL("applications_create"), tg_api_b_app, NULL, 0, NULL, NULL,
-     NULL, 201},
+    {TG_HTTP_GET, "/admin/api/applications", TG_API_SQL("applications_list"),
+     NULL, tg_api_q_apps, 0, NULL, tg_api_list_post, NULL, 200},
+    {TG_HTTP_POST, "/admin/api/applications", TG_API_SQL("applications_create"),
+     tg_api_b_app, NULL, 0, NULL, NULL, NULL, 201},
     {TG_HTTP_GET, "/admin/api/applications/{id}",
      TG_API_SQL("applications_get"), NULL, NULL, 0, NULL, tg_api_app_get_post,
      NULL, 200},
@@ -673,17 +667,17 @@ const tg_api_route_t tg_api_routes[] = {
      NULL, 201},
     {TG_HTTP_GET, "/admin/api/endpoints/{id}", TG_API_SQL("endpoints_get"),
      NULL, NULL, 0, NULL, tg_api_endpoint_post, NULL, 200},
-    {TG_HTTP_PATCH, "/admin/api/endpoints/{id}",
-     TG_API_SQL("endpoints_update"), tg_api_b_endpoint, NULL,
-     TG_API_R_PARTIAL, tg_api_endpoint_prep, tg_api_endpoint_post, NULL, 200},
+    {TG_HTTP_PATCH, "/admin/api/endpoints/{id}", TG_API_SQL("endpoints_update"),
+     tg_api_b_endpoint, NULL, TG_API_R_PARTIAL, tg_api_endpoint_prep,
+     tg_api_endpoint_post, NULL, 200},
     {TG_HTTP_DELETE, "/admin/api/endpoints/{id}",
      TG_API_SQL("endpoints_delete"), NULL, NULL, 0, NULL, NULL, NULL, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/disable",
-     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0, tg_api_disabled_prep,
-     tg_api_endpoint_post, NULL, 200},
+     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0,
+     tg_api_disabled_prep, tg_api_endpoint_post, NULL, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/enable",
-     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0, tg_api_enabled_prep,
-     tg_api_endpoint_enable_post, NULL, 200},
+     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0,
+     tg_api_enabled_prep, tg_api_endpoint_enable_post, NULL, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/test", NULL, tg_api_b_ep_test,
      NULL, TG_API_R_ADMIN, NULL, NULL, tg_api_endpoint_test, 200},
 

@@ -244,8 +244,8 @@ tg_api_check_objects(const tg_api_field_t *f, const json_t *v,
 
     if (!json_is_array(v) || (int64_t)json_array_size(v) > f->max) {
         tg_api_error_set(e, 400, f->name,
-                         "%s must be an array of at most %lld objects",
-                         f->name, (long long)f->max);
+                         "%s must be an array of at most %lld objects", f->name,
+                         (long long)f->max);
         return TG_ERROR;
     }
     json_array_foreach(v, i, item)
