@@ -34,6 +34,7 @@ static const struct {
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
     {"crypto", tg_test_crypto_register},
+    {"api", tg_test_api_register},
 };
 
 
