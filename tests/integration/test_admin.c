@@ -10,9 +10,9 @@
  *      The login-code webhook is a tiny receiver forked here, which
  *      appends each body it gets to a file in the test directory.
  */
+#include "tests/integration/test_admin.h"
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
-#include "tests/integration/test_admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,16 +35,40 @@ static void
 tg_it_admin_pg_stop(void)
 {
     char *argv[] = {"tools/pg-local.sh", "stop", tg_it_pg_dir, NULL};
+    char *rm[] = {"/bin/rm", "-rf", tg_it_pg_dir, NULL};
 
     if (tg_it_pg_dir[0] != '\0') {
         (void)tg_it_run(argv, NULL, 0, 30000);
+        (void)tg_it_run(rm, NULL, 0, 30000);
         tg_it_pg_dir[0] = '\0';
     }
 }
 
 
-/* Start a private PostgreSQL in the test directory; its conninfo into
- * <out>. */
+/* Hand the postmaster's pid to the runner, which kills it after a failed
+ * test (tg_it_fail leaves without running atexit handlers); its data
+ * directory then stays behind in /tmp. */
+static void
+tg_it_admin_pg_record(void)
+{
+    char path[4200], *text;
+    size_t len = 0;
+    FILE *pids;
+    int pid;
+
+    snprintf(path, sizeof(path), "%s/data/postmaster.pid", tg_it_pg_dir);
+    text = tg_it_file_read(path, &len);
+    pid = text ? atoi(text) : 0;
+    free(text);
+    pids = pid > 0 ? fopen(tg_it_path(path, sizeof(path), "pids"), "a") : NULL;
+    if (pids != NULL) {
+        fprintf(pids, "%d\n", pid);
+        fclose(pids);
+    }
+}
+
+
+/* Start a private PostgreSQL; its conninfo into <out>. */
 static void
 tg_it_admin_pg_start(char *out, size_t len)
 {
@@ -51,7 +76,12 @@ tg_it_admin_pg_start(char *out, size_t len)
     char *argv[] = {"tools/pg-local.sh", "start", tg_it_pg_dir, port, NULL};
     int rc;
 
-    tg_it_path(tg_it_pg_dir, sizeof(tg_it_pg_dir), "pg");
+    /* Not in the test directory: a unix socket path holds at most 107
+     * bytes, and test directories have long names. */
+    snprintf(tg_it_pg_dir, sizeof(tg_it_pg_dir), "/tmp/tg-it-pg-XXXXXX");
+    TG_IT_CHECKF(mkdtemp(tg_it_pg_dir) != NULL, "mkdtemp failed: %s",
+                 strerror(errno));
+    chmod(tg_it_pg_dir, 0755);
     snprintf(port, sizeof(port), "%d", tg_it_port_free());
     atexit(tg_it_admin_pg_stop);
     rc = tg_it_run(argv, text, sizeof(text), 120000);
@@ -63,6 +93,7 @@ tg_it_admin_pg_start(char *out, size_t len)
     line = strrchr(text, '\n');
     line = line ? line + 1 : text;
     snprintf(out, len, "%s", line);
+    tg_it_admin_pg_record();
 }
 
 
@@ -105,7 +136,8 @@ tg_it_admin_call(int port, const char *token, const char *method,
     tg_it_resp_t resp;
     int status;
 
-    snprintf(headers, sizeof(headers), "%s%s%scontent-type: application/json\r\n",
+    snprintf(headers, sizeof(headers),
+             "%s%s%scontent-type: application/json\r\n",
              token ? "authorization: Bearer " : "", token ? token : "",
              token ? "\r\n" : "");
     tg_it_request(port, method, path, headers, body, &resp);
@@ -147,11 +179,11 @@ tg_it_admin_login(tg_it_fixture_t *f, char *token, size_t len)
     }
     /* The bootstrap administrator appears shortly after. */
     for (;;) {
-        st = tg_it_admin_call(f->admin_port, NULL, "POST",
-                              "/admin/api/auth/login",
-                              "{\"username\":\"admin\",\"password\":\"" TG_IT_ADMIN_PASSWORD
-                              "\"}",
-                              &j);
+        st = tg_it_admin_call(
+            f->admin_port, NULL, "POST", "/admin/api/auth/login",
+            "{\"username\":\"admin\",\"password\":\"" TG_IT_ADMIN_PASSWORD
+            "\"}",
+            &j);
         if (st == 200) {
             break;
         }
@@ -232,8 +264,8 @@ user_create(adm_t *t, const char *name, const char *password)
 static void
 login(adm_t *t, const char *name, const char *password, char *tok, size_t len)
 {
-    json_t *body = json_pack("{s:s,s:s}", "username", name, "password",
-                             password);
+    json_t *body =
+        json_pack("{s:s,s:s}", "username", name, "password", password);
     char *s = json_dumps(body, 0);
     json_t *j = call(t, NULL, "POST", "/admin/api/auth/login", s, 200);
 
@@ -291,8 +323,7 @@ proxy_wait(adm_t *t, const char *key, const char *model, int want, int ms)
 /* ---------------------------------------------------- webhook receiver */
 
 /* Serve POSTs on <fd>: append each body and a newline to <file>. */
-static void __attribute__((noreturn))
-hook_serve(int fd, const char *file)
+static void __attribute__((noreturn)) hook_serve(int fd, const char *file)
 {
     static const char ok[] =
         "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -318,8 +349,8 @@ hook_serve(int fd, const char *file)
             end = strstr(buf, "\r\n\r\n");
             if (end != NULL) {
                 cl = strcasestr(buf, "content-length:");
-                need = (size_t)(end + 4 - buf) +
-                       (cl ? (size_t)atol(cl + 15) : 0);
+                need =
+                    (size_t)(end + 4 - buf) + (cl ? (size_t)atol(cl + 15) : 0);
                 if (n >= need) {
                     break;
                 }
@@ -426,8 +457,8 @@ test_healthz(void)
     /* The old unauthenticated routes are gone. */
     json_decref(call(&t, NULL, "GET", "/status", NULL, 404));
     json_decref(call(&t, NULL, "GET", "/endpoints", NULL, 404));
-    json_decref(call(&t, NULL, "POST", "/endpoints/anthropic/enable", NULL,
-                     404));
+    json_decref(
+        call(&t, NULL, "POST", "/endpoints/anthropic/enable", NULL, 404));
     tg_it_fixture_stop(&t.f);
 }
 
@@ -547,8 +578,8 @@ test_odd_strings_literal(void)
 {
     static const char *const odd[] = {
         "o'brien\"; DROP TABLE users; --",
-        "\xe2\x80\xae\x65vil\xe2\x80\xac",          /* RLO ... PDF */
-        "z\xe2\x80\x8bw\xe2\x80\x8dj",              /* zero-width */
+        "\xe2\x80\xae\x65vil\xe2\x80\xac", /* RLO ... PDF */
+        "z\xe2\x80\x8bw\xe2\x80\x8dj",     /* zero-width */
         "\xf0\x9f\x98\x80\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb",
         "back\\slash $1 %s %n {} [] ::jsonb",
         "\xe6\xbc\xa2\xe5\xad\x97 \xd8\xa7\xd9\x84\xd8\xb9\xd8\xb1\xd8\xa8",
@@ -568,8 +599,8 @@ test_odd_strings_literal(void)
         TG_IT_CHECK_STR(tg_it_json_str(j, "username"), name);
         json_decref(j);
         /* Key names and application reasons are kept as given too. */
-        body = json_pack("{s:I,s:s}", "user_id", (json_int_t)id, "name",
-                         odd[i]);
+        body =
+            json_pack("{s:I,s:s}", "user_id", (json_int_t)id, "name", odd[i]);
         s = json_dumps(body, 0);
         j = call(&t, t.admin, "POST", "/admin/api/keys", s, 201);
         TG_IT_CHECK_STR(tg_it_json_str(j, "name"), odd[i]);
@@ -644,14 +675,12 @@ test_bad_input(void)
         TG_IT_CHECK(tg_it_json_str(j, "error.message") != NULL);
         field = tg_it_json_get(j, "error.field");
         if (cases[i].field != NULL) {
-            TG_IT_CHECKF(json_is_string(field) &&
-                             strcmp(json_string_value(field),
-                                    cases[i].field) == 0,
-                         "%s %s: field %s, want %s", cases[i].method,
-                         cases[i].path,
-                         json_is_string(field) ? json_string_value(field)
-                                               : "null",
-                         cases[i].field);
+            TG_IT_CHECKF(
+                json_is_string(field) &&
+                    strcmp(json_string_value(field), cases[i].field) == 0,
+                "%s %s: field %s, want %s", cases[i].method, cases[i].path,
+                json_is_string(field) ? json_string_value(field) : "null",
+                cases[i].field);
         }
         json_decref(j);
     }
@@ -663,12 +692,8 @@ static void
 test_other_users_key(void)
 {
     static const char *const verbs[][2] = {
-        {"GET", ""},
-        {"PATCH", ""},
-        {"DELETE", ""},
-        {"POST", "/disable"},
-        {"POST", "/enable"},
-        {"POST", "/rotate"},
+        {"GET", ""},          {"PATCH", ""},       {"DELETE", ""},
+        {"POST", "/disable"}, {"POST", "/enable"}, {"POST", "/rotate"},
     };
     char a[64], b[64], tok_b[128], path[128], body[64];
     long long ua, key;
@@ -793,12 +818,12 @@ test_approval_applies(void)
     /* The applicant cannot approve it. */
     snprintf(path, sizeof(path), "/admin/api/applications/%lld/approve", app);
     json_decref(call(&t, tok, "POST", path, "{}", 403));
-    j = call(&t, t.admin, "GET", "/admin/api/applications?status=pending",
-             NULL, 200);
+    j = call(&t, t.admin, "GET", "/admin/api/applications?status=pending", NULL,
+             200);
     TG_IT_CHECK(json_array_size(json_object_get(j, "items")) >= 1);
     json_decref(j);
-    json_decref(call(&t, t.admin, "POST", path, "{\"comment\":\"granted\"}",
-                     200));
+    json_decref(
+        call(&t, t.admin, "POST", path, "{\"comment\":\"granted\"}", 200));
     json_decref(call(&t, t.admin, "POST", path, "{}", 409));
     (void)proxy_wait(&t, key, "claude-sonnet-4-5", 200, 1000);
     snprintf(path, sizeof(path), "/admin/api/applications/%lld", app);
@@ -900,8 +925,8 @@ test_code_login_and_lockout(void)
     TG_IT_CHECK(tg_it_json_str(j, "token") != NULL);
     json_decref(j);
     /* Used once. */
-    json_decref(call(&t, NULL, "POST", "/admin/api/auth/code/verify", body,
-                     401));
+    json_decref(
+        call(&t, NULL, "POST", "/admin/api/auth/code/verify", body, 401));
     json_decref(msg);
 
     /* Unknown users get the same answer and no webhook call. */
@@ -914,9 +939,8 @@ test_code_login_and_lockout(void)
     msg = hook_last(file, 2);
     code = tg_it_json_str(msg, "code");
     for (i = 0, st = 401; i < 12 && st == 401; i++) {
-        snprintf(body, sizeof(body),
-                 "{\"username\":\"%s\",\"code\":\"%06d\"}", name,
-                 (atoi(code) + 1 + i) % 1000000);
+        snprintf(body, sizeof(body), "{\"username\":\"%s\",\"code\":\"%06d\"}",
+                 name, (atoi(code) + 1 + i) % 1000000);
         st = tg_it_admin_call(t.port, NULL, "POST",
                               "/admin/api/auth/code/verify", body, NULL);
     }
@@ -924,8 +948,8 @@ test_code_login_and_lockout(void)
     tg_it_note("code login locked after %d bad codes", i);
     snprintf(body, sizeof(body), "{\"username\":\"%s\",\"code\":\"%s\"}", name,
              code);
-    json_decref(call(&t, NULL, "POST", "/admin/api/auth/code/verify", body,
-                     429));
+    json_decref(
+        call(&t, NULL, "POST", "/admin/api/auth/code/verify", body, 429));
     json_decref(msg);
     json_decref(call(&t, NULL, "POST", "/admin/api/auth/code/verify",
                      "{\"username\":\"x\",\"code\":\"12a456\"}", 400));
@@ -1044,8 +1068,8 @@ test_groups_tokens_audit(void)
     json_decref(call(&t, t.admin, "DELETE", path, NULL, 200));
     json_decref(call(&t, tok, "GET", "/admin/api/users", NULL, 401));
 
-    j = call(&t, t.admin, "GET",
-             "/admin/api/audit?action=group.create&limit=5", NULL, 200);
+    j = call(&t, t.admin, "GET", "/admin/api/audit?action=group.create&limit=5",
+             NULL, 200);
     TG_IT_CHECK(json_array_size(json_object_get(j, "items")) >= 1);
     TG_IT_CHECK_STR(tg_it_json_str(j, "items.0.action"), "group.create");
     json_decref(j);
@@ -1102,9 +1126,9 @@ test_bounds_and_leaving_clients(void)
 
         tg_it_conn_open(&c, t.port);
         TG_IT_CHECK(tg_it_conn_send_str(
-                        &c, "POST /admin/api/auth/login HTTP/1.1\r\n"
-                            "host: x\r\ntransfer-encoding: chunked\r\n\r\n") ==
-                    0);
+                        &c,
+                        "POST /admin/api/auth/login HTTP/1.1\r\n"
+                        "host: x\r\ntransfer-encoding: chunked\r\n\r\n") == 0);
         snprintf(chunk, sizeof(chunk), "a\r\n%.10s\r\n", login_body);
         TG_IT_CHECK(tg_it_conn_send_str(&c, chunk) == 0);
         snprintf(chunk, sizeof(chunk), "%zx\r\n%s\r\n0\r\n\r\n",
