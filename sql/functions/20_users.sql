@@ -19,6 +19,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public
 AS $$
 BEGIN
+    -- Two admins demoting each other at once must not both pass: the
+    -- second waits here, and its check below, a new statement, sees what
+    -- the first committed.
+    PERFORM pg_advisory_xact_lock(hashtext('tollgate.last_admin'));
     IF p_user.role = 'admin' AND p_user.status = 'active'
        AND NOT EXISTS (SELECT 1 FROM users
                         WHERE role = 'admin' AND status = 'active'
