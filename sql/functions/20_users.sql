@@ -33,6 +33,31 @@ BEGIN
 END
 $$;
 
+-- TG422 naming the field when email or password_hash is malformed;
+-- mirrors the CHECK constraints of users.
+CREATE FUNCTION tg_api._check_user_fields(p_args jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+DECLARE
+    v_email text := tg_api._str(p_args, 'email', 254);
+    v_hash text := tg_api._str(p_args, 'password_hash', 256);
+BEGIN
+    IF v_email IS NOT NULL
+       AND (NOT public.tg_text_ok(v_email, 254) OR v_email NOT LIKE '%_@_%')
+    THEN
+        PERFORM tg_api._raise('TG422', 'email must look like name@domain',
+                              'email');
+    END IF;
+    IF v_hash IS NOT NULL
+       AND (v_hash NOT LIKE 'scrypt$%' OR NOT public.tg_text_ok(v_hash, 256))
+    THEN
+        PERFORM tg_api._raise('TG422', 'password_hash must be a scrypt hash',
+                              'password_hash');
+    END IF;
+END
+$$;
+
 -- The user row <p_id> as seen by <p_ctx>, locked FOR UPDATE when
 -- <p_lock>; TG404 when it does not exist or is another user's.
 CREATE FUNCTION tg_api._user_visible(p_ctx jsonb, p_id bigint,
@@ -116,6 +141,7 @@ DECLARE
     u users;
 BEGIN
     PERFORM tg_api._require_admin(p_ctx);
+    PERFORM tg_api._check_user_fields(p_args);
     IF NOT public.tg_text_ok(v_username, 64) THEN
         PERFORM tg_api._raise('TG422', 'username must be 1..64 characters '
                               || 'without control characters', 'username');
@@ -170,6 +196,7 @@ BEGIN
                                      'cost_day_usd', 'cost_month_usd']);
     END IF;
     PERFORM tg_api._refuse_file(old.managed_by, 'user', v_id, 'users');
+    PERFORM tg_api._check_user_fields(p_args);
     IF p_args ? 'username' THEN
         IF v_username IS NULL OR NOT public.tg_text_ok(v_username, 64) THEN
             PERFORM tg_api._raise('TG422', 'username must be 1..64 '
