@@ -19,7 +19,7 @@ DECLARE
     v_digest bytea := tg_api._hex(p_args, 'digest', 32, 32);
     v_name text := coalesce(tg_api._str(p_args, 'name', 128), '');
     v_ttl bigint := tg_api._int(p_args, 'ttl_seconds', 60,
-                                100 * 366 * 86400);
+                                100 * 366 * 86400::bigint);
     v_user bigint;
     s sessions;
 BEGIN
@@ -55,6 +55,9 @@ CREATE FUNCTION tg_api.tokens_list(p_ctx jsonb, p_args jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
+-- Plan each call for its own filters: a cached generic plan would have
+-- to serve every combination of absent filters at once.
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_limit integer := tg_api._limit(p_args);
