@@ -398,7 +398,8 @@ CREATE TABLE endpoints (
                           CONSTRAINT endpoints_url_check
                           CHECK (url ~ '^https?://[^/?#@[:space:]]+(/[^?#[:space:]]*)?$'
                                  AND url !~ '/$'
-                                 AND url ~ '^[\x21-\x7e]{1,511}$'),
+                                 AND url ~ '^[\x21-\x7e]+$'
+                                 AND length(url) <= 511),
     style                 text NOT NULL
                           CONSTRAINT endpoints_style_check
                           CHECK (style IN ('anthropic', 'openai')),
@@ -427,7 +428,8 @@ CREATE TABLE endpoints (
                           CHECK (tg_text_array_ok(model_map_to, 16, 127)),
     proxy                 text
                           CONSTRAINT endpoints_proxy_check
-                          CHECK (proxy ~ '^(https?|socks5h?)://[\x21-\x7e]{1,500}$'),
+                          CHECK (proxy ~ '^(https?|socks5h?)://[\x21-\x7e]+$'
+                                 AND length(proxy) <= 511),
     connect_timeout_ms    integer
                           CONSTRAINT endpoints_connect_timeout_ms_check
                           CHECK (connect_timeout_ms BETWEEN 1 AND 86400000),
