@@ -223,8 +223,6 @@ tg_publish_place(tg_shm_t *shm, const uint8_t digest[32], uint32_t *slot)
 }
 
 
-
-
 /* Upsert <k> into its slot; *<added> when it is new. */
 static int
 tg_publish_upsert(tg_shm_t *shm, const tg_publish_key_t *k, bool *added)
@@ -413,8 +411,8 @@ tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
         deleted = tg_publish_prune(shm, keys, n);
     }
     free(again);
-    tg_log(TG_LOG_INFO, 0, "published %zu keys (%u new, %u removed)", n,
-           nadded, deleted);
+    tg_log(TG_LOG_INFO, 0, "published %zu keys (%u new, %u removed)", n, nadded,
+           deleted);
     return rc;
 }
 
@@ -470,7 +468,8 @@ tg_publish_users(tg_shm_t *shm, const tg_publish_user_t *users, size_t n)
     }
     for (i = 0; i < cap; i++) {
         if (!(keep[i / 8] & (1u << (i % 8))) &&
-            tg_shm_users_get(tg_shm_users(shm), i)->state != TG_SHM_USER_UNUSED) {
+            tg_shm_users_get(tg_shm_users(shm), i)->state !=
+                TG_SHM_USER_UNUSED) {
             tg_shm_users_del(tg_shm_users(shm), i);
         }
     }

@@ -22,16 +22,16 @@
 
 /* One key as published: what a worker needs to judge a request. */
 typedef struct {
-    uint8_t digest[32];   /* SHA-256 of the key */
-    uint32_t key_id;      /* config position or api_keys.key_id */
-    uint32_t user;        /* users table index, TG_SHM_USER_NONE */
-    bool disabled;        /* refused */
-    uint16_t group;       /* endpoint group index in the config */
+    uint8_t digest[32]; /* SHA-256 of the key */
+    uint32_t key_id;    /* config position or api_keys.key_id */
+    uint32_t user;      /* users table index, TG_SHM_USER_NONE */
+    bool disabled;      /* refused */
+    uint16_t group;     /* endpoint group index in the config */
     uint32_t rpm, burst, tpm, concurrency;
-    uint64_t expires_at;  /* unix seconds, 0 = never */
-    char prefix[12];      /* display prefix, NUL-terminated */
-    uint32_t nmodels;     /* allow-list length, 0 = every model */
-    char models[16][64];  /* patterns */
+    uint64_t expires_at; /* unix seconds, 0 = never */
+    char prefix[12];     /* display prefix, NUL-terminated */
+    uint32_t nmodels;    /* allow-list length, 0 = every model */
+    char models[16][64]; /* patterns */
 } tg_publish_key_t;
 
 /* One user as published. */

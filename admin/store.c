@@ -104,23 +104,22 @@ static const char tg_store_api_sql[] =
     " 'functions the admin API calls; re-created at every admin start'";
 
 #define TG_STORE_KEY_COLS                                                      \
-    "SELECT k.key_id, encode(k.digest, 'hex'), k.user_id, k.status,"          \
-    " COALESCE(extract(epoch FROM k.expires_at)::bigint, 0),"                 \
-    " array_to_string(k.models, E'\\x1f'), k.rpm, k.burst, k.tpm,"            \
-    " k.concurrency, COALESCE(k.group_name, u.group_name, 'default'),"        \
+    "SELECT k.key_id, encode(k.digest, 'hex'), k.user_id, k.status,"           \
+    " COALESCE(extract(epoch FROM k.expires_at)::bigint, 0),"                  \
+    " array_to_string(k.models, E'\\x1f'), k.rpm, k.burst, k.tpm,"             \
+    " k.concurrency, COALESCE(k.group_name, u.group_name, 'default'),"         \
     " k.prefix FROM api_keys k LEFT JOIN users u USING (user_id)"
 
 static const char tg_store_keys_sql[] = TG_STORE_KEY_COLS " ORDER BY k.key_id";
-static const char tg_store_key_sql[] = TG_STORE_KEY_COLS
-    " WHERE k.key_id = $1::bigint";
-static const char tg_store_user_keys_sql[] = TG_STORE_KEY_COLS
-    " WHERE k.user_id = $1::bigint";
+static const char tg_store_key_sql[] =
+    TG_STORE_KEY_COLS " WHERE k.key_id = $1::bigint";
+static const char tg_store_user_keys_sql[] =
+    TG_STORE_KEY_COLS " WHERE k.user_id = $1::bigint";
 
 #define TG_STORE_USER_COLS                                                     \
     "SELECT user_id, status, tokens_day, tokens_month FROM users"
 
-static const char tg_store_users_sql[] =
-    TG_STORE_USER_COLS " ORDER BY user_id";
+static const char tg_store_users_sql[] = TG_STORE_USER_COLS " ORDER BY user_id";
 static const char tg_store_user_sql[] =
     TG_STORE_USER_COLS " WHERE user_id = $1::bigint";
 
@@ -148,9 +147,9 @@ struct tg_store_s {
     tg_store_state_t state;
     tg_crypto_keyring_t kr;
     bool have_kr;
-    int next_migration;  /* index in tg_sql_migrations */
-    bool loading;        /* a full load is in flight */
-    bool again;          /* run one more full load after this one */
+    int next_migration;       /* index in tg_sql_migrations */
+    bool loading;             /* a full load is in flight */
+    bool again;               /* run one more full load after this one */
     tg_publish_user_t *users; /* the users of the load in flight */
     size_t nusers;
     char pending[TG_STORE_PENDING_MAX][48];
@@ -617,8 +616,10 @@ tg_store_key_row(const tg_store_t *s, const tg_pg_res_t *res, int i,
     v = atoll(tg_pg_res_value(res, i, 4));
     k->expires_at = v > 0 ? (uint64_t)v : 0;
     if (!tg_store_models(tg_pg_res_value(res, i, 5), k)) {
-        tg_log(TG_LOG_ERR, 0, "key %u: allow-list does not fit; published "
-               "disabled", k->key_id);
+        tg_log(TG_LOG_ERR, 0,
+               "key %u: allow-list does not fit; published "
+               "disabled",
+               k->key_id);
         k->nmodels = 0;
         k->disabled = true;
     }
@@ -802,8 +803,8 @@ tg_store_load(tg_store_t *s)
         return;
     }
     s->loading = true;
-    if (tg_pg_query(s->pg, tg_store_users_sql, 0, NULL, tg_store_users_cb,
-                    s) != TG_OK) {
+    if (tg_pg_query(s->pg, tg_store_users_sql, 0, NULL, tg_store_users_cb, s) !=
+        TG_OK) {
         tg_store_fail(s, "loading users", "the database went away");
     }
 }
@@ -953,8 +954,7 @@ tg_store_notify_cb(void *ctx, const char *channel, const char *payload)
             return;
         }
     }
-    if (s->npending == TG_STORE_PENDING_MAX ||
-        len >= sizeof(s->pending[0])) {
+    if (s->npending == TG_STORE_PENDING_MAX || len >= sizeof(s->pending[0])) {
         s->again = true;
         return;
     }
@@ -1046,12 +1046,12 @@ tg_store_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm)
     s->conf = conf;
     s->shm = shm;
     s->retry_ms = TG_STORE_RETRY_MIN;
-    s->start_timer = (tg_ev_timer_t){.handler = tg_store_start_handler,
-                                     .data = s};
-    s->retry_timer = (tg_ev_timer_t){.handler = tg_store_retry_handler,
-                                     .data = s};
-    s->reconcile_timer = (tg_ev_timer_t){
-        .handler = tg_store_reconcile_handler, .data = s};
+    s->start_timer =
+        (tg_ev_timer_t){.handler = tg_store_start_handler, .data = s};
+    s->retry_timer =
+        (tg_ev_timer_t){.handler = tg_store_retry_handler, .data = s};
+    s->reconcile_timer =
+        (tg_ev_timer_t){.handler = tg_store_reconcile_handler, .data = s};
     tg_store = s;
     if (conf->database_source == TG_CONF_DB_NONE) {
         tg_store_set_state(s, TG_STORE_NONE);
@@ -1066,8 +1066,7 @@ tg_store_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm)
     tg_store_set_state(s, TG_STORE_CONNECTING);
     if (atomic_load(&tg_shm_hdr(shm)->published) == 0) {
         tg_publish_all(conf, shm);
-        tg_ev_timer_add(loop, &s->start_timer,
-                        conf->database_start_timeout_ms);
+        tg_ev_timer_add(loop, &s->start_timer, conf->database_start_timeout_ms);
     }
     tg_store_keyring(s);
     s->pg = tg_pg_create(loop, conf->database);

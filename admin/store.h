@@ -78,8 +78,8 @@ typedef void (*tg_store_import_done_cb)(void *ctx, bool ok);
  * queued, <done> not called) when out of memory or not READY.
  */
 int tg_store_import(tg_pg_t *pg, const tg_conf_t *conf,
-                    const tg_crypto_keyring_t *kr,
-                    tg_store_import_done_cb done, void *ctx);
+                    const tg_crypto_keyring_t *kr, tg_store_import_done_cb done,
+                    void *ctx);
 
 /* Embedded schema version (the highest migration). */
 int tg_store_schema_version(void);

@@ -277,10 +277,9 @@ tg_import_keys_json(const tg_conf_t *conf)
             "prefix", prefix, "last4", last4, "status",
             k->disabled ? "disabled" : "active", "expires",
             (json_int_t)k->expires, "models",
-            tg_import_strings(k->models, k->nmodels), "rpm",
-            (json_int_t)k->rpm, "burst", (json_int_t)k->burst, "tpm",
-            (json_int_t)k->tpm, "concurrency", (json_int_t)k->concurrency,
-            "group_name",
+            tg_import_strings(k->models, k->nmodels), "rpm", (json_int_t)k->rpm,
+            "burst", (json_int_t)k->burst, "tpm", (json_int_t)k->tpm,
+            "concurrency", (json_int_t)k->concurrency, "group_name",
             k->group_name[0] ? json_string(k->group_name) : json_null());
         json_array_append_new(a, o);
     }
@@ -306,12 +305,11 @@ tg_import_groups_json(const tg_conf_t *conf)
                       g->name, "strategy",
                       strategies[g->strategy % TG_NELEMS(strategies)],
                       "failure_threshold", (json_int_t)g->failure_threshold,
-                      "cooldown_ms", (json_int_t)g->cooldown_ms,
-                      "max_retries", (json_int_t)g->max_retries,
-                      "retry_deadline_ms", (json_int_t)g->retry_deadline_ms,
-                      "sticky", g->sticky, "sticky_ttl_ms",
-                      (json_int_t)g->sticky_ttl_ms, "exploration",
-                      g->explore_milli / 1000.0);
+                      "cooldown_ms", (json_int_t)g->cooldown_ms, "max_retries",
+                      (json_int_t)g->max_retries, "retry_deadline_ms",
+                      (json_int_t)g->retry_deadline_ms, "sticky", g->sticky,
+                      "sticky_ttl_ms", (json_int_t)g->sticky_ttl_ms,
+                      "exploration", g->explore_milli / 1000.0);
         json_array_append_new(a, o);
     }
     text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
@@ -391,26 +389,22 @@ tg_import_endpoint(const tg_conf_endpoint_t *ep, const tg_crypto_keyring_t *kr,
     o = json_pack(
         "{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:I, "
         "s:I, s:I, s:o, s:b, s:s, s:I, s:I, s:I, s:f, s:s}",
-        "name", ep->name, "group_name", ep->group_name, "url", ep->url,
-        "style", ep->style == TG_STYLE_OPENAI ? "openai" : "anthropic",
-        "credential", sealed ? json_string(hex) : json_null(),
-        "credential_key_id", sealed ? json_string(kid) : json_null(),
-        "weight", (json_int_t)ep->weight, "priority",
-        prios[ep->priority % 3], "models",
-        tg_import_strings(ep->models, ep->nmodels), "map_from", from,
-        "map_to", to, "proxy",
-        ep->proxy[0] ? json_string(ep->proxy) : json_null(),
+        "name", ep->name, "group_name", ep->group_name, "url", ep->url, "style",
+        ep->style == TG_STYLE_OPENAI ? "openai" : "anthropic", "credential",
+        sealed ? json_string(hex) : json_null(), "credential_key_id",
+        sealed ? json_string(kid) : json_null(), "weight",
+        (json_int_t)ep->weight, "priority", prios[ep->priority % 3], "models",
+        tg_import_strings(ep->models, ep->nmodels), "map_from", from, "map_to",
+        to, "proxy", ep->proxy[0] ? json_string(ep->proxy) : json_null(),
         "connect_timeout_ms", (json_int_t)ep->connect_timeout_ms,
         "first_byte_timeout_ms", (json_int_t)ep->first_byte_timeout_ms,
-        "read_timeout_ms", (json_int_t)ep->read_timeout_ms,
-        "total_timeout_ms",
-        ep->total_timeout_ms ? json_integer(ep->total_timeout_ms)
-                             : json_null(),
+        "read_timeout_ms", (json_int_t)ep->read_timeout_ms, "total_timeout_ms",
+        ep->total_timeout_ms ? json_integer(ep->total_timeout_ms) : json_null(),
         "tls_verify", ep->tls_verify, "health_path", ep->health_path,
         "health_interval_ms", (json_int_t)ep->health_interval_ms,
         "health_timeout_ms", (json_int_t)ep->health_timeout_ms,
-        "quota_cooldown_ms", (json_int_t)ep->quota_cooldown_ms,
-        "price_factor", ep->price_milli / 1000.0, "status",
+        "quota_cooldown_ms", (json_int_t)ep->quota_cooldown_ms, "price_factor",
+        ep->price_milli / 1000.0, "status",
         ep->enabled ? "enabled" : "disabled");
     explicit_bzero(hex, sizeof(hex));
     return o;
@@ -426,8 +420,8 @@ tg_import_endpoints_json(const tg_conf_t *conf, const tg_crypto_keyring_t *kr,
     size_t i;
 
     for (i = 0; a != NULL && i < conf->nendpoints; i++) {
-        json_array_append_new(a,
-                              tg_import_endpoint(&conf->endpoints[i], kr, creds));
+        json_array_append_new(
+            a, tg_import_endpoint(&conf->endpoints[i], kr, creds));
     }
     text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
@@ -459,8 +453,8 @@ tg_import_finish(tg_import_t *im)
                 tg_log(TG_LOG_INFO, 0,
                        "config import: %s: %ld updated, %ld added, "
                        "%ld removed",
-                       tg_import_tables[i], im->counts[i][0],
-                       im->counts[i][1], im->counts[i][2]);
+                       tg_import_tables[i], im->counts[i][0], im->counts[i][1],
+                       im->counts[i][2]);
             }
         }
     } else {
@@ -500,9 +494,9 @@ tg_import_cb(void *ctx, const tg_pg_res_t *res)
 static void
 tg_import_run(tg_import_t *im)
 {
-    static const char *const sql[] = {
-        tg_import_groups_sql, tg_import_users_sql, tg_import_keys_sql,
-        tg_import_endpoints_sql};
+    static const char *const sql[] = {tg_import_groups_sql, tg_import_users_sql,
+                                      tg_import_keys_sql,
+                                      tg_import_endpoints_sql};
     size_t i;
 
     im->queuing = true;
