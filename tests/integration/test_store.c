@@ -228,6 +228,12 @@ test_file_import(void)
     tg_it_conf_set(&f.conf, "keys", "( \"" TG_IT_KEY "\", \"" KEY_DB2 "\" )");
     tg_it_conf_write(&f.conf, f.conf_path);
     tg_it_proc_signal(&f.tg, SIGHUP);
+    /* Poll only once the old generation is gone: this test is about the
+     * import, not about connections racing a reload. */
+    TG_IT_CHECK(tg_it_file_wait_count(
+                    f.error_log,
+                    (const char *const[]){"exited with status 0", NULL}, 3,
+                    20000) >= 3);
     wait_status(f.port, KEY_DB2, 200, 20000);
     wait_status(f.port, KEY_FILE, 401, 5000);
     TG_IT_CHECK_STR(sql(db, "SELECT status || ',' || "
