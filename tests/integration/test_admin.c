@@ -22,87 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static char tg_it_pg_dir[4096]; /* private PostgreSQL to stop, "" none */
-
-
-/* ------------------------------------------------------------ helpers */
-
-static void
-tg_it_admin_pg_stop(void)
-{
-    char *argv[] = {"tools/pg-local.sh", "stop", tg_it_pg_dir, NULL};
-    char *rm[] = {"/bin/rm", "-rf", tg_it_pg_dir, NULL};
-
-    if (tg_it_pg_dir[0] != '\0') {
-        (void)tg_it_run(argv, NULL, 0, 30000);
-        (void)tg_it_run(rm, NULL, 0, 30000);
-        tg_it_pg_dir[0] = '\0';
-    }
-}
-
-
-/* Hand the postmaster's pid to the runner, which kills it after a failed
- * test (tg_it_fail leaves without running atexit handlers); its data
- * directory then stays behind in /tmp. */
-static void
-tg_it_admin_pg_record(void)
-{
-    char path[4200], *text;
-    size_t len = 0;
-    FILE *pids;
-    int pid;
-
-    snprintf(path, sizeof(path), "%s/data/postmaster.pid", tg_it_pg_dir);
-    text = tg_it_file_read(path, &len);
-    pid = text ? atoi(text) : 0;
-    free(text);
-    pids = pid > 0 ? fopen(tg_it_path(path, sizeof(path), "pids"), "a") : NULL;
-    if (pids != NULL) {
-        fprintf(pids, "%d\n", pid);
-        fclose(pids);
-    }
-}
-
-
-/* Start a private PostgreSQL; its conninfo into <out>. */
-static void
-tg_it_admin_pg_start(char *out, size_t len)
-{
-    char port[16], text[4096], *line, *nl;
-    char *argv[] = {"tools/pg-local.sh", "start", tg_it_pg_dir, port, NULL};
-    int rc;
-
-    /* Not in the test directory: a unix socket path holds at most 107
-     * bytes, and test directories have long names. */
-    snprintf(tg_it_pg_dir, sizeof(tg_it_pg_dir), "/tmp/tg-it-pg-XXXXXX");
-    TG_IT_CHECKF(mkdtemp(tg_it_pg_dir) != NULL, "mkdtemp failed: %s",
-                 strerror(errno));
-    chmod(tg_it_pg_dir, 0755);
-    snprintf(port, sizeof(port), "%d", tg_it_port_free());
-    atexit(tg_it_admin_pg_stop);
-    rc = tg_it_run(argv, text, sizeof(text), 120000);
-    TG_IT_CHECKF(rc == 0, "tools/pg-local.sh start failed (%d): %s", rc, text);
-    /* The conninfo is the last line. */
-    while ((nl = strrchr(text, '\n')) != NULL && nl[1] == '\0') {
-        *nl = '\0';
-    }
-    line = strrchr(text, '\n');
-    line = line ? line + 1 : text;
-    snprintf(out, len, "%s", line);
-    tg_it_admin_pg_record();
-}
-
 
 /* See test_admin.h. */
 void
 tg_it_admin_prepare(tg_it_fixture_t *f, const char *webhook)
 {
     char conninfo[4096], key[4096];
-    const char *env = getenv("TG_IT_DATABASE");
     bool have = false;
     size_t i;
 
@@ -110,11 +37,7 @@ tg_it_admin_prepare(tg_it_fixture_t *f, const char *webhook)
         have |= strcmp(f->conf.items[i].name, "database") == 0;
     }
     if (!have) {
-        if (env != NULL && env[0] != '\0') {
-            snprintf(conninfo, sizeof(conninfo), "%s", env);
-        } else {
-            tg_it_admin_pg_start(conninfo, sizeof(conninfo));
-        }
+        tg_it_pg_db_create(conninfo, sizeof(conninfo));
         tg_it_conf_set(&f->conf, "database", "\"%s\"", conninfo);
     }
     tg_it_conf_set(&f->conf, "admin.secret_key", "\"%s\"",

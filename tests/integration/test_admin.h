@@ -6,11 +6,8 @@
  *
  * NOTES
  *      The admin API needs PostgreSQL for every route but /healthz, so a
- *      fixture that calls it gets a database: the one the fixture's config
- *      already names, else $TG_IT_DATABASE (a conninfo; the tests use
- *      unique names, so one database may serve many tests), else a private
- *      PostgreSQL 15 started in the test directory with tools/pg-local.sh
- *      and stopped when the test process exits.
+ *      fixture that calls it gets a database: the one its config already
+ *      names, else a fresh one on the run's server (tg_it_pg_db_create).
  */
 #ifndef TG_TESTS_INTEGRATION_TEST_ADMIN_H
 #define TG_TESTS_INTEGRATION_TEST_ADMIN_H
