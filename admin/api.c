@@ -883,6 +883,11 @@ tg_api_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm,
     a->tick.handler = tg_api_tick_handler;
     a->tick.data = a;
     if (tg_api_pg() != NULL) {
+        if (tg_api_bootstrap_prepare(a) != TG_OK) {
+            tg_log(TG_LOG_ERR, 0,
+                   "no bootstrap administrator: hashing its "
+                   "password failed");
+        }
         tg_ev_timer_add(loop, &a->tick, 0);
     }
     return TG_OK;

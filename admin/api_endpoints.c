@@ -1,16 +1,23 @@
 /*
- * admin/api_eptest.c
- *      POST /admin/api/endpoints/{id}/test: one minimal real request to an
- *      endpoint, reported with its status, latency and error.
+ * admin/api_endpoints.c
+ *      Endpoint credentials in the admin API: sealing on create and
+ *      update, and POST .../test, one minimal real request reported with
+ *      its status, latency and error.
  *
  * NOTES
- *      Admin only, never blocks.  Three steps: tg_api.endpoints_get (URL,
- *      style, models), tg_api.endpoints_credential (the sealed credential;
- *      an endpoint declared in the config file has none stored and uses
- *      the file's), then one request through admin/webhook.c: a
- *      one-token Messages (anthropic) or Chat Completions (openai) call.
- *      The opened credential lives only in the request headers handed to
- *      webhook.c, which wipes them; it is never logged or answered.
+ *      Admin only, never blocks.  A credential is sealed with AES-256-GCM
+ *      and the additional data "endpoint:<name>" (the same as the config
+ *      import in admin/store_import.c), so a ciphertext copied onto another
+ *      endpoint's row does not open.  That is also why endpoints keep their
+ *      name for life (tg_api.endpoints_update refuses a rename).
+ *
+ *      test: tg_api.endpoints_get (URL, style, models),
+ *      tg_api.endpoints_credential (the sealed credential; a config-file
+ *      endpoint stored without one uses the file's), then one request
+ *      through admin/webhook.c: a one-token Messages (anthropic) or Chat
+ *      Completions (openai) call.  The opened credential lives only in the
+ *      request headers handed to webhook.c, which wipes them; it is never
+ *      logged or answered.
  */
 #include "admin/api_int.h"
 #include "admin/webhook.h"
@@ -144,24 +151,138 @@ tg_api_conf_credential(const tg_conf_t *conf, const char *name)
 }
 
 
-/* endpoints_credential answered. */
-static void
-tg_api_test_cred_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
+/* Open the credential in <result> (endpoints_credential's answer) into
+ * <cred> (TG_API_CRED_MAX + 1 bytes, NUL-terminated).  TG_OK, TG_DECLINED
+ * when none is stored, TG_ERROR (logged) when it does not open. */
+static int
+tg_api_cred_open(tg_api_req_t *r, json_t *result, char *cred)
 {
     json_t *ct = json_object_get(result, "credential_ciphertext");
     json_t *kid = json_object_get(result, "credential_key_id");
-    const char *name =
-        json_string_value(json_object_get(r->state_json, "name"));
-    uint8_t sealed[TG_CRYPTO_SEAL_EXTRA + 1024], cred[1025];
-    const char *fc;
+    const char *name = json_string_value(json_object_get(result, "name"));
+    uint8_t sealed[TG_CRYPTO_SEAL_EXTRA + TG_API_CRED_MAX];
+    char purpose[96];
     size_t n, m;
     tg_err_t err;
+
+    if (!json_is_string(ct) || !json_is_string(kid) || name == NULL) {
+        return TG_DECLINED;
+    }
+    memset(&err, 0, sizeof(err));
+    snprintf(purpose, sizeof(purpose), "endpoint:%s", name);
+    if (tg_crypto_unhex(json_string_value(ct), json_string_length(ct), sealed,
+                        sizeof(sealed), &n) != TG_OK ||
+        tg_crypto_open(&r->api->keyring, json_string_value(kid), purpose,
+                       sealed, n, (uint8_t *)cred, TG_API_CRED_MAX, &m,
+                       &err) != TG_OK) {
+        tg_log(TG_LOG_ERR, 0,
+               "endpoint %lld: the credential cannot be opened: %s",
+               (long long)r->id, err.text);
+        return TG_ERROR;
+    }
+    cred[m] = '\0';
+    return TG_OK;
+}
+
+
+/* See api_int.h. */
+int
+tg_api_endpoint_seal(tg_api_req_t *r, const char *name, const char *cred,
+                     size_t len, tg_api_error_t *e)
+{
+    uint8_t sealed[TG_CRYPTO_SEAL_EXTRA + TG_API_CRED_MAX];
+    char hex[2 * sizeof(sealed) + 1], id[TG_CRYPTO_KEYID_LEN + 1];
+    char purpose[96];
+    size_t n;
+
+    if (!r->api->have_keys) {
+        tg_api_error_set(e, 503, NULL,
+                         "admin.secret_key could not be loaded; credentials "
+                         "cannot be stored");
+        return TG_ERROR;
+    }
+    snprintf(purpose, sizeof(purpose), "endpoint:%s", name ? name : "");
+    if (tg_crypto_seal(&r->api->keyring, purpose, cred, len, sealed,
+                       sizeof(sealed), &n, id) != TG_OK) {
+        tg_api_error_set(e, 503, NULL, "sealing the credential failed");
+        return TG_ERROR;
+    }
+    tg_crypto_hex(sealed, n, hex);
+    json_object_del(r->args, "credential");
+    json_object_del(r->body, "credential");
+    if (json_object_set_new(r->args, "credential_ciphertext",
+                            json_string(hex)) ||
+        json_object_set_new(r->args, "credential_key_id", json_string(id))) {
+        tg_api_error_set(e, 503, NULL, "out of memory");
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+
+/* endpoints_credential answered a PATCH with a credential: seal it
+ * under the endpoint's name (endpoints cannot be renamed: the update
+ * refuses a new name, so the stored name is the one that stays). */
+static void
+tg_api_update_cred_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
+{
+    const char *name = json_string_value(json_object_get(result, "name"));
+    json_t *given = json_object_get(r->args, "credential");
 
     if (result == NULL) {
         tg_api_respond_error(r, e);
         return;
     }
-    if (!json_is_string(ct) || !json_is_string(kid)) {
+    if (name == NULL ||
+        tg_api_endpoint_seal(r, name, json_string_value(given),
+                             json_string_length(given), e) != TG_OK) {
+        if (name == NULL) {
+            tg_api_error_set(e, 500, NULL, "the endpoint has no name");
+        }
+        tg_api_respond_error(r, e);
+        return;
+    }
+    (void)tg_api_call(r, r->route->sql, r->args, tg_api_call_done);
+}
+
+
+/* See api_int.h. */
+void
+tg_api_endpoint_update(tg_api_req_t *r)
+{
+    json_t *args;
+
+    if (json_object_get(r->args, "credential") == NULL) {
+        (void)tg_api_call(r, r->route->sql, r->args, tg_api_call_done);
+        return;
+    }
+    args = json_pack("{s:I}", "endpoint_id", (json_int_t)r->id);
+    if (args == NULL) {
+        tg_api_fail(r, 503, NULL, "out of memory");
+        return;
+    }
+    (void)tg_api_call(r, TG_API_SQL("endpoints_credential"), args,
+                      tg_api_update_cred_done);
+    json_decref(args);
+}
+
+
+/* endpoints_credential answered a test. */
+static void
+tg_api_test_cred_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
+{
+    const char *name =
+        json_string_value(json_object_get(r->state_json, "name"));
+    char cred[TG_API_CRED_MAX + 1];
+    const char *fc;
+    int rc;
+
+    if (result == NULL) {
+        tg_api_respond_error(r, e);
+        return;
+    }
+    rc = tg_api_cred_open(r, result, cred);
+    if (rc == TG_DECLINED) {
         fc = tg_api_conf_credential(r->api->conf, name);
         if (fc == NULL) {
             tg_api_fail(r, 409, NULL, "endpoint %lld has no credential",
@@ -171,23 +292,13 @@ tg_api_test_cred_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
         tg_api_test_send(r, fc);
         return;
     }
-    memset(&err, 0, sizeof(err));
-    if (tg_crypto_unhex(json_string_value(ct), json_string_length(ct), sealed,
-                        sizeof(sealed), &n) != TG_OK ||
-        tg_crypto_open(&r->api->keyring, json_string_value(kid),
-                       "endpoint-credential", sealed, n, cred, sizeof(cred) - 1,
-                       &m, &err) != TG_OK) {
-        tg_log(TG_LOG_ERR, 0,
-               "endpoint %lld: the credential cannot be "
-               "opened: %s",
-               (long long)r->id, err.text);
+    if (rc != TG_OK) {
         tg_api_fail(r, 500, NULL,
                     "the credential could not be decrypted (secret key "
                     "missing?)");
         return;
     }
-    cred[m] = '\0';
-    tg_api_test_send(r, (const char *)cred);
+    tg_api_test_send(r, cred);
     OPENSSL_cleanse(cred, sizeof(cred));
 }
 
