@@ -20,6 +20,7 @@
  *      logged or answered.
  */
 #include "admin/api_int.h"
+#include "admin/health.h"
 #include "admin/webhook.h"
 #include "core/log.h"
 
@@ -264,6 +265,54 @@ tg_api_endpoint_update(tg_api_req_t *r)
     (void)tg_api_call(r, TG_API_SQL("endpoints_credential"), args,
                       tg_api_update_cred_done);
     json_decref(args);
+}
+
+
+/* endpoints_get answered an enable. */
+static void
+tg_api_enable_ep_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
+{
+    const char *mb = json_string_value(json_object_get(result, "managed_by"));
+    json_t *name = json_object_get(result, "name");
+
+    if (result == NULL) {
+        tg_api_respond_error(r, e);
+        return;
+    }
+    if (mb == NULL || strcmp(mb, "file") != 0) {
+        if (json_object_set_new(r->args, "status", json_string("enabled"))) {
+            tg_api_fail(r, 503, NULL, "out of memory");
+            return;
+        }
+        (void)tg_api_call(r, r->route->sql, r->args, tg_api_call_done);
+        return;
+    }
+    /* The file says whether it is enabled; what an operator re-enables
+     * here is an endpoint a breaker, a cool-down or a spend cap took out
+     * (the error log records it). */
+    if (json_is_string(name) &&
+        tg_health_reenable(r->api->conf, r->api->shm,
+                           (tg_str_t){json_string_value(name),
+                                      json_string_length(name)}) != TG_OK) {
+        tg_api_fail(r, 409, NULL,
+                    "endpoint %lld is not routed by the workers yet",
+                    (long long)r->id);
+        return;
+    }
+    if (tg_api_endpoint_post(r, result, e) != TG_OK) {
+        tg_api_respond_error(r, e);
+        return;
+    }
+    tg_api_respond(r, 200, json_incref(result));
+}
+
+
+/* See api_int.h. */
+void
+tg_api_endpoint_enable(tg_api_req_t *r)
+{
+    (void)tg_api_call(r, TG_API_SQL("endpoints_get"), r->args,
+                      tg_api_enable_ep_done);
 }
 
 

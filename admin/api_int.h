@@ -170,6 +170,15 @@ void tg_api_endpoint_test(tg_api_req_t *r);
  * endpoint's name, then updates (api_endpoints.c). */
 void tg_api_endpoint_update(tg_api_req_t *r);
 
+/* POST /admin/api/endpoints/{id}/enable (api_endpoints.c): sets the
+ * status, and re-enables a configured endpoint in shared memory; an
+ * endpoint from the config file is only re-enabled there. */
+void tg_api_endpoint_enable(tg_api_req_t *r);
+
+/* Endpoint answers gain their live state, lose any secret (the route
+ * post step of endpoint routes). */
+int tg_api_endpoint_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e);
+
 /* Seal credential <cred> (<len> bytes) of endpoint <name> into r->args
  * (credential_ciphertext, credential_key_id), dropping "credential".
  * TG_OK or TG_ERROR with <e>. */

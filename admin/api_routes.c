@@ -375,13 +375,6 @@ tg_api_active_prep(tg_api_req_t *r, tg_api_error_t *e)
 }
 
 
-static int
-tg_api_enabled_prep(tg_api_req_t *r, tg_api_error_t *e)
-{
-    return tg_api_status_set(r, "enabled", e);
-}
-
-
 /* Drop what must never be sent from one item. */
 static void
 tg_api_strip(json_t *item)
@@ -492,8 +485,8 @@ tg_api_live_add(json_t *live, json_t *item)
 }
 
 
-/* Endpoint answers gain their live state; credentials never go out. */
-static int
+/* See api_int.h. */
+int
 tg_api_endpoint_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 {
     json_t *live = tg_api_live(r->api), *items, *item;
@@ -681,8 +674,8 @@ const tg_api_route_t tg_api_routes[] = {
      TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0,
      tg_api_disabled_prep, tg_api_endpoint_post, NULL, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/enable",
-     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0,
-     tg_api_enabled_prep, tg_api_endpoint_enable_post, NULL, 200},
+     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0, NULL,
+     tg_api_endpoint_enable_post, tg_api_endpoint_enable, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/test", NULL, tg_api_b_ep_test,
      NULL, TG_API_R_ADMIN, NULL, NULL, tg_api_endpoint_test, 200},
 

@@ -980,6 +980,14 @@ test_endpoints(void)
     json_decref(j);
     snprintf(path, sizeof(path), "/admin/api/endpoints/%lld", eid);
     json_decref(call(&t, t.admin, "PATCH", path, "{\"weight\":2}", 409));
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/disable", eid);
+    json_decref(call(&t, t.admin, "POST", path, NULL, 409));
+    /* Enabling it is the operator's re-enable in shared memory. */
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/enable", eid);
+    j = call(&t, t.admin, "POST", path, NULL, 200);
+    TG_IT_CHECK(json_is_true(tg_it_json_get(j, "live.available")));
+    json_decref(j);
+    TG_IT_CHECK(tg_it_file_wait(t.f.error_log, "re-enabled", 2000));
     tg_it_fixture_stop(&t.f);
 }
 
