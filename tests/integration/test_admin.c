@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1135,6 +1136,109 @@ test_bounds_and_leaving_clients(void)
 }
 
 
+static void
+test_bootstrap_password_printed_once(void)
+{
+    char key[4096], *log, *p, pw[128], tok[128];
+    pid_t admin, fresh = 0;
+    uint64_t deadline;
+    struct stat st;
+    tg_it_fixture_t f;
+    size_t len = 0, n;
+    json_t *body;
+    char *s;
+    json_t *j;
+    int st_code;
+
+    tg_it_fixture_init(&f);
+    tg_it_admin_prepare(&f, NULL);
+    tg_it_conf_unset(&f.conf, "admin.bootstrap_password");
+    tg_it_fixture_start(&f);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "shown once", 30000));
+    log = tg_it_file_read(f.error_log, &len);
+    p = log ? strstr(log, "with password ") : NULL;
+    TG_IT_CHECK(p != NULL);
+    p += 14;
+    n = strcspn(p, " \n");
+    TG_IT_CHECK(n == 43 && n < sizeof(pw));
+    memcpy(pw, p, n);
+    pw[n] = '\0';
+    free(log);
+    body = json_pack("{s:s,s:s}", "username", "admin", "password", pw);
+    s = json_dumps(body, 0);
+    st_code = tg_it_admin_call(f.admin_port, NULL, "POST",
+                               "/admin/api/auth/login", s, &j);
+    TG_IT_CHECK_INT(st_code, 200);
+    snprintf(tok, sizeof(tok), "%s", tg_it_json_str(j, "token"));
+    json_decref(j);
+    json_decref(body);
+    free(s);
+    TG_IT_CHECK(strncmp(tok, "tgs_", 4) == 0);
+    /* The secret key file was made at first start, for the owner only. */
+    TG_IT_CHECK(stat(tg_it_path(key, sizeof(key), "secret.key"), &st) == 0);
+    TG_IT_CHECK_INT(st.st_mode & 0777, 0600);
+    /* A new admin (master respawns it) finds the administrator and prints
+     * nothing more. */
+    TG_IT_CHECK_INT(tg_it_children(f.tg.pid, "admin", &admin, 1), 1);
+    TG_IT_CHECK(kill(admin, SIGKILL) == 0);
+    deadline = tg_it_now_ms() + 20000;
+    while (tg_it_children(f.tg.pid, "admin", &fresh, 1) != 1 ||
+           fresh == admin) {
+        TG_IT_CHECK(tg_it_now_ms() < deadline);
+        tg_it_sleep_ms(50);
+    }
+    {
+        static const char *const ready[] = {"database ready", NULL};
+
+        TG_IT_CHECK(tg_it_file_wait_count(f.error_log, ready, 2, 30000) >= 2);
+    }
+    /* Its bootstrap check runs within a tick of "ready". */
+    tg_it_sleep_ms(1000);
+    {
+        static const char *const once[] = {"shown once", NULL};
+
+        TG_IT_CHECK_INT(tg_it_file_count(f.error_log, once), 1);
+    }
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_database_away(void)
+{
+    adm_t t;
+    json_t *j;
+    int st;
+    uint64_t deadline;
+
+    adm_start(&t, NULL);
+    tg_it_pg_stop();
+    deadline = tg_it_now_ms() + 15000;
+    do {
+        st = tg_it_admin_call(t.port, t.admin, "GET", "/admin/api/users", NULL,
+                              &j);
+        json_decref(j);
+        TG_IT_CHECKF(st == 200 || st == 503, "status %d", st);
+        tg_it_sleep_ms(50);
+    } while (st != 503 && tg_it_now_ms() < deadline);
+    TG_IT_CHECK_INT(st, 503);
+    j = call(&t, NULL, "GET", "/healthz", NULL, 200);
+    TG_IT_CHECK(strcmp(tg_it_json_str(j, "database"), "ready") != 0);
+    json_decref(j);
+    /* Authentication itself needs the database: 503, not 401. */
+    json_decref(call(&t, t.admin, "POST", "/admin/api/users", "{}", 503));
+    tg_it_pg_start();
+    deadline = tg_it_now_ms() + 60000;
+    do {
+        tg_it_sleep_ms(100);
+        st = tg_it_admin_call(t.port, t.admin, "GET", "/admin/api/users", NULL,
+                              NULL);
+    } while (st != 200 && tg_it_now_ms() < deadline);
+    TG_IT_CHECK_INT(st, 200);
+    tg_it_fixture_stop(&t.f);
+}
+
+
 const tg_it_test_t tg_it_admin_tests[] = {
     {"admin api answers /healthz without a token and reports the database",
      test_healthz},
@@ -1165,5 +1269,10 @@ const tg_it_test_t tg_it_admin_tests[] = {
      test_groups_tokens_audit},
     {"admin api bounds heads and bodies and survives clients that leave",
      test_bounds_and_leaving_clients},
+    {"admin api creates the first administrator once, printing a random "
+     "password once",
+     test_bootstrap_password_printed_once},
+    {"admin api answers 503 while the database is away and recovers",
+     test_database_away},
     {NULL, NULL},
 };
