@@ -34,6 +34,7 @@ static const struct {
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
     {"publish", tg_test_publish_register},
+    {"pg", tg_test_pg_register},
 };
 
 
