@@ -57,8 +57,8 @@ trap cleanup EXIT
 
 # Start the server on the first free port of a few random ones.
 start_server() {
-    local try p
-    for try in 1 2 3 4 5 6 7 8; do
+    local p
+    for _ in 1 2 3 4 5 6 7 8; do
         p=$((20000 + RANDOM % 30000))
         if [ -x "$root/tools/pg-local.sh" ]; then
             if "$root/tools/pg-local.sh" start "$tmp" "$p" >"$tmp/start.log" 2>&1
@@ -172,7 +172,7 @@ for name in "${names[@]}"; do
         passed=$((passed + 1))
         rm -f "$out.diff"
     else
-        echo "FAIL $name (diff in ${out#$root/}.diff)"
+        echo "FAIL $name (diff in ${out#"$root"/}.diff)"
         [ -f "$out.diff" ] && head -n 40 "$out.diff"
         failed=$((failed + 1))
     fi
