@@ -127,7 +127,7 @@ static void
 test_migrations(void)
 {
     tg_it_fixture_t f;
-    char db[512];
+    char db[512], cred[8192];
 
     tg_it_pg_db_create(db, sizeof(db));
     tg_it_fixture_init(&f);
@@ -142,7 +142,13 @@ test_migrations(void)
                                                   "applied migration 0001_init",
                                                   NULL}) == 1);
     /* A restart applies nothing again and keeps one row per migration
-     * (the error log is appended to). */
+     * (the error log is appended to); the sealed credential is kept, not
+     * sealed again with a fresh nonce (the new fixture's mock port does
+     * change the endpoint's url). */
+    snprintf(cred, sizeof(cred), "%s",
+             sql(db, "SELECT encode(credential_ciphertext, 'hex') "
+                     "FROM endpoints WHERE name = 'mock-openai'"));
+    TG_IT_CHECK(strlen(cred) > 60);
     tg_it_fixture_stop(&f);
     tg_it_fixture_init(&f);
     start_on(&f, db);
@@ -153,6 +159,9 @@ test_migrations(void)
     TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations "
                             "WHERE version = 1"),
                     "1");
+    TG_IT_CHECK_STR(sql(db, "SELECT encode(credential_ciphertext, 'hex') "
+                            "FROM endpoints WHERE name = 'mock-openai'"),
+                    cred);
     TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
     tg_it_fixture_stop(&f);
 }
@@ -376,7 +385,6 @@ test_two_hosts(void)
 
     tg_it_pg_db_create(db, sizeof(db));
     tg_it_fixture_init(&a);
-    start_on(&a, db);
     tg_it_fixture_init(&b);
     /* Host b has its own logs and pid file in the test directory. */
     tg_it_path(b.error_log, sizeof(b.error_log), "error-b.log");
@@ -391,7 +399,16 @@ test_two_hosts(void)
         tg_it_path(p, sizeof(p), "tollgate-b.pid");
         tg_it_conf_set(&b.conf, "pid_file", "\"%s\"", p);
     }
-    start_on(&b, db);
+    /* Both start on the fresh database at once: the advisory lock makes
+     * one migrate and import while the other waits. */
+    tg_it_conf_set(&a.conf, "database", "\"%s\"", db);
+    tg_it_conf_set(&b.conf, "database", "\"%s\"", db);
+    tg_it_fixture_start(&a);
+    tg_it_fixture_start(&b);
+    wait_db(a.admin_port, "ready", 20000);
+    wait_db(b.admin_port, "ready", 20000);
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations"), "1");
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys"), "1");
     sql(db, "INSERT INTO users (username) VALUES ('erin');"
             "INSERT INTO api_keys (user_id, digest, prefix, last4) "
             "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
@@ -428,7 +445,8 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"admin killed with SIGKILL: workers keep serving and the new admin "
      "republishes",
      test_admin_killed},
-    {"two tollgates on one database see each other's key disable within 1 s",
+    {"two tollgates started at once on one database migrate once and see "
+     "each other's key disable within 1 s",
      test_two_hosts},
     {NULL, NULL},
 };
