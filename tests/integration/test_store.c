@@ -338,6 +338,45 @@ test_database_restart(void)
 
 
 static void
+test_database_hangs(void)
+{
+    tg_it_fixture_t f;
+    char db[512];
+    pid_t backend;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "admin.reconcile_interval", "1");
+    start_on(&f, db);
+    sql(db, "INSERT INTO users (username) VALUES ('frank');"
+            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+            "'cdef' FROM users WHERE username = 'frank'");
+    wait_status(f.port, KEY_DB, 200, 5000);
+    backend = (pid_t)atoi(sql(db, "SELECT pid FROM pg_stat_activity WHERE "
+                                  "application_name = 'tollgate-admin' AND "
+                                  "datname = current_database()"));
+    TG_IT_CHECK(backend > 1);
+    /* The server process admin talks to stops answering: the next
+     * reconcile's statement hangs, and neither statement_timeout (the
+     * process is stopped) nor the socket (still open) ends it. */
+    TG_IT_CHECKF(kill(backend, SIGSTOP) == 0, "kill(SIGSTOP) failed");
+    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+            "'tg-it-db'");
+    TG_IT_CHECK_INT(call(f.port, KEY_DB), 200); /* nobody told admin */
+    /* The client-side bound (statement_timeout 10 s + 5 s) drops the
+     * connection; admin reconnects to a new server process and reloads. */
+    TG_IT_CHECK(tg_it_file_wait(f.error_log,
+                                "no answer from the server in time", 25000));
+    kill(backend, SIGCONT);
+    wait_db(f.admin_port, "ready", 10000);
+    wait_status(f.port, KEY_DB, 401, 5000);
+    TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
 test_admin_killed(void)
 {
     tg_it_fixture_t f;
@@ -442,6 +481,9 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"PostgreSQL stopped: workers keep serving, admin reconnects when it "
      "returns and /healthz says so",
      test_database_restart},
+    {"a database that stops answering is dropped after the statement bound "
+     "and admin reconnects",
+     test_database_hangs},
     {"admin killed with SIGKILL: workers keep serving and the new admin "
      "republishes",
      test_admin_killed},
