@@ -378,21 +378,26 @@ tg_api_proceed(tg_api_req_t *r)
         tg_api_respond_error(r, &e);
         return;
     }
-    if (r->body == NULL && rt->body != NULL &&
-        !(rt->flags & TG_API_R_PARTIAL)) {
-        /* No body at all is an empty object: required fields say so. */
+    if (r->body == NULL && rt->body != NULL) {
+        /* No body at all is an empty object: required fields, or the
+         * "nothing to change" of a PATCH, say so. */
         r->body = json_object();
-        if (r->body == NULL ||
-            tg_api_validate(r->body, rt->body, false, &e) != TG_OK) {
+        if (r->body == NULL) {
+            tg_api_fail(r, 503, NULL, "out of memory");
+            return;
+        }
+        if (tg_api_validate(r->body, rt->body,
+                            (rt->flags & TG_API_R_PARTIAL) != 0, &e) != TG_OK) {
             tg_api_respond_error(r, &e);
             return;
         }
     }
-    if (tg_api_args_build(r, &e) != TG_OK || tg_api_ctx_build(r) != TG_OK) {
-        if (r->ctx == NULL) {
-            tg_api_error_set(&e, 503, NULL, "out of memory");
-        }
+    if (tg_api_args_build(r, &e) != TG_OK) {
         tg_api_respond_error(r, &e);
+        return;
+    }
+    if (tg_api_ctx_build(r) != TG_OK) {
+        tg_api_fail(r, 503, NULL, "out of memory");
         return;
     }
     if (rt->run != NULL) {
@@ -472,8 +477,7 @@ tg_api_dispatch(tg_api_req_t *r)
         tg_api_fail(r, 503, NULL, "out of memory");
         return;
     }
-    (void)tg_api_call(r, "SELECT tg_api.session_lookup($1::jsonb, $2::jsonb)",
-                      args, tg_api_auth_done);
+    (void)tg_api_call(r, TG_API_SQL("session_lookup"), args, tg_api_auth_done);
     json_decref(args);
 }
 
@@ -544,7 +548,13 @@ tg_api_body_parse(tg_api_req_t *r, tg_api_error_t *e)
     }
     r->body = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
     if (r->body == NULL) {
-        /* jansson's text says where, never what the value was. */
+        /* jansson's text ends in "near '<input>'": cut, so that a
+         * password sent in broken JSON never comes back. */
+        char *near = strstr(jerr.text, " near ");
+
+        if (near != NULL) {
+            *near = '\0';
+        }
         tg_api_error_set(e, 400, NULL, "bad JSON at line %d column %d: %s",
                          jerr.line, jerr.column, jerr.text);
         return TG_ERROR;
