@@ -34,7 +34,6 @@
 #define TG_API_R_PUBLIC  0x01 /* no authentication */
 #define TG_API_R_PARTIAL 0x02 /* PATCH: every field optional */
 #define TG_API_R_ADMIN   0x04 /* checked in C: administrators only */
-#define TG_API_R_NODB    0x08 /* needs no database */
 
 typedef struct tg_api_s tg_api_t;
 typedef struct tg_api_req_s tg_api_req_t;

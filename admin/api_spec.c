@@ -214,6 +214,33 @@ tg_api_check_strings(const tg_api_field_t *f, const json_t *v,
 }
 
 
+/* Decimals (a number or a decimal string) and times. */
+static int
+tg_api_check_text(const tg_api_field_t *f, const json_t *v, tg_api_error_t *e)
+{
+    if (f->type == TG_API_F_DECIMAL) {
+        if ((json_is_integer(v) && json_integer_value(v) >= 0) ||
+            (json_is_real(v) && json_real_value(v) >= 0 &&
+             json_real_value(v) < 1e11) ||
+            (json_is_string(v) &&
+             tg_api_decimal_ok(json_string_value(v), json_string_length(v)))) {
+            return TG_OK;
+        }
+        tg_api_error_set(e, 400, f->name,
+                         "%s must be a non-negative decimal (\"12.50\")",
+                         f->name);
+        return TG_ERROR;
+    }
+    if (json_is_string(v) &&
+        tg_api_time_ok(json_string_value(v), json_string_length(v))) {
+        return TG_OK;
+    }
+    tg_api_error_set(e, 400, f->name,
+                     "%s must be a UTC time \"YYYY-MM-DDTHH:MM:SSZ\"", f->name);
+    return TG_ERROR;
+}
+
+
 /* Prefix e->field with "<name>." (cut to fit). */
 static void
 tg_api_field_prefix(tg_api_error_t *e, const char *name)
@@ -307,44 +334,17 @@ tg_api_check_field(const tg_api_field_t *f, const json_t *v, bool partial,
     case TG_API_F_STRINGS:
         return tg_api_check_strings(f, v, e);
     case TG_API_F_DECIMAL:
-        if ((json_is_integer(v) && json_integer_value(v) >= 0) ||
-            (json_is_real(v) && json_real_value(v) >= 0 &&
-             json_real_value(v) < 1e11) ||
-            (json_is_string(v) &&
-             tg_api_decimal_ok(json_string_value(v), json_string_length(v)))) {
-            return TG_OK;
-        }
-        tg_api_error_set(e, 400, f->name,
-                         "%s must be a non-negative decimal (\"12.50\")",
-                         f->name);
-        return TG_ERROR;
     case TG_API_F_TIME:
-        if (json_is_string(v) &&
-            tg_api_time_ok(json_string_value(v), json_string_length(v))) {
-            return TG_OK;
-        }
-        tg_api_error_set(e, 400, f->name,
-                         "%s must be a UTC time \"YYYY-MM-DDTHH:MM:SSZ\"",
-                         f->name);
-        return TG_ERROR;
+        return tg_api_check_text(f, v, e);
     case TG_API_F_OBJECT:
         if (!json_is_object(v)) {
             tg_api_error_set(e, 400, f->name, "%s must be an object", f->name);
             return TG_ERROR;
         }
         if (tg_api_validate(v, f->fields, partial, e) != TG_OK) {
-            char inner[sizeof(e->field)];
-            size_t n = strlen(f->name);
-
-            /* Name the member by its path: "key.rpm" (cut to fit). */
-            memcpy(inner, e->field, sizeof(inner));
-            if (n + 1 < sizeof(e->field)) {
-                memcpy(e->field, f->name, n);
-                e->field[n] = '.';
-                memcpy(e->field + n + 1, inner,
-                       TG_MIN(strlen(inner), sizeof(e->field) - n - 2));
-                e->field[TG_MIN(n + 1 + strlen(inner), sizeof(e->field) - 1)] =
-                    '\0';
+            /* Name the member by its path: "key.rpm". */
+            if (e->field[0] != '\0') {
+                tg_api_field_prefix(e, f->name);
             }
             return TG_ERROR;
         }

@@ -979,10 +979,23 @@ test_endpoints(void)
     json_decref(call(&t, t.admin, "DELETE", path, NULL, 200));
     json_decref(call(&t, t.admin, "GET", path, NULL, 404));
 
+    tg_it_fixture_stop(&t.f);
+}
+
+
+static void
+test_file_endpoint(void)
+{
+    char path[128];
+    long long eid = 0;
+    adm_t t;
+    json_t *j, *item;
+    size_t i;
+
+    adm_start(&t, NULL);
     /* A config-file endpoint is tested with the credential the import
      * sealed, and refuses changes. */
     j = call(&t, t.admin, "GET", "/admin/api/endpoints?limit=500", NULL, 200);
-    eid = 0;
     json_array_foreach(json_object_get(j, "items"), i, item)
     {
         const char *mb = tg_it_json_str(item, "managed_by");
@@ -1275,6 +1288,9 @@ const tg_it_test_t tg_it_admin_tests[] = {
      test_code_login_and_lockout},
     {"admin api endpoints keep credentials sealed and test reports status",
      test_endpoints},
+    {"admin api tests and re-enables a config-file endpoint and refuses to "
+     "change it",
+     test_file_endpoint},
     {"admin api groups, automation tokens, audit and status",
      test_groups_tokens_audit},
     {"admin api bounds heads and bodies and survives clients that leave",
