@@ -10,8 +10,12 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(EXTRA_CFLAGS) -I. -MMD -MP
-LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lpq -lz -lbrotlidec -lzstd \
+LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lz -lbrotlidec -lzstd \
           $(EXTRA_LDFLAGS)
+# Only admin/pg.c includes libpq-fe.h, and only what links it (the server,
+# the unit tests) needs libpq.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQLIBS  = -lpq
 
 CORE_SRC   := $(wildcard core/*.c)
 SHM_SRC    := $(wildcard shm/*.c)
@@ -23,6 +27,13 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# The SQL of sql/ embedded into the binary (admin/store.c applies it).
+SQL_FILES := $(sort $(wildcard sql/migrations/*.sql sql/functions/*.sql \
+                               sql/views/*.sql))
+SQL_DIRS  := $(wildcard sql/migrations sql/functions sql/views)
+SQL_GEN   := $(BUILD)/gen/sql.c
+SQL_OBJ   := $(BUILD)/obj/gen/sql.o
 
 TOLLGATE   := $(BUILD)/tollgate
 MOCK       := $(BUILD)/mock-upstream
@@ -44,8 +55,18 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(TOLLGATE): $(call obj,master/main.c $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/obj/admin/pg.o: ALL_CFLAGS += $(PQ_CFLAGS)
+
+$(SQL_GEN): tools/embed-sql.sh $(SQL_FILES) $(SQL_DIRS)
+	@mkdir -p $(dir $@)
+	tools/embed-sql.sh $@
+
+$(SQL_OBJ): $(SQL_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(TOLLGATE): $(call obj,master/main.c $(LIB_SRC)) $(SQL_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS)
 
 $(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc
@@ -53,14 +74,14 @@ $(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
 $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc -lcunit
+$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC)) $(SQL_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS) -lbrotlienc -lcunit
 
 $(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC)) $(SQL_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS)
 
 # `make test`: deps, build, unit tests, integration tests, one summary line.
 test: deps
@@ -106,7 +127,7 @@ run: deps all
 check:
 	@! grep -n '#include "' shm/*.c shm/*.h 2>/dev/null | grep -v '"shm/' \
 	    || (echo "shm/ must include only libc and shm/ headers"; exit 1)
-	@! grep -ln 'libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg.c$$' \
+	@! grep -ln '#include.*libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg.c$$' \
 	    || (echo "only admin/pg.c may include libpq-fe.h"; exit 1)
 	@! grep -n '#include "\(worker\|admin\|master\)/' core/*.c core/*.h \
 	    || (echo "core/ must not depend on worker, admin or master"; exit 1)

@@ -14,7 +14,7 @@
 #include "admin/agg.h"
 #include "admin/events.h"
 #include "admin/health.h"
-#include "admin/publish.h"
+#include "admin/store.h"
 #include "core/buf.h"
 #include "core/core.h"
 #include "core/ev.h"
@@ -221,7 +221,12 @@ tg_admin_handle(tg_admin_conn_t *ac, const tg_http_req_t *r)
         (r->path.len == 10 || r->path.data[10] == '/')) {
         tg_admin_endpoints(ac, r);
     } else if (tg_str_eq(r->path, tg_str_lit("/healthz"))) {
-        tg_admin_respond(ac, 200, "{\"status\":\"ok\"}", 15);
+        char body[96];
+        int k = snprintf(body, sizeof(body),
+                         "{\"status\":\"ok\",\"database\":\"%s\"}",
+                         tg_store_state_name());
+
+        tg_admin_respond(ac, 200, body, (size_t)k);
     } else if (tg_str_eq(r->path, tg_str_lit("/status"))) {
         if (r->method != TG_HTTP_GET) {
             tg_admin_respond(ac, 405, "{\"error\":\"method not allowed\"}", 30);
@@ -445,8 +450,11 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
                "tables; repairing them");
         tg_shm_keys_repair(tg_shm_keys(shm));
     }
-    tg_publish_all(conf, shm);
-    atomic_store(&tg_shm_hdr(shm)->published, 1);
+    /* The file (config-only mode) or the database (in the background)
+     * is published; "published" is set when master may start workers. */
+    if (tg_store_start(a->loop, conf, shm) != TG_OK) {
+        atomic_store(&tg_shm_hdr(shm)->published, 1);
+    }
     if (tg_agg_init(conf, shm) != TG_OK) {
         tg_admin_unlock(shm);
         exit(2);
@@ -463,6 +471,7 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     /* Stopping: hand over every record the workers published, then the
      * role, so the next admin starts where this one ended. */
     tg_health_stop();
+    tg_store_stop();
     while (tg_agg_drain() > 0) {
     }
     while (tg_events_drain() > 0) {

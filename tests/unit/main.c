@@ -33,6 +33,8 @@ static const struct {
     {"shm_sticky", tg_test_shm_sticky_register},
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
+    {"publish", tg_test_publish_register},
+    {"pg", tg_test_pg_register},
 };
 
 
