@@ -33,6 +33,8 @@ static const struct {
     {"shm_sticky", tg_test_shm_sticky_register},
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
+    {"crypto", tg_test_crypto_register},
+    {"api", tg_test_api_register},
     {"publish", tg_test_publish_register},
     {"pg", tg_test_pg_register},
 };

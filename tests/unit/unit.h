@@ -23,6 +23,8 @@ int tg_test_shm_ep_register(void);
 int tg_test_shm_sticky_register(void);
 int tg_test_route_register(void);
 int tg_test_decode_register(void);
+int tg_test_crypto_register(void);
+int tg_test_api_register(void);
 int tg_test_publish_register(void);
 int tg_test_pg_register(void);
 
