@@ -278,8 +278,8 @@ static const tg_ctl_opt_t tg_ctl_eps_list_opts[] = {
     {"group", NULL, TG_CTL_T_STR, 0, NULL, "endpoint group"},                  \
         {"style", NULL, TG_CTL_T_ENUM, 0, "anthropic|openai", "API style"},    \
         {"weight", NULL, TG_CTL_T_INT, 0, NULL, "share of traffic"},           \
-        {"priority", NULL, TG_CTL_T_STR,                                       \
-         0,          NULL, "primary, secondary or fallback"},                  \
+        {"priority", NULL, TG_CTL_T_ENUM, 0, "primary|secondary|fallback",     \
+         "tier"},                                                              \
         {"models", NULL, TG_CTL_T_LIST,                                        \
          0,        NULL, "model patterns served (\"\" = all)"},                \
         {"credential-stdin", NULL, TG_CTL_T_FLAG,                              \
@@ -302,6 +302,12 @@ static const tg_ctl_opt_t tg_ctl_eps_update_opts[] = {
     {"name", NULL, TG_CTL_T_STR, 0, NULL, "new name"},
     {"url", NULL, TG_CTL_T_STR, 0, NULL, "upstream base URL"},
     TG_CTL_EP_FIELDS,
+    TG_CTL_END_OPT,
+};
+
+static const tg_ctl_opt_t tg_ctl_eps_test_opts[] = {
+    {"model", NULL, TG_CTL_T_STR, 0, NULL,
+     "model to ask for (default: the endpoint's first)"},
     TG_CTL_END_OPT,
 };
 
@@ -407,8 +413,8 @@ const tg_ctl_cmd_t tg_ctl_endpoints_cmds[] = {
     {"disable", "ID", 1, 1, "take an endpoint out of routing", NULL, NULL,
      tg_ctl_run_send, &tg_ctl_eps_disable_rt},
     {"test", "ID", 1, 1, "send one minimal real request through it",
-     "Reports the upstream status, latency and error.", NULL, tg_ctl_run_send,
-     &tg_ctl_eps_test_rt},
+     "Reports the upstream status, latency and error.", tg_ctl_eps_test_opts,
+     tg_ctl_run_send, &tg_ctl_eps_test_rt},
     TG_CTL_NO_CMD,
 };
 
@@ -436,6 +442,7 @@ static const tg_ctl_opt_t tg_ctl_groups_list_opts[] = {
      0,                                                                        \
      "round-robin|weighted|least-connections|latency|cost",                    \
      "how an endpoint is chosen"},                                             \
+        {"description", NULL, TG_CTL_T_STR, 0, NULL, "what the group is for"}, \
         {"failure-threshold",                                                  \
          "failure_threshold",                                                  \
          TG_CTL_T_INT,                                                         \
@@ -608,9 +615,7 @@ tg_ctl_health_status(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
         rc = tg_ctl_fetch_list(ctl, "/admin/api/endpoints", a->query, false,
                                &items, &last);
     }
-    if (rc == TG_CTL_EXIT_OK || r.raw != NULL) {
-        tg_ctl_resp_fini(&r);
-    }
+    tg_ctl_resp_fini(&r);
     ctl->all = all;
     if (rc != TG_CTL_EXIT_OK) {
         return rc;
@@ -651,13 +656,16 @@ tg_ctl_health_history(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
     if (rc != TG_CTL_EXIT_OK) {
         return rc;
     }
-    if (r.status == 404 &&
-        json_object_get(json_object_get(r.json, "error"), "field") == NULL) {
+    if (r.status == 404) {
+        const char *msg = json_string_value(
+            json_object_get(json_object_get(r.json, "error"), "message"));
+
         tg_ctl_errorf(ctl,
                       "this server has no route for endpoint events "
-                      "(404 GET %s); admin writes them to the events log "
-                      "(log.events in the config, one JSON line each)",
-                      path);
+                      "(404 GET %s: %s); admin writes them to the events "
+                      "log (log.events in the config, one JSON line "
+                      "each)",
+                      path, msg ? msg : "not found");
         tg_ctl_resp_fini(&r);
         return TG_CTL_EXIT_FAILED;
     }

@@ -754,9 +754,8 @@ done:
         explicit_bzero(text, strlen(text));
     }
     free(text);
-    if (cred != NULL) {
-        tg_ctl_json_wipe(cred);
-    }
+    /* Only the token: <user> is the caller's object, shared by "O". */
+    tg_ctl_json_wipe(json_object_get(cred, "token"));
     json_decref(cred);
     return rc;
 }

@@ -362,13 +362,14 @@ tg_ctl_status(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
             tg_ctl_print_json(ctl, o);
             json_decref(o);
         } else {
-            fprintf(ctl->out, "server  %s\n", ctl->url);
-            o = json_pack("{s:O}", "healthz", hz);
-            tg_ctl_show(ctl, o);
-            json_decref(o);
+            o = json_pack("{s:s, s:O}", "server", ctl->url, "healthz", hz);
             /* The endpoint list is `tollctl health status`'s table. */
             json_object_del(st, "endpoints");
-            tg_ctl_show(ctl, st);
+            if (o != NULL && json_is_object(st)) {
+                json_object_update_missing(o, st);
+            }
+            tg_ctl_show(ctl, o != NULL ? o : st);
+            json_decref(o);
         }
     }
     json_decref(hz);

@@ -513,6 +513,7 @@ tg_ctl_cols_guess(const json_t *items, tg_ctl_col_t *cols)
                 cols[n].path = key;
                 cols[n].fmt = at                           ? TG_CTL_F_TIME
                               : strcmp(key, "status") == 0 ? TG_CTL_F_STATE
+                              : json_is_integer(v)         ? TG_CTL_F_INT
                                                            : TG_CTL_F_TEXT;
                 cols[n].max = 40;
                 n++;
@@ -596,11 +597,37 @@ tg_ctl_table(tg_ctl_t *ctl, const json_t *items, const tg_ctl_col_t *cols)
 }
 
 
+/* The format a shown field gets from its name: times for "_at", sizes
+ * for "_bytes", durations for "_us" and "_ms" (not epoch "_ms" times). */
+static tg_ctl_fmt_t
+tg_ctl_show_fmt(const char *key)
+{
+    size_t kl = strlen(key);
+
+    if (kl > 3 && strcmp(key + kl - 3, "_at") == 0) {
+        return TG_CTL_F_TIME;
+    }
+    if (kl > 6 && strcmp(key + kl - 6, "_bytes") == 0) {
+        return TG_CTL_F_BYTES;
+    }
+    if (kl > 3 && strcmp(key + kl - 3, "_us") == 0) {
+        return TG_CTL_F_US;
+    }
+    if (kl > 3 && strcmp(key + kl - 3, "_ms") == 0 &&
+        strstr(key, "until") == NULL && strstr(key, "now") == NULL &&
+        strstr(key, "last_") == NULL && strstr(key, "checked") == NULL) {
+        return TG_CTL_F_MS;
+    }
+    return TG_CTL_F_TEXT;
+}
+
+
 /* Collect the "field  value" lines of <obj> under <prefix> into <lines>
- * (an array of [name, value] pairs). */
+ * (an array of [name, value] pairs), and arrays of objects into
+ * <tables> ([name, array] pairs) to print as tables after them. */
 static void
 tg_ctl_show_collect(tg_ctl_t *ctl, const json_t *obj, const char *prefix,
-                    json_t *lines, int depth)
+                    json_t *lines, json_t *tables, int depth)
 {
     char name[256], val[TG_CTL_CELL * 2];
     const char *key;
@@ -608,22 +635,36 @@ tg_ctl_show_collect(tg_ctl_t *ctl, const json_t *obj, const char *prefix,
 
     json_object_foreach((json_t *)obj, key, v)
     {
-        size_t kl = strlen(key);
+        tg_ctl_fmt_t fmt = tg_ctl_show_fmt(key);
 
         snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "",
                  key);
         if (json_is_object(v) && json_object_size(v) > 0 && depth < 4) {
-            tg_ctl_show_collect(ctl, v, name, lines, depth + 1);
+            tg_ctl_show_collect(ctl, v, name, lines, tables, depth + 1);
             continue;
         }
-        if (json_is_string(v) && kl > 3 && strcmp(key + kl - 3, "_at") == 0) {
+        if (json_is_array(v) && json_is_object(json_array_get(v, 0))) {
+            json_array_append_new(tables, json_pack("[sO]", name, v));
+            continue;
+        }
+        if (fmt == TG_CTL_F_TIME && json_is_string(v)) {
             tg_ctl_fmt_time(val, sizeof(val), json_string_value(v), ctl->now,
                             true);
         } else {
-            tg_ctl_fmt_value(val, sizeof(val), v, TG_CTL_F_TEXT, ctl->now);
+            tg_ctl_fmt_value(val, sizeof(val), v, fmt, ctl->now);
         }
         json_array_append_new(lines, json_pack("[ss]", name, val));
     }
+}
+
+
+/* Whether a shown field's value is coloured by meaning. */
+static bool
+tg_ctl_show_stateful(const char *name)
+{
+    return strstr(name, "status") || strstr(name, "state") ||
+           strstr(name, "health") || strstr(name, "breaker") ||
+           strstr(name, "database") || strstr(name, "available");
 }
 
 
@@ -631,14 +672,16 @@ tg_ctl_show_collect(tg_ctl_t *ctl, const json_t *obj, const char *prefix,
 void
 tg_ctl_show(tg_ctl_t *ctl, const json_t *obj)
 {
-    json_t *lines = json_array(), *l;
+    json_t *lines = json_array(), *tables = json_array(), *l;
     size_t i, w = 0;
     char name[256];
 
-    if (lines == NULL) {
+    if (lines == NULL || tables == NULL) {
+        json_decref(lines);
+        json_decref(tables);
         return;
     }
-    tg_ctl_show_collect(ctl, obj, "", lines, 0);
+    tg_ctl_show_collect(ctl, obj, "", lines, tables, 0);
     json_array_foreach(lines, i, l)
     {
         tg_ctl_clean(name, sizeof(name),
@@ -653,19 +696,23 @@ tg_ctl_show(tg_ctl_t *ctl, const json_t *obj)
                      json_string_value(json_array_get(l, 0)), 0);
         fputs(name, ctl->out);
         fprintf(ctl->out, "%*s  ", (int)(w - tg_ctl_width(name)), "");
-        tg_ctl_cell_print(ctl, val, 0, false,
-                          strstr(name, "status") || strstr(name, "state") ||
-                                  strstr(name, "health") ||
-                                  strstr(name, "breaker")
-                              ? tg_ctl_state_color(val)
-                              : NULL,
-                          true);
+        tg_ctl_cell_print(
+            ctl, val, 0, false,
+            tg_ctl_show_stateful(name) ? tg_ctl_state_color(val) : NULL, true);
         fputc('\n', ctl->out);
     }
-    if (json_array_size(lines) == 0) {
+    if (json_array_size(lines) == 0 && json_array_size(tables) == 0) {
         fprintf(ctl->out, "(empty)\n");
     }
+    json_array_foreach(tables, i, l)
+    {
+        tg_ctl_clean(name, sizeof(name),
+                     json_string_value(json_array_get(l, 0)), 0);
+        fprintf(ctl->out, "\n%s:\n", name);
+        tg_ctl_table(ctl, json_array_get(l, 1), NULL);
+    }
     json_decref(lines);
+    json_decref(tables);
 }
 
 

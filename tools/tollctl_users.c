@@ -219,8 +219,6 @@ static const tg_ctl_opt_t tg_ctl_keys_list_opts[] = {
      "only this user's keys"},
     {"status", NULL, TG_CTL_T_ENUM, TG_CTL_O_QUERY, "active|disabled",
      "only keys in this status"},
-    {"group", NULL, TG_CTL_T_STR, TG_CTL_O_QUERY, NULL,
-     "only keys of this endpoint group"},
     TG_CTL_LIST_OPTS,
     TG_CTL_END_OPT,
 };
