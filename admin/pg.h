@@ -17,6 +17,7 @@
 #include "core/ev.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct tg_pg_s tg_pg_t;
 typedef struct tg_pg_res_s tg_pg_res_t; /* one result; opaque */
@@ -52,6 +53,25 @@ void tg_pg_on_state(tg_pg_t *pg, tg_pg_state_cb cb, void *ctx);
 
 /* Called for every notification received on a channel LISTENed to. */
 void tg_pg_on_notify(tg_pg_t *pg, tg_pg_notify_cb cb, void *ctx);
+
+/*
+ * LISTEN on <channel> (a lower-case identifier: [a-z_][a-z0-9_]*, at most
+ * 63 bytes) now if READY and again after every reconnect, before the
+ * connection reports READY.  Notifications sent while the connection was
+ * down are lost: a READY state callback is the owner's cue to reload.
+ * TG_OK, or TG_ERROR for a bad name or too many channels (8).
+ */
+int tg_pg_listen(tg_pg_t *pg, const char *channel);
+
+/*
+ * Change the bounds: <connect_ms> for a connection attempt (default 5 s),
+ * <statement_ms> for one statement (default 10 s; the server's
+ * statement_timeout, and a client-side guard 5 s later that drops the
+ * connection when the server does not answer at all).  0 keeps a value.
+ * Takes effect at the next connection.
+ */
+void tg_pg_set_timeouts(tg_pg_t *pg, uint32_t connect_ms,
+                        uint32_t statement_ms);
 
 /*
  * Queue <sql> with <nparams> text parameters $1..$n (<params>[i] NULL is

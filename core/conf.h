@@ -89,6 +89,15 @@ typedef struct {
 
 enum { TG_QUOTA_NONE = 0, TG_QUOTA_DAY = 1, TG_QUOTA_MONTH = 2 };
 
+/* Where tg_conf_t.database came from. */
+enum {
+    TG_CONF_DB_NONE = 0, /* no database: config-only mode */
+    TG_CONF_DB_FILE = 1, /* the "database" setting */
+    TG_CONF_DB_ENV = 2   /* $TOLLGATE_DATABASE, the setting being absent */
+};
+
+#define TG_CONF_OLD_SECRET_KEYS 8 /* admin.old_secret_keys entries */
+
 typedef struct {
     char key[128];        /* client API key, plaintext (config phase) */
     uint32_t key_id;      /* 1-based position among all keys */
@@ -172,6 +181,23 @@ typedef struct tg_conf_s {
     uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
     char spool_dir[4096]; /* overflow spool files, default "spool" */
     char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
+
+    /* database: a libpq conninfo ("env:NAME" resolved at load); a secret
+     * (it may hold a password), never logged */
+    char database[4096];
+    int database_source;                /* TG_CONF_DB_* */
+    uint32_t database_start_timeout_ms; /* publish anyway after, 5 s */
+
+    /* admin API (admin.*) */
+    char secret_key[4096]; /* key file path, or "env:NAME" (64 hex
+                              digits, checked at load); "run/secret.key" */
+    char old_secret_keys[TG_CONF_OLD_SECRET_KEYS][4096]; /* decrypt only */
+    uint32_t nold_secret_keys;
+    char bootstrap_password[256];   /* resolved; "" = random, logged once */
+    char code_webhook[2048];        /* login-code webhook URL, "" = none */
+    uint32_t reconcile_interval_ms; /* full shm reconcile, default 30 s */
+    uint32_t session_ttl_ms;        /* login sessions, default 12 h */
+    char host_name[256];            /* audit and usage rows; gethostname */
 } tg_conf_t;
 
 /*

@@ -20,6 +20,8 @@ libs=(
 tools=(
     "pkg-config:pkg-config"
     "/usr/lib/postgresql/15/bin/initdb:postgresql"
+    "/usr/lib/postgresql/15/bin/pg_ctl:postgresql"
+    "psql:postgresql-client"
     "/usr/sbin/nginx:nginx"
     "wrk:wrk"
     "nghttp:nghttp2-client"
@@ -77,5 +79,6 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts nginx and a PostgreSQL cluster on install; Tollgate's tests
-# run their own instances on private ports, so the system ones are left alone.
+# and `make run` start their own PostgreSQL (tools/pg-local.sh) on private
+# ports and socket directories, so the system ones are left alone.
 install_sdks

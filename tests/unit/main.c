@@ -33,6 +33,7 @@ static const struct {
     {"shm_sticky", tg_test_shm_sticky_register},
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
+    {"crypto", tg_test_crypto_register},
     {"tollctl", tg_test_tollctl_register},
 };
 

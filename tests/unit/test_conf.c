@@ -792,6 +792,108 @@ test_conf_long_name(void)
 }
 
 static void
+test_conf_database_defaults(void)
+{
+    char host[256] = "";
+    tg_conf_t *conf;
+
+    unsetenv("TOLLGATE_DATABASE");
+    conf = tg_test_conf_load(TG_TEST_CONF_EP);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->database, "");
+    CU_ASSERT_EQUAL(conf->database_source, TG_CONF_DB_NONE);
+    CU_ASSERT_EQUAL(conf->database_start_timeout_ms, 5000);
+    CU_ASSERT_STRING_EQUAL(conf->secret_key, "run/secret.key");
+    CU_ASSERT_EQUAL(conf->nold_secret_keys, 0);
+    CU_ASSERT_STRING_EQUAL(conf->bootstrap_password, "");
+    CU_ASSERT_STRING_EQUAL(conf->code_webhook, "");
+    CU_ASSERT_EQUAL(conf->reconcile_interval_ms, 30000);
+    CU_ASSERT_EQUAL(conf->session_ttl_ms, 43200000);
+    gethostname(host, sizeof(host) - 1);
+    CU_ASSERT_STRING_EQUAL(conf->host_name, host);
+    tg_conf_destroy(conf);
+}
+
+static void
+test_conf_database_sources(void)
+{
+    tg_conf_t *conf;
+
+    setenv("TOLLGATE_DATABASE", "host=/run/pg dbname=from_env", 1);
+    conf = tg_test_conf_load(TG_TEST_CONF_EP);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->database, "host=/run/pg dbname=from_env");
+    CU_ASSERT_EQUAL(conf->database_source, TG_CONF_DB_ENV);
+    tg_conf_destroy(conf);
+
+    /* The file wins over the environment. */
+    conf = tg_test_conf_load(TG_TEST_CONF_EP "database = \"dbname=file\";\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->database, "dbname=file");
+    CU_ASSERT_EQUAL(conf->database_source, TG_CONF_DB_FILE);
+    tg_conf_destroy(conf);
+
+    setenv("TG_TEST_CONF_DB", "host=10.0.0.5 password=s3cret", 1);
+    conf = tg_test_conf_load(TG_TEST_CONF_EP
+                             "database = \"env:TG_TEST_CONF_DB\";\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->database, "host=10.0.0.5 password=s3cret");
+    CU_ASSERT_EQUAL(conf->database_source, TG_CONF_DB_FILE);
+    tg_conf_destroy(conf);
+    unsetenv("TG_TEST_CONF_DB");
+    unsetenv("TOLLGATE_DATABASE");
+}
+
+static void
+test_conf_admin_settings(void)
+{
+    static const char hex[] =
+        "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    char err[512];
+    tg_conf_t *conf;
+
+    setenv("TG_TEST_CONF_PW", "correct horse battery", 1);
+    setenv("TG_TEST_CONF_KEY", hex, 1);
+    conf = tg_test_conf_load(
+        TG_TEST_CONF_EP
+        "admin = { secret_key = \"env:TG_TEST_CONF_KEY\";\n"
+        "  old_secret_keys = [ \"a.key\", \"env:TG_TEST_CONF_KEY\" ];\n"
+        "  bootstrap_password = \"env:TG_TEST_CONF_PW\";\n"
+        "  code_webhook = \"http://127.0.0.1:9/hook\";\n"
+        "  reconcile_interval = 2.5; session_ttl = 600;\n"
+        "  host_name = \"gate-7\"; };\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    /* The key stays a reference: admin reads it when it needs it. */
+    CU_ASSERT_STRING_EQUAL(conf->secret_key, "env:TG_TEST_CONF_KEY");
+    CU_ASSERT_EQUAL_FATAL(conf->nold_secret_keys, 2);
+    CU_ASSERT_STRING_EQUAL(conf->old_secret_keys[0], "a.key");
+    CU_ASSERT_STRING_EQUAL(conf->old_secret_keys[1], "env:TG_TEST_CONF_KEY");
+    CU_ASSERT_STRING_EQUAL(conf->bootstrap_password, "correct horse battery");
+    CU_ASSERT_STRING_EQUAL(conf->code_webhook, "http://127.0.0.1:9/hook");
+    CU_ASSERT_EQUAL(conf->reconcile_interval_ms, 2500);
+    CU_ASSERT_EQUAL(conf->session_ttl_ms, 600000);
+    CU_ASSERT_STRING_EQUAL(conf->host_name, "gate-7");
+    tg_conf_destroy(conf);
+
+    /* A password from the environment is checked after resolution, and
+     * never quoted back. */
+    setenv("TG_TEST_CONF_PW", "short", 1);
+    tg_test_conf_error(TG_TEST_CONF_EP "admin = { bootstrap_password = "
+                                       "\"env:TG_TEST_CONF_PW\"; };\n",
+                       err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "test.conf:2: admin.bootstrap_password must "
+                                "be at least 8 characters");
+    CU_ASSERT_PTR_NULL(strstr(err, "short"));
+    setenv("TG_TEST_CONF_KEY", "abcd", 1);
+    tg_test_conf_error(TG_TEST_CONF_EP "admin = { secret_key = "
+                                       "\"env:TG_TEST_CONF_KEY\"; };\n",
+                       err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not hold 64 hexadecimal"));
+    unsetenv("TG_TEST_CONF_PW");
+    unsetenv("TG_TEST_CONF_KEY");
+}
+
+static void
 test_conf_destroy_null(void)
 {
     tg_conf_destroy(NULL);
@@ -842,6 +944,12 @@ tg_test_conf_register(void)
          test_conf_list_bounds},
         {"rejects a file name longer than conf->path holds",
          test_conf_long_name},
+        {"defaults to config-only mode and documented admin settings",
+         test_conf_database_defaults},
+        {"takes the database from the file, else $TOLLGATE_DATABASE",
+         test_conf_database_sources},
+        {"reads the admin settings and resolves env: where allowed",
+         test_conf_admin_settings},
         {"accepts a null config in destroy", test_conf_destroy_null},
     };
     CU_pSuite suite;

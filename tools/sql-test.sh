@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Expected-output tests of the schema and the tg_api functions.
+#
+#   tools/sql-test.sh [NAME...]     run tests/sql/NAME.sql (default: all)
+#   SQL_TEST_ACCEPT=1 tools/sql-test.sh NAME
+#                                   write the output as the new expected file
+#
+# Starts a throwaway PostgreSQL 15 (tools/pg-local.sh when present, else
+# the same steps here: initdb as the "postgres" user into a temporary
+# directory, a private port and socket directory), builds a template
+# database the way admin does at start (schema_migrations, every
+# sql/migrations/NNNN_*.sql in one transaction each, then schema tg_api
+# from sql/views/*.sql and sql/functions/*.sql in name order), and runs
+# each test file with psql in a fresh copy of it.  The output, with
+# times, process ids and source locations masked, must equal
+# tests/sql/expected/NAME.out.  Ends with "sql: N passed, M failed" and
+# exits non-zero when a test failed or the setup did.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bindir=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+tests=$root/tests/sql
+results=$root/build/sql-test
+mkdir -p "$results"
+
+if [ ! -x "$bindir/pg_ctl" ]; then
+    echo "sql-test: $bindir/pg_ctl not found; install postgresql (tools/deps.sh)"
+    echo "sql: 0 passed, 1 failed"
+    exit 1
+fi
+
+tmp=$(mktemp -d /tmp/tg-sqltest.XXXXXX)
+chmod 0755 "$tmp"
+port=""
+started=0
+
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+cleanup() {
+    if [ "$started" = 1 ]; then
+        if [ -x "$root/tools/pg-local.sh" ]; then
+            "$root/tools/pg-local.sh" stop "$tmp" >/dev/null 2>&1
+        else
+            as_owner "$bindir/pg_ctl" -D "$tmp/data" -m immediate -w stop \
+                >/dev/null 2>&1
+        fi
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Start the server on the first free port of a few random ones.
+start_server() {
+    local try p
+    for try in 1 2 3 4 5 6 7 8; do
+        p=$((20000 + RANDOM % 30000))
+        if [ -x "$root/tools/pg-local.sh" ]; then
+            if "$root/tools/pg-local.sh" start "$tmp" "$p" >"$tmp/start.log" 2>&1
+            then
+                port=$p sock=$tmp/sock started=1
+                return 0
+            fi
+        else
+            if [ ! -f "$tmp/data/PG_VERSION" ]; then
+                mkdir -p "$tmp/data" "$tmp/sock"
+                [ "$(id -u)" = 0 ] && chown postgres "$tmp/data" "$tmp/sock" "$tmp"
+                as_owner "$bindir/initdb" -D "$tmp/data" -U postgres -A trust \
+                    -E UTF8 --locale=C --no-sync >"$tmp/initdb.log" 2>&1 ||
+                    { cat "$tmp/initdb.log"; return 1; }
+            fi
+            # Unix socket only: no TCP port to collide with anyone.
+            if as_owner "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/log" -w -t 60 \
+                -o "-p $p -k $tmp/sock -c listen_addresses='' -c fsync=off" \
+                start >/dev/null 2>&1; then
+                port=$p sock=$tmp/sock started=1
+                return 0
+            fi
+        fi
+    done
+    cat "$tmp/start.log" "$tmp/log" 2>/dev/null | tail -n 20
+    return 1
+}
+
+if ! start_server; then
+    echo "sql-test: could not start PostgreSQL"
+    echo "sql: 0 passed, 1 failed"
+    exit 1
+fi
+
+psql_base=(psql -X -q -h "$sock" -p "$port" -U postgres)
+
+# The template database, built like admin's start-up does it.
+setup() {
+    "${psql_base[@]}" -d postgres -v ON_ERROR_STOP=1 \
+        -c "CREATE DATABASE tg_template" || return 1
+    "${psql_base[@]}" -d tg_template -v ON_ERROR_STOP=1 -c \
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY,
+             name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())" || return 1
+    local f base
+    for f in "$root"/sql/migrations/[0-9][0-9][0-9][0-9]_*.sql; do
+        base=$(basename "$f" .sql)
+        "${psql_base[@]}" -d tg_template -v ON_ERROR_STOP=1 -1 -f "$f" \
+            -c "INSERT INTO schema_migrations (version, name)
+                VALUES (${base%%_*}, '${base#*_}')" || return 1
+    done
+    local args=(-c "DROP SCHEMA IF EXISTS tg_api CASCADE"
+                -c "CREATE SCHEMA tg_api")
+    for f in "$root"/sql/views/*.sql "$root"/sql/functions/*.sql; do
+        [ -f "$f" ] && args+=(-f "$f")
+    done
+    "${psql_base[@]}" -d tg_template -v ON_ERROR_STOP=1 -1 "${args[@]}" \
+        || return 1
+}
+
+if ! setup >"$results/setup.out" 2>&1; then
+    cat "$results/setup.out"
+    echo "sql-test: setting up the template database failed"
+    echo "sql: 0 passed, 1 failed"
+    exit 1
+fi
+
+# Mask what changes from run to run.
+normalize() {
+    sed -E \
+        -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/<time>/g' \
+        -e 's/server process with PID [0-9]+/server process with PID <pid>/' \
+        -e 's/^(DETAIL:  Failing row contains) .*/\1 (...)./' \
+        -e '/^(LOCATION|SCHEMA NAME|TABLE NAME|COLUMN NAME|DATATYPE NAME):  /d'
+}
+
+if [ $# -gt 0 ]; then
+    names=("$@")
+else
+    names=()
+    for f in "$tests"/*.sql; do
+        names+=("$(basename "$f" .sql)")
+    done
+fi
+
+passed=0 failed=0 n=0
+for name in "${names[@]}"; do
+    n=$((n + 1))
+    db="t_$n"
+    out=$results/$name.out
+    exp=$tests/expected/$name.out
+    if [ ! -f "$tests/$name.sql" ]; then
+        echo "FAIL $name: no tests/sql/$name.sql"
+        failed=$((failed + 1))
+        continue
+    fi
+    "${psql_base[@]}" -d postgres -c "CREATE DATABASE $db TEMPLATE tg_template" \
+        >/dev/null 2>&1
+    # -a echoes each statement; errors print with their SQLSTATE and
+    # DETAIL (VERBOSITY verbose) but no PL/pgSQL context, which names
+    # internal line numbers.
+    (cd "$tests" && "${psql_base[@]}" -d "$db" -a \
+        -v VERBOSITY=verbose -v SHOW_CONTEXT=never -f "$name.sql" 2>&1) |
+        normalize >"$out"
+    if [ "${SQL_TEST_ACCEPT:-0}" = 1 ]; then
+        mkdir -p "$tests/expected"
+        cp "$out" "$exp"
+    fi
+    if [ -f "$exp" ] && diff -u "$exp" "$out" >"$out.diff"; then
+        echo "ok   $name"
+        passed=$((passed + 1))
+        rm -f "$out.diff"
+    else
+        echo "FAIL $name (diff in ${out#$root/}.diff)"
+        [ -f "$out.diff" ] && head -n 40 "$out.diff"
+        failed=$((failed + 1))
+    fi
+    "${psql_base[@]}" -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1
+done
+
+echo "sql: $passed passed, $failed failed"
+[ "$failed" = 0 ]
