@@ -19,7 +19,7 @@ DECLARE
     v_digest bytea := tg_api._hex(p_args, 'digest', 32, 32);
     v_name text := coalesce(tg_api._str(p_args, 'name', 128), '');
     v_ttl bigint := tg_api._int(p_args, 'ttl_seconds', 60,
-                                100 * 366 * 86400);
+                                100 * 366 * 86400::bigint);
     v_user bigint;
     s sessions;
 BEGIN

@@ -175,6 +175,7 @@ DECLARE
                                 ARRAY['model_access', 'quota_increase',
                                       'new_key']);
     v_reason text := coalesce(tg_api._str(p_args, 'reason', 2000), '');
+    v_payload jsonb;
     a applications;
 BEGIN
     IF v_kind IS NULL THEN
@@ -190,9 +191,9 @@ BEGIN
         PERFORM tg_api._raise('TG429', 'too many pending applications; '
                               || 'wait for a decision', '');
     END IF;
+    v_payload := tg_api._application_payload(v_user, v_kind, p_args);
     INSERT INTO applications (user_id, kind, payload, reason)
-    VALUES (v_user, v_kind,
-            tg_api._application_payload(v_user, v_kind, p_args), v_reason)
+    VALUES (v_user, v_kind, v_payload, v_reason)
     RETURNING * INTO a;
     PERFORM tg_api._audit(p_ctx, 'application.create', 'application',
                           a.application_id, NULL,
