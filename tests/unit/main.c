@@ -21,6 +21,7 @@ static const struct {
     int (*reg)(void);
 } tg_test_suites[] = {
     {"buf", tg_test_buf_register},
+    {"tollctl", tg_test_tollctl_register},
     {"ev", tg_test_ev_register},
     {"http", tg_test_http_register},
     {"sse", tg_test_sse_register},
@@ -34,7 +35,7 @@ static const struct {
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
     {"crypto", tg_test_crypto_register},
-    {"tollctl", tg_test_tollctl_register},
+    {"api", tg_test_api_register},
 };
 
 

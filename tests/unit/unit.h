@@ -11,6 +11,7 @@
 #define TG_TESTS_UNIT_UNIT_H
 
 int tg_test_buf_register(void);
+int tg_test_tollctl_register(void);
 int tg_test_ev_register(void);
 int tg_test_http_register(void);
 int tg_test_sse_register(void);
@@ -24,7 +25,7 @@ int tg_test_shm_sticky_register(void);
 int tg_test_route_register(void);
 int tg_test_decode_register(void);
 int tg_test_crypto_register(void);
-int tg_test_tollctl_register(void);
+int tg_test_api_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
