@@ -29,6 +29,13 @@ CTL_SRC    := $(wildcard tools/tollctl_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
+# The SQL of sql/ embedded into the binary (admin/store.c applies it).
+SQL_FILES := $(sort $(wildcard sql/migrations/*.sql sql/functions/*.sql \
+                               sql/views/*.sql))
+SQL_DIRS  := $(wildcard sql/migrations sql/functions sql/views)
+SQL_GEN   := $(BUILD)/gen/sql.c
+SQL_OBJ   := $(BUILD)/obj/gen/sql.o
+
 TOLLGATE   := $(BUILD)/tollgate
 MOCK       := $(BUILD)/mock-upstream
 LOADGEN    := $(BUILD)/loadgen
@@ -52,7 +59,15 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/admin/pg.o: ALL_CFLAGS += $(PQ_CFLAGS)
 
-$(TOLLGATE): $(call obj,master/main.c $(LIB_SRC))
+$(SQL_GEN): tools/embed-sql.sh $(SQL_FILES) $(SQL_DIRS)
+	@mkdir -p $(dir $@)
+	tools/embed-sql.sh $@
+
+$(SQL_OBJ): $(SQL_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(TOLLGATE): $(call obj,master/main.c $(LIB_SRC)) $(SQL_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS)
 
 $(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
@@ -64,13 +79,13 @@ $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
 $(TOLLCTL): $(call obj,tools/tollctl.c $(CTL_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -ljansson -lcurl $(EXTRA_LDFLAGS)
 
-$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC) $(CTL_SRC))
+$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC) $(CTL_SRC)) $(SQL_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS) -lbrotlienc -lcunit
 
 $(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC))
+$(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC)) $(SQL_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS)
 
 # `make test`: deps, build, unit tests, integration tests, one summary line.

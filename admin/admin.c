@@ -14,7 +14,7 @@
 #include "admin/api.h"
 #include "admin/events.h"
 #include "admin/health.h"
-#include "admin/publish.h"
+#include "admin/store.h"
 #include "core/buf.h"
 #include "core/core.h"
 #include "core/ev.h"
@@ -124,6 +124,24 @@ tg_admin_unlock(tg_shm_t *shm)
 }
 
 
+/* The API's view of the database: usable once the store has migrated and
+ * published, and the word /healthz reports. */
+static bool
+tg_admin_db_ready(void *ctx)
+{
+    (void)ctx;
+    return tg_store_state() == TG_STORE_READY;
+}
+
+
+static const char *
+tg_admin_db_state(void *ctx)
+{
+    (void)ctx;
+    return tg_store_state_name();
+}
+
+
 /* See admin.h. */
 void
 tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
@@ -165,8 +183,7 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     a->loop = tg_ev_create(4096);
     if (sfd == -1 || a->loop == NULL ||
-        tg_ev_add(a->loop, sfd, EPOLLIN, tg_admin_signal_handler, a) != TG_OK ||
-        tg_api_start(a->loop, conf, shm, listen_fd, &api_opts) != TG_OK) {
+        tg_ev_add(a->loop, sfd, EPOLLIN, tg_admin_signal_handler, a) != TG_OK) {
         tg_log(TG_LOG_ERR, errno, "admin start-up failed");
         exit(2);
     }
@@ -181,8 +198,19 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
                "tables; repairing them");
         tg_shm_keys_repair(tg_shm_keys(shm));
     }
-    tg_publish_all(conf, shm);
-    atomic_store(&tg_shm_hdr(shm)->published, 1);
+    /* The file (config-only mode) or the database (in the background)
+     * is published; "published" is set when master may start workers. */
+    if (tg_store_start(a->loop, conf, shm) != TG_OK) {
+        atomic_store(&tg_shm_hdr(shm)->published, 1);
+    }
+    api_opts.pg = tg_store_pg();
+    api_opts.db_ready = tg_admin_db_ready;
+    api_opts.db_state = tg_admin_db_state;
+    if (tg_api_start(a->loop, conf, shm, listen_fd, &api_opts) != TG_OK) {
+        tg_log(TG_LOG_ERR, errno, "admin start-up failed");
+        tg_admin_unlock(shm);
+        exit(2);
+    }
     if (tg_agg_init(conf, shm) != TG_OK) {
         tg_admin_unlock(shm);
         exit(2);
@@ -200,6 +228,7 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
      * role, so the next admin starts where this one ended. */
     tg_api_stop();
     tg_health_stop();
+    tg_store_stop();
     while (tg_agg_drain() > 0) {
     }
     while (tg_events_drain() > 0) {

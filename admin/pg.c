@@ -139,12 +139,9 @@ tg_pg_q_free(tg_pg_q_t *q)
 static void
 tg_pg_notice_cb(void *arg, const char *message)
 {
-    size_t len = strlen(message);
+    size_t len = strcspn(message, "\n");
 
     (void)arg;
-    while (len > 0 && message[len - 1] == '\n') {
-        len--;
-    }
     tg_log(TG_LOG_DEBUG, 0, "database: %.*s", (int)len, message);
 }
 
@@ -214,11 +211,8 @@ tg_pg_lost(tg_pg_t *pg, const char *why)
     tg_pg_res_t res = {NULL, TG_PG_SQLSTATE_LOST,
                        "connection to the database lost"};
     tg_pg_q_t *q, *list;
-    size_t len = strlen(why);
+    size_t len = strcspn(why, "\n"); /* the rest is libpq's advice */
 
-    while (len > 0 && (why[len - 1] == '\n' || why[len - 1] == ' ')) {
-        len--;
-    }
     tg_log(pg->quiet ? TG_LOG_DEBUG : TG_LOG_ERR, 0,
            "database %s: %.*s; retrying in %u ms",
            pg->state == TG_PG_READY ? "connection lost" : "connect failed",
@@ -290,6 +284,7 @@ tg_pg_queue_setup(tg_pg_t *pg)
     p = sql;
     n = snprintf(p, size,
                  "SET statement_timeout = %u; "
+                 "SET client_min_messages = warning; "
                  "SET application_name = 'tollgate-admin'; ",
                  pg->statement_ms);
     p += n;

@@ -1,14 +1,34 @@
 /*
  * admin/publish.c
- *      Configuration -> shared tables.
+ *      Rows (from the configuration file or PostgreSQL) -> shared tables.
  *
  * NOTES
- *      Admin only, at start and after each reload (a reload starts a new
- *      admin).  Keys are stored by SHA-256 digest with an 8-character
- *      display prefix; the plain text never enters shared memory.
- *      XXX: model patterns are replaced before the keys that refer to them
- *      are rewritten, so for the few microseconds in between a key whose
- *      allow-list changed may be judged against the new pattern indexes.
+ *      Admin only, the single writer of the tables.  Keys are stored by
+ *      SHA-256 digest with a short display prefix; the plain text never
+ *      enters shared memory.
+ *
+ *      Model patterns.  A key's allow-list is a bitmap over the indexes of
+ *      the shared pattern table (64 patterns), so a pattern must keep its
+ *      index while any key in the table refers to it.  This file keeps a
+ *      private copy of the table (loaded once from shared memory, so a
+ *      restarted admin continues where the last one stopped) and changes it
+ *      only in ways that are safe at every instant:
+ *      - a new pattern is appended after the last one in use;
+ *      - a full publish (every key at once) blanks the patterns no key in
+ *        it uses (a blank "" matches no model, so a stale key that still
+ *        points there loses that model rather than gaining another), then
+ *        rewrites every key; only after that are blank slots reused, for
+ *        the patterns that did not fit by appending, and the keys that need
+ *        them are written again.
+ *      A key whose patterns cannot all get an index (more than 64 distinct
+ *      patterns in use) is published disabled, never with a partial
+ *      allow-list (an empty bitmap would mean every model), and an error
+ *      is logged.
+ *
+ *      XXX: the model table and a key are written one after the other, so
+ *      a worker may judge a request against the new table and the key's
+ *      previous bitmap for the microseconds in between; blanking first
+ *      makes that window fail closed.
  */
 #include "admin/publish.h"
 #include "core/core.h"
@@ -22,6 +42,11 @@ typedef struct {
     uint8_t d[SHA256_DIGEST_LENGTH];
 } tg_publish_digest_t;
 
+/* Admin's copy of the shared pattern table; "" is a blank slot. */
+static char tg_publish_pat[TG_SHM_MODELS_MAX][TG_SHM_MODELS_PATTERN];
+static uint32_t tg_publish_npat;
+static tg_shm_models_t *tg_publish_models; /* table the copy mirrors */
+
 
 static int
 tg_publish_digest_cmp(const void *a, const void *b)
@@ -30,80 +55,141 @@ tg_publish_digest_cmp(const void *a, const void *b)
 }
 
 
-/* Distinct allow-list patterns in file order; returns how many. */
-static uint32_t
-tg_publish_patterns(const tg_conf_t *conf, const char **out)
+/* Load the copy of the pattern table of <shm> (once per table). */
+static void
+tg_publish_pat_load(tg_shm_t *shm)
 {
-    uint32_t n = 0, j;
-    size_t i, m;
+    tg_shm_models_t *m = tg_shm_models(shm);
+    uint32_t i, n;
 
-    for (i = 0; i < conf->nkeys; i++) {
-        for (m = 0; m < conf->keys[i].nmodels; m++) {
-            const char *p = conf->keys[i].models[m];
-
-            for (j = 0; j < n && strcmp(out[j], p) != 0; j++) {
-            }
-            if (j == n && n < TG_SHM_MODELS_MAX) {
-                out[n++] = p;
-            }
-        }
+    if (tg_publish_models == m) {
+        return;
     }
-    return n;
+    /* Admin is the only writer, so a plain read is consistent; a table a
+     * dead admin left odd is rewritten by the next set anyway. */
+    n = TG_MIN(m->count, (uint32_t)TG_SHM_MODELS_MAX);
+    memset(tg_publish_pat, 0, sizeof(tg_publish_pat));
+    for (i = 0; i < n; i++) {
+        memcpy(tg_publish_pat[i], m->pattern[i],
+               TG_MIN((size_t)m->len[i], (size_t)TG_SHM_MODELS_PATTERN - 1));
+    }
+    tg_publish_npat = n;
+    tg_publish_models = m;
 }
 
 
-static void
-tg_publish_users(const tg_conf_t *conf, tg_shm_users_t *t, uint32_t cap)
+static int
+tg_publish_pat_write(tg_shm_t *shm)
 {
-    static const uint32_t periods[] = {TG_SHM_USER_PERIOD_NONE,
-                                       TG_SHM_USER_PERIOD_DAY,
-                                       TG_SHM_USER_PERIOD_MONTH};
-    tg_shm_user_t u;
+    const char *p[TG_SHM_MODELS_MAX];
     uint32_t i;
 
-    for (i = 0; i < cap; i++) {
-        if (i >= conf->nusers) {
-            tg_shm_users_del(t, i);
-            continue;
-        }
-        memset(&u, 0, sizeof(u));
-        u.status =
-            conf->users[i].disabled ? TG_SHM_USER_DISABLED : TG_SHM_USER_ACTIVE;
-        u.user_id = conf->users[i].user_id;
-        u.period = periods[conf->users[i].quota_period];
-        u.quota_tokens = (uint64_t)conf->users[i].quota_tokens;
-        tg_shm_users_set(t, i, &u);
+    for (i = 0; i < tg_publish_npat; i++) {
+        p[i] = tg_publish_pat[i];
     }
+    if (tg_shm_models_set(tg_shm_models(shm), p, tg_publish_npat) !=
+        TG_SHM_OK) {
+        tg_log(TG_LOG_ERR, 0, "publishing %u model patterns failed",
+               tg_publish_npat);
+        return TG_ERROR;
+    }
+    return TG_OK;
 }
 
 
-/* Build the shared entry for configured key <k>. */
+/* Index of <p> in the copy, or -1. */
+static int
+tg_publish_pat_find(const char *p)
+{
+    uint32_t i;
+
+    for (i = 0; i < tg_publish_npat; i++) {
+        if (tg_publish_pat[i][0] != '\0' && strcmp(tg_publish_pat[i], p) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+
+/* Give <p> an index: appended, or in a blank slot when <reuse>; -1 when
+ * the table is full.  The caller writes the table. */
+static int
+tg_publish_pat_add(const char *p, bool reuse)
+{
+    size_t len = strlen(p);
+    uint32_t i;
+
+    if (len == 0 || len >= TG_SHM_MODELS_PATTERN) {
+        return -1;
+    }
+    if (tg_publish_npat < TG_SHM_MODELS_MAX) {
+        memcpy(tg_publish_pat[tg_publish_npat], p, len + 1);
+        return (int)tg_publish_npat++;
+    }
+    for (i = 0; reuse && i < tg_publish_npat; i++) {
+        if (tg_publish_pat[i][0] == '\0') {
+            memcpy(tg_publish_pat[i], p, len + 1);
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+
+/*
+ * Give every pattern of <k> an index (adding with <reuse> as
+ * tg_publish_pat_add); *<changed> when the table changed.  False when one
+ * did not fit.
+ */
+static bool
+tg_publish_pat_need(const tg_publish_key_t *k, bool reuse, bool *changed)
+{
+    bool ok = true;
+    uint32_t m;
+
+    for (m = 0; m < k->nmodels; m++) {
+        if (tg_publish_pat_find(k->models[m]) >= 0) {
+            continue;
+        }
+        if (tg_publish_pat_add(k->models[m], reuse) >= 0) {
+            *changed = true;
+        } else {
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+
+/* The shared entry for <k>; disabled when a pattern has no index. */
 static void
-tg_publish_key(const tg_conf_t *conf, const tg_conf_key_t *k,
-               const tg_shm_models_t *models, tg_shm_key_t *e)
+tg_publish_entry(const tg_publish_key_t *k, tg_shm_key_t *e)
 {
     uint32_t m;
     int bit;
 
     memset(e, 0, sizeof(*e));
-    SHA256((const unsigned char *)k->key, strlen(k->key), e->digest);
+    memcpy(e->digest, k->digest, sizeof(e->digest));
     e->status = k->disabled ? TG_SHM_KEY_DISABLED : TG_SHM_KEY_ACTIVE;
     e->user = k->user;
-    e->group = (uint16_t)k->group;
+    e->group = k->group;
     e->key_id = k->key_id;
     e->rpm = k->rpm;
     e->burst = k->burst;
     e->tpm = k->tpm;
     e->concurrency = k->concurrency;
-    e->expires_at = (uint64_t)k->expires;
+    e->expires_at = k->expires_at;
     for (m = 0; m < k->nmodels; m++) {
-        bit = tg_shm_models_find(models, k->models[m]);
-        if (bit >= 0) {
-            e->models |= 1ull << bit;
+        bit = tg_publish_pat_find(k->models[m]);
+        if (bit < 0) {
+            e->status = TG_SHM_KEY_DISABLED;
+            e->models = 0;
+            break;
         }
+        e->models |= 1ull << bit;
     }
-    memcpy(e->prefix, k->key, TG_MIN(strlen(k->key), (size_t)8));
-    (void)conf;
+    memcpy(e->prefix, k->prefix, strnlen(k->prefix, sizeof(e->prefix) - 1));
 }
 
 
@@ -137,73 +223,319 @@ tg_publish_place(tg_shm_t *shm, const uint8_t digest[32], uint32_t *slot)
 }
 
 
+/* Upsert <k> into its slot; *<added> when it is new. */
+static int
+tg_publish_upsert(tg_shm_t *shm, const tg_publish_key_t *k, bool *added)
+{
+    tg_shm_key_t e;
+    uint32_t slot;
+    int prc;
+
+    tg_publish_entry(k, &e);
+    if (e.status == TG_SHM_KEY_DISABLED && !k->disabled) {
+        tg_log(TG_LOG_ERR, 0,
+               "key %u published disabled: its model patterns do not fit "
+               "the %d distinct patterns shared memory holds",
+               k->key_id, TG_SHM_MODELS_MAX);
+    }
+    prc = tg_publish_place(shm, e.digest, &slot);
+    if (prc == TG_SHM_FULL) {
+        tg_log(TG_LOG_ERR, 0,
+               "key table full; key %u not published; raise shm.max_keys",
+               e.key_id);
+        return TG_ERROR;
+    }
+    if (prc == TG_SHM_MISS) {
+        /* A new key takes this slot: its rate-limit state starts fresh,
+         * whatever the slot's previous key left there. */
+        tg_shm_rl_reset(&tg_shm_rl(shm)[slot]);
+        *added = true;
+    }
+    if (tg_shm_keys_upsert(tg_shm_keys(shm), &e, NULL) != TG_SHM_OK) {
+        tg_log(TG_LOG_ERR, 0, "publishing key %u failed", e.key_id);
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+
 /* See publish.h. */
 int
-tg_publish_all(const tg_conf_t *conf, tg_shm_t *shm)
+tg_publish_key(tg_shm_t *shm, const tg_publish_key_t *k)
 {
-    const char *patterns[TG_SHM_MODELS_MAX];
-    tg_shm_keys_t *keys = tg_shm_keys(shm);
-    tg_shm_models_t *models = tg_shm_models(shm);
-    tg_publish_digest_t *want = NULL;
-    uint32_t npat, slot, cursor = 0, deleted = 0, added = 0, i;
-    tg_shm_key_t e;
-    int rc = TG_OK, prc;
+    bool changed = false, added = false;
 
-    npat = tg_publish_patterns(conf, patterns);
-    if (tg_shm_models_set(models, patterns, npat) != TG_SHM_OK) {
-        tg_log(TG_LOG_ERR, 0, "publishing %u model patterns failed", npat);
+    tg_publish_pat_load(shm);
+    /* Blank slots are unreferenced (see NOTES), so they may be reused. */
+    tg_publish_pat_need(k, true, &changed);
+    if (changed && tg_publish_pat_write(shm) != TG_OK) {
         return TG_ERROR;
     }
-    tg_publish_users(conf, tg_shm_users(shm),
-                     tg_shm_capacity(shm, TG_SHM_T_USERS));
+    return tg_publish_upsert(shm, k, &added);
+}
 
-    want = calloc(conf->nkeys ? conf->nkeys : 1, sizeof(*want));
+
+/* See publish.h. */
+int
+tg_publish_key_delete(tg_shm_t *shm, const uint8_t digest[32])
+{
+    tg_shm_keys_delete(tg_shm_keys(shm), digest);
+    return TG_OK;
+}
+
+
+/*
+ * Blank every pattern no key of <keys> uses; append the ones missing.
+ * Marks in <again> the keys whose patterns did not fit by appending.
+ */
+static bool
+tg_publish_pat_plan(const tg_publish_key_t *keys, size_t n, bool prune,
+                    bool *again, bool *changed)
+{
+    bool used[TG_SHM_MODELS_MAX] = {false}, any = false;
+    uint32_t m, i;
+    size_t k;
+    int bit;
+
+    for (k = 0; k < n; k++) {
+        for (m = 0; m < keys[k].nmodels; m++) {
+            bit = tg_publish_pat_find(keys[k].models[m]);
+            if (bit >= 0) {
+                used[bit] = true;
+            }
+        }
+    }
+    for (i = 0; prune && i < tg_publish_npat; i++) {
+        if (!used[i] && tg_publish_pat[i][0] != '\0') {
+            tg_publish_pat[i][0] = '\0';
+            *changed = true;
+        }
+    }
+    for (k = 0; k < n; k++) {
+        again[k] = !tg_publish_pat_need(&keys[k], !prune, changed);
+        any = any || again[k];
+    }
+    return any;
+}
+
+
+/* Delete every key of the table whose digest is not among <keys>. */
+static uint32_t
+tg_publish_prune(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n)
+{
+    tg_shm_keys_t *t = tg_shm_keys(shm);
+    tg_publish_digest_t *want;
+    uint32_t cursor = 0, deleted = 0;
+    tg_shm_key_t e;
+    size_t i;
+    int prc;
+
+    want = calloc(n ? n : 1, sizeof(*want));
     if (want == NULL) {
         tg_log(TG_LOG_ERR, 0, "calloc(key digests) failed");
-        return TG_ERROR;
+        return 0;
     }
-    for (i = 0; i < conf->nkeys; i++) {
-        tg_publish_key(conf, &conf->keys[i], models, &e);
-        memcpy(want[i].d, e.digest, sizeof(want[i].d));
-        prc = tg_publish_place(shm, e.digest, &slot);
-        if (prc == TG_SHM_FULL) {
-            tg_log(TG_LOG_ERR, 0,
-                   "key table full; key %u not published; raise "
-                   "shm.max_keys",
-                   e.key_id);
-            rc = TG_ERROR;
-            continue;
-        }
-        if (prc == TG_SHM_MISS) {
-            /* A new key takes this slot: its rate-limit state starts
-             * fresh, whatever the slot's previous key left there. */
-            tg_shm_rl_reset(&tg_shm_rl(shm)[slot]);
-            added++;
-        }
-        if (tg_shm_keys_upsert(keys, &e, NULL) != TG_SHM_OK) {
-            tg_log(TG_LOG_ERR, 0, "publishing key %u failed", e.key_id);
-            rc = TG_ERROR;
-        }
+    for (i = 0; i < n; i++) {
+        memcpy(want[i].d, keys[i].digest, sizeof(want[i].d));
     }
-    qsort(want, conf->nkeys, sizeof(*want), tg_publish_digest_cmp);
-    /* Look for keys to delete only when there are more than configured:
+    qsort(want, n, sizeof(*want), tg_publish_digest_cmp);
+    /* Look for keys to delete only when there are more than published:
      * the scan reads the whole table, which with a million slots would
      * fault in a hundred megabytes for nothing on every start. */
-    while (atomic_load(&keys->used) > conf->nkeys) {
-        prc = tg_shm_keys_next(keys, &cursor, &e);
+    while (atomic_load(&t->used) > n) {
+        prc = tg_shm_keys_next(t, &cursor, &e);
         if (prc == TG_SHM_MISS) {
             break;
         }
         if (prc != TG_SHM_OK) {
             continue;
         }
-        if (bsearch(e.digest, want, conf->nkeys, sizeof(*want),
-                    tg_publish_digest_cmp) == NULL) {
-            tg_shm_keys_delete(keys, e.digest);
+        if (bsearch(e.digest, want, n, sizeof(*want), tg_publish_digest_cmp) ==
+            NULL) {
+            tg_shm_keys_delete(t, e.digest);
             deleted++;
         }
     }
     free(want);
+    return deleted;
+}
+
+
+/* See publish.h. */
+int
+tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
+                bool prune)
+{
+    bool changed = false, added, any, *again;
+    uint32_t nadded = 0, deleted = 0;
+    int rc = TG_OK;
+    size_t i;
+
+    again = calloc(n ? n : 1, sizeof(*again));
+    if (again == NULL) {
+        tg_log(TG_LOG_ERR, 0, "calloc(publish) failed");
+        return TG_ERROR;
+    }
+    tg_publish_pat_load(shm);
+    any = tg_publish_pat_plan(keys, n, prune, again, &changed);
+    if (changed && tg_publish_pat_write(shm) != TG_OK) {
+        rc = TG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        added = false;
+        if (tg_publish_upsert(shm, &keys[i], &added) != TG_OK) {
+            rc = TG_ERROR;
+        }
+        nadded += added;
+    }
+    if (any) {
+        /* Every key is rewritten, so no key refers to a blank slot any
+         * more: now they can take the patterns that did not fit. */
+        changed = false;
+        for (i = 0; i < n; i++) {
+            if (again[i]) {
+                tg_publish_pat_need(&keys[i], true, &changed);
+            }
+        }
+        if (changed && tg_publish_pat_write(shm) != TG_OK) {
+            rc = TG_ERROR;
+        }
+        for (i = 0; i < n; i++) {
+            added = false;
+            if (again[i] && tg_publish_upsert(shm, &keys[i], &added) != TG_OK) {
+                rc = TG_ERROR;
+            }
+        }
+    }
+    if (prune) {
+        deleted = tg_publish_prune(shm, keys, n);
+    }
+    free(again);
+    tg_log(TG_LOG_INFO, 0, "published %zu keys (%u new, %u removed)", n, nadded,
+           deleted);
+    return rc;
+}
+
+
+/* See publish.h. */
+int
+tg_publish_user(tg_shm_t *shm, const tg_publish_user_t *u)
+{
+    tg_shm_user_t e;
+
+    memset(&e, 0, sizeof(e));
+    e.status = u->disabled ? TG_SHM_USER_DISABLED : TG_SHM_USER_ACTIVE;
+    e.user_id = u->user_id;
+    e.period = u->period;
+    e.quota_tokens = u->quota_tokens;
+    if (tg_shm_users_set(tg_shm_users(shm), u->idx, &e) != TG_SHM_OK) {
+        tg_log(TG_LOG_ERR, 0, "publishing user %u in slot %u failed",
+               u->user_id, u->idx);
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+
+/* See publish.h. */
+int
+tg_publish_user_delete(tg_shm_t *shm, uint32_t idx)
+{
+    tg_shm_users_del(tg_shm_users(shm), idx);
+    return TG_OK;
+}
+
+
+/* See publish.h. */
+int
+tg_publish_users(tg_shm_t *shm, const tg_publish_user_t *users, size_t n)
+{
+    uint32_t cap = tg_shm_capacity(shm, TG_SHM_T_USERS), i;
+    uint8_t *keep = calloc(cap / 8 + 1, 1);
+    int rc = TG_OK;
+    size_t k;
+
+    if (keep == NULL) {
+        tg_log(TG_LOG_ERR, 0, "calloc(user bitmap) failed");
+        return TG_ERROR;
+    }
+    for (k = 0; k < n; k++) {
+        if (users[k].idx >= cap || tg_publish_user(shm, &users[k]) != TG_OK) {
+            rc = TG_ERROR;
+            continue;
+        }
+        keep[users[k].idx / 8] |= (uint8_t)(1u << (users[k].idx % 8));
+    }
+    for (i = 0; i < cap; i++) {
+        if (!(keep[i / 8] & (1u << (i % 8))) &&
+            tg_shm_users_get(tg_shm_users(shm), i)->state !=
+                TG_SHM_USER_UNUSED) {
+            tg_shm_users_del(tg_shm_users(shm), i);
+        }
+    }
+    free(keep);
+    return rc;
+}
+
+
+/* The rows of configured key <k>. */
+static void
+tg_publish_conf_key(const tg_conf_key_t *k, tg_publish_key_t *row)
+{
+    memset(row, 0, sizeof(*row));
+    SHA256((const unsigned char *)k->key, strlen(k->key), row->digest);
+    row->key_id = k->key_id;
+    row->user = k->user;
+    row->disabled = k->disabled;
+    row->group = (uint16_t)k->group;
+    row->rpm = k->rpm;
+    row->burst = k->burst;
+    row->tpm = k->tpm;
+    row->concurrency = k->concurrency;
+    row->expires_at = (uint64_t)k->expires;
+    memcpy(row->prefix, k->key, TG_MIN(strlen(k->key), (size_t)8));
+    row->nmodels = TG_MIN(k->nmodels, 16u);
+    memcpy(row->models, k->models, sizeof(row->models[0]) * row->nmodels);
+}
+
+
+/* See publish.h. */
+int
+tg_publish_all(const tg_conf_t *conf, tg_shm_t *shm)
+{
+    static const uint32_t periods[] = {TG_SHM_USER_PERIOD_NONE,
+                                       TG_SHM_USER_PERIOD_DAY,
+                                       TG_SHM_USER_PERIOD_MONTH};
+    tg_publish_user_t *users;
+    tg_publish_key_t *keys;
+    int rc = TG_OK;
+    size_t i;
+
+    users = calloc(conf->nusers ? conf->nusers : 1, sizeof(*users));
+    keys = calloc(conf->nkeys ? conf->nkeys : 1, sizeof(*keys));
+    if (users == NULL || keys == NULL) {
+        tg_log(TG_LOG_ERR, 0, "calloc(publish rows) failed");
+        free(users);
+        free(keys);
+        return TG_ERROR;
+    }
+    for (i = 0; i < conf->nusers; i++) {
+        users[i].idx = (uint32_t)i;
+        users[i].user_id = conf->users[i].user_id;
+        users[i].disabled = conf->users[i].disabled;
+        users[i].period = periods[conf->users[i].quota_period];
+        users[i].quota_tokens = (uint64_t)conf->users[i].quota_tokens;
+    }
+    for (i = 0; i < conf->nkeys; i++) {
+        tg_publish_conf_key(&conf->keys[i], &keys[i]);
+    }
+    if (tg_publish_users(shm, users, conf->nusers) != TG_OK ||
+        tg_publish_keys(shm, keys, conf->nkeys, true) != TG_OK) {
+        rc = TG_ERROR;
+    }
+    explicit_bzero(keys, conf->nkeys * sizeof(*keys));
+    free(keys);
+    free(users);
     for (i = 0; i < conf->nendpoints && i < tg_shm_capacity(shm, TG_SHM_T_EPS);
          i++) {
         tg_shm_ep_t *ep = tg_shm_ep_get(tg_shm_table(shm, TG_SHM_T_EPS), i);
@@ -213,8 +545,7 @@ tg_publish_all(const tg_conf_t *conf, tg_shm_t *shm)
             strncmp(ep->name, conf->endpoints[i].name, sizeof(ep->name)) != 0);
     }
     tg_log(TG_LOG_INFO, 0,
-           "published %zu users, %zu keys (%u new, %u removed), %u model "
-           "patterns, %zu endpoints",
-           conf->nusers, conf->nkeys, added, deleted, npat, conf->nendpoints);
+           "published the configuration: %zu users, %zu keys, %zu endpoints",
+           conf->nusers, conf->nkeys, conf->nendpoints);
     return rc;
 }
