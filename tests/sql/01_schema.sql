@@ -118,3 +118,23 @@ BEGIN;
 INSERT INTO users (username) VALUES ('never');
 ROLLBACK;
 SELECT 'after rollback';
+
+-- The analysts' view of keys: owner, effective group, usable now.
+INSERT INTO users (username, group_name) VALUES ('vera', 'default');
+INSERT INTO endpoint_groups (name) VALUES ('team-v');
+INSERT INTO api_keys (user_id, digest, prefix, last4, group_name)
+SELECT user_id, sha256('v1'), 'sk-tg-Vvv1', 'vvv1', 'team-v'
+  FROM users WHERE username = 'vera';
+INSERT INTO api_keys (user_id, digest, prefix, last4, expires_at)
+SELECT user_id, sha256('v2'), 'sk-tg-Vvv2', 'vvv2', now() - interval '1 s'
+  FROM users WHERE username = 'vera';
+SELECT prefix, username, usable, effective_group FROM key_overview
+ ORDER BY key_id;
+UNLISTEN tollgate;
+UPDATE users SET status = 'disabled' WHERE username = 'vera';
+SELECT prefix, usable FROM key_overview WHERE username = 'vera'
+ ORDER BY key_id;
+SELECT c.relname || '.' || a.attname AS undocumented_view_column
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace
+   AND a.attnum > 0 AND col_description(c.oid, a.attnum) IS NULL;
