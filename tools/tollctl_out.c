@@ -26,6 +26,7 @@
 
 #define TG_CTL_CELL     512 /* bytes of one formatted cell */
 #define TG_CTL_COLS_MAX 32  /* columns of a generic table */
+#define TG_CTL_SHOW_MAX 256 /* fields of one shown object */
 
 #define TG_CTL_RESET  "\033[0m"
 #define TG_CTL_BOLD   "\033[1m"
@@ -622,6 +623,35 @@ tg_ctl_show_fmt(const char *key)
 }
 
 
+/* Where a field goes in a listing: ids, then names, then the rest, then
+ * times. */
+static int
+tg_ctl_key_rank(const char *key)
+{
+    size_t kl = strlen(key);
+
+    if (strcmp(key, "id") == 0 ||
+        (kl > 3 && strcmp(key + kl - 3, "_id") == 0)) {
+        return 0;
+    }
+    if (strcmp(key, "name") == 0 || strcmp(key, "username") == 0 ||
+        strcmp(key, "kind") == 0) {
+        return 1;
+    }
+    return kl > 3 && strcmp(key + kl - 3, "_at") == 0 ? 3 : 2;
+}
+
+
+static int
+tg_ctl_key_cmp(const void *a, const void *b)
+{
+    const char *ka = *(const char *const *)a, *kb = *(const char *const *)b;
+    int ra = tg_ctl_key_rank(ka), rb = tg_ctl_key_rank(kb);
+
+    return ra != rb ? ra - rb : strcmp(ka, kb);
+}
+
+
 /* Collect the "field  value" lines of <obj> under <prefix> into <lines>
  * (an array of [name, value] pairs), and arrays of objects into
  * <tables> ([name, array] pairs) to print as tables after them. */
@@ -630,12 +660,22 @@ tg_ctl_show_collect(tg_ctl_t *ctl, const json_t *obj, const char *prefix,
                     json_t *lines, json_t *tables, int depth)
 {
     char name[256], val[TG_CTL_CELL * 2];
-    const char *key;
+    const char *key, *keys[TG_CTL_SHOW_MAX];
+    size_t n = 0, i;
     json_t *v;
 
     json_object_foreach((json_t *)obj, key, v)
     {
-        tg_ctl_fmt_t fmt = tg_ctl_show_fmt(key);
+        if (n < TG_CTL_SHOW_MAX) {
+            keys[n++] = key;
+        }
+    }
+    qsort(keys, n, sizeof(keys[0]), tg_ctl_key_cmp);
+    for (i = 0; i < n; i++) {
+        tg_ctl_fmt_t fmt = tg_ctl_show_fmt(keys[i]);
+
+        key = keys[i];
+        v = json_object_get(obj, key);
 
         snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "",
                  key);

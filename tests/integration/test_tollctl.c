@@ -402,6 +402,12 @@ test_tour(void)
 
     TG_IT_CHECK_INT(call_model_wait(&e, key, "claude-sonnet-4-5", 200), 200);
 
+    /* The endpoint served those calls: its success rate and latency. */
+    ctl(&e, &r, NULL, NULL, NULL, "health status");
+    CHECK_RUN(&r, 0, "mock-anthropic", false);
+    TG_IT_CHECKF(strstr(r.out, "100.0%") != NULL && strstr(r.out, "ms") != NULL,
+                 "no success rate or latency: %s", r.out);
+
     ctl(&e, &r, "alice", NULL, NULL, "apps get %lld", aid);
     CHECK_RUN(&r, 0, "enjoy", false);
     ctl(&e, &r, "alice", NULL, NULL, "logout");

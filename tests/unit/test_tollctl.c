@@ -565,10 +565,10 @@ test_show(void)
     CU_ASSERT_STRING_EQUAL(c.out,
                            "user_id           7\n"
                            "username          alice\n"
-                           "created_at        2026-12-02 13:00:00Z (1h ago)\n"
-                           "quota.tokens_day  -\n"
                            "models            x\n"
-                           "shm_bytes         2.0 KiB\n");
+                           "quota.tokens_day  -\n"
+                           "shm_bytes         2.0 KiB\n"
+                           "created_at        2026-12-02 13:00:00Z (1h ago)\n");
     cap_close(&c);
     json_decref(o);
 }
