@@ -453,7 +453,9 @@ tg_ctl_call(tg_ctl_t *ctl, const char *method, const char *path,
                       "follow redirects, set TOLLGATE_ADMIN_URL to the "
                       "final address",
                       what, r.status, r.location[0] ? r.location : "?");
-    } else if (r.status == 401) {
+    } else if (r.status == 401 && strncmp(path, "/admin/api/auth/", 16) != 0) {
+        /* Logging in answers 401 for wrong credentials: that is the
+         * server's message, not a missing session. */
         tg_ctl_error_401(ctl, what, &r);
     } else if (r.status == 404 && optional) {
         tg_ctl_errorf(ctl,

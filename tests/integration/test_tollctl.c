@@ -22,12 +22,17 @@
 #include "tests/integration/harness.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ADMIN_PW "tg-it-admin-password"
@@ -128,20 +133,15 @@ pg_stop(env_t *e)
 }
 
 
-/* Start tollgate (with its own PostgreSQL when <db>), and wait until the
- * database is ready. */
+/* Start the prepared fixture (and its PostgreSQL, when pg_start ran),
+ * and wait until the database is ready. */
 static void
-env_start(env_t *e, bool db)
+env_start_prepared(env_t *e)
 {
     uint64_t deadline;
     tg_it_resp_t resp;
-    bool ready = false;
+    bool db = e->pg, ready = false;
 
-    memset(e, 0, sizeof(*e));
-    tg_it_fixture_init(&e->f);
-    if (db) {
-        pg_start(e);
-    }
     tg_it_fixture_start(&e->f);
     snprintf(e->url, sizeof(e->url), "http://127.0.0.1:%d", e->f.admin_port);
     deadline = tg_it_now_ms() + 40000;
@@ -155,6 +155,20 @@ env_start(env_t *e, bool db)
         }
     }
     TG_IT_CHECKF(!db || ready, "the database did not become ready");
+}
+
+
+/* Start tollgate (with its own PostgreSQL when <db>), and wait until the
+ * database is ready. */
+static void
+env_start(env_t *e, bool db)
+{
+    memset(e, 0, sizeof(*e));
+    tg_it_fixture_init(&e->f);
+    if (db) {
+        pg_start(e);
+    }
+    env_start_prepared(e);
 }
 
 
@@ -239,6 +253,22 @@ run_fini(run_t *r)
                      strchr((r)->err, '\n')[1] == '\0' &&                      \
                      strncmp((r)->err, "tollctl: ", 9) == 0,                   \
                  "not one \"tollctl: \" line: %s", (r)->err)
+
+
+/* Lines of <err> that start with "tollctl: " (the error lines). */
+static int
+error_lines(const char *err)
+{
+    const char *p = err;
+    int n = 0;
+
+    while (p != NULL && *p != '\0') {
+        n += strncmp(p, "tollctl: ", 9) == 0;
+        p = strchr(p, '\n');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    return n;
+}
 
 
 /* Integer at <path> of the run's JSON; fails the test when absent. */
@@ -343,6 +373,24 @@ last_line(const char *text, char *buf, size_t len)
 }
 
 
+/* Log in as the bootstrap administrator.  Admin creates it just after
+ * the database is ready, so the first attempts may find no such user. */
+static void
+admin_login(env_t *e)
+{
+    uint64_t deadline = tg_it_now_ms() + 10000;
+    run_t r;
+
+    do {
+        ctl(e, &r, NULL, ADMIN_PW "\n", NULL, "login admin --password-stdin");
+        if (r.rc != 0) {
+            tg_it_sleep_ms(100);
+        }
+    } while (r.rc != 0 && tg_it_now_ms() < deadline);
+    CHECK_RUN(&r, 0, "as admin (admin)", false);
+}
+
+
 static void
 test_tour(void)
 {
@@ -354,8 +402,7 @@ test_tour(void)
 
     env_start(&e, true);
 
-    ctl(&e, &r, NULL, ADMIN_PW "\n", NULL, "login admin --password-stdin");
-    CHECK_RUN(&r, 0, "as admin (admin)", false);
+    admin_login(&e);
     snprintf(path, sizeof(path), "%scfg-admin/tollgate/credentials",
              tg_it_path(dir, sizeof(dir), ""));
     TG_IT_CHECKF(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
@@ -423,6 +470,192 @@ test_tour(void)
     TG_IT_CHECK(!tree_contains(path, key));
     snprintf(path, sizeof(path), "%shome-admin", dir);
     TG_IT_CHECK(!tree_contains(path, key));
+    env_stop(&e);
+}
+
+
+/*
+ * The code webhook's receiver: a child process that accepts connections
+ * on <port>, appends each request body as one line to "<dir>/hook.jsonl"
+ * and answers 200.  Returns its pid (also listed for the runner).
+ */
+static pid_t
+hook_start(int port)
+{
+    static const char hook_answer[] = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n"
+                                      "connection: close\r\n\r\n";
+    struct sockaddr_in sa;
+    char path[4200], buf[16384];
+    int lfd, one = 1;
+    pid_t pid;
+
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    TG_IT_CHECKF(lfd >= 0 &&
+                     bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                     listen(lfd, 8) == 0,
+                 "webhook receiver: cannot listen on %d", port);
+    tg_it_path(path, sizeof(path), "hook.jsonl");
+    pid = fork();
+    TG_IT_CHECK(pid >= 0);
+    if (pid > 0) {
+        char text[32];
+
+        close(lfd);
+        snprintf(text, sizeof(text), "%d", (int)pid);
+        pid_record(text);
+        return pid;
+    }
+    for (;;) {
+        int cfd = accept(lfd, NULL, NULL);
+        size_t n = 0;
+        ssize_t k;
+        char *body = NULL, *cl;
+        FILE *f;
+
+        if (cfd < 0) {
+            continue;
+        }
+        /* Read the head, then content-length bytes of body. */
+        while (n < sizeof(buf) - 1 &&
+               (k = read(cfd, buf + n, sizeof(buf) - 1 - n)) > 0) {
+            n += (size_t)k;
+            buf[n] = '\0';
+            body = strstr(buf, "\r\n\r\n");
+            cl = strcasestr(buf, "content-length:");
+            if (body != NULL && cl != NULL &&
+                (size_t)(body + 4 - buf) + (size_t)atoi(cl + 15) <= n) {
+                break;
+            }
+        }
+        if (body != NULL && (f = fopen(path, "a")) != NULL) {
+            fprintf(f, "%s\n", body + 4);
+            fclose(f);
+        }
+        k = write(cfd, hook_answer, sizeof(hook_answer) - 1);
+        (void)k;
+        close(cfd);
+    }
+}
+
+
+/*
+ * `tollctl login <user> --code --code-stdin` as <who>: start it with its
+ * stdin on a FIFO, wait for the code to reach the webhook, type it (or,
+ * when <wrong>, other digits) and wait for tollctl to end.  Fills <r> and
+ * <sent> (the code the webhook got).
+ */
+static void
+login_code(env_t *e, run_t *r, const char *who, const char *user, bool wrong,
+           char *sent, size_t sentlen)
+{
+    char cmd[40000], fifo[4200], outp[4200], errp[4200], hook[4200], dir[4096];
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL}, *text, *nl, bin[4200];
+    char cwd[4096], line[64];
+    const char *want[] = {user, NULL};
+    tg_it_proc_t p;
+    json_t *j;
+    int wfd, before;
+
+    tg_it_path(dir, sizeof(dir), "");
+    tg_it_path(fifo, sizeof(fifo), "code.fifo");
+    tg_it_path(outp, sizeof(outp), "ctl.out");
+    tg_it_path(errp, sizeof(errp), "ctl.err");
+    tg_it_path(hook, sizeof(hook), "hook.jsonl");
+    TG_IT_CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+    snprintf(bin, sizeof(bin), "%s%s%s/tollctl",
+             tg_it_build()[0] == '/' ? "" : cwd,
+             tg_it_build()[0] == '/' ? "" : "/", tg_it_build());
+    unlink(fifo);
+    TG_IT_CHECK(mkfifo(fifo, 0600) == 0);
+    /* Held open for reading and writing, so the shell's open of the FIFO
+     * does not wait for a writer. */
+    wfd = open(fifo, O_RDWR);
+    TG_IT_CHECK(wfd >= 0);
+    before = tg_it_file_count(hook, want);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && unset TOLLGATE_TOKEN && HOME='%shome-%s' "
+             "XDG_CONFIG_HOME='%scfg-%s' TOLLGATE_ADMIN_URL='%s' NO_COLOR=1 "
+             "exec '%s' login %s --code --code-stdin <'%s' >'%s' 2>'%s'",
+             dir, dir, who, dir, who, e->url, bin, user, fifo, outp, errp);
+    tg_it_proc_start(&p, "login-code", argv);
+    TG_IT_CHECKF(tg_it_file_wait_count(hook, want, before + 1, 10000) > before,
+                 "no code reached the webhook");
+    text = tg_it_file_read(hook, NULL);
+    TG_IT_CHECK(text != NULL);
+    while ((nl = strrchr(text, '\n')) != NULL && nl[1] == '\0') {
+        *nl = '\0';
+    }
+    j = json_loads(strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text, 0,
+                   NULL);
+    free(text);
+    TG_IT_CHECKF(json_is_string(json_object_get(j, "code")),
+                 "the webhook got no code");
+    snprintf(sent, sentlen, "%s",
+             json_string_value(json_object_get(j, "code")));
+    json_decref(j);
+    snprintf(line, sizeof(line), "%s\n", sent);
+    if (wrong) {
+        /* Another six digits than the ones sent. */
+        line[0] = (char)('0' + (line[0] - '0' + 1) % 10);
+    }
+    TG_IT_CHECK(write(wfd, line, strlen(line)) == (ssize_t)strlen(line));
+    close(wfd);
+    TG_IT_CHECKF(tg_it_proc_wait(&p, 20000), "tollctl login --code hangs");
+    memset(r, 0, sizeof(*r));
+    r->rc = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : -1;
+    text = tg_it_file_read(outp, NULL);
+    snprintf(r->out, sizeof(r->out), "%s", text != NULL ? text : "");
+    free(text);
+    text = tg_it_file_read(errp, NULL);
+    snprintf(r->err, sizeof(r->err), "%s", text != NULL ? text : "");
+    free(text);
+    tg_it_note("tollctl login %s --code -> %d\n%s%s", user, r->rc, r->out,
+               r->err);
+}
+
+
+static void
+test_login_code(void)
+{
+    char sent[64], sent2[64], path[8192], dir[4096];
+    int hook_port = tg_it_port_free();
+    pid_t hook;
+    env_t e;
+    run_t r;
+
+    memset(&e, 0, sizeof(e));
+    hook = hook_start(hook_port);
+    tg_it_fixture_init(&e.f);
+    pg_start(&e);
+    tg_it_conf_set(&e.f.conf, "admin.code_webhook",
+                   "\"http://127.0.0.1:%d/hook\"", hook_port);
+    env_start_prepared(&e);
+
+    admin_login(&e);
+    ctl(&e, &r, NULL, NULL, NULL,
+        "users create --username carol --email carol@example.com");
+    CHECK_RUN(&r, 0, "carol", false);
+
+    login_code(&e, &r, "carol", "carol", true, sent, sizeof(sent));
+    CHECK_RUN(&r, 1, "POST /admin/api/auth/code/verify: 401", true);
+    TG_IT_CHECKF(error_lines(r.err) == 1, "not one error line: %s", r.err);
+
+    login_code(&e, &r, "carol", "carol", false, sent2, sizeof(sent2));
+    CHECK_RUN(&r, 0, "as carol (user)", false);
+    TG_IT_CHECK(strstr(r.out, sent2) == NULL && strstr(r.err, sent2) == NULL);
+    ctl(&e, &r, "carol", NULL, NULL, "keys list");
+    CHECK_RUN(&r, 0, "(none)", false);
+    snprintf(path, sizeof(path), "%scfg-carol",
+             tg_it_path(dir, sizeof(dir), ""));
+    TG_IT_CHECK(!tree_contains(path, sent2));
+
+    kill(hook, SIGKILL);
+    waitpid(hook, NULL, 0);
     env_stop(&e);
 }
 
@@ -645,10 +878,9 @@ test_every_command(void)
     run_t r;
 
     env_start(&e, true);
-    ctl(&e, &r, NULL, ADMIN_PW "\n", NULL, "login admin --password-stdin");
-    CHECK_RUN(&r, 0, "Logged in", false);
-    ctl(&e, &r, NULL, "wrong\n", NULL, "login admin --password-stdin");
-    CHECK_RUN(&r, 1, "401", true);
+    admin_login(&e);
+    ctl(&e, &r, NULL, "wrong-password\n", NULL, "login admin --password-stdin");
+    CHECK_RUN(&r, 1, "POST /admin/api/auth/login: 401", true);
     CHECK_ONE_LINE(&r);
     commands_people(&e);
     commands_routing(&e);
@@ -742,6 +974,8 @@ const tg_it_test_t tg_it_tollctl_tests[] = {
     {"tollctl prints every command's table and JSON, refuses a wrong token "
      "and names missing routes",
      test_every_command},
+    {"tollctl logs in with a verification code sent through the webhook",
+     test_login_code},
     {"tollctl refuses bad arguments with status 2 and names an unreachable "
      "server",
      test_usage_and_transport},
