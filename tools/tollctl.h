@@ -196,6 +196,9 @@ int tg_ctl_main(tg_ctl_t *ctl, int argc, char **argv);
 /* Fill <ctl> with defaults: stdout/stderr, terminals, colour (a terminal,
  * NO_COLOR unset or empty, TERM not "dumb"), the current time. */
 void tg_ctl_init(tg_ctl_t *ctl, FILE *out, FILE *err);
+/* Whether to colour: stdout a terminal (<tty>), NO_COLOR (<no_color>)
+ * unset or empty (no-color.org), TERM (<term>) not "dumb". */
+bool tg_ctl_color_wanted(bool tty, const char *no_color, const char *term);
 /* Release what <ctl> holds (the curl handle); wipes the token. */
 void tg_ctl_fini(tg_ctl_t *ctl);
 

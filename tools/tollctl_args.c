@@ -66,6 +66,15 @@ const tg_ctl_group_t tg_ctl_groups[] = {
 
 
 /* See tollctl.h. */
+bool
+tg_ctl_color_wanted(bool tty, const char *no_color, const char *term)
+{
+    return tty && (no_color == NULL || no_color[0] == '\0') &&
+           (term == NULL || strcmp(term, "dumb") != 0);
+}
+
+
+/* See tollctl.h. */
 void
 tg_ctl_init(tg_ctl_t *ctl, FILE *out, FILE *err)
 {
@@ -76,8 +85,7 @@ tg_ctl_init(tg_ctl_t *ctl, FILE *out, FILE *err)
     ctl->err = err;
     ctl->tty_in = isatty(STDIN_FILENO) == 1;
     ctl->tty_out = out == stdout && isatty(STDOUT_FILENO) == 1;
-    ctl->color = ctl->tty_out && (nc == NULL || nc[0] == '\0') &&
-                 (term == NULL || strcmp(term, "dumb") != 0);
+    ctl->color = tg_ctl_color_wanted(ctl->tty_out, nc, term);
     ctl->timeout_s = 60;
     ctl->now = time(NULL);
     snprintf(ctl->cmd, sizeof(ctl->cmd), "tollctl");

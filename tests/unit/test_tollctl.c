@@ -488,6 +488,17 @@ test_times_shown(void)
 
 
 static void
+test_color(void)
+{
+    CU_ASSERT_TRUE(tg_ctl_color_wanted(true, NULL, "xterm"));
+    CU_ASSERT_TRUE(tg_ctl_color_wanted(true, "", NULL));
+    CU_ASSERT_FALSE(tg_ctl_color_wanted(true, "1", "xterm"));
+    CU_ASSERT_FALSE(tg_ctl_color_wanted(true, NULL, "dumb"));
+    CU_ASSERT_FALSE(tg_ctl_color_wanted(false, NULL, "xterm"));
+}
+
+
+static void
 test_json_path(void)
 {
     json_t *o = json_loads("{\"a\":{\"b\":1},\"c\":null,\"d\":\"x\"}", 0, NULL);
@@ -614,24 +625,47 @@ rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 
-static void
-test_credentials(void)
+/* A private XDG_CONFIG_HOME for the credentials tests, and the
+ * environment they change, saved for cred_env_end. */
+static struct {
+    char dir[64];
+    char *xdg, *tok, *url;
+} cred_env;
+
+
+static char *
+env_dup(const char *name)
 {
-    char dir[] = "/tmp/tollctl-unit-XXXXXX", path[256], *old_xdg, *old_tok;
-    char *old_url;
+    return getenv(name) != NULL ? strdup(getenv(name)) : NULL;
+}
+
+
+static void
+env_put(const char *name, const char *value)
+{
+    if (value != NULL) {
+        setenv(name, value, 1);
+    } else {
+        unsetenv(name);
+    }
+}
+
+
+/* Set up an empty configuration directory and write credentials for
+ * http://127.0.0.1:9 into it; "<dir>/cfg/tollgate/credentials" into
+ * <path>. */
+static void
+cred_env_begin(char *path, size_t len)
+{
     json_t *user = json_pack("{s:s}", "username", "alice");
-    struct stat st;
     cap_t c;
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    old_xdg =
-        getenv("XDG_CONFIG_HOME") ? strdup(getenv("XDG_CONFIG_HOME")) : NULL;
-    old_tok =
-        getenv("TOLLGATE_TOKEN") ? strdup(getenv("TOLLGATE_TOKEN")) : NULL;
-    old_url = getenv("TOLLGATE_ADMIN_URL")
-                  ? strdup(getenv("TOLLGATE_ADMIN_URL"))
-                  : NULL;
-    snprintf(path, sizeof(path), "%s/cfg", dir);
+    snprintf(cred_env.dir, sizeof(cred_env.dir), "/tmp/tollctl-unit-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(cred_env.dir));
+    cred_env.xdg = env_dup("XDG_CONFIG_HOME");
+    cred_env.tok = env_dup("TOLLGATE_TOKEN");
+    cred_env.url = env_dup("TOLLGATE_ADMIN_URL");
+    snprintf(path, len, "%s/cfg", cred_env.dir);
     setenv("XDG_CONFIG_HOME", path, 1);
     unsetenv("TOLLGATE_TOKEN");
     unsetenv("TOLLGATE_ADMIN_URL");
@@ -644,11 +678,37 @@ test_credentials(void)
                                       user, "2026-12-03T00:00:00Z"),
                     0);
     cap_close(&c);
-    snprintf(path, sizeof(path), "%s/cfg/tollgate/credentials", dir);
+    json_decref(user);
+    snprintf(path, len, "%s/cfg/tollgate/credentials", cred_env.dir);
+}
+
+
+static void
+cred_env_end(void)
+{
+    nftw(cred_env.dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    env_put("XDG_CONFIG_HOME", cred_env.xdg);
+    env_put("TOLLGATE_TOKEN", cred_env.tok);
+    env_put("TOLLGATE_ADMIN_URL", cred_env.url);
+    free(cred_env.xdg);
+    free(cred_env.tok);
+    free(cred_env.url);
+    memset(&cred_env, 0, sizeof(cred_env));
+}
+
+
+static void
+test_credentials(void)
+{
+    char path[256], dir[256];
+    struct stat st;
+    cap_t c;
+
+    cred_env_begin(path, sizeof(path));
     CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
     CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
-    snprintf(path, sizeof(path), "%s/cfg/tollgate", dir);
-    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+    snprintf(dir, sizeof(dir), "%s/cfg/tollgate", cred_env.dir);
+    CU_ASSERT_EQUAL_FATAL(stat(dir, &st), 0);
     CU_ASSERT_EQUAL(st.st_mode & 0777, 0700);
 
     /* The file's URL and token are used together. */
@@ -664,7 +724,24 @@ test_credentials(void)
     CU_ASSERT_STRING_EQUAL(c.ctl.token, "");
     cap_close(&c);
 
-    /* TOLLGATE_TOKEN wins. */
+    cap_open(&c);
+    CU_ASSERT_EQUAL(tg_ctl_setup(&c.ctl, NULL), 0);
+    CU_ASSERT_EQUAL(tg_ctl_cred_remove(&c.ctl), 0);
+    CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(tg_ctl_cred_remove(&c.ctl), 0);
+    cap_close(&c);
+    cred_env_end();
+}
+
+
+static void
+test_credentials_refused(void)
+{
+    char path[256];
+    cap_t c;
+
+    cred_env_begin(path, sizeof(path));
+    /* TOLLGATE_TOKEN wins, and must be a valid header value. */
     setenv("TOLLGATE_TOKEN", "tgt_env", 1);
     cap_open(&c);
     CU_ASSERT_EQUAL(tg_ctl_setup(&c.ctl, NULL), 0);
@@ -678,38 +755,13 @@ test_credentials(void)
     unsetenv("TOLLGATE_TOKEN");
 
     /* A file others can read is refused. */
-    snprintf(path, sizeof(path), "%s/cfg/tollgate/credentials", dir);
     CU_ASSERT_EQUAL(chmod(path, 0644), 0);
     cap_open(&c);
     CU_ASSERT_EQUAL(tg_ctl_setup(&c.ctl, NULL), 1);
     cap_flush(&c);
     CU_ASSERT_PTR_NOT_NULL(strstr(c.err, "is readable by others (mode 0644)"));
     cap_close(&c);
-    CU_ASSERT_EQUAL(chmod(path, 0600), 0);
-
-    cap_open(&c);
-    CU_ASSERT_EQUAL(tg_ctl_setup(&c.ctl, NULL), 0);
-    CU_ASSERT_EQUAL(tg_ctl_cred_remove(&c.ctl), 0);
-    CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
-    CU_ASSERT_EQUAL(tg_ctl_cred_remove(&c.ctl), 0);
-    cap_close(&c);
-
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-    if (old_xdg != NULL) {
-        setenv("XDG_CONFIG_HOME", old_xdg, 1);
-    } else {
-        unsetenv("XDG_CONFIG_HOME");
-    }
-    if (old_tok != NULL) {
-        setenv("TOLLGATE_TOKEN", old_tok, 1);
-    }
-    if (old_url != NULL) {
-        setenv("TOLLGATE_ADMIN_URL", old_url, 1);
-    }
-    free(old_xdg);
-    free(old_tok);
-    free(old_url);
-    json_decref(user);
+    cred_env_end();
 }
 
 
@@ -771,6 +823,8 @@ tg_test_tollctl_register(void)
         !CU_add_test(s, "numbers are shown short", test_numbers) ||
         !CU_add_test(s, "times are shown relative or as dates",
                      test_times_shown) ||
+        !CU_add_test(s, "colour only on a terminal without NO_COLOR",
+                     test_color) ||
         !CU_add_test(s, "field paths and alternatives resolve",
                      test_json_path) ||
         !CU_add_test(s, "tables align, cut and colour", test_table) ||
@@ -778,6 +832,8 @@ tg_test_tollctl_register(void)
         !CU_add_test(s, "server errors become one line", test_error_lines) ||
         !CU_add_test(s, "credentials are private and bound to their URL",
                      test_credentials) ||
+        !CU_add_test(s, "unsafe credentials and tokens are refused",
+                     test_credentials_refused) ||
         !CU_add_test(s, "every command has help and a runner",
                      test_command_tables)) {
         return -1;
