@@ -250,6 +250,12 @@ tg_ctl_logout(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
         fprintf(ctl->out, "Not logged in to %s.\n", ctl->url);
         return TG_CTL_EXIT_OK;
     }
+    if (!from_file && strncmp(ctl->token, "tgt_", 4) == 0) {
+        /* An automation token is revoked on purpose, not by logging out. */
+        tg_ctl_errorf(ctl, "TOLLGATE_TOKEN holds an automation token; unset "
+                           "it, or revoke it with `tollctl tokens delete`");
+        return TG_CTL_EXIT_USAGE;
+    }
     rc = tg_ctl_request(ctl, "POST", "/admin/api/auth/logout", NULL, NULL, &r,
                         NULL, false);
     if (rc == TG_CTL_EXIT_OK && r.status != 401 &&

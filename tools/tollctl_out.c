@@ -534,14 +534,28 @@ tg_ctl_fmt_right(tg_ctl_fmt_t fmt)
 }
 
 
-/* See tollctl.h. */
+/* Cell <c> of row <it> formatted and cleaned into <cell>. */
+static void
+tg_ctl_cell(tg_ctl_t *ctl, const json_t *it, const tg_ctl_col_t *c, char *cell,
+            size_t len)
+{
+    char raw[TG_CTL_CELL];
+
+    tg_ctl_fmt_value(raw, sizeof(raw), tg_ctl_json_path(it, c->path), c->fmt,
+                     ctl->now);
+    tg_ctl_clean(cell, len, raw, c->max > 0 ? (size_t)c->max : 0);
+}
+
+
+/* See tollctl.h.  Two passes over the rows (widths, then printing) keep
+ * memory flat however long the list is. */
 void
 tg_ctl_table(tg_ctl_t *ctl, const json_t *items, const tg_ctl_col_t *cols)
 {
     tg_ctl_col_t guess[TG_CTL_COLS_MAX];
     size_t ncols = 0, nrows = json_array_size(items), r, c;
     size_t width[TG_CTL_COLS_MAX];
-    char *cells, raw[TG_CTL_CELL];
+    char cell[TG_CTL_CELL];
 
     if (nrows == 0) {
         fprintf(ctl->out, "(none)\n");
@@ -555,25 +569,11 @@ tg_ctl_table(tg_ctl_t *ctl, const json_t *items, const tg_ctl_col_t *cols)
             ncols++;
         }
     }
-    cells = calloc(nrows * ncols + 1, TG_CTL_CELL);
-    if (cells == NULL) {
-        tg_ctl_errorf(ctl, "out of memory for a table of %zu rows", nrows);
-        return;
-    }
     for (c = 0; c < ncols; c++) {
         width[c] = tg_ctl_width(cols[c].header);
-    }
-    for (r = 0; r < nrows; r++) {
-        const json_t *it = json_array_get(items, r);
-
-        for (c = 0; c < ncols; c++) {
-            char *cell = cells + (r * ncols + c) * TG_CTL_CELL;
-
-            tg_ctl_fmt_value(raw, sizeof(raw),
-                             tg_ctl_json_path(it, cols[c].path), cols[c].fmt,
-                             ctl->now);
-            tg_ctl_clean(cell, TG_CTL_CELL, raw,
-                         cols[c].max > 0 ? (size_t)cols[c].max : 0);
+        for (r = 0; r < nrows; r++) {
+            tg_ctl_cell(ctl, json_array_get(items, r), &cols[c], cell,
+                        sizeof(cell));
             width[c] = TG_CTL_MAX(width[c], tg_ctl_width(cell));
         }
     }
@@ -585,8 +585,8 @@ tg_ctl_table(tg_ctl_t *ctl, const json_t *items, const tg_ctl_col_t *cols)
     fputc('\n', ctl->out);
     for (r = 0; r < nrows; r++) {
         for (c = 0; c < ncols; c++) {
-            const char *cell = cells + (r * ncols + c) * TG_CTL_CELL;
-
+            tg_ctl_cell(ctl, json_array_get(items, r), &cols[c], cell,
+                        sizeof(cell));
             tg_ctl_cell_print(
                 ctl, cell, width[c], tg_ctl_fmt_right(cols[c].fmt),
                 cols[c].fmt == TG_CTL_F_STATE ? tg_ctl_state_color(cell) : NULL,
@@ -594,7 +594,6 @@ tg_ctl_table(tg_ctl_t *ctl, const json_t *items, const tg_ctl_col_t *cols)
         }
         fputc('\n', ctl->out);
     }
-    free(cells);
 }
 
 

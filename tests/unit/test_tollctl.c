@@ -737,6 +737,7 @@ test_credentials(void)
 static void
 test_credentials_refused(void)
 {
+    const char *logout[] = {"logout", NULL};
     char path[256];
     cap_t c;
 
@@ -747,6 +748,11 @@ test_credentials_refused(void)
     CU_ASSERT_EQUAL(tg_ctl_setup(&c.ctl, NULL), 0);
     CU_ASSERT_STRING_EQUAL(c.ctl.token, "tgt_env");
     CU_ASSERT_STRING_EQUAL(c.ctl.token_from, "TOLLGATE_TOKEN");
+    cap_close(&c);
+    setenv("TOLLGATE_TOKEN", "tgt_automation", 1);
+    cap_open(&c);
+    CU_ASSERT_EQUAL(cap_run(&c, logout), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.err, "automation token"));
     cap_close(&c);
     setenv("TOLLGATE_TOKEN", "bad token\r\nX: y", 1);
     cap_open(&c);
