@@ -117,6 +117,7 @@ typedef struct {
     bool tty_in;           /* stdin is a terminal */
     bool tty_out;          /* stdout is a terminal */
     bool all;              /* --all: follow next_cursor */
+    bool csv_rows;         /* export progress counts CSV rows */
     long timeout_s;        /* whole exchange; 0 = none */
     time_t now;            /* for relative times */
     FILE *out;             /* stdout (a memory stream in tests) */
@@ -265,6 +266,11 @@ void tg_ctl_fmt_us(char *buf, size_t cap, double us);
  * that is not a time is copied as is. */
 void tg_ctl_fmt_time(char *buf, size_t cap, const char *t, time_t now,
                      bool full);
+/* The export progress line: with <rows> (>= 0) and <total> (>= 0) a bar,
+ * "rows of total", rows/s and ETA; else bytes and bytes/s.  <secs> since
+ * the start. */
+void tg_ctl_fmt_progress(char *buf, size_t cap, double bytes, long long rows,
+                         long long total, double secs);
 /* <v> as a cell of format <fmt>. */
 void tg_ctl_fmt_value(char *buf, size_t cap, const json_t *v, tg_ctl_fmt_t fmt,
                       time_t now);

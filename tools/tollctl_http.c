@@ -45,6 +45,7 @@ typedef struct {
     FILE *sink;
     bool progress;
     size_t sunk;
+    long long lines; /* newlines written to the sink */
     time_t shown;
     bool sink_failed;
 } tg_ctl_xfer_t;
@@ -77,33 +78,22 @@ tg_ctl_fini(tg_ctl_t *ctl)
 }
 
 
-/* Draw "rows/bytes done of total, rate, ETA" on stderr (export). */
+/* Redraw the export's progress line on stderr, at most once a second
+ * (and once more at the end, <last>). */
 static void
 tg_ctl_progress(tg_ctl_xfer_t *x, bool last)
 {
     time_t now = time(NULL);
-    char done[32];
-    double secs = difftime(now, x->ctl->now), rate;
+    char line[160];
 
     if (!last && now == x->shown) {
         return;
     }
     x->shown = now;
-    tg_ctl_fmt_bytes(done, sizeof(done), (double)x->sunk);
-    rate = secs > 0 ? (double)x->sunk / secs : 0;
-    if (x->r->total >= 0) {
-        fprintf(x->ctl->err, "\r%s written, %lld rows expected", done,
-                x->r->total);
-    } else {
-        fprintf(x->ctl->err, "\r%s written", done);
-    }
-    if (rate > 0) {
-        char r[32];
-
-        tg_ctl_fmt_bytes(r, sizeof(r), rate);
-        fprintf(x->ctl->err, ", %s/s", r);
-    }
-    fprintf(x->ctl->err, "%s", last ? "\n" : "   ");
+    tg_ctl_fmt_progress(line, sizeof(line), (double)x->sunk,
+                        x->ctl->csv_rows ? x->lines - 1 : -1, x->r->total,
+                        difftime(now, x->ctl->now));
+    fprintf(x->ctl->err, "\r%s\033[K%s", line, last ? "\n" : "");
     fflush(x->ctl->err);
 }
 
@@ -113,7 +103,7 @@ tg_ctl_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     tg_ctl_xfer_t *x = userdata;
     size_t n = size * nmemb;
-    char *nb;
+    char *nb, *p;
 
     if (x->sink != NULL && x->r->status >= 200 && x->r->status < 300) {
         if (fwrite(ptr, 1, n, x->sink) != n) {
@@ -121,6 +111,10 @@ tg_ctl_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
             return 0;
         }
         x->sunk += n;
+        for (p = memchr(ptr, '\n', n); p != NULL;
+             p = memchr(p + 1, '\n', n - (size_t)(p + 1 - ptr))) {
+            x->lines++;
+        }
         if (x->progress) {
             tg_ctl_progress(x, false);
         }

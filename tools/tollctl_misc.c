@@ -541,7 +541,7 @@ int
 tg_ctl_run_export(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 {
     static const char path[] = "/admin/api/keys/export";
-    const char *out = tg_ctl_local_str(a, "output");
+    const char *out = tg_ctl_local_str(a, "output"), *fmt;
     char tmp[4200], what[64];
     tg_ctl_resp_t r;
     FILE *f;
@@ -550,6 +550,8 @@ tg_ctl_run_export(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 
     (void)cmd;
     snprintf(what, sizeof(what), "GET %s", path);
+    fmt = json_string_value(json_object_get(a->query, "format"));
+    ctl->csv_rows = fmt == NULL || strcmp(fmt, "csv") == 0;
     f = tg_ctl_export_open(ctl, out, tmp, sizeof(tmp));
     if (f == NULL) {
         return TG_CTL_EXIT_FAILED;

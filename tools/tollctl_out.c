@@ -269,6 +269,40 @@ tg_ctl_fmt_time(char *buf, size_t cap, const char *t, time_t now, bool full)
 }
 
 
+/* See tollctl.h. */
+void
+tg_ctl_fmt_progress(char *buf, size_t cap, double bytes, long long rows,
+                    long long total, double secs)
+{
+    char b[32], rate[32], eta[32] = "";
+    double r;
+    int fill, i, n;
+
+    tg_ctl_fmt_bytes(b, sizeof(b), bytes);
+    if (rows < 0 || total <= 0) {
+        tg_ctl_fmt_bytes(rate, sizeof(rate), secs > 0 ? bytes / secs : 0);
+        snprintf(buf, cap, "%s written, %s/s", b, rate);
+        return;
+    }
+    if (rows > total) {
+        rows = total;
+    }
+    r = secs > 0 ? (double)rows / secs : 0;
+    tg_ctl_fmt_count(rate, sizeof(rate), (long long)r);
+    if (r > 0 && rows < total) {
+        tg_ctl_fmt_us(eta, sizeof(eta), (double)(total - rows) / r * 1e6);
+    }
+    fill = (int)(20 * rows / total);
+    n = snprintf(buf, cap, "[");
+    for (i = 0; i < 20 && n + 2 < (int)cap; i++) {
+        buf[n++] = i < fill ? '#' : '-';
+    }
+    snprintf(buf + n, cap - (size_t)n,
+             "] %3lld%%  %lld/%lld rows  %s rows/s%s%s  %s", rows * 100 / total,
+             rows, total, rate, eta[0] ? "  ETA " : "", eta, b);
+}
+
+
 /* A JSON number or numeric string as a double; false otherwise. */
 static bool
 tg_ctl_num(const json_t *v, double *out)

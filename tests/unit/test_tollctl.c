@@ -432,7 +432,7 @@ test_clean(void)
 static void
 test_numbers(void)
 {
-    char b[32];
+    char b[128];
 
     tg_ctl_fmt_count(b, sizeof(b), 999);
     CU_ASSERT_STRING_EQUAL(b, "999");
@@ -454,6 +454,14 @@ test_numbers(void)
     CU_ASSERT_STRING_EQUAL(b, "1.5 KiB");
     tg_ctl_fmt_bytes(b, sizeof(b), 237831616);
     CU_ASSERT_STRING_EQUAL(b, "227 MiB");
+    tg_ctl_fmt_progress(b, sizeof(b), 2048, -1, 100, 2);
+    CU_ASSERT_STRING_EQUAL(b, "2.0 KiB written, 1.0 KiB/s");
+    tg_ctl_fmt_progress(b, sizeof(b), 5 * 1048576, 50000, 100000, 4);
+    CU_ASSERT_STRING_EQUAL(b, "[##########----------]  50%  50000/100000 rows  "
+                              "12.5k rows/s  ETA 4.00s  5.0 MiB");
+    tg_ctl_fmt_progress(b, sizeof(b), 100, 10, 10, 0);
+    CU_ASSERT_STRING_EQUAL(b, "[####################] 100%  10/10 rows  0 "
+                              "rows/s  100 B");
     tg_ctl_fmt_us(b, sizeof(b), 850);
     CU_ASSERT_STRING_EQUAL(b, "850us");
     tg_ctl_fmt_us(b, sizeof(b), 1250);
