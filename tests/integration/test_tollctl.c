@@ -226,6 +226,11 @@ ctl(env_t *e, run_t *r, const char *who, const char *in, const char *envs,
     free(text);
     r->json = json_loads(r->out, JSON_DECODE_ANY, NULL);
     tg_it_note("tollctl %s -> %d\n%s%s", args, r->rc, r->out, r->err);
+    /* A sanitizer build reports on stderr, which is ours, not a helper's
+     * ".out" the runner scans. */
+    TG_IT_CHECKF(strstr(r->err, "Sanitizer") == NULL &&
+                     strstr(r->err, "runtime error:") == NULL,
+                 "tollctl %s: sanitizer report: %s", args, r->err);
 }
 
 
