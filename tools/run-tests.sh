@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the unit and the integration suites from build dir $1 and print one
+# Run the unit, SQL and integration suites from build dir $1 and print one
 # closing line "N passed, M failed" over both.  Exit non-zero on any failure,
 # including a suite that crashed before printing its own count.
 set -uo pipefail
@@ -31,6 +31,7 @@ run_suite() {
 }
 
 run_suite unit "$build/unit-tests"
+run_suite sql tools/sql-test.sh
 TG_BUILD="$build" run_suite integration "$build/integration-tests"
 
 echo "$total_pass passed, $total_fail failed"

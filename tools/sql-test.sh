@@ -57,8 +57,8 @@ trap cleanup EXIT
 
 # Start the server on the first free port of a few random ones.
 start_server() {
-    local try p
-    for try in 1 2 3 4 5 6 7 8; do
+    local p
+    for _ in 1 2 3 4 5 6 7 8; do
         p=$((20000 + RANDOM % 30000))
         if [ -x "$root/tools/pg-local.sh" ]; then
             if "$root/tools/pg-local.sh" start "$tmp" "$p" >"$tmp/start.log" 2>&1
@@ -172,12 +172,65 @@ for name in "${names[@]}"; do
         passed=$((passed + 1))
         rm -f "$out.diff"
     else
-        echo "FAIL $name (diff in ${out#$root/}.diff)"
+        echo "FAIL $name (diff in ${out#"$root"/}.diff)"
         [ -f "$out.diff" ] && head -n 40 "$out.diff"
         failed=$((failed + 1))
     fi
     "${psql_base[@]}" -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1
 done
+
+# docs/sql.md: every column of every table and view has its row in the
+# page, and every query of the analysts' section runs.
+check_docs() {
+    local doc=$root/docs/sql.md db=t_docs missing=0 t c
+    while IFS='|' read -r t c; do
+        # The column's name, in backquotes, in the first cell of a table
+        # row under the "### `table`" heading.
+        if ! awk -v t="### \`$t\`" -v c="\`$c\`" '
+            $0 == t { in_t = 1; next }
+            /^#/ { in_t = 0 }
+            in_t && /^\|/ { split($0, cell, "|");
+                             if (index(cell[2], c) > 0) found = 1 }
+            END { exit !found }' "$doc"; then
+            echo "docs/sql.md: no row for $t.$c"
+            missing=1
+        fi
+    done < <("${psql_base[@]}" -d tg_template -At -F '|' -c "
+        SELECT c.relname, a.attname FROM pg_attribute a
+          JOIN pg_class c ON c.oid = a.attrelid
+         WHERE c.relnamespace = 'public'::regnamespace
+           AND c.relkind IN ('r', 'v') AND a.attnum > 0
+           AND NOT a.attisdropped ORDER BY 1, a.attnum")
+    "${psql_base[@]}" -d postgres -c "CREATE DATABASE $db TEMPLATE tg_template" \
+        >/dev/null || return 1
+    "${psql_base[@]}" -d "$db" -v ON_ERROR_STOP=1 -f "$tests/data/analysts_seed.sql" \
+        >/dev/null || missing=1
+    # Each ```sql block after "## For analysts", except role management.
+    awk '/^## For analysts/ { on = 1 } /^## What comes next/ { on = 0 }
+         on && /^```sql/ { blk = 1; n++; next }
+         blk && /^```/ { blk = 0; print ";"; next }
+         blk { print }' "$doc" |
+        grep -v -E '^(CREATE ROLE|GRANT|  *audit_log, key_overview TO)' \
+        >"$results/docs-queries.sql"
+    if ! "${psql_base[@]}" -d "$db" -v ON_ERROR_STOP=1 \
+        -f "$results/docs-queries.sql" >"$results/docs-queries.out" 2>&1; then
+        echo "docs/sql.md: an analysts' query fails:"
+        tail -n 5 "$results/docs-queries.out"
+        missing=1
+    fi
+    "${psql_base[@]}" -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1
+    return $missing
+}
+
+if [ $# -eq 0 ]; then
+    if check_docs; then
+        echo "ok   docs"
+        passed=$((passed + 1))
+    else
+        echo "FAIL docs"
+        failed=$((failed + 1))
+    fi
+fi
 
 echo "sql: $passed passed, $failed failed"
 [ "$failed" = 0 ]

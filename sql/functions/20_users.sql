@@ -19,12 +19,41 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public
 AS $$
 BEGIN
+    -- Two admins demoting each other at once must not both pass: the
+    -- second waits here, and its check below, a new statement, sees what
+    -- the first committed.
+    PERFORM pg_advisory_xact_lock(hashtext('tollgate.last_admin'));
     IF p_user.role = 'admin' AND p_user.status = 'active'
        AND NOT EXISTS (SELECT 1 FROM users
                         WHERE role = 'admin' AND status = 'active'
                           AND user_id <> p_user.user_id) THEN
         PERFORM tg_api._raise('TG409', 'user ' || p_user.user_id
                               || ' is the last active admin', '');
+    END IF;
+END
+$$;
+
+-- TG422 naming the field when email or password_hash is malformed;
+-- mirrors the CHECK constraints of users.
+CREATE FUNCTION tg_api._check_user_fields(p_args jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+DECLARE
+    v_email text := tg_api._str(p_args, 'email', 254);
+    v_hash text := tg_api._str(p_args, 'password_hash', 256);
+BEGIN
+    IF v_email IS NOT NULL
+       AND (NOT public.tg_text_ok(v_email, 254) OR v_email NOT LIKE '%_@_%')
+    THEN
+        PERFORM tg_api._raise('TG422', 'email must look like name@domain',
+                              'email');
+    END IF;
+    IF v_hash IS NOT NULL
+       AND (v_hash NOT LIKE 'scrypt$%' OR NOT public.tg_text_ok(v_hash, 256))
+    THEN
+        PERFORM tg_api._raise('TG422', 'password_hash must be a scrypt hash',
+                              'password_hash');
     END IF;
 END
 $$;
@@ -60,6 +89,9 @@ CREATE FUNCTION tg_api.users_list(p_ctx jsonb, p_args jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
+-- Plan each call for its own filters: a cached generic plan would have
+-- to serve every combination of absent filters at once.
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_limit integer := tg_api._limit(p_args);
@@ -112,6 +144,7 @@ DECLARE
     u users;
 BEGIN
     PERFORM tg_api._require_admin(p_ctx);
+    PERFORM tg_api._check_user_fields(p_args);
     IF NOT public.tg_text_ok(v_username, 64) THEN
         PERFORM tg_api._raise('TG422', 'username must be 1..64 characters '
                               || 'without control characters', 'username');
@@ -166,6 +199,7 @@ BEGIN
                                      'cost_day_usd', 'cost_month_usd']);
     END IF;
     PERFORM tg_api._refuse_file(old.managed_by, 'user', v_id, 'users');
+    PERFORM tg_api._check_user_fields(p_args);
     IF p_args ? 'username' THEN
         IF v_username IS NULL OR NOT public.tg_text_ok(v_username, 64) THEN
             PERFORM tg_api._raise('TG422', 'username must be 1..64 '

@@ -123,6 +123,9 @@ CREATE FUNCTION tg_api.endpoints_list(p_ctx jsonb, p_args jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
+-- Plan each call for its own filters: a cached generic plan would have
+-- to serve every combination of absent filters at once.
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_limit integer := tg_api._limit(p_args);
@@ -437,6 +440,9 @@ CREATE FUNCTION tg_api.groups_list(p_ctx jsonb, p_args jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
+-- Plan each call for its own filters: a cached generic plan would have
+-- to serve every combination of absent filters at once.
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_limit integer := tg_api._limit(p_args);

@@ -396,7 +396,9 @@ CREATE TABLE endpoints (
                           CHECK (group_name ~ '^[A-Za-z0-9_.-]{1,63}$'),
     url                   text NOT NULL
                           CONSTRAINT endpoints_url_check
-                          CHECK (url ~ '^https?://[^/?#@[:space:]]+(/[^?#[:space:]]*)?$'
+                          CHECK (url ~ '^https?://[^/?#@[:space:]]+'
+                                 AND url !~ '^https?://[^/]*@'
+                                 AND url !~ '[?#[:space:]]'
                                  AND url !~ '/$'
                                  AND url ~ '^[\x21-\x7e]+$'
                                  AND length(url) <= 511),

@@ -27,6 +27,9 @@ SELECT tg_api.users_create(:'root', '{"username": "x", "cost_day_usd": "1e3"}');
 SELECT tg_api.users_create(:'root',
     '{"username": "x", "cost_day_usd": "0.0000000001"}');
 SELECT tg_api.users_create(:'root', '{"username": "x\u0001y"}');
+SELECT tg_api.users_create(:'root', '{"username": "x", "email": "nobody"}');
+SELECT tg_api.users_create(:'root', '{"username": "x",
+    "password_hash": "hunter2"}');
 -- Without a role in the context nothing happens; users may not create.
 SELECT tg_api.users_create(:'anon', '{"username": "x"}');
 SELECT tg_api.users_create(:'bob', '{"username": "x"}');
