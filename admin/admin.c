@@ -124,24 +124,6 @@ tg_admin_unlock(tg_shm_t *shm)
 }
 
 
-/* The API's view of the database: usable once the store has migrated and
- * published, and the word /healthz reports. */
-static bool
-tg_admin_db_ready(void *ctx)
-{
-    (void)ctx;
-    return tg_store_state() == TG_STORE_READY;
-}
-
-
-static const char *
-tg_admin_db_state(void *ctx)
-{
-    (void)ctx;
-    return tg_store_state_name();
-}
-
-
 /* See admin.h. */
 void
 tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
@@ -203,9 +185,6 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     if (tg_store_start(a->loop, conf, shm) != TG_OK) {
         atomic_store(&tg_shm_hdr(shm)->published, 1);
     }
-    api_opts.pg = tg_store_pg();
-    api_opts.db_ready = tg_admin_db_ready;
-    api_opts.db_state = tg_admin_db_state;
     if (tg_api_start(a->loop, conf, shm, listen_fd, &api_opts) != TG_OK) {
         tg_log(TG_LOG_ERR, errno, "admin start-up failed");
         tg_admin_unlock(shm);

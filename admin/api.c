@@ -22,6 +22,7 @@
  *      never logged and is wiped when the request ends.
  */
 #include "admin/api_int.h"
+#include "admin/store.h"
 #include "admin/webhook.h"
 #include "core/core.h"
 #include "core/log.h"
@@ -47,13 +48,23 @@ static int tg_api_body_parse(tg_api_req_t *r, tg_api_error_t *e);
 
 
 /* See api_int.h. */
+tg_pg_t *
+tg_api_pg(void)
+{
+    return tg_store_pg();
+}
+
+
+/* See api_int.h.  The tg_api functions exist once the store has migrated
+ * and published; before that a call would find no function. */
 bool
 tg_api_db_ready(const tg_api_t *a)
 {
-    if (a->opts.pg == NULL || tg_pg_state(a->opts.pg) != TG_PG_READY) {
-        return false;
-    }
-    return a->opts.db_ready == NULL || a->opts.db_ready(a->opts.db_ctx);
+    tg_pg_t *pg = tg_store_pg();
+
+    (void)a;
+    return pg != NULL && tg_pg_state(pg) == TG_PG_READY &&
+           tg_store_state() == TG_STORE_READY;
 }
 
 
@@ -61,20 +72,8 @@ tg_api_db_ready(const tg_api_t *a)
 const char *
 tg_api_db_state(const tg_api_t *a)
 {
-    if (a->opts.pg == NULL) {
-        return "none";
-    }
-    if (a->opts.db_state != NULL) {
-        return a->opts.db_state(a->opts.db_ctx);
-    }
-    switch (tg_pg_state(a->opts.pg)) {
-    case TG_PG_READY:
-        return tg_api_db_ready(a) ? "ready" : "starting";
-    case TG_PG_CONNECTING:
-        return "connecting";
-    default:
-        return "down";
-    }
+    (void)a;
+    return tg_store_state_name();
 }
 
 
@@ -233,7 +232,7 @@ tg_api_call(tg_api_req_t *r, const char *sql, json_t *args, tg_api_call_cb cb)
 
     if (!tg_api_db_ready(r->api)) {
         tg_api_fail(r, 503, NULL,
-                    r->api->opts.pg == NULL
+                    tg_api_pg() == NULL
                         ? "no database is configured"
                         : "the database is not ready; try again shortly");
         return TG_ERROR;
@@ -247,8 +246,7 @@ tg_api_call(tg_api_req_t *r, const char *sql, json_t *args, tg_api_call_cb cb)
     params[0] = p1;
     params[1] = p2;
     r->call_cb = cb;
-    if (tg_pg_query(r->api->opts.pg, sql, 2, params, tg_api_pg_cb, r) !=
-        TG_OK) {
+    if (tg_pg_query(tg_api_pg(), sql, 2, params, tg_api_pg_cb, r) != TG_OK) {
         r->call_cb = NULL;
         tg_api_fail(r, 503, NULL, "the database is not ready");
         goto done;
@@ -703,8 +701,8 @@ tg_api_conn_close(tg_api_req_t *r)
 {
     tg_api_t *a = r->api;
 
-    if (r->pg_pending && a->opts.pg != NULL) {
-        tg_pg_forget(a->opts.pg, r);
+    if (r->pg_pending && tg_api_pg() != NULL) {
+        tg_pg_forget(tg_api_pg(), r);
     }
     tg_webhook_forget(r);
     tg_ev_timer_del(a->loop, &r->timer);
@@ -884,7 +882,7 @@ tg_api_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm,
     }
     a->tick.handler = tg_api_tick_handler;
     a->tick.data = a;
-    if (a->opts.pg != NULL) {
+    if (tg_api_pg() != NULL) {
         tg_ev_timer_add(loop, &a->tick, 0);
     }
     return TG_OK;
@@ -903,8 +901,8 @@ tg_api_stop(void)
     while (a->conns != NULL) {
         tg_api_conn_close(a->conns);
     }
-    if (a->opts.pg != NULL) {
-        tg_pg_forget(a->opts.pg, a);
+    if (tg_api_pg() != NULL) {
+        tg_pg_forget(tg_api_pg(), a);
     }
     tg_ev_timer_del(a->loop, &a->tick);
     if (a->listen_fd != -1) {

@@ -468,7 +468,7 @@ tg_api_bootstrap_query(tg_api_t *a, const char *sql, json_t *args,
     params[0] = p1;
     params[1] = p2;
     if (p1 != NULL && p2 != NULL &&
-        tg_pg_query(a->opts.pg, sql, 2, params, cb, a) == TG_OK) {
+        tg_pg_query(tg_api_pg(), sql, 2, params, cb, a) == TG_OK) {
         rc = TG_OK;
     }
     json_decref(ctx);

@@ -16,6 +16,7 @@
 #include "admin/api.h"
 #include "admin/api_spec.h"
 #include "admin/crypto.h"
+#include "admin/pg.h"
 #include "core/buf.h"
 #include "core/http.h"
 
@@ -142,6 +143,9 @@ void tg_api_call_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e);
 
 /* True when the actor is an administrator. */
 bool tg_api_is_admin(const tg_api_req_t *r);
+
+/* The database connection (the store's), NULL in config-only mode. */
+tg_pg_t *tg_api_pg(void);
 
 /* True when the database can take tg_api calls. */
 bool tg_api_db_ready(const tg_api_t *a);

@@ -15,6 +15,7 @@
  *      read the application.  Endpoint answers gain the live state of
  *      shared memory under "live", matched by name.
  */
+#include "admin/agg.h"
 #include "admin/api_int.h"
 #include "admin/health.h"
 #include "admin/webhook.h"
@@ -549,7 +550,7 @@ tg_api_status(tg_api_req_t *r)
     tg_shm_t *shm = r->api->shm;
     tg_shm_hdr_t *hdr = tg_shm_hdr(shm);
     uint32_t i, cap = tg_shm_capacity(shm, TG_SHM_T_PROCS);
-    json_t *body, *procs, *eps;
+    json_t *body, *procs, *eps, *usage;
     size_t len;
     char *s;
 
@@ -574,13 +575,19 @@ tg_api_status(tg_api_req_t *r)
     s = tg_health_endpoints_json(r->api->conf, shm, &len);
     eps = s ? json_loadb(s, len, 0, NULL) : NULL;
     free(s);
+    usage = json_pack("{s:I,s:I,s:I,s:I}", "records",
+                      (json_int_t)tg_agg_stats()->records, "spooled",
+                      (json_int_t)tg_agg_stats()->spooled, "skipped",
+                      (json_int_t)tg_agg_stats()->skipped, "bad",
+                      (json_int_t)tg_agg_stats()->bad);
     body = json_pack(
-        "{s:s,s:I,s:I,s:i,s:o,s:i,s:s,s:o}", "version", TG_VERSION,
+        "{s:s,s:I,s:I,s:i,s:o,s:i,s:o,s:s,s:o}", "version", TG_VERSION,
         "generation", (json_int_t)atomic_load(&hdr->generation), "shm_bytes",
         (json_int_t)hdr->total_size, "layout_version", (int)hdr->layout_version,
         "processes", procs ? procs : json_array(), "keys",
-        (int)atomic_load(&tg_shm_keys(shm)->used), "database",
-        tg_api_db_state(r->api), "endpoints", eps ? eps : json_array());
+        (int)atomic_load(&tg_shm_keys(shm)->used), "usage",
+        usage ? usage : json_object(), "database", tg_api_db_state(r->api),
+        "endpoints", eps ? eps : json_array());
     tg_api_respond(r, 200, body);
 }
 

@@ -411,8 +411,9 @@ tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
         deleted = tg_publish_prune(shm, keys, n);
     }
     free(again);
-    tg_log(TG_LOG_INFO, 0, "published %zu keys (%u new, %u removed)", n, nadded,
-           deleted);
+    /* A periodic reconcile that changes nothing stays out of the log. */
+    tg_log(nadded + deleted > 0 ? TG_LOG_INFO : TG_LOG_DEBUG, 0,
+           "published %zu keys (%u new, %u removed)", n, nadded, deleted);
     return rc;
 }
 

@@ -18,9 +18,10 @@
  *      of itself hidden.  An endpoint credential is sealed with AES-256-GCM
  *      (admin/crypto.c) with the purpose "endpoint:<name>" as additional
  *      data; since sealing draws a fresh nonce, the credential stored by
- *      the last import is opened first and kept when it is unchanged, so a
- *      restart rewrites no row.  Without a usable secret key the credential
- *      columns stay NULL (allowed for file-managed endpoints: the
+ *      the last import is opened first and kept when it is unchanged and
+ *      sealed under the current key, so a restart rewrites no row and a
+ *      key rotation re-seals every file credential.  Without a usable secret
+ * key the credential columns stay NULL (allowed for file-managed endpoints: the
  *      credential lives in the file).
  *
  *      Users: names match case-insensitively, as the unique index does.
@@ -336,7 +337,9 @@ tg_import_seal(const tg_crypto_keyring_t *kr, const tg_conf_endpoint_t *ep,
     bool ok = false;
 
     snprintf(purpose, sizeof(purpose), "endpoint:%s", ep->name);
-    if (old_hex != NULL &&
+    /* Kept only when sealed under the current key: a reload after a key
+     * rotation seals every file credential again. */
+    if (old_hex != NULL && strcmp(old_kid, kr->keys[0].id) == 0 &&
         tg_crypto_unhex(old_hex, strlen(old_hex), buf, sizeof(buf), &n) ==
             TG_OK &&
         tg_crypto_open(kr, old_kid, purpose, buf, n, pt, sizeof(pt), &ptlen,

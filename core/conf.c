@@ -283,7 +283,8 @@ tg_conf_check_secret(tg_conf_ctx_t *ctx, const config_setting_t *s,
 }
 
 
-/* The database (with its $TOLLGATE_DATABASE fallback) and admin.*. */
+/* The database (with its $TOLLGATE_DATABASE fallback) and admin.* (the
+ * bootstrap password with its $TOLLGATE_ADMIN_PASSWORD fallback). */
 static int
 tg_conf_finish_admin(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
 {
@@ -328,6 +329,17 @@ tg_conf_finish_admin(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
         if (strlen(conf->bootstrap_password) < 8) {
             return tg_conf_invalid(ctx, s, "must be at least 8 characters");
         }
+    } else if ((env = getenv("TOLLGATE_ADMIN_PASSWORD")) != NULL &&
+               env[0] != '\0') {
+        /* `make run` hands its generated password over this way. */
+        if (strlen(env) < 8 ||
+            strlen(env) >= sizeof(conf->bootstrap_password)) {
+            return tg_conf_error(ctx, NULL,
+                                 "$TOLLGATE_ADMIN_PASSWORD must be 8 to %zu "
+                                 "characters",
+                                 sizeof(conf->bootstrap_password) - 1);
+        }
+        memcpy(conf->bootstrap_password, env, strlen(env) + 1);
     }
     if (conf->code_webhook[0] != '\0' &&
         strncmp(conf->code_webhook, "http://", 7) != 0 &&

@@ -96,7 +96,7 @@ enum {
     TG_CONF_DB_ENV = 2   /* $TOLLGATE_DATABASE, the setting being absent */
 };
 
-#define TG_CONF_OLD_SECRET_KEYS 8 /* admin.old_secret_keys entries */
+#define TG_CONF_OLD_SECRET_KEYS 7 /* admin.old_secret_keys entries */
 
 typedef struct {
     char key[128];        /* client API key, plaintext (config phase) */

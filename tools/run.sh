@@ -2,19 +2,75 @@
 # `make run`: start Tollgate with conf/tollgate.conf in the foreground.
 # When the configuration points at the local mock upstream (the default),
 # start the mock first so a newcomer gets a full round trip offline.
+# When neither the configuration ("database") nor $TOLLGATE_DATABASE names
+# a database, start a private PostgreSQL in run/pg (tools/pg-local.sh, on a
+# port chosen once and kept in run/pg-port, socket in run/pg/sock) with a
+# database "tollgate", and stop it when Tollgate stops.  The bootstrap
+# administrator's password is generated once into run/admin-password (mode
+# 0600) and handed over in $TOLLGATE_ADMIN_PASSWORD, unless the
+# configuration sets admin.bootstrap_password.
 set -euo pipefail
 build=${1:-build}
 conf=${TG_CONF:-conf/tollgate.conf}
 cd "$(dirname "$0")/.."
 mkdir -p run
 
-"$build/tollgate" -t -c "$conf" >/dev/null
-
 mock_pid=""
+pg_started=""
 cleanup() {
     [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || true
+    if [ -n "$pg_started" ]; then
+        tools/pg-local.sh stop run/pg || true
+    fi
 }
 trap cleanup EXIT
+
+# A free TCP port on 127.0.0.1, kept for the next runs.
+pg_port() {
+    local p
+    if [ -s run/pg-port ]; then
+        cat run/pg-port
+        return
+    fi
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p" >run/pg-port
+            echo "$p"
+            return
+        fi
+    done
+    echo "run: no free port for PostgreSQL" >&2
+    exit 1
+}
+
+database="the one named by the configuration"
+if [ -n "${TOLLGATE_DATABASE:-}" ]; then
+    database="\$TOLLGATE_DATABASE"
+elif ! grep -Eq '^[[:space:]]*database[[:space:]]*=' "$conf"; then
+    port=$(pg_port)
+    conninfo=$(tools/pg-local.sh start run/pg "$port" | tail -n 1)
+    pg_started=1
+    if [ -z "$(psql -X -A -t -d "$conninfo" \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'tollgate'")" ]; then
+        psql -X -q -d "$conninfo" -c "CREATE DATABASE tollgate" >/dev/null
+    fi
+    export TOLLGATE_DATABASE="${conninfo%dbname=postgres}dbname=tollgate"
+    database="a local PostgreSQL in run/pg (port $port, log run/pg/log)"
+fi
+
+admin_password=""
+if ! grep -Eq '^[^#]*bootstrap_password[[:space:]]*=' "$conf"; then
+    if [ ! -s run/admin-password ]; then
+        (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' |
+            head -c 24 >run/admin-password)
+    fi
+    chmod 600 run/admin-password
+    admin_password=$(cat run/admin-password)
+    export TOLLGATE_ADMIN_PASSWORD="$admin_password"
+fi
+
+"$build/tollgate" -t -c "$conf" >/dev/null
 
 if grep -Eq '^[^#]*url *= *"http://127\.0\.0\.1:18080' "$conf"; then
     "$build/mock-upstream" -l 127.0.0.1:18080 --chunks 8 --delay-ms 60 \
@@ -60,7 +116,24 @@ Try it:
   # SDKs and Claude Code: point them here
   ANTHROPIC_BASE_URL=http://127.0.0.1:$port ANTHROPIC_API_KEY=$key claude
 
-  curl -s http://127.0.0.1:8081/status     # admin: processes and counters
+  curl -s http://127.0.0.1:8081/healthz    # admin: health, database state
+
+Database: $database.
+MSG
+
+if [ -n "$admin_password" ]; then
+    cat <<MSG
+Admin API (docs/admin-api.md): user "admin", password "$admin_password"
+(kept in run/admin-password; it is set when the administrator is first
+created, so a password changed since then is yours):
+
+  curl -s http://127.0.0.1:8081/admin/api/auth/login \\
+    -H 'content-type: application/json' \\
+    -d '{"username":"admin","password":"$admin_password"}'
+MSG
+fi
+
+cat <<MSG
 
 To use the real Anthropic API, edit $conf (see the comment above
 "endpoints", or conf/examples/anthropic.conf), export ANTHROPIC_API_KEY and

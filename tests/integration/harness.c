@@ -740,6 +740,9 @@ tg_it_fixture_init(tg_it_fixture_t *f)
     tg_it_conf_set(&f->conf, "workers", "2");
     tg_it_conf_set(&f->conf, "admin.address", "\"127.0.0.1\"");
     tg_it_conf_set(&f->conf, "admin.port", "%d", f->admin_port);
+    tg_it_path(dir, sizeof(dir), "secret.key");
+    tg_it_conf_set(&f->conf, "admin.secret_key", "\"%s\"", dir);
+    tg_it_path(dir, sizeof(dir), "tollgate.pid");
     tg_it_conf_set(&f->conf, "pid_file", "\"%s\"", dir);
     tg_it_conf_set(&f->conf, "shutdown_timeout", "10");
     tg_it_conf_set(&f->conf, "log.error", "\"%s\"", f->error_log);
@@ -986,4 +989,153 @@ tg_it_tap_start(tg_it_proc_t *p, int port, int target_port, const char *capture)
     close(lfd);
     p->pid = pid;
     tg_it_pid_record(pid);
+}
+
+
+/* -------------------------------------------------------- PostgreSQL */
+
+static char tg_it_pg_info[512];
+static int tg_it_pg_seq;
+
+
+/* "<run root>/<name>": the directory above the test's own. */
+static void
+tg_it_pg_path(char *buf, size_t len, const char *name)
+{
+    const char *dir = tg_it_dir(), *slash = strrchr(dir, '/');
+    int n;
+
+    if (slash == NULL) {
+        tg_it_fail(__FILE__, __LINE__, "test directory %s has no parent", dir);
+    }
+    n = snprintf(buf, len, "%.*s/%s", (int)(slash - dir), dir, name);
+    if (n < 0 || (size_t)n >= len) {
+        tg_it_fail(__FILE__, __LINE__, "path too long");
+    }
+}
+
+
+static const char *
+tg_it_pg_script(void)
+{
+    const char *s = getenv("TG_PG_LOCAL");
+
+    return s != NULL && s[0] != '\0' ? s : "tools/pg-local.sh";
+}
+
+
+/* See harness.h. */
+const char *
+tg_it_pg_conninfo(void)
+{
+    char dir[4096], file[4096], port[16], out[4096], *text, *nl;
+    char *argv[] = {(char *)tg_it_pg_script(), "start", dir, port, NULL};
+    int rc;
+
+    if (tg_it_pg_info[0] != '\0') {
+        return tg_it_pg_info;
+    }
+    tg_it_pg_path(dir, sizeof(dir), "pg");
+    tg_it_pg_path(file, sizeof(file), "pg.conninfo");
+    text = tg_it_file_read(file, NULL);
+    if (text == NULL) {
+        /* The first test of the run that needs it starts the server; it
+         * outlives the test (pg_ctl detaches it) and main.c stops it at
+         * the end of the run. */
+        snprintf(port, sizeof(port), "%d", tg_it_port_free());
+        rc = tg_it_run(argv, out, sizeof(out), 120000);
+        TG_IT_CHECKF(rc == 0, "%s start failed (%d): %s", argv[0], rc, out);
+        nl = strstr(out, "host=");
+        TG_IT_CHECKF(nl != NULL, "no conninfo from %s: %s", argv[0], out);
+        nl[strcspn(nl, "\n")] = '\0';
+        tg_it_file_write(file, nl);
+        text = strdup(nl);
+        TG_IT_CHECK(text != NULL);
+    }
+    snprintf(tg_it_pg_info, sizeof(tg_it_pg_info), "%s", text);
+    free(text);
+    return tg_it_pg_info;
+}
+
+
+/* See harness.h. */
+int
+tg_it_pg_exec(const char *conninfo, const char *sql, char *out, size_t outlen)
+{
+    const char *psql = getenv("TG_PSQL");
+    char *argv[] = {(char *)(psql != NULL && psql[0] ? psql : "/usr/bin/psql"),
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    (char *)conninfo,
+                    "-c",
+                    (char *)sql,
+                    NULL};
+    char buf[8192];
+    int rc;
+
+    rc = tg_it_run(argv, buf, sizeof(buf), 30000);
+    if (out != NULL && outlen > 0) {
+        size_t len = strlen(buf);
+
+        while (len > 0 && buf[len - 1] == '\n') {
+            buf[--len] = '\0';
+        }
+        snprintf(out, outlen, "%s", buf);
+    }
+    return rc;
+}
+
+
+/* See harness.h. */
+void
+tg_it_pg_db_create(char *conninfo, size_t len)
+{
+    const char *base = tg_it_pg_conninfo(), *db;
+    char sql[256], out[1024], name[64];
+    int n;
+
+    snprintf(name, sizeof(name), "tg_it_%d_%d", (int)getpid(), ++tg_it_pg_seq);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s TEMPLATE template0", name);
+    TG_IT_CHECKF(tg_it_pg_exec(base, sql, out, sizeof(out)) == 0,
+                 "CREATE DATABASE failed: %s", out);
+    db = strstr(base, "dbname=");
+    TG_IT_CHECK(db != NULL);
+    n = snprintf(conninfo, len, "%.*sdbname=%s", (int)(db - base), base, name);
+    TG_IT_CHECK(n > 0 && (size_t)n < len);
+}
+
+
+/* See harness.h. */
+void
+tg_it_pg_stop(void)
+{
+    char dir[4096], out[1024];
+    char *argv[] = {(char *)tg_it_pg_script(), "stop", dir, NULL};
+    int rc;
+
+    tg_it_pg_path(dir, sizeof(dir), "pg");
+    rc = tg_it_run(argv, out, sizeof(out), 90000);
+    TG_IT_CHECKF(rc == 0, "%s stop failed (%d): %s", argv[0], rc, out);
+}
+
+
+/* See harness.h. */
+void
+tg_it_pg_start(void)
+{
+    char dir[4096], port[16], out[1024], *p;
+    char *argv[] = {(char *)tg_it_pg_script(), "start", dir, port, NULL};
+    int rc;
+
+    tg_it_pg_path(dir, sizeof(dir), "pg");
+    p = strstr(tg_it_pg_conninfo(), "port=");
+    TG_IT_CHECK(p != NULL);
+    snprintf(port, sizeof(port), "%d", atoi(p + 5));
+    rc = tg_it_run(argv, out, sizeof(out), 120000);
+    TG_IT_CHECKF(rc == 0, "%s start failed (%d): %s", argv[0], rc, out);
 }

@@ -50,6 +50,8 @@ extern const tg_it_test_t tg_it_sdk_tests[];
 extern const tg_it_test_t tg_it_auth_tests[];
 extern const tg_it_test_t tg_it_encoding_tests[];
 extern const tg_it_test_t tg_it_routing_tests[];
+extern const tg_it_test_t tg_it_admin_tests[];
+extern const tg_it_test_t tg_it_store_tests[];
 
 /* ------------------------------------------------------------ checks */
 
@@ -262,5 +264,34 @@ bool tg_it_sig_caught(pid_t pid, int signo);
 /* Pids of <parent>'s children whose /proc comm starts with <prefix>, into
  * <pids> (at most <max>).  Returns the count. */
 int tg_it_children(pid_t parent, const char *prefix, pid_t *pids, int max);
+
+/* ------------------------------------------------------ PostgreSQL */
+
+/*
+ * One PostgreSQL per test run, started by the first test that asks for
+ * it (tools/pg-local.sh, in "<run dir>/pg", as the postgres user when run
+ * as root, on a free port with its socket directory inside) and stopped by
+ * the runner at the end of the run, whatever happened.  Tests that need no
+ * database do not pay for it.  psql runs the statements (only admin/pg.c
+ * links libpq): $TG_PSQL, default /usr/bin/psql.
+ */
+
+/* The server's conninfo (database "postgres", superuser, trust). */
+const char *tg_it_pg_conninfo(void);
+
+/* CREATE DATABASE from template0 with a name unique to the run; its
+ * conninfo into <conninfo> (<len> bytes).  Fails the test on error. */
+void tg_it_pg_db_create(char *conninfo, size_t len);
+
+/* Run <sql> with psql (unaligned, tuples only, stop on error) against
+ * <conninfo>; its output without the final newline into <out> (may be
+ * NULL).  Returns psql's exit status (0 = success). */
+int tg_it_pg_exec(const char *conninfo, const char *sql, char *out,
+                  size_t outlen);
+
+/* Stop the run's server (fast shutdown), and start it again on its port:
+ * for tests of a database that goes away. */
+void tg_it_pg_stop(void);
+void tg_it_pg_start(void);
 
 #endif /* TG_TESTS_INTEGRATION_HARNESS_H */

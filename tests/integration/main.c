@@ -21,6 +21,14 @@
  *      error log among them) and of every helper's output are printed, and
  *      the directory is kept.  TG_IT_KEEP=1 keeps every directory.
  *
+ *      PostgreSQL: the first test that needs a database starts one server
+ *      for the whole run in "<run dir>/pg" (harness.c); the runner stops it
+ *      at the end, also after failures, timeouts, or an INT/TERM/HUP that
+ *      ends the run early.  The run directory is made traversable (0755)
+ *      so the server, running as the postgres user, can reach its own.
+ *      $TOLLGATE_DATABASE is unset: tests without a "database" setting run
+ *      in config-only mode.
+ *
  *      Usage: integration-tests [-l] [NAME...]; a NAME selects the test of
  *      that exact name, or else every test whose name contains it.
  */
@@ -46,11 +54,43 @@
 static const tg_it_test_t *const tg_it_tables[] = {
     tg_it_proxy_tests,   tg_it_limits_tests,   tg_it_master_tests,
     tg_it_load_tests,    tg_it_sdk_tests,      tg_it_auth_tests,
-    tg_it_routing_tests, tg_it_encoding_tests, tg_it_tollctl_tests,
+    tg_it_routing_tests, tg_it_encoding_tests, tg_it_store_tests,
+    tg_it_admin_tests,   tg_it_tollctl_tests,
 };
 
 static const tg_it_test_t *tg_it_all[TG_IT_MAX_TESTS];
 static size_t tg_it_nall;
+static volatile sig_atomic_t tg_it_interrupted;
+
+
+static void
+tg_it_signal_handler(int signo)
+{
+    tg_it_interrupted = signo;
+}
+
+
+/* Stop the run's PostgreSQL if a test started one (harness.c). */
+static void
+tg_it_pg_shutdown(const char *root, const char *build)
+{
+    char dir[4200], pidfile[4300], cmd[8192];
+    const char *script = getenv("TG_PG_LOCAL");
+    int n;
+
+    (void)build;
+    n = snprintf(dir, sizeof(dir), "%s/pg", root);
+    snprintf(pidfile, sizeof(pidfile), "%s/data/postmaster.pid", dir);
+    if (n < 0 || access(pidfile, F_OK) != 0) {
+        return;
+    }
+    n = snprintf(cmd, sizeof(cmd), "'%s' stop '%s' >/dev/null 2>&1",
+                 script != NULL && script[0] ? script : "tools/pg-local.sh",
+                 dir);
+    if (n > 0 && (size_t)n < sizeof(cmd) && system(cmd) != 0) {
+        fprintf(stderr, "integration: stopping PostgreSQL in %s failed\n", dir);
+    }
+}
 
 
 /* "<nn>-<name as lower-case words joined by '-'>", at most <len> bytes. */
@@ -318,7 +358,7 @@ tg_it_run_one(const tg_it_test_t *t, size_t idx, const char *root,
         if (rc == pid) {
             break;
         }
-        if (tg_it_now_ms() >= deadline) {
+        if (tg_it_now_ms() >= deadline || tg_it_interrupted) {
             timed_out = true;
             kill(-pid, SIGKILL);
             waitpid(pid, &st, 0);
@@ -422,6 +462,10 @@ main(int argc, char **argv)
      * and the mock, which inherit the limit. */
     tg_nofile_raise();
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, tg_it_signal_handler);
+    signal(SIGTERM, tg_it_signal_handler);
+    signal(SIGHUP, tg_it_signal_handler);
+    unsetenv("TOLLGATE_DATABASE");
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     setvbuf(stdout, NULL, _IOLBF, 0);
     snprintf(root, sizeof(root), "%s/tollgate-it.XXXXXX",
@@ -430,7 +474,8 @@ main(int argc, char **argv)
         fprintf(stderr, "mkdtemp(%s) failed: %s\n", root, strerror(errno));
         return 1;
     }
-    for (i = 0; i < tg_it_nall; i++) {
+    chmod(root, 0755);
+    for (i = 0; i < tg_it_nall && !tg_it_interrupted; i++) {
         if (!tg_it_selected(tg_it_all[i], argc, argv, first)) {
             continue;
         }
@@ -441,12 +486,24 @@ main(int argc, char **argv)
             failed++;
         }
     }
+    tg_it_pg_shutdown(root, build);
     if (run == 0) {
         fprintf(stderr, "no test matches; -l lists them\n");
         rmdir(root);
         return 2;
     }
+    if (tg_it_interrupted) {
+        printf("integration: interrupted by signal %d\n",
+               (int)tg_it_interrupted);
+        failed++;
+    }
     if (failed == 0 && !keep) {
+        char pgdir[4200], info[4200];
+
+        snprintf(pgdir, sizeof(pgdir), "%s/pg", root);
+        snprintf(info, sizeof(info), "%s/pg.conninfo", root);
+        tg_it_rm_tree(pgdir);
+        unlink(info);
         rmdir(root);
     }
     printf("integration: ran %zu tests in %.1f s\n", run,

@@ -22,6 +22,7 @@
  */
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_admin.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -1166,6 +1167,7 @@ test_spool_behind_full_ring(void)
     tg_it_resp_t resp;
     pid_t admin;
     char bin[4096], url[128], num[16], *out, **ids;
+    char token[128], auth[192];
     char *argv[32];
     int i = 0, st, lines;
     bool done;
@@ -1175,7 +1177,9 @@ test_spool_behind_full_ring(void)
     auth_fixture_init(&f, NULL);
     tg_it_conf_set(&f.conf, "usage.ring_slots", "64");
     tg_it_conf_set(&f.conf, "log.level", "\"info\"");
+    tg_it_admin_prepare(&f, NULL);
     tg_it_fixture_start(&f);
+    tg_it_admin_login(&f, token, sizeof(token));
     TG_IT_CHECK_INT(tg_it_children(f.tg.pid, "admin", &admin, 1), 1);
 
     snprintf(bin, sizeof(bin), "%s/loadgen", tg_it_build());
@@ -1236,7 +1240,8 @@ test_spool_behind_full_ring(void)
     usage_check_ids(ids, nids);
 
     /* Admin says the spool was used, so the test took that path. */
-    tg_it_request(f.admin_port, "GET", "/status", NULL, NULL, &resp);
+    snprintf(auth, sizeof(auth), "authorization: Bearer %s\r\n", token);
+    tg_it_request(f.admin_port, "GET", "/admin/api/status", auth, NULL, &resp);
     TG_IT_CHECK_INT(resp.status, 200);
     j = tg_it_json(&resp);
     tg_it_note("admin usage counters: %s", strstr(resp.body, "\"usage\""));

@@ -6,10 +6,11 @@
  * NOTES
  *      Worker pids are found twice over: as the master's children whose
  *      process name starts with "worker" (/proc), and in the admin's GET
- *      /status, which reads the shared process table.
+ *      /admin/api/status, which reads the shared process table.
  */
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_admin.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -18,16 +19,23 @@
 #include <sys/wait.h>
 
 
-/* Whether <pid> is listed in the admin's /status processes. */
+/* Whether <pid> is listed in the processes of the admin's
+ * /admin/api/status (logged in as the bootstrap administrator). */
 static bool
-status_has_pid(int admin_port, pid_t pid)
+status_has_pid(tg_it_fixture_t *f, pid_t pid)
 {
+    static char token[128];
+    char auth[192];
     tg_it_resp_t resp;
     json_t *j, *procs, *p;
     bool found = false;
     size_t i;
 
-    tg_it_request(admin_port, "GET", "/status", NULL, NULL, &resp);
+    if (token[0] == '\0') {
+        tg_it_admin_login(f, token, sizeof(token));
+    }
+    snprintf(auth, sizeof(auth), "authorization: Bearer %s\r\n", token);
+    tg_it_request(f->admin_port, "GET", "/admin/api/status", auth, NULL, &resp);
     TG_IT_CHECK_INT(resp.status, 200);
     j = tg_it_json(&resp);
     procs = tg_it_json_get(j, "processes");
@@ -55,11 +63,12 @@ test_worker_respawn(void)
     char line[128];
 
     tg_it_fixture_init(&f);
+    tg_it_admin_prepare(&f, NULL);
     tg_it_fixture_start(&f);
     n = tg_it_children(f.tg.pid, "worker", before, 8);
     TG_IT_CHECK_INT(n, 2);
     victim = before[0];
-    TG_IT_CHECK(status_has_pid(f.admin_port, victim));
+    TG_IT_CHECK(status_has_pid(&f, victim));
     tg_it_note("killing worker pid %d", (int)victim);
     TG_IT_CHECK(kill(victim, SIGKILL) == 0);
 
@@ -91,12 +100,12 @@ test_worker_respawn(void)
     snprintf(line, sizeof(line), "(pid %d) killed by signal 9", (int)victim);
     TG_IT_CHECK(tg_it_file_wait(f.error_log, line, 3000));
     deadline = tg_it_now_ms() + 3000;
-    while (!status_has_pid(f.admin_port, fresh)) {
+    while (!status_has_pid(&f, fresh)) {
         TG_IT_CHECKF(tg_it_now_ms() < deadline,
                      "the new worker %d is not in /status", (int)fresh);
         tg_it_sleep_ms(50);
     }
-    TG_IT_CHECK(!status_has_pid(f.admin_port, victim));
+    TG_IT_CHECK(!status_has_pid(&f, victim));
 
     /* New connections, spread over both listening sockets, succeed. */
     for (i = 0; i < 30; i++) {

@@ -27,6 +27,7 @@
  */
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_admin.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -817,7 +818,7 @@ access_attempts(const char *path, const char *ep, int *max_attempts, int *on_ep)
 
 
 /*
- * Admin's view of endpoint <ep> (GET /endpoints on the admin port): its
+ * Admin's view of endpoint <ep> (GET /admin/api/status): its
  * health into <health> ("unknown", "healthy", "degraded", "unhealthy") and
  * whether it is available.  Fails the test when <ep> is not listed.
  */
@@ -830,8 +831,16 @@ admin_endpoint(const rt_t *r, const char *ep, char *health, size_t len,
     size_t i;
     bool found = false;
 
-    tg_it_request(r->f.admin_port, "GET", "/endpoints", NULL, NULL, &resp);
-    TG_IT_CHECKF(resp.status == 200, "admin GET /endpoints: %d %.200s",
+    static char token[128];
+    char auth[192];
+
+    if (token[0] == '\0') {
+        tg_it_admin_login((tg_it_fixture_t *)&r->f, token, sizeof(token));
+    }
+    snprintf(auth, sizeof(auth), "authorization: Bearer %s\r\n", token);
+    tg_it_request(r->f.admin_port, "GET", "/admin/api/status", auth, NULL,
+                  &resp);
+    TG_IT_CHECKF(resp.status == 200, "admin GET /admin/api/status: %d %.200s",
                  resp.status, resp.body ? resp.body : "");
     j = tg_it_json(&resp);
     /* A list of endpoints, or an object holding it as "endpoints". */
@@ -874,6 +883,7 @@ test_health_check_marks_idle_endpoint_down(void)
     snprintf(r.extra[2], sizeof(r.extra[2]),
              "health_interval = 0.5; health_timeout = 0.5;");
     r.down[2] = true; /* nothing listens on ep-c's port */
+    tg_it_admin_prepare(&r.f, NULL);
     rt_start(&r);
 
     /* No traffic at all: the checker alone must find ep-c down. */

@@ -203,8 +203,8 @@ test_path_patterns(void)
 {
     int64_t id;
 
-    CU_ASSERT(tg_api_path_match("/admin/api/keys", tg_str_lit("/admin/api/keys"),
-                                &id) &&
+    CU_ASSERT(tg_api_path_match("/admin/api/keys",
+                                tg_str_lit("/admin/api/keys"), &id) &&
               id == 0);
     CU_ASSERT(tg_api_path_match("/admin/api/keys/{id}/rotate",
                                 tg_str_lit("/admin/api/keys/42/rotate"), &id) &&
@@ -240,8 +240,7 @@ test_database_errors_map_to_statuses(void)
 {
     tg_api_error_t e;
 
-    CU_ASSERT(tg_api_sqlstate_map("TG404", "no such key", "key_id", &e) ==
-              404);
+    CU_ASSERT(tg_api_sqlstate_map("TG404", "no such key", "key_id", &e) == 404);
     CU_ASSERT_STRING_EQUAL(e.code, "not_found");
     CU_ASSERT_STRING_EQUAL(e.field, "key_id");
     CU_ASSERT_STRING_EQUAL(e.message, "no such key");

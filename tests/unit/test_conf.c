@@ -891,6 +891,24 @@ test_conf_admin_settings(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not hold 64 hexadecimal"));
     unsetenv("TG_TEST_CONF_PW");
     unsetenv("TG_TEST_CONF_KEY");
+
+    /* Absent from the file, the password may come from the environment
+     * (make run); the file wins. */
+    setenv("TOLLGATE_ADMIN_PASSWORD", "from-the-environment", 1);
+    conf = tg_test_conf_load(TG_TEST_CONF_EP);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->bootstrap_password, "from-the-environment");
+    tg_conf_destroy(conf);
+    conf = tg_test_conf_load(TG_TEST_CONF_EP "admin = { bootstrap_password = "
+                                             "\"from-the-file\"; };\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->bootstrap_password, "from-the-file");
+    tg_conf_destroy(conf);
+    setenv("TOLLGATE_ADMIN_PASSWORD", "short", 1);
+    tg_test_conf_error(TG_TEST_CONF_EP, err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "test.conf: $TOLLGATE_ADMIN_PASSWORD must be "
+                                "8 to 255 characters");
+    unsetenv("TOLLGATE_ADMIN_PASSWORD");
 }
 
 static void

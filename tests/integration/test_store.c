@@ -1,0 +1,434 @@
+/*
+ * tests/integration/test_store.c
+ *      PostgreSQL as the system of record: migrations, a newer schema
+ *      refused, the config-file import, changes made in the database
+ *      reaching the workers, the database or admin going away, and two
+ *      hosts on one database.
+ *
+ * NOTES
+ *      Each test gets a database of its own (tg_it_pg_db_create) on the
+ *      run's PostgreSQL and changes rows with psql, as an operator or
+ *      another host would; a real request through a worker proves what
+ *      shared memory holds.  Timing bounds are the product's (100 ms on
+ *      one host, 1 s across hosts); every other wait is generous.
+ */
+#include "core/core.h"
+#include "tests/integration/client.h"
+#include "tests/integration/harness.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KEY_DB   "tg-it-db-key-0123456789abcdef"
+#define KEY_DB2  "tg-it-db-key-second-0123456789"
+#define KEY_FILE "tg-it-file-key-for-alice-012345"
+
+/* The "database" state /healthz reports, into <buf>. */
+static const char *
+healthz_db(int admin_port, char *buf, size_t len)
+{
+    tg_it_resp_t resp;
+    json_t *j;
+
+    tg_it_request(admin_port, "GET", "/healthz", NULL, NULL, &resp);
+    j = tg_it_json(&resp);
+    snprintf(buf, len, "%s",
+             j != NULL && tg_it_json_str(j, "database") != NULL
+                 ? tg_it_json_str(j, "database")
+                 : "?");
+    json_decref(j);
+    tg_it_resp_fini(&resp);
+    return buf;
+}
+
+
+/* Wait up to <timeout_ms> for /healthz to report <want>. */
+static void
+wait_db(int admin_port, const char *want, int timeout_ms)
+{
+    uint64_t deadline = tg_it_now_ms() + (uint64_t)timeout_ms;
+    char got[32];
+
+    while (strcmp(healthz_db(admin_port, got, sizeof(got)), want) != 0) {
+        TG_IT_CHECKF(tg_it_now_ms() < deadline,
+                     "/healthz says database \"%s\" after %d ms, expected "
+                     "\"%s\"",
+                     got, timeout_ms, want);
+        tg_it_sleep_ms(20);
+    }
+}
+
+
+/* Status of one Messages request with <key> through the worker port. */
+static int
+call(int port, const char *key)
+{
+    char headers[256];
+    tg_it_resp_t resp;
+    int status;
+
+    snprintf(headers, sizeof(headers),
+             "x-api-key: %s\r\nanthropic-version: 2023-06-01\r\n"
+             "content-type: application/json\r\n",
+             key);
+    tg_it_request(port, "POST", "/v1/messages", headers, TG_IT_BODY_MESSAGES,
+                  &resp);
+    status = resp.r.status;
+    tg_it_resp_fini(&resp);
+    return status;
+}
+
+
+/* Milliseconds until a request with <key> gets <want>, polling; fails the
+ * test after <timeout_ms>. */
+static uint64_t
+wait_status(int port, const char *key, int want, int timeout_ms)
+{
+    uint64_t start = tg_it_now_ms();
+    int got;
+
+    while ((got = call(port, key)) != want) {
+        TG_IT_CHECKF(tg_it_now_ms() - start < (uint64_t)timeout_ms,
+                     "key still gets %d after %d ms, expected %d", got,
+                     timeout_ms, want);
+        tg_it_sleep_ms(2);
+    }
+    return tg_it_now_ms() - start;
+}
+
+
+/* Run <sql> on <db>; its output (static) or a failed test. */
+static const char *
+sql(const char *db, const char *text)
+{
+    static char out[8192];
+
+    TG_IT_CHECKF(tg_it_pg_exec(db, text, out, sizeof(out)) == 0,
+                 "psql failed: %s\n  for: %s", out, text);
+    return out;
+}
+
+
+/* A fixture on a database of its own; started, database ready. */
+static void
+start_on(tg_it_fixture_t *f, const char *db)
+{
+    tg_it_conf_set(&f->conf, "database", "\"%s\"", db);
+    tg_it_fixture_start(f);
+    wait_db(f->admin_port, "ready", 20000);
+}
+
+
+static void
+test_migrations(void)
+{
+    tg_it_fixture_t f;
+    char db[512];
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    TG_IT_CHECK_STR(sql(db, "SELECT version || ':' || name FROM "
+                            "schema_migrations ORDER BY version LIMIT 1"),
+                    "1:0001_init");
+    TG_IT_CHECK(atoi(sql(db, "SELECT count(*) FROM pg_proc p JOIN "
+                             "pg_namespace n ON n.oid = p.pronamespace "
+                             "WHERE n.nspname = 'tg_api'")) > 0);
+    TG_IT_CHECK(tg_it_file_count(f.error_log, (const char *const[]){
+                                                  "applied migration 0001_init",
+                                                  NULL}) == 1);
+    /* A restart applies nothing again and keeps one row per migration
+     * (the error log is appended to). */
+    tg_it_fixture_stop(&f);
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    TG_IT_CHECK_INT(tg_it_file_count(f.error_log,
+                                     (const char *const[]){
+                                         "applied migration 0001_init", NULL}),
+                    1);
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations "
+                            "WHERE version = 1"),
+                    "1");
+    TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_newer_schema_refused(void)
+{
+    tg_it_fixture_t f;
+    char db[512], line[160];
+
+    tg_it_pg_db_create(db, sizeof(db));
+    sql(db, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+            "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT "
+            "now()); INSERT INTO schema_migrations VALUES (9999, "
+            "'9999_future')");
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "database", "\"%s\"", db);
+    tg_it_fixture_start(&f);
+    wait_db(f.admin_port, "refused", 20000);
+    snprintf(line, sizeof(line),
+             "database schema version 9999 is newer than this tollgate "
+             "supports (schema version 1,");
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, line, 5000));
+    /* Nothing was written, and the workers serve the file's keys. */
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM pg_tables "
+                            "WHERE tablename = 'users'"),
+                    "0");
+    TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_file_import(void)
+{
+    tg_it_fixture_t f;
+    char db[512];
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "users",
+                   "( { name = \"alice\"; quota_tokens = 100000; "
+                   "quota_period = \"day\"; keys = ( { key = \"" KEY_FILE
+                   "\"; models = [ \"claude-*\" ]; rpm = 600; } ); } )");
+    start_on(&f, db);
+    TG_IT_CHECK_STR(sql(db, "SELECT username || ',' || managed_by || ',' || "
+                            "tokens_day FROM users"),
+                    "alice,file,100000");
+    TG_IT_CHECK_STR(
+        sql(db, "SELECT string_agg(COALESCE(u.username, '-') || ',' || "
+                "k.managed_by || ',' || k.status || ',' || "
+                "array_to_string(k.models, '|'), ';' ORDER BY k.key_id) "
+                "FROM api_keys k LEFT JOIN users u USING (user_id)"),
+        "-,file,active,;alice,file,active,claude-*");
+    /* Stored as digests, never in clear. */
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys WHERE digest = "
+                            "sha256('" KEY_FILE "'::bytea)"),
+                    "1");
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys WHERE prefix || "
+                            "last4 LIKE '%" KEY_FILE "%'"),
+                    "0");
+    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || "
+                            "(credential_ciphertext IS NOT NULL) "
+                            "FROM endpoints WHERE name = 'mock-anthropic'"),
+                    "file,true");
+    TG_IT_CHECK_INT(call(f.port, KEY_FILE), 200);
+
+    /* A reload imports the file again: the key disabled, a key added. */
+    tg_it_conf_set(&f.conf, "users",
+                   "( { name = \"alice\"; keys = ( { key = \"" KEY_FILE
+                   "\"; disabled = true; } ); } )");
+    tg_it_conf_set(&f.conf, "keys", "( \"" TG_IT_KEY "\", \"" KEY_DB2 "\" )");
+    tg_it_conf_write(&f.conf, f.conf_path);
+    tg_it_proc_signal(&f.tg, SIGHUP);
+    /* Poll only once the old generation is gone: this test is about the
+     * import, not about connections racing a reload. */
+    TG_IT_CHECK(tg_it_file_wait_count(
+                    f.error_log,
+                    (const char *const[]){"exited with status 0", NULL}, 3,
+                    20000) >= 3);
+    wait_status(f.port, KEY_DB2, 200, 20000);
+    wait_status(f.port, KEY_FILE, 401, 5000);
+    TG_IT_CHECK_STR(sql(db, "SELECT status || ',' || "
+                            "COALESCE(tokens_day::text, 'null') FROM users "
+                            "WHERE username = 'alice'"),
+                    "active,null");
+    TG_IT_CHECK_STR(sql(db, "SELECT string_agg(status, ',' ORDER BY key_id) "
+                            "FROM api_keys WHERE managed_by = 'file'"),
+                    "active,disabled,active");
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_change_reaches_workers(void)
+{
+    tg_it_fixture_t f;
+    char db[512];
+    uint64_t ms;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    TG_IT_CHECK_INT(call(f.port, KEY_DB), 401);
+    sql(db, "INSERT INTO users (username) VALUES ('bob');"
+            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+            "'cdef' FROM users WHERE username = 'bob'");
+    ms = wait_status(f.port, KEY_DB, 200, 5000);
+    tg_it_note("an inserted key worked after %llu ms", (unsigned long long)ms);
+    TG_IT_CHECKF(ms <= 100, "inserted key took %llu ms",
+                 (unsigned long long)ms);
+
+    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+            "'tg-it-db'");
+    ms = wait_status(f.port, KEY_DB, 401, 5000);
+    tg_it_note("a disabled key was refused after %llu ms",
+               (unsigned long long)ms);
+    TG_IT_CHECKF(ms <= 100, "disabled key took %llu ms",
+                 (unsigned long long)ms);
+
+    sql(db, "UPDATE api_keys SET status = 'active' WHERE prefix = 'tg-it-db'");
+    wait_status(f.port, KEY_DB, 200, 5000);
+    sql(db, "UPDATE users SET status = 'disabled' WHERE username = 'bob'");
+    ms = wait_status(f.port, KEY_DB, 403, 5000);
+    TG_IT_CHECKF(ms <= 100, "disabled user took %llu ms",
+                 (unsigned long long)ms);
+    sql(db, "UPDATE users SET status = 'active' WHERE username = 'bob'");
+    wait_status(f.port, KEY_DB, 200, 5000);
+    sql(db, "DELETE FROM api_keys WHERE prefix = 'tg-it-db'");
+    ms = wait_status(f.port, KEY_DB, 401, 5000);
+    TG_IT_CHECKF(ms <= 100, "deleted key took %llu ms", (unsigned long long)ms);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_database_restart(void)
+{
+    tg_it_fixture_t f;
+    char db[512];
+    int i;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    sql(db, "INSERT INTO users (username) VALUES ('carol');"
+            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+            "'cdef' FROM users WHERE username = 'carol'");
+    wait_status(f.port, KEY_DB, 200, 5000);
+
+    tg_it_pg_stop();
+    wait_db(f.admin_port, "down", 10000);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "database connection lost", 5000));
+    /* The workers keep the last published state, database keys too. */
+    for (i = 0; i < 5; i++) {
+        TG_IT_CHECK_INT(call(f.port, KEY_DB), 200);
+        TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
+        tg_it_sleep_ms(200);
+    }
+    tg_it_pg_start();
+    /* Back-off is at most a few seconds after this short an outage. */
+    wait_db(f.admin_port, "ready", 40000);
+    TG_IT_CHECK(
+        tg_it_file_wait(f.error_log, "database connection ready", 5000));
+    /* Listening again: a change reaches the workers. */
+    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+            "'tg-it-db'");
+    wait_status(f.port, KEY_DB, 401, 1000);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_admin_killed(void)
+{
+    tg_it_fixture_t f;
+    pid_t admin[4], again[4];
+    char db[512];
+    int n, i;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    tg_it_fixture_settle(&f);
+    sql(db, "INSERT INTO users (username) VALUES ('dave');"
+            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+            "'cdef' FROM users WHERE username = 'dave'");
+    wait_status(f.port, KEY_DB, 200, 5000);
+    n = tg_it_children(f.tg.pid, "admin", admin, 4);
+    TG_IT_CHECK_INT(n, 1);
+    TG_IT_CHECK(kill(admin[0], SIGKILL) == 0);
+    /* While admin is dead the workers serve what was published, and a
+     * change made meanwhile is picked up by the next admin. */
+    sql(db, "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB2 "'::bytea), 'tg-it-d2', "
+            "'6789' FROM users WHERE username = 'dave'");
+    for (i = 0; i < 3; i++) {
+        TG_IT_CHECK_INT(call(f.port, KEY_DB), 200);
+        TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
+    }
+    wait_status(f.port, KEY_DB2, 200, 20000);
+    n = tg_it_children(f.tg.pid, "admin", again, 4);
+    TG_IT_CHECK_INT(n, 1);
+    TG_IT_CHECK(again[0] != admin[0]);
+    wait_db(f.admin_port, "ready", 5000);
+    TG_IT_CHECK_INT(call(f.port, KEY_DB), 200);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_two_hosts(void)
+{
+    tg_it_fixture_t a, b;
+    char db[512];
+    uint64_t ms;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&a);
+    start_on(&a, db);
+    tg_it_fixture_init(&b);
+    /* Host b has its own logs and pid file in the test directory. */
+    tg_it_path(b.error_log, sizeof(b.error_log), "error-b.log");
+    tg_it_path(b.access_log, sizeof(b.access_log), "access-b.log");
+    tg_it_path(b.conf_path, sizeof(b.conf_path), "tollgate-b.conf");
+    tg_it_path(b.ledger, sizeof(b.ledger), "ledger-b.jsonl");
+    tg_it_conf_set(&b.conf, "log.error", "\"%s\"", b.error_log);
+    tg_it_conf_set(&b.conf, "log.access", "\"%s\"", b.access_log);
+    {
+        char p[4096];
+
+        tg_it_path(p, sizeof(p), "tollgate-b.pid");
+        tg_it_conf_set(&b.conf, "pid_file", "\"%s\"", p);
+    }
+    start_on(&b, db);
+    sql(db, "INSERT INTO users (username) VALUES ('erin');"
+            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+            "'cdef' FROM users WHERE username = 'erin'");
+    wait_status(a.port, KEY_DB, 200, 1000);
+    wait_status(b.port, KEY_DB, 200, 1000);
+    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+            "'tg-it-db'");
+    ms = wait_status(a.port, KEY_DB, 401, 1000);
+    ms += wait_status(b.port, KEY_DB, 401, 1000);
+    tg_it_note("both hosts refused the disabled key after %llu ms",
+               (unsigned long long)ms);
+    TG_IT_CHECK(ms <= 1000);
+    tg_it_fixture_stop(&b);
+    tg_it_fixture_stop(&a);
+}
+
+
+const tg_it_test_t tg_it_store_tests[] = {
+    {"migrations are applied once each and recorded in schema_migrations",
+     test_migrations},
+    {"a database with a newer schema is refused with a message naming both "
+     "versions",
+     test_newer_schema_refused},
+    {"config-file users and keys are imported as managed_by file, and again "
+     "on HUP",
+     test_file_import},
+    {"a key inserted, disabled or deleted in PostgreSQL reaches the workers "
+     "within 100 ms",
+     test_change_reaches_workers},
+    {"PostgreSQL stopped: workers keep serving, admin reconnects when it "
+     "returns and /healthz says so",
+     test_database_restart},
+    {"admin killed with SIGKILL: workers keep serving and the new admin "
+     "republishes",
+     test_admin_killed},
+    {"two tollgates on one database see each other's key disable within 1 s",
+     test_two_hosts},
+    {NULL, NULL},
+};
