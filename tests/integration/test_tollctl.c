@@ -6,11 +6,10 @@
  *      routes this server lacks, bad arguments and an unreachable server.
  *
  * NOTES
- *      Each database test starts its own PostgreSQL with tools/pg-local.sh
- *      in the test directory on a free port (its postmaster is listed in
- *      "pids" so the runner kills it whatever happens to the test), then
- *      tollgate with "database" pointing at it, and waits until /healthz
- *      says the database is ready.
+ *      Each database test gets a database of its own on the run's
+ *      PostgreSQL (tg_it_pg_db_create), starts tollgate with "database"
+ *      pointing at it, and waits until /healthz says the database is
+ *      ready.
  *
  *      tollctl runs through /bin/sh with its environment set explicitly
  *      (HOME and XDG_CONFIG_HOME inside the test directory, one
@@ -41,8 +40,7 @@
 
 typedef struct {
     tg_it_fixture_t f;
-    char pgdir[4096];
-    bool pg;
+    bool pg; /* with a database */
     char url[64];
 } env_t;
 
@@ -54,18 +52,8 @@ typedef struct {
 } run_t;
 
 
-/* The source tree (tools/pg-local.sh): $TG_SRCDIR or the current
- * directory. */
-static const char *
-srcdir(void)
-{
-    const char *d = getenv("TG_SRCDIR");
-
-    return d != NULL && d[0] != '\0' ? d : ".";
-}
-
-
-/* Append <pid> to the runner's clean-up list. */
+/* Append <pid> to the runner's clean-up list (it kills the process
+ * group of every pid listed there when the test ends). */
 static void
 pid_record(const char *pid)
 {
@@ -79,57 +67,19 @@ pid_record(const char *pid)
 }
 
 
-/* Start PostgreSQL in "<dir>/pg" and point the config at it. */
+/* Give the config a database of its own on the run's PostgreSQL, a
+ * secret key file and the bootstrap administrator's password. */
 static void
 pg_start(env_t *e)
 {
-    char cmd[8400], out[4096], path[4200], *pidtext, *line, *nl;
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    int rc, port = tg_it_port_free();
+    char conninfo[1024], path[4200];
 
-    /* PostgreSQL's socket path is limited to 107 bytes, more than a test
-     * directory leaves: the cluster lives in a short directory of its own,
-     * linked from the test directory as "pg". */
-    snprintf(e->pgdir, sizeof(e->pgdir), "/tmp/tg-it-pg.XXXXXX");
-    TG_IT_CHECKF(mkdtemp(e->pgdir) != NULL, "mkdtemp failed");
-    TG_IT_CHECK(symlink(e->pgdir, tg_it_path(path, sizeof(path), "pg")) == 0);
-    snprintf(cmd, sizeof(cmd), "'%s/tools/pg-local.sh' start '%s' %d", srcdir(),
-             e->pgdir, port);
-    rc = tg_it_run(argv, out, sizeof(out), 50000);
-    TG_IT_CHECKF(rc == 0, "pg-local.sh start failed (%d): %s", rc, out);
+    tg_it_pg_db_create(conninfo, sizeof(conninfo));
     e->pg = true;
-    snprintf(path, sizeof(path), "%s/data/postmaster.pid", e->pgdir);
-    pidtext = tg_it_file_read(path, NULL);
-    TG_IT_CHECKF(pidtext != NULL, "no %s", path);
-    pid_record(pidtext);
-    free(pidtext);
-    /* The conninfo is the last line printed. */
-    while ((nl = strrchr(out, '\n')) != NULL && nl[1] == '\0') {
-        *nl = '\0';
-    }
-    line = strrchr(out, '\n') ? strrchr(out, '\n') + 1 : out;
-    TG_IT_CHECKF(strstr(line, "host=") != NULL, "no conninfo in: %s", out);
-    tg_it_conf_set(&e->f.conf, "database", "\"%s\"", line);
+    tg_it_conf_set(&e->f.conf, "database", "\"%s\"", conninfo);
     tg_it_path(path, sizeof(path), "secret.key");
     tg_it_conf_set(&e->f.conf, "admin.secret_key", "\"%s\"", path);
     tg_it_conf_set(&e->f.conf, "admin.bootstrap_password", "\"%s\"", ADMIN_PW);
-}
-
-
-static void
-pg_stop(env_t *e)
-{
-    char cmd[16384], out[1024], link[4096];
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-
-    if (!e->pg) {
-        return;
-    }
-    snprintf(cmd, sizeof(cmd),
-             "'%s/tools/pg-local.sh' stop '%s' && rm -rf '%s' '%s'", srcdir(),
-             e->pgdir, e->pgdir, tg_it_path(link, sizeof(link), "pg"));
-    (void)tg_it_run(argv, out, sizeof(out), 30000);
-    e->pg = false;
 }
 
 
@@ -176,7 +126,6 @@ static void
 env_stop(env_t *e)
 {
     tg_it_fixture_stop(&e->f);
-    pg_stop(e);
 }
 
 
@@ -515,6 +464,7 @@ hook_start(int port)
         pid_record(text);
         return pid;
     }
+    setpgid(0, 0);
     for (;;) {
         int cfd = accept(lfd, NULL, NULL);
         size_t n = 0;
