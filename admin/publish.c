@@ -17,9 +17,11 @@
  *      - a full publish (every key at once) blanks the patterns no key in
  *        it uses (a blank "" matches no model, so a stale key that still
  *        points there loses that model rather than gaining another), then
- *        rewrites every key; only after that are blank slots reused, for
- *        the patterns that did not fit by appending, and the keys that need
- *        them are written again.
+ *        rewrites every key and deletes the keys it does not hold; only
+ *        after that are blank slots reused, for the patterns that did not
+ *        fit by appending, and the keys that need them are written again.
+ *        In the first pass such a key is written with the patterns that
+ *        have an index (a subset: it fails closed), or disabled if none.
  *      A key whose patterns cannot all get an index (more than 64 distinct
  *      patterns in use) is published disabled, never with a partial
  *      allow-list (an empty bitmap would mean every model), and an error
@@ -46,6 +48,7 @@ typedef struct {
 static char tg_publish_pat[TG_SHM_MODELS_MAX][TG_SHM_MODELS_PATTERN];
 static uint32_t tg_publish_npat;
 static tg_shm_models_t *tg_publish_models; /* table the copy mirrors */
+static uint64_t tg_publish_gen;            /* its generation we wrote */
 
 
 static int
@@ -62,7 +65,8 @@ tg_publish_pat_load(tg_shm_t *shm)
     tg_shm_models_t *m = tg_shm_models(shm);
     uint32_t i, n;
 
-    if (tg_publish_models == m) {
+    if (tg_publish_models == m &&
+        atomic_load(&m->generation) == tg_publish_gen) {
         return;
     }
     /* Admin is the only writer, so a plain read is consistent; a table a
@@ -75,6 +79,7 @@ tg_publish_pat_load(tg_shm_t *shm)
     }
     tg_publish_npat = n;
     tg_publish_models = m;
+    tg_publish_gen = atomic_load(&m->generation);
 }
 
 
@@ -93,6 +98,7 @@ tg_publish_pat_write(tg_shm_t *shm)
                tg_publish_npat);
         return TG_ERROR;
     }
+    tg_publish_gen = atomic_load(&tg_shm_models(shm)->generation);
     return TG_OK;
 }
 
@@ -162,10 +168,16 @@ tg_publish_pat_need(const tg_publish_key_t *k, bool reuse, bool *changed)
 }
 
 
-/* The shared entry for <k>; disabled when a pattern has no index. */
+/*
+ * The shared entry for <k>.  A pattern without an index disables the key,
+ * unless <partial>: then the patterns that have one make its allow-list
+ * (a subset, so it fails closed), and only a key left with none of them
+ * is disabled.
+ */
 static void
-tg_publish_entry(const tg_publish_key_t *k, tg_shm_key_t *e)
+tg_publish_entry(const tg_publish_key_t *k, tg_shm_key_t *e, bool partial)
 {
+    bool missing = false;
     uint32_t m;
     int bit;
 
@@ -183,11 +195,15 @@ tg_publish_entry(const tg_publish_key_t *k, tg_shm_key_t *e)
     for (m = 0; m < k->nmodels; m++) {
         bit = tg_publish_pat_find(k->models[m]);
         if (bit < 0) {
-            e->status = TG_SHM_KEY_DISABLED;
-            e->models = 0;
-            break;
+            missing = true;
+            continue;
         }
         e->models |= 1ull << bit;
+    }
+    /* An empty bitmap would allow every model. */
+    if (missing && (!partial || e->models == 0)) {
+        e->status = TG_SHM_KEY_DISABLED;
+        e->models = 0;
     }
     memcpy(e->prefix, k->prefix, strnlen(k->prefix, sizeof(e->prefix) - 1));
 }
@@ -223,16 +239,18 @@ tg_publish_place(tg_shm_t *shm, const uint8_t digest[32], uint32_t *slot)
 }
 
 
-/* Upsert <k> into its slot; *<added> when it is new. */
+/* Upsert <k> into its slot; *<added> when it is new.  <partial>: a first
+ * pass, see tg_publish_entry (and nothing is logged about patterns). */
 static int
-tg_publish_upsert(tg_shm_t *shm, const tg_publish_key_t *k, bool *added)
+tg_publish_upsert(tg_shm_t *shm, const tg_publish_key_t *k, bool *added,
+                  bool partial)
 {
     tg_shm_key_t e;
     uint32_t slot;
     int prc;
 
-    tg_publish_entry(k, &e);
-    if (e.status == TG_SHM_KEY_DISABLED && !k->disabled) {
+    tg_publish_entry(k, &e, partial);
+    if (!partial && e.status == TG_SHM_KEY_DISABLED && !k->disabled) {
         tg_log(TG_LOG_ERR, 0,
                "key %u published disabled: its model patterns do not fit "
                "the %d distinct patterns shared memory holds",
@@ -271,7 +289,7 @@ tg_publish_key(tg_shm_t *shm, const tg_publish_key_t *k)
     if (changed && tg_publish_pat_write(shm) != TG_OK) {
         return TG_ERROR;
     }
-    return tg_publish_upsert(shm, k, &added);
+    return tg_publish_upsert(shm, k, &added, false);
 }
 
 
@@ -383,14 +401,18 @@ tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
     }
     for (i = 0; i < n; i++) {
         added = false;
-        if (tg_publish_upsert(shm, &keys[i], &added) != TG_OK) {
+        if (tg_publish_upsert(shm, &keys[i], &added, again[i]) != TG_OK) {
             rc = TG_ERROR;
         }
         nadded += added;
     }
+    if (prune) {
+        deleted = tg_publish_prune(shm, keys, n);
+    }
     if (any) {
-        /* Every key is rewritten, so no key refers to a blank slot any
-         * more: now they can take the patterns that did not fit. */
+        /* Every key is rewritten and every other one deleted, so no key
+         * refers to a blank slot any more: now the patterns that did not
+         * fit can take them. */
         changed = false;
         for (i = 0; i < n; i++) {
             if (again[i]) {
@@ -402,13 +424,11 @@ tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
         }
         for (i = 0; i < n; i++) {
             added = false;
-            if (again[i] && tg_publish_upsert(shm, &keys[i], &added) != TG_OK) {
+            if (again[i] &&
+                tg_publish_upsert(shm, &keys[i], &added, false) != TG_OK) {
                 rc = TG_ERROR;
             }
         }
-    }
-    if (prune) {
-        deleted = tg_publish_prune(shm, keys, n);
     }
     free(again);
     /* A periodic reconcile that changes nothing stays out of the log. */

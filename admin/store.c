@@ -166,6 +166,8 @@ struct tg_store_s {
     tg_ev_timer_t retry_timer;
     tg_ev_timer_t reconcile_timer;
     uint32_t retry_ms;
+    bool fail_logged; /* a start-up failure was logged since the last
+                         success */
 };
 
 static tg_store_t *tg_store;
@@ -202,8 +204,12 @@ tg_store_fail(tg_store_t *s, const char *what, const char *why)
     if (tg_pg_state(s->pg) != TG_PG_READY) {
         return;
     }
-    tg_log(TG_LOG_ERR, 0, "database start-up: %s failed: %s; retrying in %u ms",
-           what, why, s->retry_ms);
+    /* Once per series of failures in the error log; the retries go to
+     * the debug log until a start-up succeeds. */
+    tg_log(s->fail_logged ? TG_LOG_DEBUG : TG_LOG_ERR, 0,
+           "database start-up: %s failed: %s; retrying in %u ms", what, why,
+           s->retry_ms);
+    s->fail_logged = true;
     (void)tg_pg_query(s->pg, TG_STORE_UNLOCK_SQL, 0, NULL, NULL, NULL);
     tg_store_set_state(s, TG_STORE_DOWN);
     tg_ev_timer_add(s->loop, &s->retry_timer, s->retry_ms);
@@ -291,12 +297,12 @@ tg_store_unlocked_cb(void *ctx, const tg_pg_res_t *res)
 
 
 static void
-tg_store_imported(void *ctx, bool ok)
+tg_store_imported(void *ctx, bool ok, const char *err)
 {
     tg_store_t *s = ctx;
 
     if (!ok) {
-        tg_store_fail(s, "config import", "see above");
+        tg_store_fail(s, "config import", err);
         return;
     }
     if (tg_pg_query(s->pg, TG_STORE_UNLOCK_SQL, 0, NULL, tg_store_unlocked_cb,
@@ -752,6 +758,7 @@ tg_store_keys_cb(void *ctx, const tg_pg_res_t *res)
     }
     tg_store_set_state(s, TG_STORE_READY);
     s->retry_ms = TG_STORE_RETRY_MIN;
+    s->fail_logged = false;
     tg_store_published(s);
     tg_ev_timer_add(s->loop, &s->reconcile_timer,
                     s->conf->reconcile_interval_ms);

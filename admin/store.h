@@ -68,14 +68,15 @@ const char *tg_store_state_name(void);
  */
 tg_pg_t *tg_store_pg(void);
 
-typedef void (*tg_store_import_done_cb)(void *ctx, bool ok);
+/* <err>: the first error (for the log; names no secret), "" when ok. */
+typedef void (*tg_store_import_done_cb)(void *ctx, bool ok, const char *err);
 
 /*
  * Import what <conf> declares into the database on <pg> (READY), in one
  * transaction (admin/store_import.c); endpoint credentials are sealed
- * with <kr> (NULL: stored as NULL).  <done>(<ctx>, ok) runs once when it
- * ended, possibly before this returns.  TG_OK, or TG_ERROR (nothing
- * queued, <done> not called) when out of memory or not READY.
+ * with <kr> (NULL: stored as NULL).  <done>(<ctx>, ok, err) runs once
+ * when it ended, possibly before this returns; the caller logs.  TG_OK, or
+ * TG_ERROR (nothing queued, <done> not called) when out of memory or not READY.
  */
 int tg_store_import(tg_pg_t *pg, const tg_conf_t *conf,
                     const tg_crypto_keyring_t *kr, tg_store_import_done_cb done,

@@ -460,10 +460,8 @@ tg_import_finish(tg_import_t *im)
                        im->counts[i][2]);
             }
         }
-    } else {
-        tg_log(TG_LOG_ERR, 0, "config import failed: %s", im->err);
     }
-    im->done(im->ctx, !im->failed);
+    im->done(im->ctx, !im->failed, im->err);
     tg_import_free(im);
 }
 

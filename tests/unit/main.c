@@ -36,6 +36,8 @@ static const struct {
     {"decode", tg_test_decode_register},
     {"crypto", tg_test_crypto_register},
     {"api", tg_test_api_register},
+    {"publish", tg_test_publish_register},
+    {"pg", tg_test_pg_register},
 };
 
 

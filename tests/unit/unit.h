@@ -26,6 +26,8 @@ int tg_test_route_register(void);
 int tg_test_decode_register(void);
 int tg_test_crypto_register(void);
 int tg_test_api_register(void);
+int tg_test_publish_register(void);
+int tg_test_pg_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
