@@ -118,6 +118,8 @@ typedef struct {
     bool tty_out;          /* stdout is a terminal */
     bool all;              /* --all: follow next_cursor */
     bool csv_rows;         /* export progress counts CSV rows */
+    bool login;            /* running login: an unusable credentials file
+                              is replaced, not an error */
     long timeout_s;        /* whole exchange; 0 = none */
     time_t now;            /* for relative times */
     FILE *out;             /* stdout (a memory stream in tests) */

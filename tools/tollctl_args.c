@@ -850,6 +850,7 @@ tg_ctl_run_cmd(tg_ctl_t *ctl, const tg_ctl_group_t *g, const tg_ctl_cmd_t *c,
     if (rc == TG_CTL_EXIT_OK && a.help) {
         tg_ctl_help_cmd(ctl->out, g, c);
     } else if (rc == TG_CTL_EXIT_OK) {
+        ctl->login = g->cmds == tg_ctl_login_cmds;
         rc = tg_ctl_setup(ctl, tg_ctl_local_str(&a, "url"));
         if (rc == TG_CTL_EXIT_OK) {
             rc = c->run(ctl, c, &a);

@@ -385,6 +385,9 @@ done:
     }
     free(data);
     free(x.buf);
+    for (struct curl_slist *h = hdrs; h != NULL; h = h->next) {
+        explicit_bzero(h->data, strlen(h->data)); /* the bearer token */
+    }
     curl_slist_free_all(hdrs);
     return ret;
 }
@@ -627,9 +630,11 @@ tg_ctl_setup(tg_ctl_t *ctl, const char *url_opt)
     }
     if (ctl->cred_path[0] != '\0' && (env_tok == NULL || env_tok[0] == '\0')) {
         cred = tg_ctl_cred_read(ctl, &rc);
-        if (rc != TG_CTL_EXIT_OK) {
+        if (rc != TG_CTL_EXIT_OK && !ctl->login) {
             return rc;
         }
+        /* login replaces a file it could not use. */
+        rc = TG_CTL_EXIT_OK;
     }
     if (url_opt != NULL) {
         rc = tg_ctl_url_set(ctl, url_opt, "--url");

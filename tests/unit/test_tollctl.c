@@ -745,7 +745,7 @@ test_credentials(void)
 static void
 test_credentials_refused(void)
 {
-    const char *logout[] = {"logout", NULL};
+    const char *logout[] = {"logout", NULL}, *login[] = {"login", NULL};
     char path[256];
     cap_t c;
 
@@ -774,6 +774,11 @@ test_credentials_refused(void)
     CU_ASSERT_EQUAL(tg_ctl_setup(&c.ctl, NULL), 1);
     cap_flush(&c);
     CU_ASSERT_PTR_NOT_NULL(strstr(c.err, "is readable by others (mode 0644)"));
+    cap_close(&c);
+    /* ... except by login, which replaces it. */
+    cap_open(&c);
+    CU_ASSERT_EQUAL(cap_run(&c, login), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.err, "give the username"));
     cap_close(&c);
     cred_env_end();
 }
