@@ -777,6 +777,46 @@ commands_routing(env_t *e)
 }
 
 
+/* Applications: every kind, list, get, reject, approve, and the new key
+ * an approval creates, shown once to its applicant. */
+static void
+commands_apps(env_t *e)
+{
+    long long quota, newkey;
+    char cmd[128], key[128];
+    run_t r;
+
+    ctl(e, &r, NULL, NULL, NULL,
+        "apps apply quota-increase --tokens-month 9000000 --reason more "
+        "--json");
+    CHECK_RUN(&r, 0, "quota_increase", false);
+    quota = json_id(&r, "application_id");
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL,
+        "apps apply new-key --name from-app --models 'claude-*' --json");
+    CHECK_RUN(&r, 0, "new_key", false);
+    newkey = json_id(&r, "application_id");
+    run_fini(&r);
+    check_list(e, "apps list --status pending", "KIND");
+    snprintf(cmd, sizeof(cmd), "apps get %lld", quota);
+    check_show(e, cmd, "quota_increase", "application_id");
+
+    ctl(e, &r, NULL, NULL, NULL, "apps reject %lld --comment 'not now'", quota);
+    CHECK_RUN(&r, 0, "rejected", false);
+    ctl(e, &r, NULL, NULL, NULL, "apps approve %lld", newkey);
+    CHECK_RUN(&r, 0, "approved", false);
+    ctl(e, &r, NULL, NULL, NULL, "apps get %lld", newkey);
+    CHECK_RUN(&r, 0, "shown only this once", true);
+    last_line(r.out, key, sizeof(key));
+    TG_IT_CHECKF(strncmp(key, "sk-tg-", 6) == 0, "no new key: %s", r.out);
+    ctl(e, &r, NULL, NULL, NULL, "apps get %lld", newkey);
+    CHECK_RUN(&r, 0, "approved", false);
+    TG_IT_CHECKF(strstr(r.out, key) == NULL && strstr(r.err, "shown") == NULL,
+                 "the new key was shown twice: %s", r.out);
+    TG_IT_CHECK_INT(call_model_wait(e, key, "claude-haiku-4-5", 200), 200);
+}
+
+
 /* Audit, status, health and the routes this server lacks. */
 static void
 commands_watch(env_t *e)
@@ -838,6 +878,7 @@ test_every_command(void)
     CHECK_RUN(&r, 1, "POST /admin/api/auth/login: 401", true);
     CHECK_ONE_LINE(&r);
     commands_people(&e);
+    commands_apps(&e);
     commands_routing(&e);
     commands_watch(&e);
     ctl(&e, &r, NULL, NULL, NULL, "logout");
