@@ -794,8 +794,7 @@ tg_ctl_read_line(tg_ctl_t *ctl, const char *what, char *buf, size_t cap)
     size_t n;
 
     if (fgets(buf, (int)cap, stdin) == NULL) {
-        tg_ctl_errorf(ctl, "reading the %s from stdin failed (end of input)",
-                      what);
+        tg_ctl_errorf(ctl, "reading the %s failed (end of input)", what);
         return TG_CTL_EXIT_FAILED;
     }
     n = strlen(buf);
