@@ -638,6 +638,13 @@ tg_api_read(tg_api_req_t *r)
             return;
         }
         r->state = TG_API_S_BODY;
+        if (h.expect_continue && tg_buf_len(&r->in) == r->head_len) {
+            /* curl waits a second for this before a large body; best
+             * effort: if the socket cannot take 25 bytes now, the client
+             * sends the body after its own timeout. */
+            (void)!send(r->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25,
+                        MSG_NOSIGNAL);
+        }
     }
     rc = tg_api_body_read(r, &e);
     if (rc == TG_AGAIN) {
@@ -883,6 +890,11 @@ tg_api_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm,
     a->tick.handler = tg_api_tick_handler;
     a->tick.data = a;
     if (tg_api_pg() != NULL) {
+        if (tg_api_bootstrap_prepare(a) != TG_OK) {
+            tg_log(TG_LOG_ERR, 0,
+                   "no bootstrap administrator: hashing its "
+                   "password failed");
+        }
         tg_ev_timer_add(loop, &a->tick, 0);
     }
     return TG_OK;

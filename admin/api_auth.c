@@ -25,7 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#define TG_API_CODE_TTL_S 300
+#define TG_API_CODE_TTL_S   300
+#define TG_API_LOGINS_PER_S 8 /* password checks a second, all users */
 
 /* A valid hash of a random password, checked when the user is unknown so
  * that both paths cost one scrypt. */
@@ -195,10 +196,28 @@ tg_api_user_lookup(tg_api_req_t *r, tg_api_call_cb cb)
 }
 
 
-/* POST /admin/api/auth/login {"username","password"}. */
+/* POST /admin/api/auth/login {"username","password"}.  A password check
+ * costs one scrypt (~50 ms of admin's loop), so at most
+ * TG_API_LOGINS_PER_S are started a second, whoever asks: a flood of
+ * logins with made-up names (which no per-user lockout catches) cannot
+ * stall the loop that drains the usage ring. */
 void
 tg_api_auth_login(tg_api_req_t *r)
 {
+    static uint64_t second;
+    static unsigned count;
+    uint64_t now = tg_ev_now(r->api->loop) / 1000;
+
+    if (now != second) {
+        second = now;
+        count = 0;
+    }
+    if (++count > TG_API_LOGINS_PER_S) {
+        tg_api_fail(r, 429, NULL,
+                    "too many logins at once; try again in a "
+                    "second");
+        return;
+    }
     tg_api_user_lookup(r, tg_api_login_user_done);
 }
 
@@ -538,7 +557,6 @@ static void
 tg_api_bootstrap_listed(void *ctx, const tg_pg_res_t *res)
 {
     tg_api_t *a = ctx;
-    const char *pw = a->opts.bootstrap_password;
     json_t *result, *items;
     size_t n;
 
@@ -552,17 +570,11 @@ tg_api_bootstrap_listed(void *ctx, const tg_pg_res_t *res)
     json_decref(result);
     if (n > 0) {
         a->bootstrap = 2;
+        OPENSSL_cleanse(a->bootstrap_pw, sizeof(a->bootstrap_pw));
+        OPENSSL_cleanse(a->bootstrap_hash, sizeof(a->bootstrap_hash));
         return;
     }
-    if (pw == NULL || pw[0] == '\0') {
-        /* 43 base62 characters: 256 bits. */
-        if (tg_crypto_token_create("", a->bootstrap_pw) != TG_OK) {
-            a->bootstrap = 3;
-            return;
-        }
-        pw = a->bootstrap_pw;
-    }
-    if (tg_crypto_password_hash(pw, strlen(pw), a->bootstrap_hash) != TG_OK ||
+    if (a->bootstrap_hash[0] == '\0' ||
         tg_api_bootstrap_query(a, TG_API_SQL("users_create"),
                                json_pack("{s:s,s:s,s:s}", "username", "admin",
                                          "role", "admin", "password_hash",
@@ -570,6 +582,26 @@ tg_api_bootstrap_listed(void *ctx, const tg_pg_res_t *res)
                                tg_api_bootstrap_created) != TG_OK) {
         a->bootstrap = 3;
     }
+}
+
+
+/* See api_int.h.  The hash is made here, before the loop runs: a scrypt
+ * holds the loop for tens of milliseconds, which at start delays nothing
+ * that is running yet, while later it would delay the first changes the
+ * store publishes. */
+int
+tg_api_bootstrap_prepare(tg_api_t *a)
+{
+    const char *pw = a->opts.bootstrap_password;
+
+    if (pw == NULL || pw[0] == '\0') {
+        /* 43 base62 characters: 256 bits. */
+        if (tg_crypto_token_create("", a->bootstrap_pw) != TG_OK) {
+            return TG_ERROR;
+        }
+        pw = a->bootstrap_pw;
+    }
+    return tg_crypto_password_hash(pw, strlen(pw), a->bootstrap_hash);
 }
 
 

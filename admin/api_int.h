@@ -161,8 +161,33 @@ int tg_api_auth_token_prep(tg_api_req_t *r, tg_api_error_t *e);
 int tg_api_auth_token_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e);
 int tg_api_auth_logout_prep(tg_api_req_t *r, tg_api_error_t *e);
 
-/* POST /admin/api/endpoints/{id}/test (api_eptest.c). */
+#define TG_API_CRED_MAX 1024 /* bytes of an endpoint credential */
+
+/* POST /admin/api/endpoints/{id}/test (api_endpoints.c). */
 void tg_api_endpoint_test(tg_api_req_t *r);
+
+/* PATCH /admin/api/endpoints/{id}: seals a new credential under the
+ * endpoint's name, then updates (api_endpoints.c). */
+void tg_api_endpoint_update(tg_api_req_t *r);
+
+/* POST /admin/api/endpoints/{id}/enable (api_endpoints.c): sets the
+ * status, and re-enables a configured endpoint in shared memory; an
+ * endpoint from the config file is only re-enabled there. */
+void tg_api_endpoint_enable(tg_api_req_t *r);
+
+/* Endpoint answers gain their live state, lose any secret (the route
+ * post step of endpoint routes). */
+int tg_api_endpoint_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e);
+
+/* Seal credential <cred> (<len> bytes) of endpoint <name> into r->args
+ * (credential_ciphertext, credential_key_id), dropping "credential".
+ * TG_OK or TG_ERROR with <e>. */
+int tg_api_endpoint_seal(tg_api_req_t *r, const char *name, const char *cred,
+                         size_t len, tg_api_error_t *e);
+
+/* Make the bootstrap administrator's password hash (api_auth.c). TG_OK or
+ * TG_ERROR. */
+int tg_api_bootstrap_prepare(tg_api_t *a);
 
 /* Start the bootstrap administrator check (api_auth.c). */
 void tg_api_bootstrap_check(tg_api_t *a);

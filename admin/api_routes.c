@@ -10,7 +10,8 @@
  *      or token becomes its digest, prefix and last4 (the plaintext is
  *      shown once in the answer), a password becomes its scrypt hash, an
  *      endpoint credential is sealed with AES-256-GCM (purpose
- *      "endpoint-credential"), and an approved new key is sealed for its
+ *      "endpoint:<name>", admin/api_endpoints.c), and an approved new key
+ *      is sealed for its
  *      applicant (purpose "application:<id>") and opened once when they
  *      read the application.  Endpoint answers gain the live state of
  *      shared memory under "live", matched by name.
@@ -311,22 +312,19 @@ tg_api_seal_into(tg_api_req_t *r, const char *purpose, const char *pt, size_t n,
 }
 
 
-/* Seal an endpoint's credential; the plaintext leaves the arguments. */
+/* Seal a new endpoint's credential under its name. */
 static int
 tg_api_endpoint_prep(tg_api_req_t *r, tg_api_error_t *e)
 {
     json_t *cred = json_object_get(r->args, "credential");
-    int rc;
+    json_t *name = json_object_get(r->args, "name");
 
     if (cred == NULL) {
         return TG_OK;
     }
-    rc = tg_api_seal_into(r, "endpoint-credential", json_string_value(cred),
-                          json_string_length(cred), "credential_ciphertext",
-                          "credential_key_id", e);
-    json_object_del(r->args, "credential");
-    json_object_del(r->body, "credential");
-    return rc;
+    return tg_api_endpoint_seal(r, json_string_value(name),
+                                json_string_value(cred),
+                                json_string_length(cred), e);
 }
 
 
@@ -374,13 +372,6 @@ static int
 tg_api_active_prep(tg_api_req_t *r, tg_api_error_t *e)
 {
     return tg_api_status_set(r, "active", e);
-}
-
-
-static int
-tg_api_enabled_prep(tg_api_req_t *r, tg_api_error_t *e)
-{
-    return tg_api_status_set(r, "enabled", e);
 }
 
 
@@ -494,8 +485,8 @@ tg_api_live_add(json_t *live, json_t *item)
 }
 
 
-/* Endpoint answers gain their live state; credentials never go out. */
-static int
+/* See api_int.h. */
+int
 tg_api_endpoint_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
 {
     json_t *live = tg_api_live(r->api), *items, *item;
@@ -675,16 +666,16 @@ const tg_api_route_t tg_api_routes[] = {
     {TG_HTTP_GET, "/admin/api/endpoints/{id}", TG_API_SQL("endpoints_get"),
      NULL, NULL, 0, NULL, tg_api_endpoint_post, NULL, 200},
     {TG_HTTP_PATCH, "/admin/api/endpoints/{id}", TG_API_SQL("endpoints_update"),
-     tg_api_b_endpoint, NULL, TG_API_R_PARTIAL, tg_api_endpoint_prep,
-     tg_api_endpoint_post, NULL, 200},
+     tg_api_b_endpoint, NULL, TG_API_R_PARTIAL, NULL, tg_api_endpoint_post,
+     tg_api_endpoint_update, 200},
     {TG_HTTP_DELETE, "/admin/api/endpoints/{id}",
      TG_API_SQL("endpoints_delete"), NULL, NULL, 0, NULL, NULL, NULL, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/disable",
      TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0,
      tg_api_disabled_prep, tg_api_endpoint_post, NULL, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/enable",
-     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0,
-     tg_api_enabled_prep, tg_api_endpoint_enable_post, NULL, 200},
+     TG_API_SQL("endpoints_set_status"), tg_api_b_none, NULL, 0, NULL,
+     tg_api_endpoint_enable_post, tg_api_endpoint_enable, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/test", NULL, tg_api_b_ep_test,
      NULL, TG_API_R_ADMIN, NULL, NULL, tg_api_endpoint_test, 200},
 

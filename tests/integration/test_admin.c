@@ -947,8 +947,47 @@ test_endpoints(void)
              "{\"weight\":5,\"credential\":\"" TG_IT_CRED "\"}", 200);
     TG_IT_CHECK_INT(jint(j, "weight"), 5);
     json_decref(j);
+    /* The credential is sealed to the name, which stays for life; the
+     * new credential is the one the test uses. */
+    snprintf(body, sizeof(body), "{\"name\":\"%s-renamed\"}", name);
+    json_decref(call(&t, t.admin, "PATCH", path, body, 422));
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/test", eid);
+    j = call(&t, t.admin, "POST", path, NULL, 200);
+    TG_IT_CHECK(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld", eid);
     json_decref(call(&t, t.admin, "DELETE", path, NULL, 200));
     json_decref(call(&t, t.admin, "GET", path, NULL, 404));
+
+    /* A config-file endpoint is tested with the credential the import
+     * sealed, and refuses changes. */
+    j = call(&t, t.admin, "GET", "/admin/api/endpoints?limit=500", NULL, 200);
+    eid = 0;
+    json_array_foreach(json_object_get(j, "items"), i, item)
+    {
+        const char *mb = tg_it_json_str(item, "managed_by");
+
+        if (eid == 0 && mb != NULL && strcmp(mb, "file") == 0) {
+            eid = jint(item, "endpoint_id");
+        }
+    }
+    json_decref(j);
+    TG_IT_CHECK(eid != 0);
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/test", eid);
+    j = call(&t, t.admin, "POST", path, NULL, 200);
+    TG_IT_CHECKF(json_is_true(json_object_get(j, "ok")), "file endpoint: %s",
+                 json_dumps(j, 0));
+    json_decref(j);
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld", eid);
+    json_decref(call(&t, t.admin, "PATCH", path, "{\"weight\":2}", 409));
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/disable", eid);
+    json_decref(call(&t, t.admin, "POST", path, NULL, 409));
+    /* Enabling it is the operator's re-enable in shared memory. */
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/enable", eid);
+    j = call(&t, t.admin, "POST", path, NULL, 200);
+    TG_IT_CHECK(json_is_true(tg_it_json_get(j, "live.available")));
+    json_decref(j);
+    TG_IT_CHECK(tg_it_file_wait(t.f.error_log, "re-enabled", 2000));
     tg_it_fixture_stop(&t.f);
 }
 
