@@ -62,13 +62,34 @@ tg_ctl_items(const json_t *page)
 }
 
 
+/* The next cursor of list page <page> as text into <buf> (a string or
+ * an integer, cleaned for the terminal); false when there is none. */
+static bool
+tg_ctl_cursor(const json_t *page, char *buf, size_t len)
+{
+    const json_t *next = json_object_get(page, "next_cursor");
+
+    if (json_is_integer(next)) {
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(next));
+        return true;
+    }
+    if (!json_is_string(next) || json_string_length(next) == 0 ||
+        json_string_length(next) > 256) {
+        return false;
+    }
+    tg_ctl_clean(buf, len, json_string_value(next), 0);
+    return true;
+}
+
+
 /* See tollctl.h. */
 int
 tg_ctl_fetch_list(tg_ctl_t *ctl, const char *path, const json_t *query,
                   bool optional, json_t **items, json_t **last)
 {
-    json_t *q = json_deep_copy(query ? query : json_object()), *page = NULL;
-    json_t *all = json_array();
+    json_t *q = query != NULL ? json_deep_copy(query) : json_object();
+    json_t *all = json_array(), *page = NULL;
+    char cursor[300];
     int rc = TG_CTL_EXIT_FAILED;
 
     *items = NULL;
@@ -80,7 +101,7 @@ tg_ctl_fetch_list(tg_ctl_t *ctl, const char *path, const json_t *query,
         json_object_set_new(q, "limit", json_string("500"));
     }
     for (;;) {
-        const json_t *rows, *next;
+        const json_t *rows;
 
         json_decref(page);
         rc = tg_ctl_call(ctl, "GET", path, q, NULL, optional, &page);
@@ -95,9 +116,7 @@ tg_ctl_fetch_list(tg_ctl_t *ctl, const char *path, const json_t *query,
             goto done;
         }
         json_array_extend(all, (json_t *)rows);
-        next = json_object_get(page, "next_cursor");
-        if (!ctl->all || !json_is_string(next) ||
-            json_string_length(next) == 0) {
+        if (!ctl->all || !tg_ctl_cursor(page, cursor, sizeof(cursor))) {
             break;
         }
         if (json_array_size(all) >= TG_CTL_ALL_MAX) {
@@ -108,7 +127,7 @@ tg_ctl_fetch_list(tg_ctl_t *ctl, const char *path, const json_t *query,
             rc = TG_CTL_EXIT_FAILED;
             goto done;
         }
-        json_object_set(q, "cursor", (json_t *)next);
+        json_object_set_new(q, "cursor", json_string(cursor));
     }
     *items = all;
     *last = page;
@@ -127,7 +146,8 @@ int
 tg_ctl_run_list(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 {
     const tg_ctl_route_t *rt = cmd->route;
-    json_t *items = NULL, *last = NULL, *next;
+    json_t *items = NULL, *last = NULL;
+    char cursor[300];
     char path[512];
     int rc;
 
@@ -148,12 +168,8 @@ tg_ctl_run_list(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
         json_decref(o);
     } else {
         tg_ctl_table(ctl, items, rt->cols);
-        next = json_object_get(last, "next_cursor");
-        if (!ctl->all && json_is_string(next) && json_string_length(next)) {
-            char cur[128];
-
-            tg_ctl_clean(cur, sizeof(cur), json_string_value(next), 100);
-            fprintf(ctl->err, "(more rows: --cursor %s, or --all)\n", cur);
+        if (!ctl->all && tg_ctl_cursor(last, cursor, sizeof(cursor))) {
+            fprintf(ctl->err, "(more rows: --cursor %s, or --all)\n", cursor);
         }
     }
     json_decref(items);

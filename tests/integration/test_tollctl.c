@@ -667,6 +667,16 @@ commands_people(env_t *e)
     run_fini(&r);
     snprintf(cmd, sizeof(cmd), "users get %lld", uid);
     check_show(e, cmd, "username", "user_id");
+
+    /* One page, the next cursor named; then every page. */
+    ctl(e, &r, NULL, NULL, NULL, "users list --limit 1");
+    CHECK_RUN(&r, 0, "(more rows: --cursor ", true);
+    ctl(e, &r, NULL, NULL, NULL, "users list --limit 1 --all --json");
+    CHECK_RUN(&r, 0, "\"items\"", false);
+    TG_IT_CHECKF(json_array_size(tg_it_json_get(r.json, "items")) >= 2 &&
+                     json_is_null(tg_it_json_get(r.json, "next_cursor")),
+                 "--all did not follow the cursor: %s", r.out);
+    run_fini(&r);
     ctl(e, &r, NULL, NULL, NULL, "users update %lld --tokens-day 1000", uid);
     CHECK_RUN(&r, 0, "tokens_day", false);
     ctl(e, &r, NULL, NULL, NULL, "users disable %lld", uid);
