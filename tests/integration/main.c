@@ -74,7 +74,7 @@ tg_it_signal_handler(int signo)
 static void
 tg_it_pg_shutdown(const char *root, const char *build)
 {
-    char dir[4200], pidfile[4300], cmd[8192];
+    char dir[4200], pidfile[4300], cmd[8192], *text;
     const char *script = getenv("TG_PG_LOCAL");
     int n;
 
@@ -84,6 +84,18 @@ tg_it_pg_shutdown(const char *root, const char *build)
     if (n < 0 || access(pidfile, F_OK) != 0) {
         return;
     }
+    /* A test that stopped a server process (SIGSTOP) and failed before
+     * resuming it would make the shutdown wait for it. */
+    text = tg_it_file_read(pidfile, NULL);
+    if (text != NULL && atoi(text) > 1) {
+        pid_t kids[256];
+        int i, k = tg_it_children((pid_t)atoi(text), "postgres", kids, 256);
+
+        for (i = 0; i < k; i++) {
+            kill(kids[i], SIGCONT);
+        }
+    }
+    free(text);
     n = snprintf(cmd, sizeof(cmd), "'%s' stop '%s' >/dev/null 2>&1",
                  script != NULL && script[0] ? script : "tools/pg-local.sh",
                  dir);

@@ -127,7 +127,7 @@ static void
 test_migrations(void)
 {
     tg_it_fixture_t f;
-    char db[512];
+    char db[512], cred[8192];
 
     tg_it_pg_db_create(db, sizeof(db));
     tg_it_fixture_init(&f);
@@ -142,7 +142,13 @@ test_migrations(void)
                                                   "applied migration 0001_init",
                                                   NULL}) == 1);
     /* A restart applies nothing again and keeps one row per migration
-     * (the error log is appended to). */
+     * (the error log is appended to); the sealed credential is kept, not
+     * sealed again with a fresh nonce (the new fixture's mock port does
+     * change the endpoint's url). */
+    snprintf(cred, sizeof(cred), "%s",
+             sql(db, "SELECT encode(credential_ciphertext, 'hex') "
+                     "FROM endpoints WHERE name = 'mock-openai'"));
+    TG_IT_CHECK(strlen(cred) > 60);
     tg_it_fixture_stop(&f);
     tg_it_fixture_init(&f);
     start_on(&f, db);
@@ -153,6 +159,9 @@ test_migrations(void)
     TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations "
                             "WHERE version = 1"),
                     "1");
+    TG_IT_CHECK_STR(sql(db, "SELECT encode(credential_ciphertext, 'hex') "
+                            "FROM endpoints WHERE name = 'mock-openai'"),
+                    cred);
     TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
     tg_it_fixture_stop(&f);
 }
@@ -329,6 +338,45 @@ test_database_restart(void)
 
 
 static void
+test_database_hangs(void)
+{
+    tg_it_fixture_t f;
+    char db[512];
+    pid_t backend;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "admin.reconcile_interval", "1");
+    start_on(&f, db);
+    sql(db, "INSERT INTO users (username) VALUES ('frank');"
+            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+            "'cdef' FROM users WHERE username = 'frank'");
+    wait_status(f.port, KEY_DB, 200, 5000);
+    backend = (pid_t)atoi(sql(db, "SELECT pid FROM pg_stat_activity WHERE "
+                                  "application_name = 'tollgate-admin' AND "
+                                  "datname = current_database()"));
+    TG_IT_CHECK(backend > 1);
+    /* The server process admin talks to stops answering: the next
+     * reconcile's statement hangs, and neither statement_timeout (the
+     * process is stopped) nor the socket (still open) ends it. */
+    TG_IT_CHECKF(kill(backend, SIGSTOP) == 0, "kill(SIGSTOP) failed");
+    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+            "'tg-it-db'");
+    TG_IT_CHECK_INT(call(f.port, KEY_DB), 200); /* nobody told admin */
+    /* The client-side bound (statement_timeout 10 s + 5 s) drops the
+     * connection; admin reconnects to a new server process and reloads. */
+    TG_IT_CHECK(tg_it_file_wait(f.error_log,
+                                "no answer from the server in time", 25000));
+    kill(backend, SIGCONT);
+    wait_db(f.admin_port, "ready", 10000);
+    wait_status(f.port, KEY_DB, 401, 5000);
+    TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
 test_admin_killed(void)
 {
     tg_it_fixture_t f;
@@ -376,7 +424,6 @@ test_two_hosts(void)
 
     tg_it_pg_db_create(db, sizeof(db));
     tg_it_fixture_init(&a);
-    start_on(&a, db);
     tg_it_fixture_init(&b);
     /* Host b has its own logs and pid file in the test directory. */
     tg_it_path(b.error_log, sizeof(b.error_log), "error-b.log");
@@ -391,7 +438,16 @@ test_two_hosts(void)
         tg_it_path(p, sizeof(p), "tollgate-b.pid");
         tg_it_conf_set(&b.conf, "pid_file", "\"%s\"", p);
     }
-    start_on(&b, db);
+    /* Both start on the fresh database at once: the advisory lock makes
+     * one migrate and import while the other waits. */
+    tg_it_conf_set(&a.conf, "database", "\"%s\"", db);
+    tg_it_conf_set(&b.conf, "database", "\"%s\"", db);
+    tg_it_fixture_start(&a);
+    tg_it_fixture_start(&b);
+    wait_db(a.admin_port, "ready", 20000);
+    wait_db(b.admin_port, "ready", 20000);
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations"), "1");
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys"), "1");
     sql(db, "INSERT INTO users (username) VALUES ('erin');"
             "INSERT INTO api_keys (user_id, digest, prefix, last4) "
             "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
@@ -425,10 +481,14 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"PostgreSQL stopped: workers keep serving, admin reconnects when it "
      "returns and /healthz says so",
      test_database_restart},
+    {"a database that stops answering is dropped after the statement bound "
+     "and admin reconnects",
+     test_database_hangs},
     {"admin killed with SIGKILL: workers keep serving and the new admin "
      "republishes",
      test_admin_killed},
-    {"two tollgates on one database see each other's key disable within 1 s",
+    {"two tollgates started at once on one database migrate once and see "
+     "each other's key disable within 1 s",
      test_two_hosts},
     {NULL, NULL},
 };
