@@ -633,6 +633,63 @@ rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 
+/* Answers of any shape print without a crash, bounded, and free of
+ * control characters. */
+static void
+test_hostile_answers(void)
+{
+    static const char *const docs[] = {
+        "[1, \"x\", null, [1, 2], {\"a\": {\"b\": {\"c\": {\"d\": "
+        "{\"e\": {\"f\": 1}}}}}}]",
+        "[{\"status\": 5, \"created_at\": 7, \"models\": [[1], {\"a\": "
+        "2}], \"name\": \"\\u001b]0;pwn\\u0007\"}]",
+        "[{\"id\": 1e300, \"tokens_month\": -9223372036854775807, "
+        "\"latency_ms\": \"fast\", \"expires_at\": \"9999-99-99\"}]",
+        NULL,
+    };
+    static const tg_ctl_col_t cols[] = {
+        {"ID", "id", TG_CTL_F_INT, 0},
+        {"TOKENS", "tokens_month", TG_CTL_F_COUNT, 0},
+        {"LATENCY", "latency_ms", TG_CTL_F_MS, 0},
+        {"EXPIRES", "expires_at", TG_CTL_F_TIME, 0},
+        {NULL, NULL, 0, 0},
+    };
+    json_t *big = json_object();
+    char *huge = malloc(200000);
+    size_t i;
+    cap_t c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(huge);
+    memset(huge, 'x', 199999);
+    huge[199999] = '\0';
+    json_object_set_new(big, "name", json_string(huge));
+    json_object_set_new(big, "list", json_pack("[s,s]", huge, huge));
+    for (i = 0; docs[i] != NULL; i++) {
+        json_t *v = json_loads(docs[i], 0, NULL);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        cap_open(&c);
+        tg_ctl_table(&c.ctl, v, NULL);
+        tg_ctl_table(&c.ctl, v, cols);
+        tg_ctl_show(&c.ctl, json_array_get(v, json_array_size(v) - 1));
+        cap_flush(&c);
+        CU_ASSERT_PTR_NULL(strchr(c.out, '\033'));
+        CU_ASSERT_PTR_NULL(strchr(c.out, '\007'));
+        cap_close(&c);
+        json_decref(v);
+    }
+    cap_open(&c);
+    tg_ctl_show(&c.ctl, big);
+    json_array_append_new(json_object_get(big, "list"), json_object());
+    tg_ctl_table(&c.ctl, json_pack("[O,O]", big, big), NULL);
+    cap_flush(&c);
+    CU_ASSERT_TRUE(c.outlen < 8192);
+    cap_close(&c);
+    json_decref(big);
+    free(huge);
+}
+
+
 /* A private XDG_CONFIG_HOME for the credentials tests, and the
  * environment they change, saved for cred_env_end. */
 static struct {
@@ -849,6 +906,8 @@ tg_test_tollctl_register(void)
         !CU_add_test(s, "tables align, cut and colour", test_table) ||
         !CU_add_test(s, "objects are shown as aligned fields", test_show) ||
         !CU_add_test(s, "server errors become one line", test_error_lines) ||
+        !CU_add_test(s, "answers of any shape print bounded and clean",
+                     test_hostile_answers) ||
         !CU_add_test(s, "credentials are private and bound to their URL",
                      test_credentials) ||
         !CU_add_test(s, "unsafe credentials and tokens are refused",
