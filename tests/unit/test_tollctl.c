@@ -654,7 +654,7 @@ test_hostile_answers(void)
         {"EXPIRES", "expires_at", TG_CTL_F_TIME, 0},
         {NULL, NULL, 0, 0},
     };
-    json_t *big = json_object();
+    json_t *big = json_object(), *rows;
     char *huge = malloc(200000);
     size_t i;
     cap_t c;
@@ -681,7 +681,9 @@ test_hostile_answers(void)
     cap_open(&c);
     tg_ctl_show(&c.ctl, big);
     json_array_append_new(json_object_get(big, "list"), json_object());
-    tg_ctl_table(&c.ctl, json_pack("[O,O]", big, big), NULL);
+    rows = json_pack("[O,O]", big, big);
+    tg_ctl_table(&c.ctl, rows, NULL);
+    json_decref(rows);
     cap_flush(&c);
     CU_ASSERT_TRUE(c.outlen < 8192);
     cap_close(&c);
