@@ -25,6 +25,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
+CTL_SRC    := $(wildcard tools/tollctl_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -41,7 +42,8 @@ LOADGEN    := $(BUILD)/loadgen
 UNIT       := $(BUILD)/unit-tests
 INTEG      := $(BUILD)/integration-tests
 MICRO      := $(BUILD)/microbench
-BINS       := $(TOLLGATE) $(MOCK) $(LOADGEN)
+TOLLCTL    := $(BUILD)/tollctl
+BINS       := $(TOLLGATE) $(MOCK) $(LOADGEN) $(TOLLCTL)
 
 .PHONY: all deps run test unit integration asan bench fuzz clean install \
         check format check-format
@@ -74,7 +76,10 @@ $(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
 $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC)) $(SQL_OBJ)
+$(TOLLCTL): $(call obj,tools/tollctl.c $(CTL_SRC))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -ljansson -lcurl $(EXTRA_LDFLAGS)
+
+$(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC) $(CTL_SRC)) $(SQL_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS) -lbrotlienc -lcunit
 
 $(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
@@ -101,6 +106,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" \
 	    EXTRA_CFLAGS="$(ASAN_FLAGS)" EXTRA_LDFLAGS="$(ASAN_FLAGS)" \
 	    build/asan/tollgate build/asan/mock-upstream build/asan/loadgen \
+	    build/asan/tollctl \
 	    build/asan/unit-tests build/asan/integration-tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1 tools/run-tests.sh build/asan
@@ -117,6 +123,7 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/tollgate $(DESTDIR)$(PREFIX)/etc/tollgate
 	install -m 0755 $(TOLLGATE) $(DESTDIR)$(PREFIX)/sbin/tollgate
 	install -m 0755 $(MOCK) $(DESTDIR)$(PREFIX)/bin/tollgate-mock-upstream
+	install -m 0755 $(TOLLCTL) $(DESTDIR)$(PREFIX)/bin/tollctl
 	install -m 0644 conf/tollgate.conf $(DESTDIR)$(PREFIX)/etc/tollgate/tollgate.conf.default
 	cp -r docs $(DESTDIR)$(PREFIX)/share/tollgate/
 

@@ -42,6 +42,7 @@ typedef struct {
 
 /* Test tables, one per file, each ended by {NULL, NULL}. */
 extern const tg_it_test_t tg_it_proxy_tests[];
+extern const tg_it_test_t tg_it_tollctl_tests[];
 extern const tg_it_test_t tg_it_limits_tests[];
 extern const tg_it_test_t tg_it_master_tests[];
 extern const tg_it_test_t tg_it_load_tests[];
