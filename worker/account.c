@@ -31,11 +31,12 @@ tg_account_record(tg_conn_t *c, tg_usage_rec_t *rec)
     rec->endpoint = c->u.endpoint >= 0 ? (uint16_t)c->u.endpoint : UINT16_MAX;
     rec->status = (uint16_t)c->status;
     rec->outcome = (uint8_t)c->outcome;
-    rec->flags =
-        (uint8_t)((c->stream_req ? TG_USAGE_F_STREAM : 0) |
-                  (c->u.attempts > 1 ? TG_USAGE_F_RETRIED : 0) |
-                  (c->api == TG_API_OPENAI ? TG_USAGE_F_OPENAI : 0) |
-                  (c->usage_on && c->usage.unknown ? TG_USAGE_F_UNKNOWN : 0));
+    rec->flags = (uint8_t)((c->stream_req ? TG_USAGE_F_STREAM : 0) |
+                           (c->u.attempts > 1 ? TG_USAGE_F_RETRIED : 0) |
+                           (c->api == TG_API_OPENAI ? TG_USAGE_F_OPENAI : 0) |
+                           (c->usage_on && !tg_usage_known(&c->usage, c->status)
+                                ? TG_USAGE_F_UNKNOWN
+                                : 0));
     rec->attempts = (uint8_t)TG_MIN(c->u.attempts, 255);
     rec->pid = (int32_t)getpid();
     if (c->usage_on) {
@@ -70,6 +71,9 @@ tg_account_finish(tg_conn_t *c)
         return;
     }
     c->req_open = false;
+    if (c->usage_on && c->usage.error_event && c->outcome == TG_USAGE_OK) {
+        c->outcome = TG_USAGE_UPSTREAM_ERROR;
+    }
     tg_auth_release(c);
     if (c->usage_on) {
         tg_auth_charge(c, tg_usage_total(&c->usage));

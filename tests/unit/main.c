@@ -33,6 +33,7 @@ static const struct {
     {"shm_sticky", tg_test_shm_sticky_register},
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
+    {"usage", tg_test_usage_register},
 };
 
 
