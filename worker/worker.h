@@ -34,7 +34,11 @@ typedef struct tg_worker_s {
     tg_conn_t *flush_head; /* connections with output to write */
     tg_conn_t *free_conns; /* recycled connection structs */
     tg_conn_t *all_head;   /* every open connection (for shutdown) */
-    uint32_t nconns;       /* open client connections */
+    /* Installed by worker.c: set up a newly accepted connection (TG_OK,
+     * or TG_ERROR to close it), and end and close one (shutdown). */
+    int (*conn_init)(tg_conn_t *c);
+    void (*conn_fini)(tg_conn_t *c);
+    uint32_t nconns; /* open client connections */
     uint32_t nfree;
     bool stopping;          /* graceful stop in progress */
     uint64_t stop_deadline; /* monotonic ms */

@@ -49,6 +49,7 @@ extern const tg_it_test_t tg_it_sdk_tests[];
 extern const tg_it_test_t tg_it_auth_tests[];
 extern const tg_it_test_t tg_it_encoding_tests[];
 extern const tg_it_test_t tg_it_routing_tests[];
+extern const tg_it_test_t tg_it_ends_tests[];
 
 /* ------------------------------------------------------------ checks */
 

@@ -34,6 +34,7 @@ static const struct {
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
     {"usage", tg_test_usage_register},
+    {"request", tg_test_request_register},
 };
 
 

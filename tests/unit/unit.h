@@ -24,6 +24,7 @@ int tg_test_shm_sticky_register(void);
 int tg_test_route_register(void);
 int tg_test_decode_register(void);
 int tg_test_usage_register(void);
+int tg_test_request_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
