@@ -64,6 +64,8 @@ $(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC))
 
 # `make test`: deps, build, unit tests, integration tests, one summary line.
 test: deps
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory check-format
 	@$(MAKE) --no-print-directory $(BINS) $(UNIT) $(INTEG)
 	@tools/run-tests.sh $(BUILD)
 
@@ -102,12 +104,17 @@ install: all
 run: deps all
 	@tools/run.sh $(BUILD)
 
-# Layering rules: shm/ includes only libc; only admin/pg.c includes libpq.
+# Layering rules: shm/ includes only libc; only admin's database module
+# (admin/pg.c, admin/pg.h) includes libpq; only the curl glue
+# (core/ev_curl), the proxy and the health checker include curl.
 check:
 	@! grep -n '#include "' shm/*.c shm/*.h 2>/dev/null | grep -v '"shm/' \
 	    || (echo "shm/ must include only libc and shm/ headers"; exit 1)
-	@! grep -ln 'libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg.c$$' \
-	    || (echo "only admin/pg.c may include libpq-fe.h"; exit 1)
+	@! grep -ln 'libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg\.[ch]$$' \
+	    || (echo "only admin/pg.c and admin/pg.h may include libpq-fe.h"; exit 1)
+	@! grep -ln 'curl/curl.h' $$(git ls-files '*.c' '*.h') \
+	    | grep -v '^\(core/ev_curl\.[ch]\|worker/proxy\.c\|admin/health\.c\)$$' \
+	    || (echo "only core/ev_curl, worker/proxy.c and admin/health.c may include curl/curl.h"; exit 1)
 	@! grep -n '#include "\(worker\|admin\|master\)/' core/*.c core/*.h \
 	    || (echo "core/ must not depend on worker, admin or master"; exit 1)
 	@echo "layering ok"
