@@ -473,6 +473,7 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
                   r->id);
     r->usage_on = true;
     r->first_byte_us = tg_time_mono_us();
+    tg_request_progress(r);
     u->last_io = tg_ev_now(w->loop);
     if (u->probe && !tg_proxy_retryable(u->status)) {
         /* The half-open probe has its answer with the head: close the
@@ -561,6 +562,7 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     tg_usage_feed(&r->usage, ptr, n);
+    tg_request_progress(r);
     u->last_io = tg_ev_now(u->w->loop);
     tg_conn_want_flush(c);
     return n;

@@ -34,6 +34,117 @@
 #define TG_REQUEST_KEEP_IN 16384 /* input block kept between requests */
 
 
+/* See request.h. */
+int
+tg_request_init(tg_worker_t *w)
+{
+    uint32_t i, n = tg_shm_hdr(w->shm)->leases_per_proc;
+
+    w->inflight = tg_shm_inflight(w->shm, w->shm_idx);
+    w->ninflight = n;
+    w->inflight_free = malloc(sizeof(uint32_t) * (n ? n : 1));
+    if (w->inflight_free == NULL) {
+        tg_log(TG_LOG_ERR, 0, "malloc(in-flight stack) failed");
+        return TG_ERROR;
+    }
+    /* Master reaped whatever a previous worker in this proc entry left
+     * open before forking us, so every entry is free. */
+    for (i = 0; i < n; i++) {
+        w->inflight_free[i] = n - 1 - i;
+    }
+    w->ninflight_free = n;
+    return TG_OK;
+}
+
+
+/* Free the in-flight stack. */
+void
+tg_request_fini(tg_worker_t *w)
+{
+    free(w->inflight_free);
+    w->inflight_free = NULL;
+}
+
+
+/* The TG_USAGE_F_* flags of <r> (tokens known or not aside). */
+static uint8_t
+tg_request_flags(const tg_request_t *r)
+{
+    return (uint8_t)((r->stream_req ? TG_USAGE_F_STREAM : 0) |
+                     (r->attempts > 1 ? TG_USAGE_F_RETRIED : 0) |
+                     (r->api == TG_API_OPENAI ? TG_USAGE_F_OPENAI : 0));
+}
+
+
+/* See request.h. */
+void
+tg_request_track(tg_request_t *r)
+{
+    tg_worker_t *w = r->w;
+    tg_shm_inflight_t e;
+    uint32_t i;
+
+    if (w->ninflight_free == 0 || r->inflight >= 0) {
+        return;
+    }
+    i = w->inflight_free[--w->ninflight_free];
+    memset(&e, 0, sizeof(e));
+    atomic_init(&e.request_id, r->id ? r->id : 1);
+    e.start_ms = tg_time_wall_ms() - (tg_time_mono_us() - r->start_us) / 1000;
+    e.start_us = r->start_us;
+    e.user =
+        r->have_key && r->key.user != TG_SHM_USER_NONE ? r->key.user + 1 : 0;
+    e.key_id = r->have_key ? r->key.key_id : 0;
+    e.endpoint = UINT16_MAX;
+    e.flags = tg_request_flags(r);
+    e.bytes_in = r->req_end;
+    memcpy(e.model, r->model, TG_MIN(strlen(r->model), sizeof(e.model) - 1));
+    tg_shm_inflight_open(&w->inflight[i], &e);
+    r->inflight = (int)i;
+}
+
+
+/* See request.h. */
+void
+tg_request_progress(tg_request_t *r)
+{
+    tg_shm_inflight_t *e;
+    int i;
+
+    if (r->inflight < 0) {
+        return;
+    }
+    e = &r->w->inflight[r->inflight];
+    e->endpoint = r->endpoint >= 0 ? (uint16_t)r->endpoint : UINT16_MAX;
+    e->status = (uint16_t)r->resp.status;
+    e->attempts = (uint8_t)TG_MIN(r->attempts, 255);
+    e->flags = tg_request_flags(r);
+    e->bytes_out = r->resp.body_bytes;
+    if (r->usage_on) {
+        for (i = 0; i < TG_TOK_N; i++) {
+            e->tokens[i] = (uint32_t)TG_MIN(r->usage.tokens[i], UINT32_MAX);
+        }
+        e->state =
+            r->usage.final && !r->usage.unknown ? TG_SHM_INFLIGHT_KNOWN : 0;
+    }
+}
+
+
+/* The record is out: free <r>'s in-flight entry. */
+static void
+tg_request_untrack(tg_request_t *r)
+{
+    tg_worker_t *w = r->w;
+
+    if (r->inflight < 0) {
+        return;
+    }
+    tg_shm_inflight_close(&w->inflight[r->inflight]);
+    w->inflight_free[w->ninflight_free++] = (uint32_t)r->inflight;
+    r->inflight = -1;
+}
+
+
 /* Clear the per-request part of <r>. */
 static void
 tg_request_reset(tg_request_t *r)
@@ -215,10 +326,8 @@ tg_request_record(const tg_request_t *r, tg_usage_rec_t *rec)
     rec->endpoint = r->endpoint >= 0 ? (uint16_t)r->endpoint : UINT16_MAX;
     rec->status = (uint16_t)r->status;
     rec->outcome = (uint8_t)r->outcome;
-    rec->flags = (uint8_t)((r->stream_req ? TG_USAGE_F_STREAM : 0) |
-                           (r->attempts > 1 ? TG_USAGE_F_RETRIED : 0) |
-                           (r->api == TG_API_OPENAI ? TG_USAGE_F_OPENAI : 0) |
-                           (known ? 0 : TG_USAGE_F_UNKNOWN));
+    rec->flags =
+        (uint8_t)(tg_request_flags(r) | (known ? 0 : TG_USAGE_F_UNKNOWN));
     rec->attempts = (uint8_t)TG_MIN(r->attempts, 255);
     rec->pid = (int32_t)getpid();
     if (r->usage_on) {
@@ -396,6 +505,7 @@ tg_request_finalize(tg_request_t *r)
         return TG_OK;
     }
     tg_request_publish(r);
+    tg_request_untrack(r);
     tg_request_access_log(r);
     atomic_fetch_add_explicit(&w->proc->requests, 1, memory_order_relaxed);
     if (r->status >= 500) {

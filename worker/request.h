@@ -130,6 +130,23 @@ struct tg_request_s {
     int inflight; /* entry in the shm in-flight table, -1 none */
 };
 
+/* Set up <w>'s in-flight table (shm/inflight.h).  TG_OK or TG_ERROR
+ * (logged); startup only. */
+int tg_request_init(tg_worker_t *w);
+void tg_request_fini(tg_worker_t *w);
+
+/*
+ * <r> was admitted: open its entry in the shared in-flight table, so that
+ * if this worker dies master still writes its usage record (outcome
+ * worker_crashed).  A full table leaves the request untracked.
+ */
+void tg_request_track(tg_request_t *r);
+
+/* Copy what <r>'s record would say now (status, endpoint, attempts,
+ * bytes, tokens so far) into its in-flight entry.  Cheap; called as the
+ * response goes out. */
+void tg_request_progress(tg_request_t *r);
+
 /* A request for connection <c>, in phase IDLE.  NULL when out of memory.
  * Freed by tg_request_close. */
 tg_request_t *tg_request_create(tg_conn_t *c);

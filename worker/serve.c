@@ -491,6 +491,7 @@ tg_serve_dispatch(tg_request_t *r)
                             "rate_limit_exceeded", why.msg, hdr);
         return;
     }
+    tg_request_track(r);
     tg_proxy_start(r);
 }
 

@@ -14,6 +14,7 @@
 #include "worker/conn.h"
 #include "worker/limit.h"
 #include "worker/proxy.h"
+#include "worker/request.h"
 #include "worker/route.h"
 #include "worker/serve.h"
 
@@ -134,7 +135,7 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
     w->loop = tg_ev_create(setsize);
     if (w->loop == NULL || tg_worker_signals_init(w) != TG_OK ||
         tg_route_init(w) != TG_OK || tg_limit_init(w) != TG_OK ||
-        tg_proxy_init(w) != TG_OK) {
+        tg_request_init(w) != TG_OK || tg_proxy_init(w) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "worker start-up failed");
         exit(2);
     }
@@ -160,6 +161,7 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
     }
     tg_proxy_fini(w);
     tg_limit_fini(w);
+    tg_request_fini(w);
     tg_route_fini(w);
     while (w->free_conns != NULL) {
         tg_conn_t *c = w->free_conns;

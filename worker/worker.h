@@ -51,8 +51,12 @@ typedef struct tg_worker_s {
     uint32_t nleases;
     uint32_t *lease_free; /* stack of free lease indexes */
     uint32_t nlease_free;
-    _Atomic uint32_t *ep_mine; /* our in-flight count per endpoint */
-    uint64_t spooled;          /* usage records that went to the spool */
+    _Atomic uint32_t *ep_mine;   /* our in-flight count per endpoint */
+    tg_shm_inflight_t *inflight; /* our in-flight request table in shm */
+    uint32_t ninflight;
+    uint32_t *inflight_free; /* stack of free in-flight entries */
+    uint32_t ninflight_free;
+    uint64_t spooled; /* usage records that went to the spool */
 } tg_worker_t;
 
 /*

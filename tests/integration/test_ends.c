@@ -16,6 +16,7 @@
 #include "tests/integration/harness.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,9 +247,71 @@ test_every_end(void)
 }
 
 
+static void
+test_worker_killed(void)
+{
+    static const char *const crashed[] = {"\"outcome\":\"worker_crashed\"",
+                                          NULL};
+    static const char *const unknown[] = {"\"outcome\":\"worker_crashed\"",
+                                          "\"tokens_known\":false", NULL};
+    enum { STREAMS = 4 };
+    tg_it_conn_t c[STREAMS];
+    tg_it_fixture_t f;
+    char usage[4096], spool[4096];
+    pid_t pids[16];
+    int i, n, nrec;
+    char *raw;
+
+    tg_it_fixture_init(&f);
+    tg_it_path(usage, sizeof(usage), "usage.log");
+    tg_it_path(spool, sizeof(spool), "spool");
+    tg_it_conf_set(&f.conf, "usage.log", "\"%s\"", usage);
+    tg_it_conf_set(&f.conf, "usage.spool_dir", "\"%s\"", spool);
+    tg_it_fixture_start(&f);
+    tg_it_fixture_settle(&f);
+    tg_it_sleep_ms(500);
+    nrec = ends_lines(usage);
+    raw = tg_it_request_build("POST", "/v1/messages",
+                              TG_IT_H_ANTHROPIC "x-mock-chunks: 100\r\n"
+                                                "x-mock-delay-ms: 100\r\n",
+                              TG_IT_BODY_MESSAGES_STREAM);
+    for (i = 0; i < STREAMS; i++) {
+        tg_it_conn_open(&c[i], f.port);
+        TG_IT_CHECK(tg_it_conn_send_str(&c[i], raw) == TG_OK);
+    }
+    free(raw);
+    for (i = 0; i < STREAMS; i++) {
+        TG_IT_CHECK(tg_it_conn_wait(&c[i], 400, 5000) == TG_OK);
+    }
+    /* Every stream is under way: kill every worker at once. */
+    n = tg_it_children(f.tg.pid, "worker", pids, 16);
+    TG_IT_CHECK(n >= 1);
+    for (i = 0; i < n; i++) {
+        TG_IT_CHECK(kill(pids[i], SIGKILL) == 0);
+    }
+    n = tg_it_file_wait_count(usage, crashed, STREAMS, 5000);
+    TG_IT_CHECKF(n == STREAMS, "%d worker_crashed records for %d streams", n,
+                 STREAMS);
+    /* Cut before their final usage: the counts are not facts. */
+    TG_IT_CHECK_INT(tg_it_file_count(usage, unknown), STREAMS);
+    tg_it_sleep_ms(300);
+    TG_IT_CHECK_INT(ends_lines(usage), nrec + STREAMS);
+    for (i = 0; i < STREAMS; i++) {
+        tg_it_conn_close(&c[i]);
+    }
+    ends_check_idle(&f, "after kill -9");
+    /* The concurrency slots came back at once: new requests pass. */
+    ends_send(&f, TG_IT_H_ANTHROPIC, TG_IT_BODY_MESSAGES, true, 0);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_ends_tests[] = {
     {"every end of a request gives one usage record, one access-log line, "
      "its status and outcome, and nothing left in flight",
      test_every_end},
+    {"a worker killed with kill -9 still ends its streams: one "
+     "worker_crashed record each, nothing left in flight",
+     test_worker_killed},
     {NULL, NULL},
 };
