@@ -15,6 +15,7 @@
  *      a slot 96), which the word accesses need.
  */
 #include "shm/keys.h"
+#include "shm/seqlock.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -34,17 +35,6 @@ enum {
     TG_SHM_PROBE_OTHER, /* a tombstone or another key: go on */
     TG_SHM_PROBE_BUSY   /* the slot stayed odd or kept changing */
 };
-
-
-static inline void
-tg_shm_keys_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
 
 
 static inline uint32_t
@@ -115,53 +105,26 @@ tg_shm_keys_copy_in(tg_shm_key_t *e, const tg_shm_key_t *img)
 
 
 /*
- * Open a write on <seq>: make it odd, then fence so that no data store
- * below becomes visible before the odd value.  A slot left odd by a dead
- * writer stays odd.  Returns the odd value.
- */
-static uint32_t
-tg_shm_keys_write_begin(_Atomic uint32_t *seq)
-{
-    uint32_t s = atomic_load_explicit(seq, memory_order_relaxed) | 1u;
-
-    atomic_store_explicit(seq, s, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    return s;
-}
-
-
-/* Close a write: the release store publishes the data stores before it. */
-static void
-tg_shm_keys_write_end(_Atomic uint32_t *seq, uint32_t odd)
-{
-    atomic_store_explicit(seq, odd + 1, memory_order_release);
-}
-
-
-/*
  * Read slot <e> consistently into <img> (all fields, <seq> included).
  * Returns TG_SHM_OK or TG_SHM_BUSY.
  */
 static int
 tg_shm_keys_read_slot(const tg_shm_key_t *e, tg_shm_key_t *img)
 {
-    uint32_t s1, s2;
+    uint32_t s1;
     int tries;
 
     for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_begin(&e->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         tg_shm_keys_copy_out(e, img);
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
-        if (s1 == s2) {
+        if (tg_shm_seq_read_end(&e->seq, s1)) {
             atomic_init(&img->seq, s1);
             return TG_SHM_OK;
         }
-        tg_shm_keys_relax();
+        tg_shm_seq_relax();
     }
     return TG_SHM_BUSY;
 }
@@ -198,14 +161,13 @@ tg_shm_keys_probe(const tg_shm_key_t *e, const uint64_t d[4], tg_shm_key_t *out)
 {
     const char *src = (const char *)e;
     uint64_t w[TG_SHM_KEY_WORDS];
-    uint32_t s1, s2, w32;
+    uint32_t s1, w32;
     uint64_t diff;
     int tries, i;
 
     for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        if (__builtin_expect(s1 & 1, 0)) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_begin(&e->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         w32 = tg_shm_keys_load32(src + 4);
@@ -220,10 +182,8 @@ tg_shm_keys_probe(const tg_shm_key_t *e, const uint64_t d[4], tg_shm_key_t *out)
                 w[i] = tg_shm_keys_load64(src + 8 + 8 * i);
             }
         }
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
-        if (__builtin_expect(s1 != s2, 0)) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_end(&e->seq, s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         if (diff == 0) {
@@ -441,9 +401,9 @@ tg_shm_keys_upsert(tg_shm_keys_t *t, const tg_shm_key_t *k, uint32_t *slot_out)
         dist > atomic_load_explicit(&t->max_probe, memory_order_relaxed)) {
         atomic_store_explicit(&t->max_probe, dist, memory_order_release);
     }
-    odd = tg_shm_keys_write_begin(&e->seq);
+    odd = tg_shm_seq_write_begin(&e->seq);
     tg_shm_keys_copy_in(e, &img);
-    tg_shm_keys_write_end(&e->seq, odd);
+    tg_shm_seq_write_end(&e->seq, odd);
 
     if (found == UINT32_MAX) {
         atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
@@ -466,9 +426,9 @@ tg_shm_keys_set_state(tg_shm_key_t *e, tg_shm_key_t *img, uint8_t state)
     uint32_t odd;
 
     img->state = state;
-    odd = tg_shm_keys_write_begin(&e->seq);
+    odd = tg_shm_seq_write_begin(&e->seq);
     tg_shm_keys_copy_in(e, img);
-    tg_shm_keys_write_end(&e->seq, odd);
+    tg_shm_seq_write_end(&e->seq, odd);
 }
 
 
@@ -661,7 +621,7 @@ tg_shm_keys_lookup(const tg_shm_keys_t *t, const uint8_t digest[32],
         if (m1 == m2 && (m1 & 1) == 0) {
             return TG_SHM_MISS;
         }
-        tg_shm_keys_relax();
+        tg_shm_seq_relax();
     }
     return TG_SHM_BUSY;
 }
@@ -827,12 +787,12 @@ tg_shm_keys_compact(tg_shm_keys_t *t, tg_shm_keys_move_cb move, void *arg)
         tg_shm_keys_copy_out(dst, &old);
         epoch = img.epoch;
         img.epoch = old.epoch + 1;
-        odd = tg_shm_keys_write_begin(&t->moving);
+        odd = tg_shm_seq_write_begin(&t->moving);
         tg_shm_keys_set_state(dst, &img, TG_SHM_KEY_USED);
         memset(&img, 0, sizeof(img));
         img.epoch = epoch;
         tg_shm_keys_set_state(e, &img, TG_SHM_KEY_TOMB);
-        tg_shm_keys_write_end(&t->moving, odd);
+        tg_shm_seq_write_end(&t->moving, odd);
         moved++;
     }
     tg_shm_keys_purge_all(t);
@@ -901,7 +861,7 @@ tg_shm_keys_repair(tg_shm_keys_t *t)
             img.state = TG_SHM_KEY_TOMB;
             atomic_thread_fence(memory_order_release);
             tg_shm_keys_copy_in(e, &img);
-            tg_shm_keys_write_end(&e->seq, s);
+            tg_shm_seq_write_end(&e->seq, s);
         } else {
             tg_shm_keys_set_state(e, &img, TG_SHM_KEY_TOMB);
         }
@@ -910,7 +870,7 @@ tg_shm_keys_repair(tg_shm_keys_t *t)
     /* A move cut short leaves <moving> odd: close it. */
     m = atomic_load_explicit(&t->moving, memory_order_relaxed);
     if (m & 1) {
-        tg_shm_keys_write_end(&t->moving, m);
+        tg_shm_seq_write_end(&t->moving, m);
     }
 
     /*
@@ -978,12 +938,12 @@ tg_shm_models_set(tg_shm_models_t *m, const char *const *patterns, uint32_t n)
                patterns[i], len);
     }
 
-    odd = tg_shm_keys_write_begin(&m->seq);
+    odd = tg_shm_seq_write_begin(&m->seq);
     tg_shm_keys_store32(&m->count, n);
     for (j = 0; j < words; j++) {
         tg_shm_keys_store64((char *)m->len + 8 * j, w[j]);
     }
-    tg_shm_keys_write_end(&m->seq, odd);
+    tg_shm_seq_write_end(&m->seq, odd);
     atomic_fetch_add_explicit(&m->generation, 1, memory_order_release);
     return TG_SHM_OK;
 }
@@ -1046,16 +1006,15 @@ int
 tg_shm_models_find(const tg_shm_models_t *m, const char *pattern)
 {
     size_t len = strlen(pattern);
-    uint32_t s1, s2, count, i;
+    uint32_t s1, count, i;
     int tries, found;
 
     if (len >= TG_SHM_MODELS_PATTERN) {
         return -1;
     }
     for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&m->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_begin(&m->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         count = tg_shm_keys_load32(&m->count);
@@ -1072,9 +1031,7 @@ tg_shm_models_find(const tg_shm_models_t *m, const char *pattern)
                 found = (int)i;
             }
         }
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&m->seq, memory_order_relaxed);
-        if (s1 == s2) {
+        if (tg_shm_seq_read_end(&m->seq, s1)) {
             return found;
         }
     }
@@ -1091,16 +1048,15 @@ tg_shm_models_match(const tg_shm_models_t *m, const char *model, size_t len,
                     uint64_t *mask_out)
 {
     uint64_t lens[TG_SHM_MODELS_MAX / 8];
-    uint32_t s1, s2, count, i;
+    uint32_t s1, count, i;
     uint64_t mask;
     int tries;
     size_t j;
 
     *mask_out = 0;
     for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&m->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_begin(&m->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         count = tg_shm_keys_load32(&m->count);
@@ -1129,13 +1085,11 @@ tg_shm_models_match(const tg_shm_models_t *m, const char *model, size_t len,
                 mask |= (uint64_t)1 << i;
             }
         }
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&m->seq, memory_order_relaxed);
-        if (s1 == s2) {
+        if (tg_shm_seq_read_end(&m->seq, s1)) {
             *mask_out = mask;
             return TG_SHM_OK;
         }
-        tg_shm_keys_relax();
+        tg_shm_seq_relax();
     }
     return TG_SHM_BUSY;
 }
