@@ -22,6 +22,37 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Relaxed atomic word loads and stores of the data under a seqlock (a
+ * torn value is possible only across words, which the <seq> check
+ * catches). */
+static inline uint32_t
+tg_shm_seq_load32(const void *p)
+{
+    return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
+}
+
+
+static inline uint64_t
+tg_shm_seq_load64(const void *p)
+{
+    return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
+}
+
+
+static inline void
+tg_shm_seq_store32(void *p, uint32_t v)
+{
+    __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED);
+}
+
+
+static inline void
+tg_shm_seq_store64(void *p, uint64_t v)
+{
+    __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELAXED);
+}
+
+
 /* Spin politely between two read attempts. */
 static inline void
 tg_shm_seq_relax(void)
