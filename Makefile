@@ -47,7 +47,8 @@ $(BUILD)/obj/%.o: %.c
 $(TOLLGATE): $(call obj,master/main.c $(LIB_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
+$(MOCK): $(call obj,tools/mock-upstream.c tools/mock-fault.c tools/mock-respond.c \
+                  tools/mock-encode.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc
 
 $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))

@@ -77,11 +77,13 @@ struct tg_upstream_s {
     uint64_t tried[TG_PROXY_TRIED_WORDS]; /* bit i: endpoint i tried */
     char *body; /* body with the model renamed, or NULL */
     size_t body_len;
-    tg_buf_t head;                      /* response head being collected */
     char last_error[128];               /* cause of the last failed attempt */
     uint16_t errbody_len;               /* bytes in errbody */
     char errbody[TG_FAILOVER_BODY_MAX]; /* start of an error body, for
                                            classification */
+    /* Kept across recycling (tg_proxy_start clears only what is above):
+     * its block is reused by the next exchange. */
+    tg_buf_t head; /* response head being collected */
 };
 
 struct tg_proxy_s {
@@ -149,6 +151,7 @@ tg_proxy_fini(tg_worker_t *w)
     }
     while ((u = px->free_up) != NULL) {
         px->free_up = u->next;
+        tg_buf_fini(&u->head);
         free(u);
     }
     tg_ev_curl_destroy(px->m);
@@ -1108,12 +1111,13 @@ tg_proxy_cleanup(tg_request_t *r, void *data, bool client_gone)
         tg_proxy_ep_finish(u, CURLE_ABORTED_BY_CALLBACK);
     }
     tg_proxy_release(u);
-    tg_buf_fini(&u->head);
     if (px->nfree_up < TG_PROXY_FREE_UP) {
+        tg_buf_reset(&u->head, 4096);
         u->next = px->free_up;
         px->free_up = u;
         px->nfree_up++;
     } else {
+        tg_buf_fini(&u->head);
         free(u);
     }
 }
@@ -1129,8 +1133,8 @@ tg_proxy_start(tg_request_t *r)
     if (u != NULL) {
         px->free_up = u->next;
         px->nfree_up--;
-    } else {
-        u = malloc(sizeof(*u));
+    } else if ((u = malloc(sizeof(*u))) != NULL) {
+        tg_buf_init(&u->head, TG_PROXY_HEAD_MAX);
     }
     if (u == NULL) {
         tg_log(TG_LOG_ERR, 0, "malloc(upstream) failed");
@@ -1146,7 +1150,6 @@ tg_proxy_start(tg_request_t *r)
     u->endpoint = -1;
     u->timer.handler = tg_proxy_attempt_timer_handler;
     u->timer.data = u;
-    tg_buf_init(&u->head, TG_PROXY_HEAD_MAX);
     r->phase = TG_REQ_UPSTREAM;
     r->cleanup = tg_proxy_cleanup;
     r->cleanup_data = u;

@@ -7,7 +7,8 @@
  *      Worker only.  See request.h.  The per-request part of the struct
  *      starts at <phase>; tg_request_reset clears it in one go and sets
  *      the few fields whose empty value is not zero, so no field of a
- *      previous request survives into the next.
+ *      previous request survives into the next (the parsed head and the
+ *      usage state, at the end, are rewritten before they are read).
  *
  *      A request that ends because the client left is finalized at once
  *      (there is nobody to drain to).  Every other end queues the rest of
@@ -145,12 +146,18 @@ tg_request_untrack(tg_request_t *r)
 }
 
 
-/* Clear the per-request part of <r>. */
+/* Clear the per-request part of <r>.  The parsed head and the usage
+ * state (several KB) are not cleared: the parser fills the head before
+ * anything reads it, except the log fields cleared here, and usage is
+ * only read once tg_usage_init ran (usage_on). */
 static void
 tg_request_reset(tg_request_t *r)
 {
     memset((char *)r + offsetof(tg_request_t, phase), 0,
-           sizeof(*r) - offsetof(tg_request_t, phase));
+           offsetof(tg_request_t, head) - offsetof(tg_request_t, phase));
+    r->head.method_name = tg_str_null;
+    r->head.path = tg_str_null;
+    r->head.nheaders = 0;
     r->phase = TG_REQ_IDLE;
     r->api = TG_API_ANTHROPIC;
     r->lease = -1;

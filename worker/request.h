@@ -98,7 +98,6 @@ struct tg_request_s {
     bool broken;               /* the response is cut: close without its end */
     int api;                   /* TG_API_* (error shapes) */
     int route;                 /* TG_ROUTE_* */
-    tg_http_req_t head;        /* parsed head; strings point into c->in */
     tg_http_chunked_t chunked; /* chunked body decoder */
     size_t body_len;           /* decoded body bytes after the head */
     size_t raw_pos;            /* first undecoded byte in c->in */
@@ -117,7 +116,6 @@ struct tg_request_s {
     size_t model_off, model_vlen; /* its JSON value in the body, 0: none */
     uint64_t session;             /* conversation for sticky routing */
     bool usage_on;                /* usage observes the response */
-    tg_usage_t usage;             /* tokens seen in the response */
     /* What the upstream exchange reports, for the record and the log. */
     int endpoint;                          /* last endpoint, -1 none */
     int attempts;                          /* attempts made */
@@ -128,6 +126,9 @@ struct tg_request_s {
     tg_request_cleanup_pt cleanup;         /* stops the exchange */
     void *cleanup_data;
     int inflight; /* entry in the shm in-flight table, -1 none */
+    /* ---- the two large parts, set before use rather than cleared ---- */
+    tg_http_req_t head; /* parsed head; strings point into c->in */
+    tg_usage_t usage;   /* tokens seen in the response (usage_on) */
 };
 
 /* Set up <w>'s in-flight table (shm/inflight.h).  TG_OK or TG_ERROR
