@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define TG_REQUEST_KEEP_IN 16384 /* input block kept between requests */
 
@@ -336,7 +335,7 @@ tg_request_record(const tg_request_t *r, tg_usage_rec_t *rec)
     rec->flags =
         (uint8_t)(tg_request_flags(r) | (known ? 0 : TG_USAGE_F_UNKNOWN));
     rec->attempts = (uint8_t)TG_MIN(r->attempts, 255);
-    rec->pid = (int32_t)getpid();
+    rec->pid = r->w->pid;
     if (r->usage_on) {
         for (i = 0; i < TG_TOK_N; i++) {
             rec->tokens[i] = r->usage.tokens[i];

@@ -124,6 +124,7 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
     w->shm = shm;
     w->proc = tg_shm_proc(shm, shm_idx);
     w->slot = slot;
+    w->pid = (int32_t)getpid();
     w->shm_idx = shm_idx;
     w->ep_mine = tg_shm_ep_mine(shm, shm_idx);
     w->listen_fd = listen_fd;

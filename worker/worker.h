@@ -28,6 +28,7 @@ typedef struct tg_worker_s {
     tg_shm_t *shm;
     tg_shm_proc_t *proc; /* our counters in shared memory */
     int slot;            /* worker slot number */
+    int32_t pid;         /* getpid(), read once: workers never fork */
     int listen_fd;       /* -1 once we stopped accepting */
     int signal_fd;
     tg_proxy_t *proxy;     /* libcurl multi state */
