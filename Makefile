@@ -10,8 +10,10 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(EXTRA_CFLAGS) -I. -MMD -MP
-LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lpq -lz -lbrotlidec -lzstd \
+LDLIBS  = -lconfig -ljansson -lcurl -lcrypto -lz -lbrotlidec -lzstd \
           $(EXTRA_LDFLAGS)
+# libpq only where admin's database module is linked in.
+PQ_LIBS = -lpq
 
 CORE_SRC   := $(wildcard core/*.c)
 SHM_SRC    := $(wildcard shm/*.c)
@@ -45,7 +47,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(TOLLGATE): $(call obj,master/main.c $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(MOCK): $(call obj,tools/mock-upstream.c tools/mock-fault.c tools/mock-respond.c \
                   tools/mock-encode.c $(CORE_SRC))
@@ -55,13 +57,13 @@ $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT): $(call obj,$(UNIT_SRC) $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc -lcunit
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS) -lbrotlienc -lcunit
 
 $(INTEG): $(call obj,$(INTEG_SRC) $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 # `make test`: deps, build, unit tests, integration tests, one summary line.
 test: deps
