@@ -1,14 +1,99 @@
 /*
  * tools/mock-fault.c
- *      The mock upstream's faults: spec parsing, the global fault shared by
- *      the workers, counters, and the ledger of answered requests.
+ *      The mock upstream's state: its process-wide variables, the
+ *      counters and the global fault shared by the workers, fault spec
+ *      parsing, the ledger of answered requests, and the small helpers
+ *      every part of the mock uses.
  *
  * NOTES
  *      See tools/mock-upstream.c for the process model and
  *      docs/mock-upstream.md for the fault syntax.
  */
-#include "tools/mock-upstream.h"
+#include "tools/mock.h"
 
+tg_mock_conf_t tg_mock_conf = {
+    NULL, 1, TG_MOCK_CHUNKS_DEF, 0, NULL, NULL, NULL, 0, false, 0};
+tg_mock_shared_t *tg_mock_shm;
+tg_ev_loop_t *tg_mock_loop;
+int tg_mock_ledger_fd = -1;
+int tg_mock_listen_fd = -1;
+tg_ev_timer_t tg_mock_accept_timer;
+tg_mock_conn_t *tg_mock_conns;
+unsigned tg_mock_pid;
+uint64_t tg_mock_seq;
+tg_mock_fault_t tg_mock_gfault;  /* cached global fault */
+uint32_t tg_mock_gfault_seq = 1; /* odd: never seen, re-read */
+tg_http_req_t tg_mock_hreq;      /* scratch head */
+
+const char *tg_mock_cnt_names[TG_MOCK_C_MAX] = {
+    [TG_MOCK_C_REQUESTS] = "requests",
+    [TG_MOCK_C_STREAMS] = "streams",
+    [TG_MOCK_C_ABORTED] = "aborted",
+    [TG_MOCK_C_ACCEPTED] = "accepted",
+    [TG_MOCK_C_ACTIVE] = "active",
+    [TG_MOCK_C_IN_TOK] = "input_tokens",
+    [TG_MOCK_C_OUT_TOK] = "output_tokens",
+    [TG_MOCK_C_CACHE_READ] = "cache_read_input_tokens",
+    [TG_MOCK_C_CACHE_CREATE] = "cache_creation_input_tokens",
+    [TG_MOCK_C_PATH + TG_MOCK_P_MESSAGES] = "/v1/messages",
+    [TG_MOCK_C_PATH + TG_MOCK_P_COUNT_TOKENS] = "/v1/messages/count_tokens",
+    [TG_MOCK_C_PATH + TG_MOCK_P_CHAT] = "/v1/chat/completions",
+    [TG_MOCK_C_PATH + TG_MOCK_P_MODELS] = "/v1/models",
+    [TG_MOCK_C_PATH + TG_MOCK_P_OTHER] = "other",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_NONE] = "none",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_429] = "429",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_429_QUOTA] = "429-quota",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_500] = "500",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_529] = "529",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_STATUS] = "other-status",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_RESET_BEFORE] = "reset-before",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_RESET_MID] = "reset-mid",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_ERROR_MID] = "error-mid",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_SLOW] = "slow-first-byte",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_HANG] = "hang",
+    [TG_MOCK_C_STATUS + 0] = "2xx",
+    [TG_MOCK_C_STATUS + 1] = "4xx",
+    [TG_MOCK_C_STATUS + 2] = "5xx",
+    [TG_MOCK_C_STATUS + 3] = "other",
+};
+
+
+/* Bump shared counter <idx> by <n>. */
+void
+tg_mock_cnt_add(int idx, uint64_t n)
+{
+    atomic_fetch_add_explicit(&tg_mock_shm->cnt[idx], n, memory_order_relaxed);
+}
+
+
+/* Whether <s> is exactly the NUL-terminated <lit>. */
+bool
+tg_mock_lit_eq(tg_str_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.len == n && memcmp(s.data, lit, n) == 0;
+}
+
+/* Parse decimal digits in <s> up to <max>; false unless all are digits. */
+bool
+tg_mock_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 12) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = TG_MIN(v, max);
+    return true;
+}
 
 /* ---------------------------------------------------------------- faults */
 

@@ -8,7 +8,7 @@
  *      See tools/mock-upstream.c for the process model and
  *      docs/mock-upstream.md for the formulas.
  */
-#include "tools/mock-upstream.h"
+#include "tools/mock.h"
 
 /* Two "tokens" of text per content delta, cycled. */
 static const char *tg_mock_words[] = {
@@ -698,7 +698,8 @@ tg_mock_answer_models(tg_mock_conn_t *c)
         "\"last_id\":\"claude-haiku-4-5-20251001\"}");
 }
 
-/* The answer of a /v1 request once its fault delays are over. */
+/* Buffer the answer of a /v1 request once its fault delays are over.
+ * TG_OK (the caller drives it out) or TG_ERROR (the caller closes). */
 int
 tg_mock_answer(tg_mock_conn_t *c)
 {
@@ -728,14 +729,13 @@ tg_mock_answer(tg_mock_conn_t *c)
     }
     if (rc != TG_OK) {
         tg_log(TG_LOG_WARN, 0, "cannot build a response; closing fd %d", c->fd);
-        tg_mock_conn_close(c, false);
-        return TG_DONE;
+        return TG_ERROR;
     }
     if (r->status != 200) {
         /* Token counts belong to successful answers only. */
         r->in_tok = r->out_tok = r->cache_read = r->cache_create = 0;
     }
-    return tg_mock_conn_drive(c);
+    return TG_OK;
 }
 
 static int

@@ -45,74 +45,14 @@
  *      connections, reading and dispatching requests), tools/mock-fault.c
  *      (fault specs, the shared fault and counters, the ledger) and
  *      tools/mock-respond.c (output, streams, the API shapes); their
- *      shared types and internal interface are in tools/mock-upstream.h.
+ *      shared types and internal interface are in tools/mock.h.
  */
-#include "tools/mock-upstream.h"
-
-tg_mock_conf_t tg_mock_conf = {
-    NULL, 1, TG_MOCK_CHUNKS_DEF, 0, NULL, NULL, NULL, 0, false, 0};
-tg_mock_shared_t *tg_mock_shm;
-tg_ev_loop_t *tg_mock_loop;
-int tg_mock_ledger_fd = -1;
-int tg_mock_listen_fd = -1;
-tg_ev_timer_t tg_mock_accept_timer;
-tg_mock_conn_t *tg_mock_conns;
-unsigned tg_mock_pid;
-uint64_t tg_mock_seq;
-tg_mock_fault_t tg_mock_gfault;  /* cached global fault */
-uint32_t tg_mock_gfault_seq = 1; /* odd: never seen, re-read */
-tg_http_req_t tg_mock_hreq;      /* scratch head */
-
-const char *tg_mock_cnt_names[TG_MOCK_C_MAX] = {
-    [TG_MOCK_C_REQUESTS] = "requests",
-    [TG_MOCK_C_STREAMS] = "streams",
-    [TG_MOCK_C_ABORTED] = "aborted",
-    [TG_MOCK_C_ACCEPTED] = "accepted",
-    [TG_MOCK_C_ACTIVE] = "active",
-    [TG_MOCK_C_IN_TOK] = "input_tokens",
-    [TG_MOCK_C_OUT_TOK] = "output_tokens",
-    [TG_MOCK_C_CACHE_READ] = "cache_read_input_tokens",
-    [TG_MOCK_C_CACHE_CREATE] = "cache_creation_input_tokens",
-    [TG_MOCK_C_PATH + TG_MOCK_P_MESSAGES] = "/v1/messages",
-    [TG_MOCK_C_PATH + TG_MOCK_P_COUNT_TOKENS] = "/v1/messages/count_tokens",
-    [TG_MOCK_C_PATH + TG_MOCK_P_CHAT] = "/v1/chat/completions",
-    [TG_MOCK_C_PATH + TG_MOCK_P_MODELS] = "/v1/models",
-    [TG_MOCK_C_PATH + TG_MOCK_P_OTHER] = "other",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_NONE] = "none",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_429] = "429",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_429_QUOTA] = "429-quota",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_500] = "500",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_529] = "529",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_STATUS] = "other-status",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_RESET_BEFORE] = "reset-before",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_RESET_MID] = "reset-mid",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_ERROR_MID] = "error-mid",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_SLOW] = "slow-first-byte",
-    [TG_MOCK_C_FAULT + TG_MOCK_F_HANG] = "hang",
-    [TG_MOCK_C_STATUS + 0] = "2xx",
-    [TG_MOCK_C_STATUS + 1] = "4xx",
-    [TG_MOCK_C_STATUS + 2] = "5xx",
-    [TG_MOCK_C_STATUS + 3] = "other",
-};
-
+#include "tools/mock.h"
 
 static int tg_mock_process(tg_mock_conn_t *c);
+static int tg_mock_answer_out(tg_mock_conn_t *c);
 
 /* ---------------------------------------------------------------- utils */
-
-void
-tg_mock_cnt_add(int idx, uint64_t n)
-{
-    atomic_fetch_add_explicit(&tg_mock_shm->cnt[idx], n, memory_order_relaxed);
-}
-
-bool
-tg_mock_lit_eq(tg_str_t s, const char *lit)
-{
-    size_t n = strlen(lit);
-
-    return s.len == n && memcmp(s.data, lit, n) == 0;
-}
 
 static bool
 tg_mock_lit_caseeq(tg_str_t s, const char *lit)
@@ -120,26 +60,6 @@ tg_mock_lit_caseeq(tg_str_t s, const char *lit)
     tg_str_t l = {lit, strlen(lit)};
 
     return tg_str_caseeq(s, l);
-}
-
-/* Parse decimal digits in <s> up to <max>; false unless all are digits. */
-bool
-tg_mock_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    size_t i;
-
-    if (len == 0 || len > 12) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = TG_MIN(v, max);
-    return true;
 }
 
 static void
@@ -657,7 +577,7 @@ tg_mock_dispatch(tg_mock_conn_t *c)
         tg_ev_timer_add(tg_mock_loop, &c->step, r->fault.slow_ms);
         return TG_AGAIN;
     }
-    return tg_mock_answer(c);
+    return tg_mock_answer_out(c);
 }
 
 /* Handle every complete request in c->in.  TG_OK or TG_DONE. */
@@ -725,6 +645,19 @@ tg_mock_conn_drive(tg_mock_conn_t *c)
         }
     }
 }
+
+/* Buffer the answer of <c>'s request (tools/mock-respond.c) and drive
+ * it out.  Same returns as tg_mock_conn_drive. */
+static int
+tg_mock_answer_out(tg_mock_conn_t *c)
+{
+    if (tg_mock_answer(c) != TG_OK) {
+        tg_mock_conn_close(c, false);
+        return TG_DONE;
+    }
+    return tg_mock_conn_drive(c);
+}
+
 
 /* Drive the response, then serve requests pipelined behind it. */
 static int
@@ -833,7 +766,7 @@ tg_mock_step_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 
     (void)loop;
     if (c->state == TG_MOCK_S_WAIT) {
-        if (tg_mock_answer(c) == TG_DONE) {
+        if (tg_mock_answer_out(c) == TG_DONE) {
             return;
         }
         if (c->state == TG_MOCK_S_HEAD && tg_buf_len(&c->in) > 0) {

@@ -261,8 +261,7 @@ tg_request_error(tg_request_t *r, const tg_request_error_t *err)
                  : "false",
              err->extra ? err->extra : "");
     /* Unread request bytes would be taken for the next request. */
-    if (r->phase <= TG_REQ_HEAD ||
-        (r->phase == TG_REQ_BODY && r->c->in.last < r->req_end)) {
+    if (r->phase <= TG_REQ_HEAD || (r->phase == TG_REQ_BODY && !r->body_done)) {
         r->close_after = true;
     }
     (void)tg_request_respond(r, err->status, "application/json", body, n, hdrs);

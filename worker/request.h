@@ -96,6 +96,7 @@ struct tg_request_s {
     bool keep_alive;           /* the client allows keep-alive */
     bool close_after;          /* close once the response has left */
     bool broken;               /* the response is cut: close without its end */
+    bool body_done;            /* the whole body has been read */
     int api;                   /* TG_API_* (error shapes) */
     int route;                 /* TG_ROUTE_* */
     tg_http_chunked_t chunked; /* chunked body decoder */

@@ -382,6 +382,7 @@ tg_serve_head_done(tg_request_t *r)
     }
     if (h->content_length > 0 &&
         (uint64_t)h->content_length > conf->body_bytes) {
+        r->close_after = true;
         (void)tg_serve_fail(r, TG_END_BAD_REQUEST, 413, "request_too_large",
                             NULL, "request body is too large", NULL);
         return TG_DONE;
@@ -431,6 +432,8 @@ tg_serve_body_step(tg_request_t *r)
                                     c->in.last - r->raw_pos, &used, &out_len,
                                     &err);
         if (rc == TG_ERROR) {
+            /* The framing is lost: the rest of the input cannot be trusted. */
+            r->close_after = true;
             (void)tg_serve_fail(r, TG_END_BAD_REQUEST, 400,
                                 "invalid_request_error", NULL, err.text, NULL);
             return TG_DONE;
@@ -442,6 +445,7 @@ tg_serve_body_step(tg_request_t *r)
         }
         r->raw_pos += used;
         if (r->body_len > conf->body_bytes) {
+            r->close_after = true;
             (void)tg_serve_fail(r, TG_END_BAD_REQUEST, 413, "request_too_large",
                                 NULL, "request body is too large", NULL);
             return TG_DONE;
@@ -516,6 +520,7 @@ tg_serve_read(tg_request_t *r)
         return rc;
     case TG_DECLINED:
         if (r->phase == TG_REQ_BODY) {
+            r->close_after = true;
             (void)tg_serve_fail(r, TG_END_BAD_REQUEST, 413, "request_too_large",
                                 NULL, "request body is too large", NULL);
             return TG_DONE;
@@ -605,6 +610,7 @@ tg_serve_process(tg_request_t *r)
     if (tg_serve_body_step(r) != TG_OK) {
         return;
     }
+    r->body_done = true;
     tg_ev_timer_del(r->w->loop, &c->timer);
     /* Growing c->in may have moved the head: parse it again so every
      * string in r->head points into the current block. */

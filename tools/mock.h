@@ -1,17 +1,18 @@
 /*
- * tools/mock-upstream.h
+ * tools/mock.h
  *      The mock upstream's shared types, state and internal interface.
  *
  * NOTES
- *      The mock is split along its phases: tools/mock-upstream.c
- *      (process, connections, reading and dispatching requests),
- *      tools/mock-fault.c (fault specs, the shared fault and counters, the
- *      ledger) and tools/mock-respond.c (response output, streams and the
- *      API shapes of each endpoint).  Everything here is internal to the
- *      mock; one process per worker, single threaded.
+ *      The mock is split along its phases, each file using only those
+ *      after it: tools/mock-upstream.c (process, connections, reading and
+ *      dispatching requests), tools/mock-respond.c (response output,
+ *      streams and the API shapes of each endpoint) and tools/mock-fault.c
+ *      (process state, counters, the shared fault, the ledger, helpers).
+ * Everything here is internal to the mock; one process per worker, single
+ * threaded.
  */
-#ifndef TG_TOOLS_MOCK_UPSTREAM_H
-#define TG_TOOLS_MOCK_UPSTREAM_H
+#ifndef TG_TOOLS_MOCK_H
+#define TG_TOOLS_MOCK_H
 
 #include "core/buf.h"
 #include "core/core.h"
@@ -218,7 +219,7 @@ typedef struct {
     int encoding; /* TG_MOCK_ENC_* by default (--encoding) */
 } tg_mock_conf_t;
 
-/* Process state (tools/mock-upstream.c). */
+/* Process state (tools/mock-fault.c). */
 extern tg_mock_conf_t tg_mock_conf;
 extern tg_mock_shared_t *tg_mock_shm;
 extern tg_ev_loop_t *tg_mock_loop;
@@ -253,4 +254,4 @@ int tg_mock_error_anthropic(tg_mock_conn_t *c, int status, const char *type,
                             const char *extra);
 int tg_mock_stream_next(tg_mock_conn_t *c);
 
-#endif /* TG_TOOLS_MOCK_UPSTREAM_H */
+#endif /* TG_TOOLS_MOCK_H */
