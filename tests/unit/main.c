@@ -35,6 +35,8 @@ static const struct {
     {"decode", tg_test_decode_register},
     {"usage", tg_test_usage_register},
     {"request", tg_test_request_register},
+    {"limit", tg_test_limit_register},
+    {"shm_inflight", tg_test_shm_inflight_register},
 };
 
 

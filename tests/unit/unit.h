@@ -25,6 +25,8 @@ int tg_test_route_register(void);
 int tg_test_decode_register(void);
 int tg_test_usage_register(void);
 int tg_test_request_register(void);
+int tg_test_limit_register(void);
+int tg_test_shm_inflight_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
