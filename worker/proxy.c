@@ -216,7 +216,9 @@ tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
         n--;
     }
-    if (u->discard) {
+    if (u->discard || u->head_done) {
+        /* After the final head only trailers come (HTTP/2, chunked
+         * HTTP/1.1): not forwarded. */
         return len;
     }
     if (n > 0) {
