@@ -70,7 +70,8 @@ $(SQL_OBJ): $(SQL_GEN)
 $(TOLLGATE): $(call obj,master/main.c $(LIB_SRC)) $(SQL_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) $(PQLIBS)
 
-$(MOCK): $(call obj,tools/mock-upstream.c tools/mock-encode.c $(CORE_SRC))
+$(MOCK): $(call obj,tools/mock-upstream.c tools/mock-fault.c tools/mock-respond.c \
+                  tools/mock-encode.c $(CORE_SRC))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lbrotlienc
 
 $(LOADGEN): $(call obj,tools/loadgen.c $(CORE_SRC))
@@ -90,6 +91,8 @@ $(MICRO): $(call obj,$(BENCH_SRC) $(LIB_SRC)) $(SQL_OBJ)
 
 # `make test`: deps, build, unit tests, integration tests, one summary line.
 test: deps
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory check-format
 	@$(MAKE) --no-print-directory $(BINS) $(UNIT) $(INTEG)
 	@tools/run-tests.sh $(BUILD)
 
@@ -130,12 +133,17 @@ install: all
 run: deps all
 	@tools/run.sh $(BUILD)
 
-# Layering rules: shm/ includes only libc; only admin/pg.c includes libpq.
+# Layering rules: shm/ includes only libc; only admin's database module
+# (admin/pg.c, admin/pg.h) includes libpq; only the curl glue
+# (core/ev_curl), the proxy and the health checker include curl.
 check:
 	@! grep -n '#include "' shm/*.c shm/*.h 2>/dev/null | grep -v '"shm/' \
 	    || (echo "shm/ must include only libc and shm/ headers"; exit 1)
-	@! grep -ln '#include.*libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg.c$$' \
+	@! grep -ln '#include.*libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg\.c$$' \
 	    || (echo "only admin/pg.c may include libpq-fe.h"; exit 1)
+	@! grep -ln '#include.*curl/curl.h' $$(git ls-files '*.c' '*.h') \
+	    | grep -v '^\(core/ev_curl\.[ch]\|worker/proxy\.c\|admin/health\.c\|admin/webhook\.c\|tools/tollctl.*\.c\)$$' \
+	    || (echo "only core/ev_curl, worker/proxy.c, admin/health.c, admin/webhook.c and tollctl may include curl/curl.h"; exit 1)
 	@! grep -n '#include "\(worker\|admin\|master\)/' core/*.c core/*.h \
 	    || (echo "core/ must not depend on worker, admin or master"; exit 1)
 	@echo "layering ok"

@@ -33,7 +33,8 @@ static tg_buf_t tg_agg_out;
 static tg_agg_stats_t tg_agg_counters;
 
 static const char *const tg_agg_outcomes[] = {
-    "ok", "upstream_error", "client_gone", "timeout", "rejected", "broken"};
+    "ok",       "upstream_error", "client_gone",   "timeout",
+    "rejected", "broken",         "worker_crashed"};
 
 
 static int

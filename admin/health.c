@@ -4,15 +4,14 @@
  *
  * NOTES
  *      Admin only; never blocks (curl resolves names on its own thread and
- *      every socket is non-blocking, driven by epoll through
- *      CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION, as in
- *      worker/proxy.c).  A tick every TG_HEALTH_TICK_MS starts the probes
- *      that are due, at most TG_HEALTH_MAX_INFLIGHT at once; a probe that
- *      cannot start for lack of a slot waits for the next tick.  Each
- *      endpoint has at most one probe in flight, bounded by its
- *      health_timeout.  Connections are not reused between probes: a probe
- *      every 30 s would find most idle connections closed anyway, and a
- *      fresh connect tests what a new request would need.
+ *      every socket is non-blocking, driven by epoll through the same
+ *      libcurl multi glue as worker/proxy.c, core/ev_curl).  A tick every
+ * TG_HEALTH_TICK_MS starts the probes that are due, at most
+ * TG_HEALTH_MAX_INFLIGHT at once; a probe that cannot start for lack of a slot
+ * waits for the next tick.  Each endpoint has at most one probe in flight,
+ * bounded by its health_timeout.  Connections are not reused between probes: a
+ * probe every 30 s would find most idle connections closed anyway, and a fresh
+ * connect tests what a new request would need.
  *
  *      The history of each endpoint lives here, in admin's memory; only
  *      the verdict goes to shared memory.  A new admin (reload, restart)
@@ -20,6 +19,7 @@
  */
 #include "admin/health.h"
 #include "core/core.h"
+#include "core/ev_curl.h"
 #include "core/json.h"
 #include "core/log.h"
 
@@ -43,17 +43,15 @@ static struct {
     tg_ev_loop_t *loop;
     const tg_conf_t *conf;
     tg_shm_t *shm;
-    CURLM *multi;
-    tg_ev_timer_t curl_timer; /* curl's own timeout */
-    tg_ev_timer_t tick;       /* starts due probes */
-    int running;
+    tg_ev_curl_t *m;    /* libcurl multi on admin's loop */
+    tg_ev_timer_t tick; /* starts due probes */
     tg_health_ep_t *eps;
     size_t neps;
     uint32_t inflight;
     int32_t pid;
 } tg_health;
 
-static void tg_health_check_done(void);
+static void tg_health_done_cb(void *data, CURL *easy, CURLcode rc);
 
 
 /* See health.h. */
@@ -115,93 +113,6 @@ tg_health_judge(tg_health_hist_t *h, const tg_health_probe_t *p,
 }
 
 
-static void
-tg_health_sock_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
-{
-    int flags = 0;
-
-    (void)loop;
-    (void)data;
-    if (events & EPOLLIN) {
-        flags |= CURL_CSELECT_IN;
-    }
-    if (events & EPOLLOUT) {
-        flags |= CURL_CSELECT_OUT;
-    }
-    if (events & (EPOLLERR | EPOLLHUP)) {
-        flags |= CURL_CSELECT_ERR;
-    }
-    curl_multi_socket_action(tg_health.multi, fd, flags, &tg_health.running);
-    tg_health_check_done();
-}
-
-
-static int
-tg_health_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
-                    void *socketp)
-{
-    uint32_t mask = 0;
-
-    (void)easy;
-    (void)userp;
-    (void)socketp;
-    if (what == CURL_POLL_REMOVE) {
-        tg_ev_del(tg_health.loop, s);
-        return 0;
-    }
-    if (what & CURL_POLL_IN) {
-        mask |= EPOLLIN;
-    }
-    if (what & CURL_POLL_OUT) {
-        mask |= EPOLLOUT;
-    }
-    if (tg_ev_mask(tg_health.loop, s) != 0) {
-        return tg_ev_mod(tg_health.loop, s, mask) == TG_OK ? 0 : -1;
-    }
-    return tg_ev_add(tg_health.loop, s, mask, tg_health_sock_handler, NULL) ==
-                   TG_OK
-               ? 0
-               : -1;
-}
-
-
-static void
-tg_health_curl_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
-{
-    (void)loop;
-    (void)t;
-    curl_multi_socket_action(tg_health.multi, CURL_SOCKET_TIMEOUT, 0,
-                             &tg_health.running);
-    tg_health_check_done();
-}
-
-
-static int
-tg_health_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    (void)userp;
-    if (timeout_ms < 0) {
-        tg_ev_timer_del(tg_health.loop, &tg_health.curl_timer);
-    } else {
-        tg_ev_timer_add(tg_health.loop, &tg_health.curl_timer,
-                        (uint64_t)timeout_ms);
-    }
-    return 0;
-}
-
-
-/* curl closes a socket: unregister it first, so that a new fd with the
- * same number starts clean. */
-static int
-tg_health_close_cb(void *clientp, curl_socket_t s)
-{
-    (void)clientp;
-    tg_ev_del(tg_health.loop, s);
-    return close(s);
-}
-
-
 /* Probe bodies are not read, only counted out of curl's way. */
 static size_t
 tg_health_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -222,7 +133,6 @@ tg_health_probe_start(size_t i)
     char url[1024], line[640];
     long verify = e->tls_verify ? 1L : 0L;
     uint32_t connect_ms;
-    CURLMcode mrc;
     CURL *easy;
     int n;
 
@@ -265,11 +175,7 @@ tg_health_probe_start(size_t i)
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYPEER, verify);
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, tg_health_close_cb);
-    mrc = curl_multi_add_handle(tg_health.multi, easy);
-    if (mrc != CURLM_OK) {
-        tg_log(TG_LOG_ERR, 0, "curl_multi_add_handle() failed (%s)",
-               curl_multi_strerror(mrc));
+    if (tg_ev_curl_add(tg_health.m, easy) != TG_OK) {
         curl_slist_free_all(list);
         curl_easy_cleanup(easy);
         return TG_ERROR;
@@ -318,7 +224,7 @@ tg_health_probe_done(size_t i, CURLcode rc)
     } else if (v.ok) {
         tg_shm_ep_recover(ep, now, tg_health.pid, v.reason, events);
     }
-    curl_multi_remove_handle(tg_health.multi, h->easy);
+    tg_ev_curl_remove(tg_health.m, h->easy);
     curl_easy_cleanup(h->easy);
     h->easy = NULL;
     curl_slist_free_all(h->headers);
@@ -327,26 +233,18 @@ tg_health_probe_done(size_t i, CURLcode rc)
 }
 
 
-/* Collect finished probes from curl. */
+/* A probe finished (core/ev_curl, outside curl's callbacks). */
 static void
-tg_health_check_done(void)
+tg_health_done_cb(void *data, CURL *easy, CURLcode rc)
 {
-    CURLMsg *msg;
-    int left;
+    void *priv = NULL;
+    size_t i;
 
-    while ((msg = curl_multi_info_read(tg_health.multi, &left)) != NULL) {
-        void *priv = NULL;
-        size_t i;
-
-        if (msg->msg != CURLMSG_DONE) {
-            continue;
-        }
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&priv);
-        i = (size_t)(uintptr_t)priv;
-        if (i >= tg_health.neps || tg_health.eps[i].easy != msg->easy_handle) {
-            continue;
-        }
-        tg_health_probe_done(i, msg->data.result);
+    (void)data;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&priv);
+    i = (size_t)(uintptr_t)priv;
+    if (i < tg_health.neps && tg_health.eps[i].easy == easy) {
+        tg_health_probe_done(i, rc);
     }
 }
 
@@ -399,17 +297,12 @@ tg_health_start(tg_ev_loop_t *loop, const tg_conf_t *conf, tg_shm_t *shm)
     }
     tg_health.eps =
         calloc(tg_health.neps ? tg_health.neps : 1, sizeof(tg_health_ep_t));
-    tg_health.multi = curl_multi_init();
-    if (tg_health.eps == NULL || tg_health.multi == NULL) {
+    tg_health.m = tg_ev_curl_create(loop, tg_health_done_cb, NULL);
+    if (tg_health.eps == NULL || tg_health.m == NULL) {
         tg_log(TG_LOG_ERR, 0, "setting up health checks failed");
         tg_health_stop();
         return TG_ERROR;
     }
-    curl_multi_setopt(tg_health.multi, CURLMOPT_SOCKETFUNCTION,
-                      tg_health_socket_cb);
-    curl_multi_setopt(tg_health.multi, CURLMOPT_TIMERFUNCTION,
-                      tg_health_timer_cb);
-    tg_health.curl_timer.handler = tg_health_curl_timer_handler;
     tg_health.tick.handler = tg_health_tick_handler;
     now = tg_ev_now(loop);
     for (i = 0; i < tg_health.neps; i++) {
@@ -432,22 +325,19 @@ tg_health_stop(void)
         return;
     }
     tg_ev_timer_del(tg_health.loop, &tg_health.tick);
-    tg_ev_timer_del(tg_health.loop, &tg_health.curl_timer);
     for (i = 0; tg_health.eps != NULL && i < tg_health.neps; i++) {
         tg_health_ep_t *h = &tg_health.eps[i];
 
         if (h->easy != NULL) {
-            curl_multi_remove_handle(tg_health.multi, h->easy);
+            tg_ev_curl_remove(tg_health.m, h->easy);
             curl_easy_cleanup(h->easy);
             h->easy = NULL;
         }
         curl_slist_free_all(h->headers);
         h->headers = NULL;
     }
-    if (tg_health.multi != NULL) {
-        curl_multi_cleanup(tg_health.multi);
-        tg_health.multi = NULL;
-    }
+    tg_ev_curl_destroy(tg_health.m);
+    tg_health.m = NULL;
     free(tg_health.eps);
     tg_health.eps = NULL;
     tg_health.loop = NULL;

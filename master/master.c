@@ -429,6 +429,23 @@ tg_master_release(tg_master_proc_t *p)
      * in-flight count. */
     atomic_store(&sp->active, 0);
     atomic_store(&sp->inflight, 0);
+    if (p->role == TG_ROLE_WORKER) {
+        uint32_t lost;
+
+        /* Even a crash ends its requests: one record each, with what was
+         * known of their usage (shm/inflight.h). */
+        n = tg_shm_inflight_reap(tg_shm_inflight(shm, p->shm_idx),
+                                 tg_shm_hdr(shm)->leases_per_proc,
+                                 tg_shm_ring(shm), tg_master_conf->spool_dir,
+                                 (int32_t)getpid(), &lost);
+        if (n > 0 || lost > 0) {
+            tg_log(lost ? TG_LOG_ERR : TG_LOG_WARN, 0,
+                   "pid %d died with %u requests in flight; their usage "
+                   "records were written as worker_crashed%s",
+                   (int)pid, n + lost,
+                   lost ? " (some lost: spool failed)" : "");
+        }
+    }
     n = tg_shm_rl_leases_reclaim(
         tg_shm_rl(shm), tg_shm_capacity(shm, TG_SHM_T_RL),
         tg_shm_leases(shm, p->shm_idx), tg_shm_hdr(shm)->leases_per_proc);

@@ -15,17 +15,15 @@
  *      a slot 96), which the word accesses need.
  */
 #include "shm/keys.h"
+#include "shm/seqlock.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 #define TG_SHM_KEY_WORDS     11 /* 64-bit words from offset 8 to the end */
 #define TG_SHM_KEYS_PREFETCH 4  /* lines prefetched from the home slot */
-#define TG_SHM_MODELS_WORDS                                                    \
-    ((sizeof(tg_shm_models_t) - offsetof(tg_shm_models_t, len)) / 8)
 
 _Static_assert(8 + TG_SHM_KEY_WORDS * 8 == sizeof(tg_shm_key_t), "key words");
-_Static_assert(TG_SHM_MODELS_PATTERN % 8 == 0, "pattern words");
 
 /* The outcome of probing one slot for a digest. */
 enum {
@@ -34,45 +32,6 @@ enum {
     TG_SHM_PROBE_OTHER, /* a tombstone or another key: go on */
     TG_SHM_PROBE_BUSY   /* the slot stayed odd or kept changing */
 };
-
-
-static inline void
-tg_shm_keys_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
-
-static inline uint32_t
-tg_shm_keys_load32(const void *p)
-{
-    return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
-}
-
-
-static inline uint64_t
-tg_shm_keys_load64(const void *p)
-{
-    return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
-}
-
-
-static inline void
-tg_shm_keys_store32(void *p, uint32_t v)
-{
-    __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED);
-}
-
-
-static inline void
-tg_shm_keys_store64(void *p, uint64_t v)
-{
-    __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELAXED);
-}
 
 
 /*
@@ -87,9 +46,9 @@ tg_shm_keys_copy_out(const tg_shm_key_t *e, tg_shm_key_t *img)
     uint32_t w32;
     int i;
 
-    w32 = tg_shm_keys_load32(src + 4);
+    w32 = tg_shm_seq_load32(src + 4);
     for (i = 0; i < TG_SHM_KEY_WORDS; i++) {
-        w[i] = tg_shm_keys_load64(src + 8 + 8 * i);
+        w[i] = tg_shm_seq_load64(src + 8 + 8 * i);
     }
     memcpy((char *)img + 4, &w32, 4);
     memcpy((char *)img + 8, w, sizeof(w));
@@ -107,34 +66,10 @@ tg_shm_keys_copy_in(tg_shm_key_t *e, const tg_shm_key_t *img)
 
     memcpy(&w32, (const char *)img + 4, 4);
     memcpy(w, (const char *)img + 8, sizeof(w));
-    tg_shm_keys_store32(dst + 4, w32);
+    tg_shm_seq_store32(dst + 4, w32);
     for (i = 0; i < TG_SHM_KEY_WORDS; i++) {
-        tg_shm_keys_store64(dst + 8 + 8 * i, w[i]);
+        tg_shm_seq_store64(dst + 8 + 8 * i, w[i]);
     }
-}
-
-
-/*
- * Open a write on <seq>: make it odd, then fence so that no data store
- * below becomes visible before the odd value.  A slot left odd by a dead
- * writer stays odd.  Returns the odd value.
- */
-static uint32_t
-tg_shm_keys_write_begin(_Atomic uint32_t *seq)
-{
-    uint32_t s = atomic_load_explicit(seq, memory_order_relaxed) | 1u;
-
-    atomic_store_explicit(seq, s, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    return s;
-}
-
-
-/* Close a write: the release store publishes the data stores before it. */
-static void
-tg_shm_keys_write_end(_Atomic uint32_t *seq, uint32_t odd)
-{
-    atomic_store_explicit(seq, odd + 1, memory_order_release);
 }
 
 
@@ -145,23 +80,20 @@ tg_shm_keys_write_end(_Atomic uint32_t *seq, uint32_t odd)
 static int
 tg_shm_keys_read_slot(const tg_shm_key_t *e, tg_shm_key_t *img)
 {
-    uint32_t s1, s2;
+    uint32_t s1;
     int tries;
 
     for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_begin(&e->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         tg_shm_keys_copy_out(e, img);
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
-        if (s1 == s2) {
+        if (tg_shm_seq_read_end(&e->seq, s1)) {
             atomic_init(&img->seq, s1);
             return TG_SHM_OK;
         }
-        tg_shm_keys_relax();
+        tg_shm_seq_relax();
     }
     return TG_SHM_BUSY;
 }
@@ -198,32 +130,29 @@ tg_shm_keys_probe(const tg_shm_key_t *e, const uint64_t d[4], tg_shm_key_t *out)
 {
     const char *src = (const char *)e;
     uint64_t w[TG_SHM_KEY_WORDS];
-    uint32_t s1, s2, w32;
+    uint32_t s1, w32;
     uint64_t diff;
     int tries, i;
 
     for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        if (__builtin_expect(s1 & 1, 0)) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_begin(&e->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
-        w32 = tg_shm_keys_load32(src + 4);
-        w[0] = tg_shm_keys_load64(src + 8);
-        w[1] = tg_shm_keys_load64(src + 16);
-        w[2] = tg_shm_keys_load64(src + 24);
-        w[3] = tg_shm_keys_load64(src + 32);
+        w32 = tg_shm_seq_load32(src + 4);
+        w[0] = tg_shm_seq_load64(src + 8);
+        w[1] = tg_shm_seq_load64(src + 16);
+        w[2] = tg_shm_seq_load64(src + 24);
+        w[3] = tg_shm_seq_load64(src + 32);
         diff = (w[0] ^ d[0]) | (w[1] ^ d[1]) | (w[2] ^ d[2]) | (w[3] ^ d[3]) |
                (uint64_t)(tg_shm_keys_state_of(w32) ^ TG_SHM_KEY_USED);
         if (diff == 0) {
             for (i = 4; i < TG_SHM_KEY_WORDS; i++) {
-                w[i] = tg_shm_keys_load64(src + 8 + 8 * i);
+                w[i] = tg_shm_seq_load64(src + 8 + 8 * i);
             }
         }
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
-        if (__builtin_expect(s1 != s2, 0)) {
-            tg_shm_keys_relax();
+        if (!tg_shm_seq_read_end(&e->seq, s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         if (diff == 0) {
@@ -441,9 +370,9 @@ tg_shm_keys_upsert(tg_shm_keys_t *t, const tg_shm_key_t *k, uint32_t *slot_out)
         dist > atomic_load_explicit(&t->max_probe, memory_order_relaxed)) {
         atomic_store_explicit(&t->max_probe, dist, memory_order_release);
     }
-    odd = tg_shm_keys_write_begin(&e->seq);
+    odd = tg_shm_seq_write_begin(&e->seq);
     tg_shm_keys_copy_in(e, &img);
-    tg_shm_keys_write_end(&e->seq, odd);
+    tg_shm_seq_write_end(&e->seq, odd);
 
     if (found == UINT32_MAX) {
         atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
@@ -466,9 +395,9 @@ tg_shm_keys_set_state(tg_shm_key_t *e, tg_shm_key_t *img, uint8_t state)
     uint32_t odd;
 
     img->state = state;
-    odd = tg_shm_keys_write_begin(&e->seq);
+    odd = tg_shm_seq_write_begin(&e->seq);
     tg_shm_keys_copy_in(e, img);
-    tg_shm_keys_write_end(&e->seq, odd);
+    tg_shm_seq_write_end(&e->seq, odd);
 }
 
 
@@ -661,7 +590,7 @@ tg_shm_keys_lookup(const tg_shm_keys_t *t, const uint8_t digest[32],
         if (m1 == m2 && (m1 & 1) == 0) {
             return TG_SHM_MISS;
         }
-        tg_shm_keys_relax();
+        tg_shm_seq_relax();
     }
     return TG_SHM_BUSY;
 }
@@ -827,12 +756,12 @@ tg_shm_keys_compact(tg_shm_keys_t *t, tg_shm_keys_move_cb move, void *arg)
         tg_shm_keys_copy_out(dst, &old);
         epoch = img.epoch;
         img.epoch = old.epoch + 1;
-        odd = tg_shm_keys_write_begin(&t->moving);
+        odd = tg_shm_seq_write_begin(&t->moving);
         tg_shm_keys_set_state(dst, &img, TG_SHM_KEY_USED);
         memset(&img, 0, sizeof(img));
         img.epoch = epoch;
         tg_shm_keys_set_state(e, &img, TG_SHM_KEY_TOMB);
-        tg_shm_keys_write_end(&t->moving, odd);
+        tg_shm_seq_write_end(&t->moving, odd);
         moved++;
     }
     tg_shm_keys_purge_all(t);
@@ -901,7 +830,7 @@ tg_shm_keys_repair(tg_shm_keys_t *t)
             img.state = TG_SHM_KEY_TOMB;
             atomic_thread_fence(memory_order_release);
             tg_shm_keys_copy_in(e, &img);
-            tg_shm_keys_write_end(&e->seq, s);
+            tg_shm_seq_write_end(&e->seq, s);
         } else {
             tg_shm_keys_set_state(e, &img, TG_SHM_KEY_TOMB);
         }
@@ -910,7 +839,7 @@ tg_shm_keys_repair(tg_shm_keys_t *t)
     /* A move cut short leaves <moving> odd: close it. */
     m = atomic_load_explicit(&t->moving, memory_order_relaxed);
     if (m & 1) {
-        tg_shm_keys_write_end(&t->moving, m);
+        tg_shm_seq_write_end(&t->moving, m);
     }
 
     /*
@@ -920,222 +849,4 @@ tg_shm_keys_repair(tg_shm_keys_t *t)
     tg_shm_keys_purge_all(t);
     tg_shm_keys_recount(t);
     atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
-}
-
-
-/* Bytes for the model table. */
-size_t
-tg_shm_models_size(void)
-{
-    return sizeof(tg_shm_models_t);
-}
-
-
-/* Zero and return an empty model table at <mem>; NULL on a bad <mem>. */
-tg_shm_models_t *
-tg_shm_models_init(void *mem)
-{
-    tg_shm_models_t *m = mem;
-
-    if (mem == NULL || ((uintptr_t)mem & (TG_SHM_CACHELINE - 1)) != 0) {
-        return NULL;
-    }
-    memset(mem, 0, sizeof(*m));
-    atomic_init(&m->generation, 1);
-    return m;
-}
-
-
-/*
- * Replace the patterns with <patterns>[0..<n>).  Admin only.  TG_SHM_OK or
- * TG_SHM_INVAL (table unchanged).
- */
-int
-tg_shm_models_set(tg_shm_models_t *m, const char *const *patterns, uint32_t n)
-{
-    static const size_t words = TG_SHM_MODELS_WORDS;
-    uint64_t w[TG_SHM_MODELS_WORDS];
-    char *img = (char *)w;
-    uint32_t i, odd;
-    size_t j;
-
-    if (n > TG_SHM_MODELS_MAX || (n > 0 && patterns == NULL)) {
-        return TG_SHM_INVAL;
-    }
-    memset(w, 0, sizeof(w));
-    for (i = 0; i < n; i++) {
-        size_t len;
-
-        if (patterns[i] == NULL) {
-            return TG_SHM_INVAL;
-        }
-        len = strnlen(patterns[i], TG_SHM_MODELS_PATTERN);
-        if (len >= TG_SHM_MODELS_PATTERN) {
-            return TG_SHM_INVAL;
-        }
-        img[i] = (char)len;
-        memcpy(img + TG_SHM_MODELS_MAX + (size_t)i * TG_SHM_MODELS_PATTERN,
-               patterns[i], len);
-    }
-
-    odd = tg_shm_keys_write_begin(&m->seq);
-    tg_shm_keys_store32(&m->count, n);
-    for (j = 0; j < words; j++) {
-        tg_shm_keys_store64((char *)m->len + 8 * j, w[j]);
-    }
-    tg_shm_keys_write_end(&m->seq, odd);
-    atomic_fetch_add_explicit(&m->generation, 1, memory_order_release);
-    return TG_SHM_OK;
-}
-
-
-/*
- * Does the glob <pat> of <plen> bytes ('*' matches any run, every other
- * byte itself) match <s> of <slen> bytes?  The literal runs between stars
- * are placed leftmost with memmem, which is enough for star-only globs:
- * a leftmost placement leaves the most room for the runs after it.  Linear
- * in <slen>; never recurses or backtracks.  Pure; any process.
- */
-bool
-tg_shm_models_glob(const char *pat, size_t plen, const char *s, size_t slen)
-{
-    const char *first, *last;
-    size_t head, tail, pos, end;
-
-    /* A zero-length name may come with a NULL pointer. */
-    if (slen == 0) {
-        s = "";
-    }
-    first = memchr(pat, '*', plen);
-    if (first == NULL) {
-        return plen == slen && memcmp(pat, s, plen) == 0;
-    }
-    last = memrchr(pat, '*', plen);
-    head = (size_t)(first - pat);
-    tail = plen - (size_t)(last - pat) - 1;
-    if (slen < head + tail || memcmp(s, pat, head) != 0 ||
-        memcmp(s + slen - tail, last + 1, tail) != 0) {
-        return false;
-    }
-    pos = head;
-    end = slen - tail;
-    while (first < last) {
-        const char *run = first + 1;
-        const char *next = memchr(run, '*', (size_t)(last - first));
-        size_t rlen = (size_t)(next - run);
-        const char *at;
-
-        if (rlen > 0) {
-            at = memmem(s + pos, end - pos, run, rlen);
-            if (at == NULL) {
-                return false;
-            }
-            pos = (size_t)(at - s) + rlen;
-        }
-        first = next;
-    }
-    return true;
-}
-
-
-/*
- * Index of the pattern equal to <pattern> (compared as bytes, not as a
- * glob), or -1.  Admin side.
- */
-int
-tg_shm_models_find(const tg_shm_models_t *m, const char *pattern)
-{
-    size_t len = strlen(pattern);
-    uint32_t s1, s2, count, i;
-    int tries, found;
-
-    if (len >= TG_SHM_MODELS_PATTERN) {
-        return -1;
-    }
-    for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&m->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_keys_relax();
-            continue;
-        }
-        count = tg_shm_keys_load32(&m->count);
-        found = -1;
-        for (i = 0; i < count && i < TG_SHM_MODELS_MAX && found < 0; i++) {
-            uint64_t w[TG_SHM_MODELS_PATTERN / 8];
-            size_t j;
-
-            for (j = 0; j < TG_SHM_MODELS_PATTERN / 8; j++) {
-                w[j] = tg_shm_keys_load64(&m->pattern[i][8 * j]);
-            }
-            /* The NUL after the pattern is part of the comparison. */
-            if (memcmp(w, pattern, len + 1) == 0) {
-                found = (int)i;
-            }
-        }
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&m->seq, memory_order_relaxed);
-        if (s1 == s2) {
-            return found;
-        }
-    }
-    return -1;
-}
-
-
-/*
- * Bitmap of the patterns matching <model> (<len> bytes, no NUL needed) in
- * <*mask_out>.  Any process, never blocks.  TG_SHM_OK or TG_SHM_BUSY.
- */
-int
-tg_shm_models_match(const tg_shm_models_t *m, const char *model, size_t len,
-                    uint64_t *mask_out)
-{
-    uint64_t lens[TG_SHM_MODELS_MAX / 8];
-    uint32_t s1, s2, count, i;
-    uint64_t mask;
-    int tries;
-    size_t j;
-
-    *mask_out = 0;
-    for (tries = 0; tries < TG_SHM_KEYS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&m->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_keys_relax();
-            continue;
-        }
-        count = tg_shm_keys_load32(&m->count);
-        if (count > TG_SHM_MODELS_MAX) {
-            count = TG_SHM_MODELS_MAX;
-        }
-        for (j = 0; j < TG_SHM_MODELS_MAX / 8; j++) {
-            lens[j] = tg_shm_keys_load64(&m->len[8 * j]);
-        }
-
-        /*
-         * Match against a private copy of each pattern, so that a torn
-         * read can at worst produce a wrong mask, which the <seq> check
-         * below throws away; the matcher never reads shared bytes.
-         */
-        mask = 0;
-        for (i = 0; i < count; i++) {
-            uint64_t w[TG_SHM_MODELS_PATTERN / 8];
-            uint8_t plen = ((const uint8_t *)lens)[i];
-
-            for (j = 0; j < TG_SHM_MODELS_PATTERN / 8; j++) {
-                w[j] = tg_shm_keys_load64(&m->pattern[i][8 * j]);
-            }
-            if (plen < TG_SHM_MODELS_PATTERN &&
-                tg_shm_models_glob((const char *)w, plen, model, len)) {
-                mask |= (uint64_t)1 << i;
-            }
-        }
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&m->seq, memory_order_relaxed);
-        if (s1 == s2) {
-            *mask_out = mask;
-            return TG_SHM_OK;
-        }
-        tg_shm_keys_relax();
-    }
-    return TG_SHM_BUSY;
 }

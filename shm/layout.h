@@ -22,23 +22,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TG_SHM_MAGIC          0x20261123u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 5u
+#define TG_SHM_MAGIC          0x20261202u /* date of the layout below */
+#define TG_SHM_LAYOUT_VERSION 6u
 #define TG_SHM_CACHELINE      64
 
 enum {
-    TG_SHM_T_PROCS = 0,   /* tg_shm_proc_t, one per child process */
-    TG_SHM_T_KEYS = 1,    /* tg_shm_key_t slots (shm/keys.h) */
-    TG_SHM_T_RL = 2,      /* tg_shm_rl_t, same index as the key slot */
-    TG_SHM_T_USERS = 3,   /* tg_shm_user_t (shm/users.h) */
-    TG_SHM_T_MODELS = 4,  /* model patterns for allow-lists (shm/keys.h) */
-    TG_SHM_T_EPS = 5,     /* tg_shm_ep_t endpoint health (shm/ep.h) */
-    TG_SHM_T_RING = 6,    /* usage ring (shm/ring.h) */
-    TG_SHM_T_LEASES = 7,  /* concurrency leases, per proc (shm/rl.h) */
-    TG_SHM_T_EPMINE = 8,  /* per-proc in-flight counts per endpoint */
-    TG_SHM_T_STICKY = 9,  /* sticky sessions (shm/sticky.h) */
-    TG_SHM_T_EVENTS = 10, /* endpoint events ring (shm/events.h) */
-    TG_SHM_NTABLES = 16   /* directory size; unused entries are zero */
+    TG_SHM_T_PROCS = 0,     /* tg_shm_proc_t, one per child process */
+    TG_SHM_T_KEYS = 1,      /* tg_shm_key_t slots (shm/keys.h) */
+    TG_SHM_T_RL = 2,        /* tg_shm_rl_t, same index as the key slot */
+    TG_SHM_T_USERS = 3,     /* tg_shm_user_t (shm/users.h) */
+    TG_SHM_T_MODELS = 4,    /* model patterns for allow-lists (shm/keys.h) */
+    TG_SHM_T_EPS = 5,       /* tg_shm_ep_t endpoint health (shm/ep.h) */
+    TG_SHM_T_RING = 6,      /* usage ring (shm/ring.h) */
+    TG_SHM_T_LEASES = 7,    /* concurrency leases, per proc (shm/rl.h) */
+    TG_SHM_T_EPMINE = 8,    /* per-proc in-flight counts per endpoint */
+    TG_SHM_T_STICKY = 9,    /* sticky sessions (shm/sticky.h) */
+    TG_SHM_T_EVENTS = 10,   /* endpoint events ring (shm/events.h) */
+    TG_SHM_T_INFLIGHT = 11, /* requests in flight, per proc (inflight.h) */
+    TG_SHM_NTABLES = 16     /* directory size; unused entries are zero */
 };
 
 /*

@@ -102,7 +102,8 @@ enum {
     TG_USAGE_CLIENT_GONE = 2,    /* the client closed before the end */
     TG_USAGE_TIMEOUT = 3,        /* a deadline expired */
     TG_USAGE_REJECTED = 4,       /* refused by auth, quota or limits */
-    TG_USAGE_BROKEN = 5          /* the upstream stream broke mid-way */
+    TG_USAGE_BROKEN = 5,         /* the upstream stream broke mid-way */
+    TG_USAGE_WORKER_CRASHED = 6  /* its worker died; written by master */
 };
 
 /* tg_usage_rec_t.flags bits. */
@@ -134,7 +135,7 @@ typedef struct {
     uint32_t key_id;     /* API key id */
     uint16_t endpoint;   /* endpoint index; UINT16_MAX = none */
     uint16_t status;     /* HTTP status sent to the client */
-    uint8_t outcome;     /* TG_USAGE_OK ... TG_USAGE_BROKEN */
+    uint8_t outcome;     /* TG_USAGE_OK ... TG_USAGE_WORKER_CRASHED */
     uint8_t flags;       /* TG_USAGE_F_* */
     uint8_t attempts;    /* upstream attempts, 0 when never sent */
     uint8_t reserved0;   /* zero */

@@ -58,6 +58,10 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     spec[TG_SHM_T_EPMINE] = (tg_shm_spec_t){
         sizes->procs, sizes->endpoints * (uint32_t)sizeof(uint32_t),
         tg_shm_ep_mine_size(sizes->endpoints, sizes->procs)};
+    spec[TG_SHM_T_INFLIGHT] = (tg_shm_spec_t){
+        sizes->procs,
+        (uint32_t)(sizes->leases * (uint32_t)sizeof(tg_shm_inflight_t)),
+        tg_shm_inflight_size(sizes->leases, sizes->procs)};
     /* Like the usage ring, the events ring's header comes before its
      * slots; the directory gives the slots. */
     spec[TG_SHM_T_EVENTS] = (tg_shm_spec_t){

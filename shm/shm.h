@@ -11,6 +11,7 @@
 
 #include "shm/ep.h"
 #include "shm/events.h"
+#include "shm/inflight.h"
 #include "shm/keys.h"
 #include "shm/layout.h"
 #include "shm/procs.h"
@@ -153,6 +154,14 @@ tg_shm_ep_mine(const tg_shm_t *shm, uint32_t idx)
 {
     return (_Atomic uint32_t *)tg_shm_table(shm, TG_SHM_T_EPMINE) +
            (size_t)idx * tg_shm_capacity(shm, TG_SHM_T_EPS);
+}
+
+/* The in-flight requests of proc entry <idx> (leases_per_proc of them). */
+static inline tg_shm_inflight_t *
+tg_shm_inflight(const tg_shm_t *shm, uint32_t idx)
+{
+    return tg_shm_inflight_of(tg_shm_table(shm, TG_SHM_T_INFLIGHT),
+                              tg_shm_hdr(shm)->leases_per_proc, idx);
 }
 
 #endif /* TG_SHM_SHM_H */

@@ -10,22 +10,12 @@
  *      __atomic builtins, and copies go through memcpy.
  */
 #include "shm/users.h"
+#include "shm/seqlock.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 #define TG_SHM_USERS_DAY 86400u
-
-
-static inline void
-tg_shm_users_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
 
 
 /* Load the config part of slot <u> (bytes 4..23) into <img>. */
@@ -68,17 +58,15 @@ tg_shm_users_copy_in(tg_shm_user_t *u, const tg_shm_user_t *img)
 static void
 tg_shm_users_write(tg_shm_user_t *u, const tg_shm_user_t *img, bool zero)
 {
-    uint32_t s = atomic_load_explicit(&u->seq, memory_order_relaxed) | 1u;
+    uint32_t s = tg_shm_seq_write_begin(&u->seq);
 
-    atomic_store_explicit(&u->seq, s, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
     if (zero) {
         atomic_store_explicit(&u->period_start, 0, memory_order_relaxed);
         atomic_store_explicit(&u->used_tokens, 0, memory_order_relaxed);
         atomic_store_explicit(&u->requests, 0, memory_order_relaxed);
     }
     tg_shm_users_copy_in(u, img);
-    atomic_store_explicit(&u->seq, s + 1, memory_order_release);
+    tg_shm_seq_write_end(&u->seq, s);
 }
 
 
@@ -241,7 +229,7 @@ tg_shm_users_read(const tg_shm_users_t *t, uint32_t idx, tg_shm_user_t *out)
 {
     const tg_shm_user_t *u;
     tg_shm_user_t img;
-    uint32_t s1, s2;
+    uint32_t s1;
     int tries;
 
     if (idx >= t->capacity) {
@@ -249,16 +237,13 @@ tg_shm_users_read(const tg_shm_users_t *t, uint32_t idx, tg_shm_user_t *out)
     }
     u = tg_shm_users_get((tg_shm_users_t *)t, idx);
     for (tries = 0; tries < TG_SHM_USERS_RETRIES; tries++) {
-        s1 = atomic_load_explicit(&u->seq, memory_order_acquire);
-        if (s1 & 1) {
-            tg_shm_users_relax();
+        if (!tg_shm_seq_read_begin(&u->seq, &s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         tg_shm_users_copy_out(u, &img);
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&u->seq, memory_order_relaxed);
-        if (s1 != s2) {
-            tg_shm_users_relax();
+        if (!tg_shm_seq_read_end(&u->seq, s1)) {
+            tg_shm_seq_relax();
             continue;
         }
         if (img.state != TG_SHM_USER_USED) {

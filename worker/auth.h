@@ -1,44 +1,56 @@
 /*
  * worker/auth.h
- *      Client authentication and authorization from shared memory, and
- *      the per-key and per-user limits checked before proxying.
+ *      Client authentication and the key's model allow-list, from shared
+ *      memory.
  *
  * NOTES
- *      Worker only; never blocks.  The key is looked up by the SHA-256 of
- *      what the client sent; nothing here ever sees a key in plain text
- *      beyond the request head.  Every refusal is answered in the API's own
- *      error shape (401 authentication_error / invalid_api_key, 403
- *      permission_error / permission_denied, 429 rate_limit_error with
- *      retry-after).
+ *      Worker only; never blocks; answers nothing itself: it returns what
+ *      it found and the request path answers in the API's shape.  The key
+ *      is looked up by the SHA-256 of what the client sent; nothing here
+ *      ever keeps a key in plain text beyond the request head.  A seqlock
+ *      that stays busy fails closed (TG_AUTH_BUSY, answered 503).
  */
 #ifndef TG_WORKER_AUTH_H
 #define TG_WORKER_AUTH_H
 
-#include "worker/conn.h"
+#include "core/http.h"
+#include "shm/shm.h"
 
-/* Set up the worker's lease stack.  TG_OK or TG_ERROR (logged). */
-int tg_auth_init(tg_worker_t *w);
-void tg_auth_fini(tg_worker_t *w);
+#include <stdbool.h>
+#include <stdint.h>
+
+/* tg_auth_key / tg_auth_model results. */
+enum {
+    TG_AUTH_OK = 0,
+    TG_AUTH_MISSING,       /* no key sent (401) */
+    TG_AUTH_INVALID,       /* unknown key (401) */
+    TG_AUTH_DISABLED,      /* the key is disabled (401) */
+    TG_AUTH_EXPIRED,       /* the key has expired (401) */
+    TG_AUTH_USER_DISABLED, /* its user is disabled (403) */
+    TG_AUTH_MODEL,         /* the model is not on the key's list (403) */
+    TG_AUTH_BUSY           /* a table stayed busy (503, retryable) */
+};
+
+/* The key found by tg_auth_key. */
+typedef struct {
+    bool found;       /* a key entry was found (even a refused one) */
+    uint32_t slot;    /* its slot, also its rate-limit entry */
+    tg_shm_key_t key; /* consistent copy of the entry */
+} tg_auth_t;
 
 /*
- * Authenticate <c>'s request from its head: the key exists, is active and
- * not expired, and its user is active.  Returns TG_OK, or TG_ERROR after
- * answering.
+ * Authenticate the request head <r> against the key table of <shm>: the
+ * key exists, is active and not expired, and its user is active.  Fills
+ * <a> (a->found once the entry was read).  Returns TG_AUTH_OK or the
+ * reason for refusing.
  */
-int tg_auth_key(tg_conn_t *c);
+int tg_auth_key(tg_shm_t *shm, const tg_http_req_t *r, tg_auth_t *a);
 
-/*
- * With the body in: read the model it names, check the key's allow-list,
- * then the limits (requests per minute, tokens per minute, the user's
- * quota, concurrency).  On TG_OK the request holds a concurrency lease
- * that tg_auth_release gives back.  TG_ERROR after answering.
- */
-int tg_auth_admit(tg_conn_t *c);
+/* Whether <key> may use <model> (NUL-terminated, "" for none): TG_AUTH_OK,
+ * TG_AUTH_MODEL or TG_AUTH_BUSY. */
+int tg_auth_model(tg_shm_t *shm, const tg_shm_key_t *key, const char *model);
 
-/* Give back <c>'s concurrency lease, if any. */
-void tg_auth_release(tg_conn_t *c);
-
-/* Charge <tokens> to the key's minute window and the user's quota. */
-void tg_auth_charge(tg_conn_t *c, uint64_t tokens);
+/* The client-facing message for result <rc>, static. */
+const char *tg_auth_message(int rc);
 
 #endif /* TG_WORKER_AUTH_H */

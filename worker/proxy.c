@@ -1,21 +1,27 @@
 /*
  * worker/proxy.c
- *      Upstream transfers: libcurl multi glue, request set-up, header and
- *      body callbacks, retries, completion.
+ *      The upstream exchange: request set-up, response head and body,
+ *      retries, and the hand-over to the request's end.
  *
  * NOTES
  *      Worker only; never blocks (curl resolves names on its own thread).
- *      Callbacks from curl never close a connection or remove a handle:
- *      they only append output and set flags.  Handles are removed from the
- *      multi in tg_proxy_check_done (after curl_multi_socket_action has
- *      returned), in the timeout handler and in tg_proxy_abort, all of which
- *      run outside curl.
+ *      libcurl's multi interface runs on the worker loop through
+ *      core/ev_curl.  One tg_upstream_t carries a request's exchange from
+ *      tg_proxy_start to the request's end, across its attempts; the
+ *      request holds it through its cleanup hook, which is how the end
+ *      function stops a transfer (client gone, shutdown).
+ *      Callbacks from curl never end a request or remove a handle: they
+ *      only append output and set flags.  Attempts end in
+ *      tg_proxy_done_cb (called by the glue outside curl) or in the
+ *      attempt timer.
  *
- *      Response framing toward the client: the upstream's content-length
- *      is kept when it sent one; otherwise the body is sent chunked to an
- *      HTTP/1.1 client.  A transfer that fails after the response head went
- *      out ends the client connection without the terminating chunk, so the
- *      client sees a broken stream, never a clean end.
+ *      The upstream's response head is collected line by line (bounded,
+ *      TG_PROXY_HEAD_MAX) and parsed by core/http.c when complete; the
+ *      response toward the client is framed by worker/respond: the
+ *      upstream's content-length is kept when it sent one, otherwise the
+ *      body is sent chunked to an HTTP/1.1 client.  A transfer that fails
+ *      after the head went out ends the request as broken: the client
+ *      sees a cut stream, never a clean end.
  *
  *      Compressed upstream bodies pass through untouched: curl is not asked
  *      to decode (no CURLOPT_ACCEPT_ENCODING).  The client's accept-encoding
@@ -25,6 +31,7 @@
  */
 #include "worker/proxy.h"
 #include "core/core.h"
+#include "core/ev_curl.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "worker/decode.h"
@@ -32,6 +39,7 @@
 #include "worker/route.h"
 
 #include <curl/curl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,135 +47,58 @@
 #include <unistd.h>
 
 #define TG_PROXY_FREE_EASY    256
+#define TG_PROXY_FREE_UP      256
 #define TG_PROXY_HEAD_MAX     65536 /* response head bytes from upstream */
 #define TG_PROXY_RATE_RETRIES 1     /* retries after rate-limit 429s */
+#define TG_PROXY_TRIED_WORDS  (TG_ROUTE_MAX_ENDPOINTS / 64)
 
-_Static_assert(TG_UPSTREAM_ERRBODY == TG_FAILOVER_BODY_MAX,
-               "tg_upstream_t.errbody holds what failover reads");
+typedef struct tg_upstream_s tg_upstream_t;
 
-struct tg_proxy_s {
-    CURLM *multi;
+/* One request's exchange with the upstream, across its attempts. */
+struct tg_upstream_s {
+    tg_request_t *r; /* the request it serves */
     tg_worker_t *w;
-    uint8_t *idle; /* per fd: curl's socket, registered but not watched */
-    size_t nidle;
-    tg_ev_timer_t timer;
-    int running;
-    CURL *free_easy[TG_PROXY_FREE_EASY];
-    int nfree;
+    tg_upstream_t *next;        /* on the free list */
+    CURL *easy;                 /* NULL when no transfer */
+    struct curl_slist *headers; /* sent upstream */
+    int endpoint;               /* endpoint of the current attempt */
+    int status;                 /* upstream status of the current attempt */
+    bool head_done;             /* final header block seen */
+    bool paused;                /* transfer paused for back-pressure */
+    bool discard;               /* attempt failed; drop its body and retry */
+    bool probe;                 /* admitted as its endpoint's half-open probe */
+    uint8_t rate_retries;       /* retries made after a rate-limit 429 */
+    int coding;                 /* TG_DECODE_* of the response body */
+    uint64_t start_us;          /* attempt start */
+    uint64_t last_io;           /* loop ms of the last body bytes */
+    uint32_t first_byte_timeout_ms; /* the attempt's endpoint's timeouts */
+    uint32_t read_timeout_ms;
+    tg_ev_timer_t timer; /* first-byte / between-chunk timeout */
+    uint64_t tried[TG_PROXY_TRIED_WORDS]; /* bit i: endpoint i tried */
+    char *body; /* body with the model renamed, or NULL */
+    size_t body_len;
+    char last_error[128];               /* cause of the last failed attempt */
+    uint16_t errbody_len;               /* bytes in errbody */
+    char errbody[TG_FAILOVER_BODY_MAX]; /* start of an error body, for
+                                           classification */
+    /* Kept across recycling (tg_proxy_start clears only what is above):
+     * its block is reused by the next exchange. */
+    tg_buf_t head; /* response head being collected */
 };
 
-static void tg_proxy_check_done(tg_proxy_t *px);
-static int tg_proxy_head_done(tg_conn_t *c);
-static void tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why);
+struct tg_proxy_s {
+    tg_ev_curl_t *m;
+    tg_worker_t *w;
+    CURL *free_easy[TG_PROXY_FREE_EASY];
+    int nfree;
+    tg_upstream_t *free_up; /* recycled exchanges */
+    int nfree_up;
+};
 
-
-static void
-tg_proxy_sock_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
-{
-    tg_proxy_t *px = data;
-    int flags = 0;
-
-    if (fd >= 0 && (size_t)fd < px->nidle && px->idle[fd]) {
-        /* curl parked this connection; an event on it means the peer
-         * closed or sent something unasked.  Stop watching until curl asks
-         * again (it will notice the state itself when it reuses it). */
-        tg_ev_del(loop, fd);
-        px->idle[fd] = 0;
-        return;
-    }
-    if (events & EPOLLIN) {
-        flags |= CURL_CSELECT_IN;
-    }
-    if (events & EPOLLOUT) {
-        flags |= CURL_CSELECT_OUT;
-    }
-    if (events & (EPOLLERR | EPOLLHUP)) {
-        flags |= CURL_CSELECT_ERR;
-    }
-    curl_multi_socket_action(px->multi, fd, flags, &px->running);
-    tg_proxy_check_done(px);
-}
-
-
-static int
-tg_proxy_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
-                   void *socketp)
-{
-    tg_proxy_t *px = userp;
-    tg_ev_loop_t *loop = px->w->loop;
-    uint32_t mask = 0;
-
-    (void)easy;
-    (void)socketp;
-    if (what == CURL_POLL_REMOVE) {
-        /* A connection going back to curl's cache is usually reused by
-         * the next transfer at once: keep it registered (the handler drops
-         * it if it fires while curl does not watch it) and save two
-         * epoll_ctl calls per request.  curl tells us when it really
-         * closes the socket through tg_proxy_close_cb. */
-        if (s >= 0 && (size_t)s < px->nidle) {
-            px->idle[s] = 1;
-        } else {
-            tg_ev_del(loop, s);
-        }
-        return 0;
-    }
-    if (s >= 0 && (size_t)s < px->nidle) {
-        px->idle[s] = 0;
-    }
-    if (what & CURL_POLL_IN) {
-        mask |= EPOLLIN;
-    }
-    if (what & CURL_POLL_OUT) {
-        mask |= EPOLLOUT;
-    }
-    if (tg_ev_mask(loop, s) != 0) {
-        return tg_ev_mod(loop, s, mask) == TG_OK ? 0 : -1;
-    }
-    return tg_ev_add(loop, s, mask, tg_proxy_sock_handler, px) == TG_OK ? 0
-                                                                        : -1;
-}
-
-
-static void
-tg_proxy_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
-{
-    tg_proxy_t *px = t->data;
-
-    (void)loop;
-    curl_multi_socket_action(px->multi, CURL_SOCKET_TIMEOUT, 0, &px->running);
-    tg_proxy_check_done(px);
-}
-
-
-static int
-tg_proxy_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    tg_proxy_t *px = userp;
-
-    (void)multi;
-    if (timeout_ms < 0) {
-        tg_ev_timer_del(px->w->loop, &px->timer);
-    } else {
-        tg_ev_timer_add(px->w->loop, &px->timer, (uint64_t)timeout_ms);
-    }
-    return 0;
-}
-
-
-/* curl closes one of its sockets: unregister it first, so a new fd with
- * the same number starts clean. */
-static int
-tg_proxy_close_cb(void *clientp, curl_socket_t s)
-{
-    tg_proxy_t *px = clientp;
-
-    tg_ev_del(px->w->loop, s);
-    if (s >= 0 && (size_t)s < px->nidle) {
-        px->idle[s] = 0;
-    }
-    return close(s);
-}
+static void tg_proxy_done_cb(void *data, CURL *easy, CURLcode rc);
+static void tg_proxy_attempt(tg_upstream_t *u);
+static void tg_proxy_attempt_end(tg_upstream_t *u, CURLcode rc,
+                                 const char *why);
 
 
 /* See proxy.h. */
@@ -175,6 +106,7 @@ int
 tg_proxy_init(tg_worker_t *w)
 {
     tg_proxy_t *px;
+    CURLM *multi;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         tg_log(TG_LOG_ERR, 0, "curl_global_init() failed");
@@ -186,42 +118,29 @@ tg_proxy_init(tg_worker_t *w)
         return TG_ERROR;
     }
     px->w = w;
-    px->nidle = 65536;
-    px->idle = calloc(px->nidle, 1);
-    if (px->idle == NULL) {
-        tg_log(TG_LOG_ERR, 0, "calloc(proxy fd table) failed");
+    px->m = tg_ev_curl_create(w->loop, tg_proxy_done_cb, px);
+    if (px->m == NULL) {
         free(px);
         return TG_ERROR;
     }
-    px->timer.handler = tg_proxy_timer_handler;
-    px->timer.data = px;
-    px->multi = curl_multi_init();
-    if (px->multi == NULL) {
-        tg_log(TG_LOG_ERR, 0, "curl_multi_init() failed");
-        free(px->idle);
-        free(px);
-        return TG_ERROR;
-    }
-    curl_multi_setopt(px->multi, CURLMOPT_SOCKETFUNCTION, tg_proxy_socket_cb);
-    curl_multi_setopt(px->multi, CURLMOPT_SOCKETDATA, px);
-    curl_multi_setopt(px->multi, CURLMOPT_TIMERFUNCTION, tg_proxy_timer_cb);
-    curl_multi_setopt(px->multi, CURLMOPT_TIMERDATA, px);
-    curl_multi_setopt(px->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    multi = tg_ev_curl_multi(px->m);
+    curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     /* Idle upstream connections kept per worker (upstream.keepalive), as
      * nginx's keepalive: enough for steady reuse, not every connection of
      * the last burst. */
-    curl_multi_setopt(px->multi, CURLMOPT_MAXCONNECTS,
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                       (long)w->conf->upstream_keepalive);
     w->proxy = px;
     return TG_OK;
 }
 
 
-/* Abort every transfer and free the multi handle. */
+/* Free the multi handle and the recycled handles and exchanges. */
 void
 tg_proxy_fini(tg_worker_t *w)
 {
     tg_proxy_t *px = w->proxy;
+    tg_upstream_t *u;
     int i;
 
     if (px == NULL) {
@@ -230,124 +149,85 @@ tg_proxy_fini(tg_worker_t *w)
     for (i = 0; i < px->nfree; i++) {
         curl_easy_cleanup(px->free_easy[i]);
     }
-    curl_multi_cleanup(px->multi);
-    free(px->idle);
+    while ((u = px->free_up) != NULL) {
+        px->free_up = u->next;
+        tg_buf_fini(&u->head);
+        free(u);
+    }
+    tg_ev_curl_destroy(px->m);
     free(px);
     w->proxy = NULL;
     curl_global_cleanup();
 }
 
 
-/* Transfers running; see proxy.h. */
+/* See proxy.h. */
 int
 tg_proxy_running(const tg_worker_t *w)
 {
-    return w->proxy->running;
+    return tg_ev_curl_running(w->proxy->m);
 }
 
 
 /*
- * curl header callback: one line per call.  The status line starts a
- * header block (1xx blocks are dropped); the empty line ends it, where we
- * decide between retrying and committing the response to the client.
+ * Keep one line of the upstream's response head (<n> bytes at <p>, line
+ * end stripped) in u->head, with a CRLF, for core/http.c.  curl reports
+ * HTTP/2 and HTTP/3 status lines as "HTTP/2 200": the status line is
+ * written as HTTP/1.1, which is what the client gets anyway.
+ */
+static int
+tg_proxy_head_line(tg_upstream_t *u, const char *p, size_t n)
+{
+    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        const char *sp = memchr(p, ' ', n);
+
+        /* A new status line starts a new block (after a 1xx). */
+        tg_buf_reset(&u->head, 4096);
+        if (sp == NULL || tg_buf_append(&u->head, "HTTP/1.1", 8) != TG_OK) {
+            return TG_ERROR;
+        }
+        n -= (size_t)(sp - p);
+        p = sp;
+    }
+    if (tg_buf_append(&u->head, p, n) != TG_OK ||
+        tg_buf_append(&u->head, "\r\n", 2) != TG_OK) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "upstream response head too large");
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+
+static int tg_proxy_head_done(tg_upstream_t *u);
+
+
+/*
+ * curl header callback: one line per call.  Lines are collected until the
+ * empty line that ends a block; a 1xx block is dropped, the final one is
+ * parsed and decides between retrying and committing.
  */
 static size_t
 tg_proxy_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 {
-    tg_conn_t *c = userdata;
-    tg_upstream_t *u = &c->u;
-    size_t len = size * nitems, n = len, colon;
-    tg_str_t name, value;
-    char line[256];
-    int k;
+    tg_upstream_t *u = userdata;
+    size_t len = size * nitems, n = len;
 
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
         n--;
     }
-    if (u->discard) {
+    if (u->discard || u->head_done) {
+        /* After the final head only trailers come (HTTP/2, chunked
+         * HTTP/1.1): not forwarded. */
         return len;
     }
-    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-        const char *sp = memchr(buf, ' ', n);
-
-        u->status = 0;
-        if (sp != NULL && (size_t)(buf + n - sp) >= 4) {
-            u->status =
-                (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
-        }
-        if (u->status < 100 || u->status > 999) {
-            return 0;
-        }
-        u->content_length = -1;
-        u->stream = false;
-        u->coding = TG_DECODE_IDENTITY;
-        tg_buf_reset(&c->out, 4096);
-        k = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", u->status,
-                     tg_http_reason(u->status));
-        return tg_buf_append(&c->out, line, (size_t)k) == TG_OK ? len : 0;
+    if (n > 0) {
+        return tg_proxy_head_line(u, buf, n) == TG_OK ? len : 0;
     }
-    if (n == 0) {
-        if (u->status < 200) {
-            return len;
-        }
-        u->head_done = true;
-        return tg_proxy_head_done(c) == TG_OK ? len : 0;
-    }
-    colon = 0;
-    while (colon < n && buf[colon] != ':') {
-        colon++;
-    }
-    if (colon == 0 || colon == n) {
-        return len; /* not a header line; drop it */
-    }
-    name = (tg_str_t){buf, colon};
-    value = (tg_str_t){buf + colon + 1, n - colon - 1};
-    while (value.len > 0 && (value.data[0] == ' ' || value.data[0] == '\t')) {
-        value.data++;
-        value.len--;
-    }
-    if (tg_str_caseeq(name, tg_str_lit("content-length"))) {
-        int64_t v = 0;
-        size_t i;
-
-        /* Digits only (after trailing blanks), at most 18 of them: we
-         * forward this value to the client, so a malformed or negative
-         * one fails the attempt (502) rather than reach it. */
-        while (value.len > 0 && (value.data[value.len - 1] == ' ' ||
-                                 value.data[value.len - 1] == '\t')) {
-            value.len--;
-        }
-        if (value.len == 0 || value.len > 18) {
-            return 0;
-        }
-        for (i = 0; i < value.len; i++) {
-            if (value.data[i] < '0' || value.data[i] > '9') {
-                return 0;
-            }
-            v = v * 10 + (value.data[i] - '0');
-        }
-        u->content_length = v;
-        return len;
-    }
-    if (tg_http_is_hop_by_hop(name)) {
-        return len;
-    }
-    if (tg_str_caseeq(name, tg_str_lit("content-encoding"))) {
-        u->coding = tg_decode_coding(u->coding, value);
-    }
-    if (tg_str_caseeq(name, tg_str_lit("content-type")) && value.len >= 17 &&
-        tg_str_caseeq((tg_str_t){value.data, 17},
-                      tg_str_lit("text/event-stream"))) {
-        u->stream = true;
-    }
-    if (tg_buf_len(&c->out) + n + 2 > TG_PROXY_HEAD_MAX ||
-        tg_buf_append(&c->out, buf, n) != TG_OK ||
-        tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
-        snprintf(u->last_error, sizeof(u->last_error),
-                 "upstream response head too large");
+    if (tg_proxy_head_line(u, buf, 0) != TG_OK) {
         return 0;
     }
-    return len;
+    return tg_proxy_head_done(u) == TG_OK ? len : 0;
 }
 
 
@@ -382,12 +262,12 @@ tg_proxy_rand(void)
 }
 
 
-/* The group <c>'s key routes to (retry limits); groups[0] if unknown. */
+/* The group <r>'s key routes to (retry limits); groups[0] if unknown. */
 static const tg_conf_group_t *
-tg_proxy_group(const tg_conn_t *c)
+tg_proxy_group(const tg_request_t *r)
 {
-    const tg_conf_t *conf = c->w->conf;
-    uint32_t g = c->key.group;
+    const tg_conf_t *conf = r->w->conf;
+    uint32_t g = r->key.group;
 
     return &conf->groups[g < conf->ngroups ? g : 0];
 }
@@ -426,8 +306,24 @@ tg_proxy_rate_limited(const tg_upstream_t *u)
 }
 
 
+/* The request of <u> as endpoint choice sees it. */
+static void
+tg_proxy_route_req(const tg_upstream_t *u, tg_route_req_t *q)
+{
+    const tg_request_t *r = u->r;
+
+    q->group = r->key.group;
+    q->style = (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
+    q->model = r->model;
+    q->model_len = strnlen(r->model, sizeof(r->model));
+    q->tried = u->tried;
+    q->session = r->session;
+    q->now_ms = tg_time_wall_ms();
+}
+
+
 /*
- * Whether <c> may try another endpoint now: retries left in its group
+ * Whether <u> may try another endpoint now: retries left in its group
  * (max_retries), the group's retry_deadline not passed since the request
  * arrived, an untried available endpoint, and, when <rate> (this failure
  * is a 429 with retry-after), fewer than TG_PROXY_RATE_RETRIES retries
@@ -436,22 +332,24 @@ tg_proxy_rate_limited(const tg_upstream_t *u)
  * multiply a storm by max_retries.
  */
 static bool
-tg_proxy_may_retry(const tg_conn_t *c, bool rate)
+tg_proxy_may_retry(const tg_upstream_t *u, bool rate)
 {
-    const tg_conf_group_t *g = tg_proxy_group(c);
-    const tg_upstream_t *u = &c->u;
+    const tg_request_t *r = u->r;
+    const tg_conf_group_t *g = tg_proxy_group(r);
+    tg_route_req_t q;
 
-    if (u->attempts < 1 || (uint32_t)u->attempts > g->max_retries) {
+    if (r->attempts < 1 || (uint32_t)r->attempts > g->max_retries) {
         return false;
     }
     if (rate && u->rate_retries >= TG_PROXY_RATE_RETRIES) {
         return false;
     }
-    if (tg_time_mono_us() - c->req_start_us >=
+    if (tg_time_mono_us() - r->start_us >=
         (uint64_t)g->retry_deadline_ms * 1000) {
         return false;
     }
-    return tg_route_has_candidate(c);
+    tg_proxy_route_req(u, &q);
+    return tg_route_any(u->w->route, &q);
 }
 
 
@@ -521,66 +419,116 @@ tg_proxy_errbody(const tg_upstream_t *u, tg_proxy_text_t *t)
 }
 
 
+/* The content coding of the response with headers <h> (<n> of them). */
+static int
+tg_proxy_coding(const tg_http_header_t *h, size_t n)
+{
+    int coding = TG_DECODE_IDENTITY;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (tg_str_caseeq(h[i].name, tg_str_lit("content-encoding"))) {
+            coding = tg_decode_coding(coding, h[i].value);
+        }
+    }
+    return coding;
+}
+
+
+/* Whether the response with headers <h> is an event stream. */
+static bool
+tg_proxy_is_stream(const tg_http_header_t *h, size_t n)
+{
+    const tg_http_header_t *ct =
+        tg_http_find_header(h, n, tg_str_lit("content-type"));
+
+    return ct != NULL && ct->value.len >= 17 &&
+           tg_str_caseeq((tg_str_t){ct->value.data, 17},
+                         tg_str_lit("text/event-stream"));
+}
+
+
 /*
- * The final header block is complete.  Either give up on this attempt (a
- * retryable status with another endpoint to try) or commit: finish the
- * head with our framing and queue it for the client.
+ * Commit to the response whose parsed head is <resp>: write the head for
+ * the client (worker/respond) and start observing usage.
  */
 static int
-tg_proxy_head_done(tg_conn_t *c)
+tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
 {
-    tg_upstream_t *u = &c->u;
-    char line[256];
-    int k;
+    tg_request_t *r = u->r;
+    tg_worker_t *w = u->w;
+    tg_respond_head_t h;
 
+    memset(&h, 0, sizeof(h));
+    h.status = resp->status;
+    h.version = r->head.version;
+    h.content_length = resp->content_length;
+    h.headers = resp->headers;
+    h.nheaders = resp->nheaders;
+    h.req_id = r->id;
+    h.close = r->close_after || !r->keep_alive || w->stopping;
+    if (tg_respond_head(&r->resp, &r->c->out, &h) != TG_OK) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "response head does not fit the output");
+        return TG_ERROR;
+    }
+    r->close_after = r->close_after || r->resp.close;
+    tg_usage_init(&r->usage, r->api == TG_API_OPENAI,
+                  tg_proxy_is_stream(resp->headers, resp->nheaders), u->coding,
+                  r->id);
+    r->usage_on = true;
+    r->first_byte_us = tg_time_mono_us();
+    tg_request_progress(r);
+    u->last_io = tg_ev_now(w->loop);
+    if (u->probe && !tg_proxy_retryable(u->status)) {
+        /* The half-open probe has its answer with the head: close the
+         * breaker now, not after a stream that may last minutes. */
+        tg_shm_ep_probe_ok(tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS),
+                                         (uint32_t)u->endpoint),
+                           tg_proxy_pid(), (uint32_t)u->status,
+                           tg_time_wall_ms(), tg_shm_events(w->shm));
+        u->probe = false;
+    }
+    tg_ev_timer_add(w->loop, &u->timer, u->read_timeout_ms);
+    tg_conn_want_flush(r->c);
+    return TG_OK;
+}
+
+
+/*
+ * A header block is complete: parse it (core/http.c).  A 1xx block is
+ * dropped; for the final one either give up on this attempt (a retryable
+ * status with another endpoint to try) or commit.
+ */
+static int
+tg_proxy_head_done(tg_upstream_t *u)
+{
+    tg_http_resp_t resp;
+    tg_err_t err;
+
+    if (tg_http_parse_response(&resp, u->head.data + u->head.pos,
+                               tg_buf_len(&u->head), TG_PROXY_HEAD_MAX,
+                               &err) != TG_OK) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "bad upstream response head: %.90s", err.text);
+        return TG_ERROR;
+    }
+    u->status = resp.status;
+    if (resp.status < 200) {
+        tg_buf_reset(&u->head, 4096);
+        return TG_OK;
+    }
+    u->head_done = true;
+    u->coding = tg_proxy_coding(resp.headers, resp.nheaders);
     u->errbody_len = 0;
     if (tg_proxy_retryable(u->status) &&
-        tg_proxy_may_retry(c, tg_proxy_rate_limited(u))) {
+        tg_proxy_may_retry(u, tg_proxy_rate_limited(u))) {
         u->discard = true;
         snprintf(u->last_error, sizeof(u->last_error), "upstream status %d",
                  u->status);
         return TG_OK;
     }
-    if (u->content_length >= 0) {
-        k = snprintf(line, sizeof(line), "content-length: %lld\r\n",
-                     (long long)u->content_length);
-    } else if (c->req.version >= 11) {
-        u->chunked = true;
-        k = snprintf(line, sizeof(line), "transfer-encoding: chunked\r\n");
-    } else {
-        /* An HTTP/1.0 client: the end of the body is the end of the
-         * connection. */
-        c->close_after = true;
-        k = 0;
-    }
-    k += snprintf(line + k, sizeof(line) - (size_t)k,
-                  "x-tollgate-request-id: %016llx\r\n%s\r\n",
-                  (unsigned long long)c->req_id,
-                  (c->close_after || !c->keep_alive || c->w->stopping)
-                      ? "connection: close\r\n"
-                      : "");
-    if (tg_buf_append(&c->out, line, (size_t)k) != TG_OK) {
-        return TG_ERROR;
-    }
-    u->committed = true;
-    c->status = u->status;
-    tg_usage_init(&c->usage, c->api == TG_API_OPENAI, u->stream, u->coding,
-                  c->req_id);
-    c->usage_on = true;
-    u->first_byte_us = tg_time_mono_us();
-    u->last_io = tg_ev_now(c->w->loop);
-    if (u->probe && !tg_proxy_retryable(u->status)) {
-        /* The half-open probe has its answer with the head: close the
-         * breaker now, not after a stream that may last minutes. */
-        tg_shm_ep_probe_ok(tg_shm_ep_get(tg_shm_table(c->w->shm, TG_SHM_T_EPS),
-                                         (uint32_t)u->endpoint),
-                           tg_proxy_pid(), (uint32_t)u->status,
-                           tg_time_wall_ms(), tg_shm_events(c->w->shm));
-        u->probe = false;
-    }
-    tg_ev_timer_add(c->w->loop, &u->timer, u->read_timeout_ms);
-    tg_conn_want_flush(c);
-    return TG_OK;
+    return tg_proxy_commit(u, &resp);
 }
 
 
@@ -592,21 +540,20 @@ tg_proxy_head_done(tg_conn_t *c)
 static size_t
 tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    tg_conn_t *c = userdata;
-    tg_upstream_t *u = &c->u;
+    tg_upstream_t *u = userdata;
+    tg_request_t *r = u->r;
+    tg_conn_t *c = r->c;
     size_t n = size * nmemb;
-    char hex[24];
-    int k;
 
     if (u->discard) {
         /* Keep the start of the error body for classification. */
         tg_proxy_errbody_keep(u, ptr, n);
         return n;
     }
-    if (!u->committed) {
+    if (!r->resp.committed) {
         return 0;
     }
-    if (tg_buf_len(&c->out) >= c->w->conf->stream_buffer) {
+    if (tg_buf_len(&c->out) >= u->w->conf->stream_buffer) {
         u->paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
@@ -616,20 +563,12 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
          * the pause check: curl offers paused bytes again.) */
         tg_proxy_errbody_keep(u, ptr, n);
     }
-    if (u->chunked) {
-        k = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-        if (tg_buf_append(&c->out, hex, (size_t)k) != TG_OK ||
-            tg_buf_append(&c->out, ptr, n) != TG_OK ||
-            tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
-            return 0;
-        }
-    } else if (tg_buf_append(&c->out, ptr, n) != TG_OK) {
+    if (tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
         return 0;
     }
-    tg_usage_feed(&c->usage, ptr, n);
-    u->bytes += n;
-    c->resp_bytes += n;
-    u->last_io = tg_ev_now(c->w->loop);
+    tg_usage_feed(&r->usage, ptr, n);
+    tg_request_progress(r);
+    u->last_io = tg_ev_now(u->w->loop);
     tg_conn_want_flush(c);
     return n;
 }
@@ -642,12 +581,11 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 static void
 tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 {
-    tg_conn_t *c = t->data;
-    tg_upstream_t *u = &c->u;
+    tg_upstream_t *u = t->data;
     uint64_t now = tg_ev_now(loop), idle;
 
     if (!u->head_done) {
-        tg_proxy_attempt_end(c, CURLE_OPERATION_TIMEDOUT,
+        tg_proxy_attempt_end(u, CURLE_OPERATION_TIMEDOUT,
                              "no response head within first_byte_timeout");
         return;
     }
@@ -660,7 +598,7 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
         tg_ev_timer_add(loop, t, u->read_timeout_ms - idle);
         return;
     }
-    tg_proxy_attempt_end(c, CURLE_OPERATION_TIMEDOUT,
+    tg_proxy_attempt_end(u, CURLE_OPERATION_TIMEDOUT,
                          "no data from upstream within read_timeout");
 }
 
@@ -671,13 +609,13 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
  * the client sent none (which would allow any coding), so that the tokens
  * of every response can be read.  NULL when out of memory. */
 static struct curl_slist *
-tg_proxy_headers(tg_conn_t *c, const tg_conf_endpoint_t *e)
+tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
 {
     static const tg_str_t drop[] = {
         {"host", 4},      {"content-length", 14}, {"expect", 6},
         {"x-api-key", 9}, {"authorization", 13},
     };
-    const tg_http_req_t *r = &c->req;
+    const tg_http_req_t *h0 = &r->head;
     struct curl_slist *list = NULL, *t;
     char line[8192], accept[1024];
     bool have_accept = false;
@@ -685,8 +623,8 @@ tg_proxy_headers(tg_conn_t *c, const tg_conf_endpoint_t *e)
     size_t i, j;
     int n;
 
-    for (i = 0; i < r->nheaders; i++) {
-        const tg_http_header_t *h = &r->headers[i];
+    for (i = 0; i < h0->nheaders; i++) {
+        const tg_http_header_t *h = &h0->headers[i];
         bool skip = tg_http_is_hop_by_hop(h->name);
 
         for (j = 0; j < TG_NELEMS(drop) && !skip; j++) {
@@ -778,18 +716,17 @@ tg_proxy_easy_put(tg_proxy_t *px, CURL *easy)
 }
 
 
-/* Release the handle and header list of <c>'s current attempt. */
+/* Release the handle, header list and renamed body of <u>'s attempt. */
 static void
-tg_proxy_release(tg_conn_t *c)
+tg_proxy_release(tg_upstream_t *u)
 {
-    tg_upstream_t *u = &c->u;
-    tg_proxy_t *px = c->w->proxy;
+    tg_proxy_t *px = u->w->proxy;
 
     if (u->easy != NULL) {
-        curl_multi_remove_handle(px->multi, u->easy);
+        tg_ev_curl_remove(px->m, u->easy);
         tg_proxy_easy_put(px, u->easy);
         u->easy = NULL;
-        atomic_fetch_sub_explicit(&c->w->proc->inflight, 1,
+        atomic_fetch_sub_explicit(&u->w->proc->inflight, 1,
                                   memory_order_relaxed);
     }
     curl_slist_free_all(u->headers);
@@ -797,35 +734,36 @@ tg_proxy_release(tg_conn_t *c)
     free(u->body);
     u->body = NULL;
     u->body_len = 0;
-    tg_ev_timer_del(c->w->loop, &u->timer);
+    tg_ev_timer_del(u->w->loop, &u->timer);
 }
 
 
 /*
  * The body to send to endpoint <e>: when <e> renames the request's model
  * (model_map), a copy of the client's body with exactly the top-level
- * "model" string value replaced, kept in c->u.body until the attempt ends
+ * "model" string value replaced, kept in u->body until the attempt ends
  * (tg_proxy_release); otherwise the client's body itself.  The copy is
  * bounded: the body limit plus one escaped name.  TG_OK, or TG_ERROR
  * (logged) when out of memory.
  */
 static int
-tg_proxy_body(tg_conn_t *c, const tg_conf_endpoint_t *e, const char **body,
+tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
               size_t *len)
 {
-    const char *src = tg_conn_body(c), *to = NULL;
-    size_t n = (size_t)c->req.content_length, off = c->model_off, vlen, tlen;
+    const tg_request_t *r = u->r;
+    const char *src = tg_request_body(r), *to = NULL;
+    size_t n = (size_t)r->head.content_length, off = r->model_off, vlen, tlen;
     char esc[sizeof(e->maps[0].to) * 6 + 3], *p; /* '"' + \u00XX each + '"' */
     uint32_t i;
 
     *body = src;
     *len = n;
-    vlen = c->model_vlen;
+    vlen = r->model_vlen;
     if (vlen == 0 || off > n || vlen > n - off) {
         return TG_OK;
     }
     for (i = 0; i < e->nmaps && to == NULL; i++) {
-        if (strcmp(e->maps[i].from, c->model) == 0) {
+        if (strcmp(e->maps[i].from, r->model) == 0) {
             to = e->maps[i].to;
         }
     }
@@ -844,10 +782,10 @@ tg_proxy_body(tg_conn_t *c, const tg_conf_endpoint_t *e, const char **body,
     memcpy(p, src, off);
     memcpy(p + off, esc, tlen);
     memcpy(p + off + tlen, src + off + vlen, n - off - vlen);
-    c->u.body = p;
-    c->u.body_len = n - vlen + tlen;
+    u->body = p;
+    u->body_len = n - vlen + tlen;
     *body = p;
-    *len = c->u.body_len;
+    *len = u->body_len;
     return TG_OK;
 }
 
@@ -859,37 +797,38 @@ tg_proxy_body(tg_conn_t *c, const tg_conf_endpoint_t *e, const char **body,
  * memory or the URL is too long; the caller frees u->headers and u->body.
  */
 static int
-tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
+tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
 {
-    const tg_conf_t *conf = c->w->conf;
+    const tg_request_t *r = u->r;
+    const tg_conf_t *conf = r->w->conf;
     const char *body;
     char url[4096];
     size_t blen;
     long verify = e->tls_verify ? 1L : 0L;
     int n;
 
-    n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)c->req.uri.len,
-                 c->req.uri.data);
+    n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)r->head.uri.len,
+                 r->head.uri.data);
     if (n < 0 || (size_t)n >= sizeof(url)) {
         return TG_ERROR;
     }
-    if (tg_proxy_body(c, e, &body, &blen) != TG_OK) {
+    if (tg_proxy_body(u, e, &body, &blen) != TG_OK) {
         return TG_ERROR;
     }
-    c->u.headers = tg_proxy_headers(c, e);
-    if (c->u.headers == NULL) {
+    u->headers = tg_proxy_headers(r, e);
+    if (u->headers == NULL) {
         return TG_ERROR;
     }
     curl_easy_setopt(easy, CURLOPT_URL, url);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, c->u.headers);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, u);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, u->headers);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, tg_proxy_write_cb);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, u);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, tg_proxy_header_cb);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, u);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -916,186 +855,7 @@ tg_proxy_easy_setup(tg_conn_t *c, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYPEER, verify);
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, tg_proxy_close_cb);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, c->w->proxy);
     return TG_OK;
-}
-
-
-/*
- * Choose the endpoint of <c>'s next attempt (tg_route_pick) and claim its
- * place with tg_shm_ep_admit.  An endpoint whose half-open probe another
- * process took between the choice and the claim is set aside for this
- * request (marked tried) and the choice is made again; each round sets
- * one more aside, so this ends.  Returns the index, with u->probe set when
- * the attempt is the endpoint's probe, or -1.
- */
-static int
-tg_proxy_choose(tg_conn_t *c)
-{
-    tg_worker_t *w = c->w;
-    const tg_conf_t *conf = w->conf;
-    tg_upstream_t *u = &c->u;
-    int idx, rc;
-
-    u->probe = false;
-    while ((idx = tg_route_pick(c)) >= 0) {
-        rc = tg_shm_ep_admit(
-            tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS), (uint32_t)idx),
-            tg_proxy_pid(), tg_time_wall_ms(),
-            conf->groups[conf->endpoints[idx].group].cooldown_ms,
-            tg_shm_events(w->shm));
-        if (rc != TG_SHM_EP_DENY) {
-            u->probe = rc == TG_SHM_EP_PROBE;
-            return idx;
-        }
-        u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
-    }
-    return -1;
-}
-
-
-/* The attempt on endpoint <idx> admitted by tg_proxy_choose never
- * started: give back the half-open probe it may hold, so the next request
- * can take it (the holder's CAS from its own pid, as shm/ep.h says). */
-static void
-tg_proxy_unclaim(tg_conn_t *c, int idx)
-{
-    int32_t me = tg_proxy_pid();
-
-    tg_shm_ep_t *e =
-        tg_shm_ep_get(tg_shm_table(c->w->shm, TG_SHM_T_EPS), (uint32_t)idx);
-
-    if (c->u.probe) {
-        atomic_compare_exchange_strong(&e->probe_pid, &me, 0);
-        c->u.probe = false;
-    }
-}
-
-
-/*
- * No endpoint can take <c>'s first attempt.  When that is because every
- * endpoint of its group and API is cooling down, open or out for a while
- * (upstream rate limits), answer 429 with the shortest wait as
- * retry-after, as the upstream itself would, rather than a 503.  Returns
- * true after answering, false when no endpoint has such a deadline.
- */
-static bool
-tg_proxy_all_waiting(tg_conn_t *c)
-{
-    const tg_conf_t *conf = c->w->conf;
-    int style =
-        (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
-    uint64_t now = tg_time_wall_ms(), wait, best = 0;
-    char hdr[64];
-    size_t i;
-
-    for (i = 0; i < conf->nendpoints; i++) {
-        const tg_conf_endpoint_t *e = &conf->endpoints[i];
-
-        if (!e->enabled || e->style != style ||
-            (c->have_key && e->group != c->key.group)) {
-            continue;
-        }
-        wait = tg_shm_ep_wait_ms(
-            tg_shm_ep_get(tg_shm_table(c->w->shm, TG_SHM_T_EPS), (uint32_t)i),
-            now);
-        if (wait == 0) {
-            return false;
-        }
-        best = (best == 0 || wait < best) ? wait : best;
-    }
-    if (best == 0) {
-        return false;
-    }
-    snprintf(hdr, sizeof(hdr), "retry-after: %llu\r\n",
-             (unsigned long long)((best + 999) / 1000));
-    c->outcome = TG_USAGE_REJECTED;
-    tg_conn_send_error(c, 429, "rate_limit_error", "rate_limit_exceeded",
-                       "every upstream endpoint is rate limited or cooling "
-                       "down; retry later",
-                       hdr);
-    return true;
-}
-
-
-/* See proxy.h. */
-void
-tg_proxy_start(tg_conn_t *c)
-{
-    tg_worker_t *w = c->w;
-    tg_proxy_t *px = w->proxy;
-    tg_upstream_t *u = &c->u;
-    const tg_conf_endpoint_t *e;
-    CURLMcode mrc;
-    CURL *easy;
-    int idx;
-
-    c->state = TG_CONN_PROXY;
-    idx = tg_proxy_choose(c);
-    if (idx < 0 && u->attempts == 0 && tg_proxy_all_waiting(c)) {
-        return;
-    }
-    if (idx < 0) {
-        c->outcome = TG_USAGE_UPSTREAM_ERROR;
-        if (u->attempts == 0) {
-            tg_conn_send_error(c, 503, "api_error", NULL,
-                               "no upstream endpoint is available for this "
-                               "request",
-                               NULL);
-        } else {
-            tg_conn_send_error(c, 502, "api_error", NULL,
-                               "all upstream endpoints failed", NULL);
-        }
-        return;
-    }
-    e = &w->conf->endpoints[idx];
-    u->endpoint = idx;
-    u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
-    u->attempts++;
-    u->status = 0;
-    u->head_done = u->committed = u->chunked = u->paused = u->discard = false;
-    u->last_error[0] = '\0';
-    u->start_us = tg_time_mono_us();
-    /* The attempt timer (tg_proxy_attempt_timer_handler) reads these. */
-    u->first_byte_timeout_ms = e->first_byte_timeout_ms;
-    u->read_timeout_ms = e->read_timeout_ms;
-    easy = tg_proxy_easy_get(px);
-    if (easy == NULL || tg_proxy_easy_setup(c, easy, e) != TG_OK) {
-        tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
-        if (easy != NULL) {
-            tg_proxy_easy_put(px, easy);
-        }
-        curl_slist_free_all(u->headers);
-        u->headers = NULL;
-        free(u->body);
-        u->body = NULL;
-        tg_proxy_unclaim(c, idx);
-        tg_conn_send_error(c, 503, "api_error", NULL, "out of memory", NULL);
-        return;
-    }
-    mrc = curl_multi_add_handle(px->multi, easy);
-    if (mrc != CURLM_OK) {
-        tg_log(TG_LOG_ERR, 0, "curl_multi_add_handle() failed (%s)",
-               curl_multi_strerror(mrc));
-        tg_proxy_easy_put(px, easy);
-        curl_slist_free_all(u->headers);
-        u->headers = NULL;
-        free(u->body);
-        u->body = NULL;
-        tg_proxy_unclaim(c, idx);
-        tg_conn_send_error(c, 503, "api_error", NULL,
-                           "cannot start the upstream request", NULL);
-        return;
-    }
-    u->easy = easy;
-    atomic_fetch_add_explicit(&w->proc->inflight, 1, memory_order_relaxed);
-    tg_shm_ep_start(
-        tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS), (uint32_t)idx),
-        &w->ep_mine[idx]);
-    u->timer.handler = tg_proxy_attempt_timer_handler;
-    u->timer.data = c;
-    tg_ev_timer_add(w->loop, &u->timer, u->first_byte_timeout_ms);
 }
 
 
@@ -1107,10 +867,9 @@ tg_proxy_start(tg_conn_t *c)
  * u->last_error.  Must run before tg_proxy_release (it reads the handle).
  */
 static void
-tg_proxy_ep_finish(tg_conn_t *c, CURLcode rc)
+tg_proxy_ep_finish(tg_upstream_t *u, CURLcode rc)
 {
-    tg_worker_t *w = c->w;
-    tg_upstream_t *u = &c->u;
+    tg_worker_t *w = u->w;
     tg_proxy_text_t body;
     const tg_conf_endpoint_t *e = &w->conf->endpoints[u->endpoint];
     const tg_conf_group_t *g = &w->conf->groups[e->group];
@@ -1141,7 +900,7 @@ tg_proxy_ep_finish(tg_conn_t *c, CURLcode rc)
     o.verdict = fo.verdict;
     o.probe = u->probe;
     o.error = (in.transport != 0) ? 1000u + (uint32_t)rc : (uint32_t)u->status;
-    o.latency_us = u->first_byte_us ? u->first_byte_us - u->start_us : 0;
+    o.latency_us = u->r->first_byte_us ? u->r->first_byte_us - u->start_us : 0;
     o.until_ms = fo.until_ms;
     o.cool_kind = fo.cool_kind;
     o.threshold = g->failure_threshold;
@@ -1160,151 +919,368 @@ tg_proxy_ep_finish(tg_conn_t *c, CURLcode rc)
 
 
 /*
- * Answer <c> when its last attempt failed before anything reached the
- * client and no other endpoint may take it.  A drained retryable status
- * (the retry became impossible after its head: the deadline passed, or
- * the other endpoints became unavailable) is reported in kind, so SDKs
- * back off on a 429 or 529 as they would from the upstream itself.
+ * Choose the endpoint of <u>'s next attempt (tg_route_choose), claim its
+ * place with tg_shm_ep_admit and, once claimed, apply what follows from
+ * the choice (tg_route_commit: the sticky entry).  An endpoint whose
+ * half-open probe another process took between the choice and the claim
+ * is set aside for this request (marked tried) and the choice is made
+ * again; each round sets one more aside, so this ends.  Returns the
+ * index, with u->probe set when the attempt is the endpoint's probe, or
+ * -1.
  */
-static void
-tg_proxy_fail(tg_conn_t *c, CURLcode rc, int status, int64_t retry_after_ms)
+static int
+tg_proxy_choose(tg_upstream_t *u)
 {
-    char extra[64];
+    tg_worker_t *w = u->w;
+    const tg_conf_t *conf = w->conf;
+    tg_route_choice_t ch;
+    tg_route_req_t q;
+    int idx, rc;
 
-    c->outcome = TG_USAGE_UPSTREAM_ERROR;
-    if (c->u.discard && status == 429) {
-        snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
-                 (long long)(retry_after_ms > 0 ? (retry_after_ms + 999) / 1000
-                                                : 1));
-        tg_conn_send_error(c, 429, "rate_limit_error", "rate_limit_exceeded",
-                           "upstream endpoints are rate limited", extra);
-    } else if (c->u.discard && status == 529) {
-        tg_conn_send_error(c, 529, "overloaded_error", NULL,
-                           "upstream endpoints are overloaded", NULL);
-    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-        c->outcome = TG_USAGE_TIMEOUT;
-        tg_conn_send_error(c, 504, "timeout_error", NULL, "upstream timed out",
-                           NULL);
-    } else {
-        tg_conn_send_error(c, 502, "api_error", NULL, "upstream request failed",
-                           NULL);
+    u->probe = false;
+    tg_proxy_route_req(u, &q);
+    while ((idx = tg_route_choose(w->route, &q, &ch)) >= 0) {
+        rc = tg_shm_ep_admit(
+            tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+            tg_proxy_pid(), tg_time_wall_ms(),
+            conf->groups[conf->endpoints[idx].group].cooldown_ms,
+            tg_shm_events(w->shm));
+        if (rc != TG_SHM_EP_DENY) {
+            u->probe = rc == TG_SHM_EP_PROBE;
+            tg_route_commit(w->route, &q, &ch);
+            return idx;
+        }
+        u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
+    }
+    return -1;
+}
+
+
+/* The attempt on endpoint <idx> admitted by tg_proxy_choose never
+ * started: give back the half-open probe it may hold, so the next request
+ * can take it (the holder's CAS from its own pid, as shm/ep.h says). */
+static void
+tg_proxy_unclaim(tg_upstream_t *u, int idx)
+{
+    int32_t me = tg_proxy_pid();
+    tg_shm_ep_t *e =
+        tg_shm_ep_get(tg_shm_table(u->w->shm, TG_SHM_T_EPS), (uint32_t)idx);
+
+    if (u->probe) {
+        atomic_compare_exchange_strong(&e->probe_pid, &me, 0);
+        u->probe = false;
     }
 }
 
 
 /*
- * End <c>'s current attempt with curl result <rc> (<why> overrides curl's
- * text): retry on another endpoint when nothing reached the client and the
- * request may be retried (tg_proxy_may_retry), otherwise finish the
- * response, the broken stream or the error answer.  Each failed attempt is
- * logged at info with its endpoint and cause; the access log counts them.
+ * No endpoint can take <r>'s first attempt.  When that is because every
+ * endpoint of its group and API is cooling down, open or out for a while
+ * (upstream rate limits), the answer is 429 with the shortest wait as
+ * retry-after (written to <hdr> of <len> bytes), as the upstream itself
+ * would, rather than a 503.  Returns true in that case.
+ */
+static bool
+tg_proxy_all_waiting(const tg_request_t *r, char *hdr, size_t len)
+{
+    const tg_conf_t *conf = r->w->conf;
+    int style =
+        (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
+    uint64_t now = tg_time_wall_ms(), wait, best = 0;
+    size_t i;
+
+    for (i = 0; i < conf->nendpoints; i++) {
+        const tg_conf_endpoint_t *e = &conf->endpoints[i];
+
+        if (!e->enabled || e->style != style ||
+            (r->have_key && e->group != r->key.group)) {
+            continue;
+        }
+        wait = tg_shm_ep_wait_ms(
+            tg_shm_ep_get(tg_shm_table(r->w->shm, TG_SHM_T_EPS), (uint32_t)i),
+            now);
+        if (wait == 0) {
+            return false;
+        }
+        best = (best == 0 || wait < best) ? wait : best;
+    }
+    if (best == 0) {
+        return false;
+    }
+    snprintf(hdr, len, "retry-after: %llu\r\n",
+             (unsigned long long)((best + 999) / 1000));
+    return true;
+}
+
+
+/* End <u>'s request for <cause> with answer <status>, <type>, <msg> and
+ * header lines <extra>.  <u> is gone afterwards. */
+static void
+tg_proxy_end(tg_upstream_t *u, int cause, int status, const char *type,
+             const char *code, const char *msg, const char *extra)
+{
+    tg_request_error_t err = {status, type, code, msg, extra};
+
+    (void)tg_request_end(u->r, cause, &err);
+}
+
+
+/* Nothing to send <u>'s next attempt to: answer.  <u> is gone after. */
+static void
+tg_proxy_none(tg_upstream_t *u)
+{
+    char hdr[64];
+
+    if (u->r->attempts > 0) {
+        tg_proxy_end(u, TG_END_UPSTREAM, 502, "api_error", NULL,
+                     "all upstream endpoints failed", NULL);
+    } else if (tg_proxy_all_waiting(u->r, hdr, sizeof(hdr))) {
+        tg_proxy_end(u, TG_END_REFUSED, 429, "rate_limit_error",
+                     "rate_limit_exceeded",
+                     "every upstream endpoint is rate limited or cooling "
+                     "down; retry later",
+                     hdr);
+    } else {
+        tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
+                     "no upstream endpoint is available for this request",
+                     NULL);
+    }
+}
+
+
+/* Start the next attempt of <u> on a newly chosen endpoint; on failure
+ * the request is ended. */
+static void
+tg_proxy_attempt(tg_upstream_t *u)
+{
+    tg_worker_t *w = u->w;
+    tg_proxy_t *px = w->proxy;
+    tg_request_t *r = u->r;
+    const tg_conf_endpoint_t *e;
+    CURL *easy;
+    int idx;
+
+    idx = tg_proxy_choose(u);
+    if (idx < 0) {
+        tg_proxy_none(u);
+        return;
+    }
+    e = &w->conf->endpoints[idx];
+    u->endpoint = idx;
+    r->endpoint = idx;
+    u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
+    r->attempts++;
+    u->status = 0;
+    u->head_done = u->paused = u->discard = false;
+    u->last_error[0] = '\0';
+    u->start_us = tg_time_mono_us();
+    tg_buf_reset(&u->head, 4096);
+    /* The attempt timer (tg_proxy_attempt_timer_handler) reads these. */
+    u->first_byte_timeout_ms = e->first_byte_timeout_ms;
+    u->read_timeout_ms = e->read_timeout_ms;
+    easy = tg_proxy_easy_get(px);
+    if (easy == NULL || tg_proxy_easy_setup(u, easy, e) != TG_OK ||
+        tg_ev_curl_add(px->m, easy) != TG_OK) {
+        tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
+        if (easy != NULL) {
+            tg_proxy_easy_put(px, easy);
+        }
+        tg_proxy_release(u);
+        tg_proxy_unclaim(u, idx);
+        tg_proxy_end(u, TG_END_INTERNAL, 503, "api_error", NULL,
+                     "cannot start the upstream request", NULL);
+        return;
+    }
+    u->easy = easy;
+    atomic_fetch_add_explicit(&w->proc->inflight, 1, memory_order_relaxed);
+    tg_shm_ep_start(
+        tg_shm_ep_get(tg_shm_table(w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+        &w->ep_mine[idx]);
+    tg_ev_timer_add(w->loop, &u->timer, u->first_byte_timeout_ms);
+}
+
+
+/* The request's end stops the exchange: abort a running transfer (the
+ * endpoint learns nothing from a client that left) and recycle <data>. */
+static void
+tg_proxy_cleanup(tg_request_t *r, void *data, bool client_gone)
+{
+    tg_upstream_t *u = data;
+    tg_proxy_t *px = r->w->proxy;
+
+    (void)client_gone;
+    if (u->easy != NULL) {
+        tg_proxy_ep_finish(u, CURLE_ABORTED_BY_CALLBACK);
+    }
+    tg_proxy_release(u);
+    if (px->nfree_up < TG_PROXY_FREE_UP) {
+        tg_buf_reset(&u->head, 4096);
+        u->next = px->free_up;
+        px->free_up = u;
+        px->nfree_up++;
+    } else {
+        tg_buf_fini(&u->head);
+        free(u);
+    }
+}
+
+
+/* See proxy.h. */
+void
+tg_proxy_start(tg_request_t *r)
+{
+    tg_proxy_t *px = r->w->proxy;
+    tg_upstream_t *u = px->free_up;
+
+    if (u != NULL) {
+        px->free_up = u->next;
+        px->nfree_up--;
+    } else if ((u = malloc(sizeof(*u))) != NULL) {
+        tg_buf_init(&u->head, TG_PROXY_HEAD_MAX);
+    }
+    if (u == NULL) {
+        tg_log(TG_LOG_ERR, 0, "malloc(upstream) failed");
+        (void)tg_request_end(r, TG_END_INTERNAL,
+                             &(tg_request_error_t){503, "overloaded_error",
+                                                   NULL, "out of memory",
+                                                   NULL});
+        return;
+    }
+    memset(u, 0, offsetof(tg_upstream_t, errbody));
+    u->r = r;
+    u->w = r->w;
+    u->endpoint = -1;
+    u->timer.handler = tg_proxy_attempt_timer_handler;
+    u->timer.data = u;
+    r->phase = TG_REQ_UPSTREAM;
+    r->cleanup = tg_proxy_cleanup;
+    r->cleanup_data = u;
+    tg_proxy_attempt(u);
+}
+
+
+/*
+ * Answer <u>'s request when its last attempt failed before anything
+ * reached the client and no other endpoint may take it.  A drained
+ * retryable status (the retry became impossible after its head: the
+ * deadline passed, or the other endpoints became unavailable) is reported
+ * in kind, so SDKs back off on a 429 or 529 as they would from the
+ * upstream itself.  <u> is gone afterwards.
  */
 static void
-tg_proxy_attempt_end(tg_conn_t *c, CURLcode rc, const char *why)
+tg_proxy_fail(tg_upstream_t *u, CURLcode rc, int64_t retry_after_ms)
 {
-    tg_upstream_t *u = &c->u;
-    const char *ep = c->w->conf->endpoints[u->endpoint].name;
+    char extra[64];
+
+    if (u->discard && u->status == 429) {
+        snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
+                 (long long)(retry_after_ms > 0 ? (retry_after_ms + 999) / 1000
+                                                : 1));
+        tg_proxy_end(u, TG_END_UPSTREAM, 429, "rate_limit_error",
+                     "rate_limit_exceeded",
+                     "upstream endpoints are rate limited", extra);
+    } else if (u->discard && u->status == 529) {
+        tg_proxy_end(u, TG_END_UPSTREAM, 529, "overloaded_error", NULL,
+                     "upstream endpoints are overloaded", NULL);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        tg_proxy_end(u, TG_END_TIMEOUT, 504, "timeout_error", NULL,
+                     "upstream timed out", NULL);
+    } else {
+        tg_proxy_end(u, TG_END_UPSTREAM, 502, "api_error", NULL,
+                     "upstream request failed", NULL);
+    }
+}
+
+
+/*
+ * End <u>'s current attempt with curl result <rc> (<why> overrides curl's
+ * text): retry on another endpoint when nothing reached the client and the
+ * request may be retried (tg_proxy_may_retry), otherwise end the request:
+ * complete, broken, or answered with the error.  Each failed attempt is
+ * logged at info with its endpoint and cause; the access log lists them.
+ */
+static void
+tg_proxy_attempt_end(tg_upstream_t *u, CURLcode rc, const char *why)
+{
+    tg_request_t *r = u->r;
+    const char *ep = u->w->conf->endpoints[u->endpoint].name;
     bool rate = tg_proxy_rate_limited(u);
     int64_t ra = tg_proxy_retry_after(u);
-    int status = u->status;
 
     if (rc != CURLE_OK && rc != CURLE_HTTP_RETURNED_ERROR) {
         snprintf(u->last_error, sizeof(u->last_error), "%s",
                  why ? why : curl_easy_strerror(rc));
     }
     /* The access log lists every attempt: endpoint and what it gave. */
-    if (u->attempts >= 1 && u->attempts <= 8) {
-        u->hist_ep[u->attempts - 1] = (uint16_t)u->endpoint;
-        u->hist_status[u->attempts - 1] =
+    r->upstream_status = u->status;
+    if (r->attempts >= 1 && r->attempts <= TG_REQUEST_HIST) {
+        r->hist_ep[r->attempts - 1] = (uint16_t)u->endpoint;
+        r->hist_status[r->attempts - 1] =
             (uint16_t)((u->status != 0 || rc == CURLE_OK ||
                         rc == CURLE_HTTP_RETURNED_ERROR)
                            ? u->status
                            : 1000 + (int)rc);
     }
-    tg_proxy_ep_finish(c, rc);
-    tg_proxy_release(c);
-    if (u->committed) {
-        tg_usage_finish(&c->usage);
-        if (rc == CURLE_OK) {
-            if (u->chunked && tg_buf_append(&c->out, "0\r\n\r\n", 5) != TG_OK) {
-                c->broken = true;
-            }
-        } else {
+    tg_proxy_ep_finish(u, rc);
+    tg_proxy_release(u);
+    if (r->resp.committed) {
+        tg_usage_finish(&r->usage);
+        if (rc != CURLE_OK) {
             tg_log(TG_LOG_WARN, 0, "upstream %s failed mid-response: %s", ep,
                    u->last_error);
-            c->broken = true;
-            c->outcome = TG_USAGE_BROKEN;
         }
-        tg_conn_proxy_done(c);
+        (void)tg_request_end(r,
+                             rc == CURLE_OK                   ? TG_END_OK
+                             : rc == CURLE_OPERATION_TIMEDOUT ? TG_END_TIMEOUT
+                                                              : TG_END_UPSTREAM,
+                             NULL);
         return;
     }
     /* Nothing was sent to the client: this attempt can be retried. */
-    if (tg_proxy_may_retry(c, rate)) {
+    if (tg_proxy_may_retry(u, rate)) {
         tg_log(TG_LOG_INFO, 0, "upstream %s attempt %d failed: %s; retrying",
-               ep, u->attempts, u->last_error);
+               ep, r->attempts, u->last_error);
         if (rate) {
             u->rate_retries++;
         }
-        tg_proxy_start(c);
+        tg_proxy_attempt(u);
         return;
     }
     tg_log(TG_LOG_INFO, 0, "upstream %s attempt %d failed: %s; giving up", ep,
-           u->attempts, u->last_error);
-    tg_proxy_fail(c, rc, status, ra);
+           r->attempts, u->last_error);
+    tg_proxy_fail(u, rc, ra);
 }
 
 
-/* Collect finished transfers from curl. */
+/* A transfer finished (core/ev_curl, outside curl's callbacks). */
 static void
-tg_proxy_check_done(tg_proxy_t *px)
+tg_proxy_done_cb(void *data, CURL *easy, CURLcode rc)
 {
-    CURLMsg *msg;
-    int left;
+    tg_upstream_t *u = NULL;
 
-    while ((msg = curl_multi_info_read(px->multi, &left)) != NULL) {
-        tg_conn_t *c = NULL;
-
-        if (msg->msg != CURLMSG_DONE) {
-            continue;
-        }
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-        if (c == NULL || c->u.easy != msg->easy_handle) {
-            continue;
-        }
-        if (c->u.discard) {
-            /* A retryable status was received and its body drained. */
-            tg_proxy_attempt_end(c, CURLE_HTTP_RETURNED_ERROR, NULL);
-        } else {
-            tg_proxy_attempt_end(c, msg->data.result, NULL);
-        }
+    (void)data;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&u);
+    if (u == NULL || u->easy != easy) {
+        return;
     }
+    /* A retryable status was received and its body drained. */
+    tg_proxy_attempt_end(u, u->discard ? CURLE_HTTP_RETURNED_ERROR : rc, NULL);
 }
 
 
 /* See proxy.h. */
 void
-tg_proxy_abort(tg_conn_t *c)
+tg_proxy_resume(tg_request_t *r)
 {
-    if (c->u.easy != NULL) {
-        tg_proxy_ep_finish(c, CURLE_ABORTED_BY_CALLBACK);
-    }
-    tg_proxy_release(c);
-}
+    tg_upstream_t *u = r->cleanup == tg_proxy_cleanup ? r->cleanup_data : NULL;
 
-
-/* See proxy.h. */
-void
-tg_proxy_resume(tg_conn_t *c)
-{
-    tg_upstream_t *u = &c->u;
-
-    if (!u->paused || u->easy == NULL) {
+    if (u == NULL || !u->paused || u->easy == NULL) {
         return;
     }
     u->paused = false;
-    u->last_io = tg_ev_now(c->w->loop);
+    u->last_io = tg_ev_now(u->w->loop);
     /* curl may call the write callback from here with the bytes it held
      * back; that only appends to c->out. */
     curl_easy_pause(u->easy, CURLPAUSE_CONT);
-    tg_proxy_check_done(c->w->proxy);
+    tg_ev_curl_check(u->w->proxy->m);
 }

@@ -23,8 +23,6 @@
 #include "core/core.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "worker/auth.h"
-#include "worker/proxy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,16 +515,18 @@ tg_route_sticky_key(const tg_route_req_t *q, uint64_t model_hash)
 
 /* See route.h. */
 int
-tg_route_select(tg_route_t *rt, const tg_route_req_t *q)
+tg_route_choose(tg_route_t *rt, const tg_route_req_t *q, tg_route_choice_t *ch)
 {
     uint32_t cand[TG_ROUTE_MAX_ENDPOINTS], home = UINT32_MAX, pick;
-    uint64_t metric[TG_ROUTE_MAX_ENDPOINTS], model_hash, key = 0;
+    uint64_t metric[TG_ROUTE_MAX_ENDPOINTS], model_hash;
     const tg_conf_group_t *g;
     const uint64_t *serve;
     bool sticky;
     size_t n, i;
     int tier;
 
+    memset(ch, 0, sizeof(*ch));
+    ch->endpoint = -1;
     if (!tg_route_valid(rt, q)) {
         return -1;
     }
@@ -534,9 +534,9 @@ tg_route_select(tg_route_t *rt, const tg_route_req_t *q)
     serve = tg_route_serve(rt, q->model, q->model_len, &model_hash);
     sticky = g->sticky && q->session != 0 && rt->sticky != NULL;
     if (sticky) {
-        key = tg_route_sticky_key(q, model_hash);
-        if (tg_shm_sticky_lookup(rt->sticky, key, q->now_ms, &home, NULL) !=
-            TG_SHM_OK) {
+        ch->sticky_key = tg_route_sticky_key(q, model_hash);
+        if (tg_shm_sticky_lookup(rt->sticky, ch->sticky_key, q->now_ms, &home,
+                                 NULL) != TG_SHM_OK) {
             home = UINT32_MAX;
         }
     }
@@ -548,21 +548,49 @@ tg_route_select(tg_route_t *rt, const tg_route_req_t *q)
         for (i = 0; i < n && home != UINT32_MAX; i++) {
             if (cand[i] == home) {
                 /* Renewal writes at most once a second per mapping. */
-                tg_shm_sticky_set(rt->sticky, key, home,
-                                  q->now_ms + g->sticky_ttl_ms, q->now_ms);
-                return (int)home;
+                ch->sticky_set = true;
+                ch->sticky_until_ms = q->now_ms + g->sticky_ttl_ms;
+                ch->endpoint = (int)home;
+                return ch->endpoint;
             }
         }
         pick = tg_route_strategy(rt, g, cand, metric, n);
         if (sticky && !tg_route_home_kept(rt, q, serve, home, tier)) {
-            /* A lost race (TG_SHM_BUSY) only costs this mapping: the next
-             * request of the conversation writes it again. */
-            tg_shm_sticky_set(rt->sticky, key, pick,
-                              q->now_ms + g->sticky_ttl_ms, q->now_ms);
+            ch->sticky_set = true;
+            ch->sticky_until_ms = q->now_ms + g->sticky_ttl_ms;
         }
-        return (int)pick;
+        ch->endpoint = (int)pick;
+        return ch->endpoint;
     }
     return -1;
+}
+
+
+/* See route.h. */
+void
+tg_route_commit(tg_route_t *rt, const tg_route_req_t *q,
+                const tg_route_choice_t *ch)
+{
+    if (ch->endpoint < 0 || !ch->sticky_set || rt->sticky == NULL) {
+        return;
+    }
+    /* A lost race (TG_SHM_BUSY) only costs this mapping: the next request
+     * of the conversation writes it again. */
+    tg_shm_sticky_set(rt->sticky, ch->sticky_key, (uint32_t)ch->endpoint,
+                      ch->sticky_until_ms, q->now_ms);
+}
+
+
+/* See route.h. */
+int
+tg_route_select(tg_route_t *rt, const tg_route_req_t *q)
+{
+    tg_route_choice_t ch;
+
+    if (tg_route_choose(rt, q, &ch) >= 0) {
+        tg_route_commit(rt, q, &ch);
+    }
+    return ch.endpoint;
 }
 
 
@@ -713,119 +741,4 @@ tg_route_fini(tg_worker_t *w)
     w->models_json = NULL;
     tg_route_destroy(w->route);
     w->route = NULL;
-}
-
-
-/* See route.h. */
-int
-tg_route_head(tg_conn_t *c)
-{
-    static const struct {
-        const char *path;
-        int method;
-        int route;
-        int api;
-    } routes[] = {
-        {"/v1/messages", TG_HTTP_POST, TG_ROUTE_MESSAGES, TG_API_ANTHROPIC},
-        {"/v1/messages/count_tokens", TG_HTTP_POST, TG_ROUTE_COUNT_TOKENS,
-         TG_API_ANTHROPIC},
-        {"/v1/chat/completions", TG_HTTP_POST, TG_ROUTE_CHAT, TG_API_OPENAI},
-        {"/v1/models", TG_HTTP_GET, TG_ROUTE_MODELS, TG_API_ANTHROPIC},
-        {"/healthz", TG_HTTP_GET, TG_ROUTE_HEALTH, TG_API_ANTHROPIC},
-    };
-    tg_http_req_t *r = &c->req;
-    size_t i;
-
-    c->req_id = ((uint64_t)(uint32_t)c->w->slot << 56) |
-                ((tg_time_wall_ms() & 0xffffffffull) << 24) |
-                (c->w->req_seq++ & 0xffffff);
-    c->api = (r->path.len >= 8 && memcmp(r->path.data, "/v1/chat", 8) == 0)
-                 ? TG_API_OPENAI
-                 : TG_API_ANTHROPIC;
-    for (i = 0; i < TG_NELEMS(routes); i++) {
-        if (tg_str_eq(r->path,
-                      (tg_str_t){routes[i].path, strlen(routes[i].path)})) {
-            break;
-        }
-    }
-    if (i == TG_NELEMS(routes)) {
-        tg_conn_send_error(c, 404, "not_found_error", "not_found",
-                           "no such route", NULL);
-        return TG_ERROR;
-    }
-    c->route = routes[i].route;
-    c->api = routes[i].api;
-    if (r->method != routes[i].method) {
-        tg_conn_send_error(c, 405, "invalid_request_error", NULL,
-                           "method not allowed on this route",
-                           routes[i].method == TG_HTTP_GET ? "allow: GET\r\n"
-                                                           : "allow: POST\r\n");
-        return TG_ERROR;
-    }
-    if (c->route == TG_ROUTE_HEALTH) {
-        return TG_OK;
-    }
-    if (tg_auth_key(c) != TG_OK) {
-        return TG_ERROR;
-    }
-    return TG_OK;
-}
-
-
-/* See route.h. */
-void
-tg_route_request(tg_conn_t *c)
-{
-    tg_worker_t *w = c->w;
-
-    switch (c->route) {
-    case TG_ROUTE_HEALTH:
-        tg_conn_send_response(c, 200, "application/json", "{\"status\":\"ok\"}",
-                              15);
-        return;
-    case TG_ROUTE_MODELS:
-        tg_conn_send_response(c, 200, "application/json", w->models_json,
-                              w->models_json_len);
-        return;
-    default:
-        if (tg_auth_admit(c) == TG_OK) {
-            tg_proxy_start(c);
-        }
-    }
-}
-
-
-/* <c>'s request as tg_route_select sees it. */
-static void
-tg_route_req_of(const tg_conn_t *c, tg_route_req_t *q)
-{
-    q->group = c->key.group;
-    q->style = (c->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
-    q->model = c->model;
-    q->model_len = strnlen(c->model, sizeof(c->model));
-    q->tried = c->u.tried;
-    q->session = c->session;
-    q->now_ms = tg_time_wall_ms();
-}
-
-
-/* See route.h. */
-bool
-tg_route_has_candidate(const tg_conn_t *c)
-{
-    tg_route_req_t q;
-
-    tg_route_req_of(c, &q);
-    return tg_route_any(c->w->route, &q);
-}
-
-
-/* See route.h. */
-int
-tg_route_pick(tg_conn_t *c)
-{
-    tg_route_req_t q;
-
-    tg_route_req_of(c, &q);
-    return tg_route_select(c->w->route, &q);
 }

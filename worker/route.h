@@ -13,10 +13,14 @@
  *      groups send a conversation to its home endpoint (shm/sticky.h) while
  *      that is a candidate of the winning tier.
  *
- *      The selection core (tg_route_create / tg_route_select) depends only
+ *      The selection core (tg_route_create / tg_route_choose) depends only
  *      on the config and the shared tables, so tests and the bench drive it
- *      without a worker.  Its state (smooth weighted round-robin weights,
- *      the model filter cache, a random generator) is per process: no
+ *      without a worker.  Choosing writes nothing shared: it reads the
+ *      endpoint and sticky tables and returns a choice; what follows from
+ *      the choice (the sticky entry, admission on the endpoint, its events)
+ *      is applied by the caller after it, in one place (worker/proxy.c),
+ *      through tg_route_commit.  Its state (smooth weighted round-robin
+ * weights, the model filter cache, a random generator) is per process: no
  *      locks, no allocation per request.
  */
 #ifndef TG_WORKER_ROUTE_H
@@ -26,7 +30,7 @@
 #include "core/core.h"
 #include "shm/ep.h"
 #include "shm/sticky.h"
-#include "worker/conn.h"
+#include "worker/worker.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,9 +38,6 @@
 
 #define TG_ROUTE_MAX_ENDPOINTS 256 /* the config's limit */
 #define TG_ROUTE_TRIED_WORDS   (TG_ROUTE_MAX_ENDPOINTS / 64)
-
-_Static_assert(TG_ROUTE_TRIED_WORDS == TG_UPSTREAM_TRIED_WORDS,
-               "tg_upstream_t.tried holds one bit per endpoint");
 
 typedef struct tg_route_s tg_route_t;
 
@@ -63,12 +64,31 @@ tg_route_t *tg_route_create(const tg_conf_t *conf, tg_shm_ep_t *eps,
                             tg_shm_sticky_t *sticky, uint64_t seed);
 void tg_route_destroy(tg_route_t *rt);
 
+/* A choice made by tg_route_choose. */
+typedef struct {
+    int endpoint;             /* index in conf->endpoints, -1 none */
+    bool sticky_set;          /* commit writes the conversation's home */
+    uint64_t sticky_key;      /* its sticky table key */
+    uint64_t sticky_until_ms; /* its new expiry */
+} tg_route_choice_t;
+
 /*
- * Choose an endpoint for <q>: returns its index in conf->endpoints, or -1
- * when no endpoint is a candidate.  Advances the group's balancing state
- * and creates or renews the conversation's sticky mapping.  No allocation,
- * no lock; O(endpoints of the group).
+ * Choose an endpoint for <q> into <ch>: returns ch->endpoint, its index in
+ * conf->endpoints, or -1 when no endpoint is a candidate.  Reads the
+ * shared tables and writes none of them; advances only this process's
+ * balancing state (weights, exploration draws).  No allocation, no lock;
+ * O(endpoints of the group).
  */
+int tg_route_choose(tg_route_t *rt, const tg_route_req_t *q,
+                    tg_route_choice_t *ch);
+
+/* Apply what follows from choice <ch> for <q> once it is taken: create or
+ * renew the conversation's sticky entry. */
+void tg_route_commit(tg_route_t *rt, const tg_route_req_t *q,
+                     const tg_route_choice_t *ch);
+
+/* tg_route_choose, then tg_route_commit: for callers with no admission
+ * step between them (tests, the bench). */
 int tg_route_select(tg_route_t *rt, const tg_route_req_t *q);
 
 /* Whether tg_route_select would find a candidate for <q>; changes no
@@ -90,24 +110,5 @@ uint64_t tg_route_session(tg_str_t metadata, tg_str_t header, tg_str_t system,
  * state).  TG_OK or TG_ERROR (logged); startup only. */
 int tg_route_init(tg_worker_t *w);
 void tg_route_fini(tg_worker_t *w);
-
-/*
- * Route a parsed head: pick the route and API shape, authenticate.
- * Returns TG_OK to go on reading the body, or TG_ERROR after answering.
- */
-int tg_route_head(tg_conn_t *c);
-
-/* The request is complete: answer locally or start the proxy. */
-void tg_route_request(tg_conn_t *c);
-
-/*
- * Choose an endpoint for <c> with tg_route_select (its key's group, API
- * style, model, tried endpoints and conversation).  Returns the index or
- * -1.
- */
-int tg_route_pick(tg_conn_t *c);
-
-/* Whether tg_route_pick would find an endpoint for <c> now. */
-bool tg_route_has_candidate(const tg_conn_t *c);
 
 #endif /* TG_WORKER_ROUTE_H */

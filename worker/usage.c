@@ -10,7 +10,15 @@
  *      or all of cache_creation_input_tokens as 5-minute when the split is
  *      absent.  Streams report input and cache counts in message_start and
  *      the final output count in message_delta (newer API versions repeat
- *      the input counts there; later values win).
+ *      the input counts there).  message_start's output_tokens is a
+ *      placeholder (1 or so) and is never counted: output comes from
+ *      message_delta alone, and a stream that ends without one has its
+ *      output unknown (tg_usage_known).  Counters only grow: a later event
+ *      that repeats a class with a lower value, or that repeats
+ *      cache_creation_input_tokens without the cache_creation split,
+ *      never lowers a class nor turns a 1-hour cache write into a
+ *      5-minute one; cache write tokens beyond the known split count as
+ *      5-minute writes (the API's default TTL).
  *      OpenAI: input = prompt_tokens - prompt_tokens_details.cached_tokens;
  *      cache read = cached_tokens; output = completion_tokens; reasoning =
  *      completion_tokens_details.reasoning_tokens (already inside output).
@@ -39,7 +47,7 @@ tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding, uint64_t req_id)
     u->req_id = req_id;
     u->dec = NULL;
     u->opaque = u->unknown = coding == TG_DECODE_OPAQUE;
-    u->seen = u->ended = u->error_event = false;
+    u->seen = u->final = u->ended = u->error_event = false;
     if (u->opaque) {
         tg_log(TG_LOG_WARN, 0,
                "request %016llx: response content coding cannot be decoded; "
@@ -89,9 +97,24 @@ tg_usage_int(json_t *obj, const char *name, bool *present)
 }
 
 
-/* Apply a usage object in the API's shape. */
+/* Raise counter <i> of <u> to <v>: usage events repeat cumulative
+ * counts, so a smaller value is a repetition, never a correction. */
 static void
-tg_usage_apply(tg_usage_t *u, json_t *usage)
+tg_usage_raise(tg_usage_t *u, int i, uint64_t v)
+{
+    if (v > u->tokens[i]) {
+        u->tokens[i] = v;
+    }
+}
+
+
+/*
+ * Apply a usage object in the API's shape.  <placeholder> marks
+ * Anthropic's message_start, whose output count is not a result; <final>
+ * an object that carries the final counts.
+ */
+static void
+tg_usage_apply(tg_usage_t *u, json_t *usage, bool placeholder, bool final)
 {
     bool has = false;
 
@@ -104,48 +127,44 @@ tg_usage_apply(tg_usage_t *u, json_t *usage)
             tg_usage_int(json_object_get(usage, "prompt_tokens_details"),
                          "cached_tokens", NULL);
 
-        u->tokens[TG_TOK_CACHE_READ] = TG_MIN(cached, prompt);
-        u->tokens[TG_TOK_INPUT] = prompt - u->tokens[TG_TOK_CACHE_READ];
-        u->tokens[TG_TOK_OUTPUT] =
-            tg_usage_int(usage, "completion_tokens", &has);
-        u->tokens[TG_TOK_REASONING] =
+        cached = TG_MIN(cached, prompt);
+        tg_usage_raise(u, TG_TOK_CACHE_READ, cached);
+        tg_usage_raise(u, TG_TOK_INPUT, prompt - cached);
+        tg_usage_raise(u, TG_TOK_OUTPUT,
+                       tg_usage_int(usage, "completion_tokens", &has));
+        tg_usage_raise(
+            u, TG_TOK_REASONING,
             tg_usage_int(json_object_get(usage, "completion_tokens_details"),
-                         "reasoning_tokens", NULL);
+                         "reasoning_tokens", NULL));
     } else {
-        bool p5 = false, p1 = false, pc = false;
+        bool p5 = false, p1 = false, pc = false, po = false;
         json_t *cc = json_object_get(usage, "cache_creation");
-        uint64_t v;
+        uint64_t total, m5 = 0, h1 = 0, split;
 
-        v = tg_usage_int(usage, "input_tokens", &has);
-        if (json_object_get(usage, "input_tokens") != NULL) {
-            u->tokens[TG_TOK_INPUT] = v;
+        tg_usage_raise(u, TG_TOK_INPUT,
+                       tg_usage_int(usage, "input_tokens", &has));
+        tg_usage_raise(u, TG_TOK_CACHE_READ,
+                       tg_usage_int(usage, "cache_read_input_tokens", &has));
+        if (!placeholder) {
+            tg_usage_raise(u, TG_TOK_OUTPUT,
+                           tg_usage_int(usage, "output_tokens", &po));
         }
-        v = tg_usage_int(usage, "output_tokens", &has);
-        if (json_object_get(usage, "output_tokens") != NULL) {
-            u->tokens[TG_TOK_OUTPUT] = v;
-        }
-        v = tg_usage_int(usage, "cache_read_input_tokens", &has);
-        if (json_object_get(usage, "cache_read_input_tokens") != NULL) {
-            u->tokens[TG_TOK_CACHE_READ] = v;
-        }
-        v = tg_usage_int(usage, "cache_creation_input_tokens", &pc);
+        total = tg_usage_int(usage, "cache_creation_input_tokens", &pc);
         if (json_is_object(cc)) {
-            uint64_t m5 = tg_usage_int(cc, "ephemeral_5m_input_tokens", &p5);
-            uint64_t h1 = tg_usage_int(cc, "ephemeral_1h_input_tokens", &p1);
-
-            if (p5 || p1) {
-                u->tokens[TG_TOK_CACHE_5M] = m5;
-                u->tokens[TG_TOK_CACHE_1H] = h1;
-                pc = false;
-            }
+            m5 = tg_usage_int(cc, "ephemeral_5m_input_tokens", &p5);
+            h1 = tg_usage_int(cc, "ephemeral_1h_input_tokens", &p1);
         }
-        if (pc) {
-            u->tokens[TG_TOK_CACHE_5M] = v;
-            u->tokens[TG_TOK_CACHE_1H] = 0;
+        tg_usage_raise(u, TG_TOK_CACHE_5M, m5);
+        tg_usage_raise(u, TG_TOK_CACHE_1H, h1);
+        split = u->tokens[TG_TOK_CACHE_5M] + u->tokens[TG_TOK_CACHE_1H];
+        if (pc && total > split) {
+            /* Writes beyond the known split: the default 5-minute TTL. */
+            u->tokens[TG_TOK_CACHE_5M] += total - split;
         }
-        has = has || pc || p5 || p1;
+        has = has || pc || p5 || p1 || po;
     }
     u->seen = u->seen || has;
+    u->final = u->final || (final && has);
 }
 
 
@@ -198,14 +217,14 @@ tg_usage_event(void *ctx, const tg_sse_event_t *ev)
         if (json_object_get(root, "error") != NULL) {
             u->error_event = true;
         }
-        tg_usage_apply(u, json_object_get(root, "usage"));
+        tg_usage_apply(u, json_object_get(root, "usage"), false, true);
         tg_usage_model(u, json_object_get(root, "model"));
     } else if (tg_str_eq(ev->event, tg_str_lit("message_start"))) {
         msg = json_object_get(root, "message");
-        tg_usage_apply(u, json_object_get(msg, "usage"));
+        tg_usage_apply(u, json_object_get(msg, "usage"), true, false);
         tg_usage_model(u, json_object_get(msg, "model"));
     } else {
-        tg_usage_apply(u, json_object_get(root, "usage"));
+        tg_usage_apply(u, json_object_get(root, "usage"), false, true);
     }
     json_decref(root);
     return TG_OK;
@@ -281,7 +300,7 @@ tg_usage_finish(tg_usage_t *u)
      * complete before the error; it is still worth reading. */
     if (u->fields[0].found && !u->fields[0].truncated) {
         v = json_loadb(u->usage_buf, u->fields[0].len, 0, NULL);
-        tg_usage_apply(u, v);
+        tg_usage_apply(u, v, false, true);
         json_decref(v);
     }
     if (u->fields[1].found && !u->fields[1].truncated) {
@@ -290,6 +309,17 @@ tg_usage_finish(tg_usage_t *u)
         json_decref(v);
     }
     u->ended = u->seen;
+}
+
+
+/* See usage.h. */
+bool
+tg_usage_known(const tg_usage_t *u, int status)
+{
+    if (u->unknown) {
+        return false;
+    }
+    return status < 200 || status >= 300 || u->final;
 }
 
 

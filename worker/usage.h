@@ -45,8 +45,12 @@ typedef struct {
     bool openai;      /* OpenAI shapes, else Anthropic */
     bool sse;         /* text/event-stream response */
     bool seen;        /* some usage was found */
+    bool final;       /* the final usage was seen: Anthropic message_delta
+                         usage, an OpenAI chunk with a usage object, or
+                         the "usage" member of a JSON body */
     bool ended;       /* message_stop / [DONE] seen */
-    bool error_event; /* the stream carried an error event */
+    bool error_event; /* the stream carried an error event; the request's
+                         outcome is an upstream error whatever follows */
     bool opaque;      /* body in a coding we do not decode */
     bool unknown;     /* usage not (fully) readable: opaque or decode error */
     int coding;       /* TG_DECODE_* of the body */
@@ -74,6 +78,17 @@ void tg_usage_feed(tg_usage_t *u, const char *p, size_t len);
 
 /* The body is complete: parse what the JSON scanner captured. */
 void tg_usage_finish(tg_usage_t *u);
+
+/*
+ * Whether the counters of a response with status <status> are facts: the
+ * body was readable and, for a 2xx response, its final usage was seen.  A
+ * success cut before its final usage (a stream broken or abandoned before
+ * message_delta, a JSON body without "usage") is not: its output count is
+ * left at zero, never at message_start's placeholder, and the record says
+ * tokens_known: false.  Error responses carry no usage and are known to
+ * cost nothing.
+ */
+bool tg_usage_known(const tg_usage_t *u, int status);
 
 /* Sum of every token counter except reasoning (a part of output). */
 uint64_t tg_usage_total(const tg_usage_t *u);

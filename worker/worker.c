@@ -11,10 +11,12 @@
 #include "worker/worker.h"
 #include "core/core.h"
 #include "core/log.h"
-#include "worker/auth.h"
 #include "worker/conn.h"
+#include "worker/limit.h"
 #include "worker/proxy.h"
+#include "worker/request.h"
 #include "worker/route.h"
+#include "worker/serve.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -58,7 +60,7 @@ tg_worker_signal_handler(tg_ev_loop_t *loop, int fd, void *data,
                 w->stop_deadline =
                     tg_time_mono_ms() + w->conf->shutdown_timeout_ms;
                 tg_worker_stop_accepting(w);
-                tg_conn_close_idle(w);
+                tg_serve_close_idle(w);
             }
             break;
         case SIGQUIT:
@@ -122,16 +124,19 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
     w->shm = shm;
     w->proc = tg_shm_proc(shm, shm_idx);
     w->slot = slot;
+    w->pid = (int32_t)getpid();
     w->shm_idx = shm_idx;
     w->ep_mine = tg_shm_ep_mine(shm, shm_idx);
     w->listen_fd = listen_fd;
+    w->conn_init = tg_serve_conn_init;
+    w->conn_fini = tg_serve_conn_fini;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         setsize = (int)TG_MIN(rl.rlim_cur + 16, 1u << 20);
     }
     w->loop = tg_ev_create(setsize);
     if (w->loop == NULL || tg_worker_signals_init(w) != TG_OK ||
-        tg_route_init(w) != TG_OK || tg_auth_init(w) != TG_OK ||
-        tg_proxy_init(w) != TG_OK) {
+        tg_route_init(w) != TG_OK || tg_limit_init(w) != TG_OK ||
+        tg_request_init(w) != TG_OK || tg_proxy_init(w) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "worker start-up failed");
         exit(2);
     }
@@ -153,10 +158,11 @@ tg_worker_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx, int slot,
         }
     }
     while (w->all_head != NULL) {
-        tg_conn_close(w->all_head);
+        w->conn_fini(w->all_head);
     }
     tg_proxy_fini(w);
-    tg_auth_fini(w);
+    tg_limit_fini(w);
+    tg_request_fini(w);
     tg_route_fini(w);
     while (w->free_conns != NULL) {
         tg_conn_t *c = w->free_conns;

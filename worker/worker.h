@@ -28,13 +28,18 @@ typedef struct tg_worker_s {
     tg_shm_t *shm;
     tg_shm_proc_t *proc; /* our counters in shared memory */
     int slot;            /* worker slot number */
+    int32_t pid;         /* getpid(), read once: workers never fork */
     int listen_fd;       /* -1 once we stopped accepting */
     int signal_fd;
     tg_proxy_t *proxy;     /* libcurl multi state */
     tg_conn_t *flush_head; /* connections with output to write */
     tg_conn_t *free_conns; /* recycled connection structs */
     tg_conn_t *all_head;   /* every open connection (for shutdown) */
-    uint32_t nconns;       /* open client connections */
+    /* Installed by worker.c: set up a newly accepted connection (TG_OK,
+     * or TG_ERROR to close it), and end and close one (shutdown). */
+    int (*conn_init)(tg_conn_t *c);
+    void (*conn_fini)(tg_conn_t *c);
+    uint32_t nconns; /* open client connections */
     uint32_t nfree;
     bool stopping;          /* graceful stop in progress */
     uint64_t stop_deadline; /* monotonic ms */
@@ -47,8 +52,12 @@ typedef struct tg_worker_s {
     uint32_t nleases;
     uint32_t *lease_free; /* stack of free lease indexes */
     uint32_t nlease_free;
-    _Atomic uint32_t *ep_mine; /* our in-flight count per endpoint */
-    uint64_t spooled;          /* usage records that went to the spool */
+    _Atomic uint32_t *ep_mine;   /* our in-flight count per endpoint */
+    tg_shm_inflight_t *inflight; /* our in-flight request table in shm */
+    uint32_t ninflight;
+    uint32_t *inflight_free; /* stack of free in-flight entries */
+    uint32_t ninflight_free;
+    uint64_t spooled; /* usage records that went to the spool */
 } tg_worker_t;
 
 /*

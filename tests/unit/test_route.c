@@ -702,6 +702,52 @@ test_conversation_key_sources(void)
 }
 
 
+/* Choosing writes nothing shared: only tg_route_commit creates the
+ * conversation's home, so a choice that is never admitted leaves none. */
+static void
+test_choosing_writes_no_sticky_entry(void)
+{
+    tg_test_route_t f;
+    tg_route_choice_t ch;
+    uint32_t home = UINT32_MAX;
+    int first, i;
+
+    CU_ASSERT_FATAL(sticky_init(&f, "3600"));
+    f.q.session = 0x5151515151515151ull;
+    first = tg_route_choose(f.rt, &f.q, &ch);
+    CU_ASSERT(first >= 0 && ch.endpoint == first && ch.sticky_set);
+    /* Nothing in the table yet: further choices still balance, they are
+     * not pinned to <first>. */
+    CU_ASSERT_NOT_EQUAL(
+        tg_shm_sticky_lookup(f.sticky, ch.sticky_key, f.q.now_ms, &home, NULL),
+        TG_SHM_OK);
+    for (i = 0; i < 6; i++) {
+        tg_route_choice_t other;
+
+        if (tg_route_choose(f.rt, &f.q, &other) != first) {
+            break;
+        }
+    }
+    if (i == 6) {
+        fprintf(stderr, "\n  six uncommitted choices all went to %d", first);
+    }
+    CU_ASSERT(i < 6);
+    /* Committed: the conversation has its home, and keeps it. */
+    tg_route_commit(f.rt, &f.q, &ch);
+    CU_ASSERT_EQUAL(
+        tg_shm_sticky_lookup(f.sticky, ch.sticky_key, f.q.now_ms, &home, NULL),
+        TG_SHM_OK);
+    if (home != (uint32_t)first) {
+        fprintf(stderr, "\n  home %u, want %d", home, first);
+    }
+    CU_ASSERT_EQUAL(home, (uint32_t)first);
+    for (i = 0; i < 10; i++) {
+        CU_ASSERT_EQUAL(tg_route_choose(f.rt, &f.q, &ch), first);
+    }
+    fix_fini(&f);
+}
+
+
 int
 tg_test_route_register(void)
 {
@@ -736,6 +782,8 @@ tg_test_route_register(void)
                      test_sticky_mappings_expire_unless_renewed) ||
         !CU_add_test(s, "each model of a conversation has its own home",
                      test_each_model_of_a_conversation_has_its_own_home) ||
+        !CU_add_test(s, "choosing writes no sticky entry; committing does",
+                     test_choosing_writes_no_sticky_entry) ||
         !CU_add_test(s, "conversation key sources",
                      test_conversation_key_sources)) {
         return 1;

@@ -28,6 +28,10 @@ int tg_test_crypto_register(void);
 int tg_test_api_register(void);
 int tg_test_publish_register(void);
 int tg_test_pg_register(void);
+int tg_test_usage_register(void);
+int tg_test_request_register(void);
+int tg_test_limit_register(void);
+int tg_test_shm_inflight_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);

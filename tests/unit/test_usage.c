@@ -1,0 +1,307 @@
+/*
+ * tests/unit/test_usage.c
+ *      CUnit suite "usage": token usage read from recorded upstream
+ *      responses, each fed split at every byte boundary.
+ *
+ * NOTES
+ *      curl hands the body over in pieces of any size, so the result must
+ *      not depend on where a piece ends: every recorded response is fed as
+ *      two pieces cut at each offset in turn, and the counters, flags and
+ *      model must come out the same as the expected values every time.
+ *      Mismatches print the cut, the counter and both values.
+ */
+#include "core/core.h"
+#include "tests/unit/unit.h"
+#include "worker/usage.h"
+
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <string.h>
+
+/* What one recorded response must give. */
+typedef struct {
+    const char *name;
+    bool openai, sse;
+    const char *body;
+    int status;                /* HTTP status of the response */
+    uint64_t tokens[TG_TOK_N]; /* expected counters */
+    bool known;                /* tg_usage_known(status) */
+    bool error_event;          /* an error event was seen */
+} usage_case_t;
+
+/* An Anthropic stream cut before message_delta: message_start's
+ * output_tokens is a placeholder and must not be counted. */
+static const char anthropic_cut[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\","
+    "\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,"
+    "\"cache_read_input_tokens\":3,\"output_tokens\":1}}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,"
+    "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n";
+
+/* A stream that carries an error event and then ends cleanly. */
+static const char anthropic_error[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+    "\"usage\":{\"input_tokens\":7,\"output_tokens\":1}}}\n\n"
+    "event: error\n"
+    "data: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+    "\"message\":\"Overloaded\"}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},"
+    "\"usage\":{\"output_tokens\":4}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+
+/* A 1-hour cache write in message_start; message_delta repeats the total
+ * without the split, and a lower input count. */
+static const char anthropic_cache_1h[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+    "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":100,"
+    "\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,"
+    "\"ephemeral_1h_input_tokens\":100},\"output_tokens\":1}}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{"
+    "\"input_tokens\":9,\"cache_creation_input_tokens\":100,"
+    "\"output_tokens\":42}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+
+/* Unsplit cache writes only: they are 5-minute writes. */
+static const char anthropic_cache_5m[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+    "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":30,"
+    "\"output_tokens\":1}}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},"
+    "\"usage\":{\"output_tokens\":5}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+
+static const char openai_stream[] =
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[{\"delta\":"
+    "{\"content\":\"hi\"}}],\"usage\":null}\n\n"
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[],\"usage\":{"
+    "\"prompt_tokens\":30,\"completion_tokens\":12,"
+    "\"prompt_tokens_details\":{\"cached_tokens\":10},"
+    "\"completion_tokens_details\":{\"reasoning_tokens\":4}}}\n\n"
+    "data: [DONE]\n\n";
+
+/* An OpenAI stream cut before its usage chunk. */
+static const char openai_cut[] =
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[{\"delta\":"
+    "{\"content\":\"hi\"}}],\"usage\":null}\n\n";
+
+static const char anthropic_json[] =
+    "{\"id\":\"msg_1\",\"model\":\"claude-x\",\"content\":[],"
+    "\"usage\":{\"input_tokens\":11,\"output_tokens\":6}}";
+
+static const char json_error[] =
+    "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+    "\"message\":\"bad\"}}";
+
+static const usage_case_t usage_cases[] = {
+    {"anthropic stream cut before message_delta",
+     false,
+     true,
+     anthropic_cut,
+     200,
+     {25, 0, 3, 0, 0, 0},
+     false,
+     false},
+    {"anthropic stream with an error event",
+     false,
+     true,
+     anthropic_error,
+     200,
+     {7, 4, 0, 0, 0, 0},
+     true,
+     true},
+    {"anthropic 1-hour cache write repeated without its split",
+     false,
+     true,
+     anthropic_cache_1h,
+     200,
+     {10, 42, 0, 0, 100, 0},
+     true,
+     false},
+    {"anthropic unsplit cache write",
+     false,
+     true,
+     anthropic_cache_5m,
+     200,
+     {10, 5, 0, 30, 0, 0},
+     true,
+     false},
+    {"openai stream",
+     true,
+     true,
+     openai_stream,
+     200,
+     {20, 12, 10, 0, 0, 4},
+     true,
+     false},
+    {"openai stream cut before its usage",
+     true,
+     true,
+     openai_cut,
+     200,
+     {0, 0, 0, 0, 0, 0},
+     false,
+     false},
+    {"anthropic json body",
+     false,
+     false,
+     anthropic_json,
+     200,
+     {11, 6, 0, 0, 0, 0},
+     true,
+     false},
+    {"json error body",
+     false,
+     false,
+     json_error,
+     400,
+     {0, 0, 0, 0, 0, 0},
+     true,
+     false},
+};
+
+
+/* Feed <t>'s body in two pieces cut at <cut>; returns the failures. */
+static int
+usage_check_cut(const usage_case_t *t, size_t cut)
+{
+    size_t len = strlen(t->body);
+    tg_usage_t u;
+    int i, bad = 0;
+
+    tg_usage_init(&u, t->openai, t->sse, TG_DECODE_IDENTITY, 1);
+    if (cut > 0) {
+        tg_usage_feed(&u, t->body, cut);
+    }
+    if (len > cut) {
+        tg_usage_feed(&u, t->body + cut, len - cut);
+    }
+    tg_usage_finish(&u);
+    for (i = 0; i < TG_TOK_N; i++) {
+        if (u.tokens[i] != t->tokens[i]) {
+            fprintf(stderr, "\n  %s, cut at %zu: counter %d is %llu, want %llu",
+                    t->name, cut, i, (unsigned long long)u.tokens[i],
+                    (unsigned long long)t->tokens[i]);
+            bad++;
+        }
+    }
+    if (tg_usage_known(&u, t->status) != t->known) {
+        fprintf(stderr, "\n  %s, cut at %zu: known is %d, want %d", t->name,
+                cut, tg_usage_known(&u, t->status), t->known);
+        bad++;
+    }
+    if (u.error_event != t->error_event) {
+        fprintf(stderr, "\n  %s, cut at %zu: error_event is %d, want %d",
+                t->name, cut, u.error_event, t->error_event);
+        bad++;
+    }
+    tg_usage_fini(&u);
+    return bad;
+}
+
+
+static void
+test_usage_every_byte_boundary(void)
+{
+    size_t i, cut;
+
+    for (i = 0; i < TG_NELEMS(usage_cases); i++) {
+        int bad = 0;
+
+        for (cut = 0; cut <= strlen(usage_cases[i].body) && bad < 6; cut++) {
+            bad += usage_check_cut(&usage_cases[i], cut);
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+    }
+}
+
+
+/* Feeding one byte at a time gives the same result as whole. */
+static void
+test_usage_one_byte_pieces(void)
+{
+    size_t i, k, len;
+    tg_usage_t u;
+
+    for (i = 0; i < TG_NELEMS(usage_cases); i++) {
+        const usage_case_t *t = &usage_cases[i];
+
+        len = strlen(t->body);
+        tg_usage_init(&u, t->openai, t->sse, TG_DECODE_IDENTITY, 1);
+        for (k = 0; k < len; k++) {
+            tg_usage_feed(&u, t->body + k, 1);
+        }
+        tg_usage_finish(&u);
+        if (memcmp(u.tokens, t->tokens, sizeof(u.tokens)) != 0) {
+            fprintf(stderr, "\n  %s: counters differ in one-byte pieces",
+                    t->name);
+        }
+        CU_ASSERT(memcmp(u.tokens, t->tokens, sizeof(u.tokens)) == 0);
+        CU_ASSERT_EQUAL(tg_usage_known(&u, t->status), t->known);
+        tg_usage_fini(&u);
+    }
+}
+
+
+/* A later usage event with lower counts never lowers a class. */
+static void
+test_usage_never_lowers(void)
+{
+    static const char body[] =
+        "event: message_start\n"
+        "data: {\"type\":\"message_start\",\"message\":{\"usage\":{"
+        "\"input_tokens\":50,\"cache_read_input_tokens\":20,"
+        "\"cache_creation\":{\"ephemeral_5m_input_tokens\":5,"
+        "\"ephemeral_1h_input_tokens\":7},"
+        "\"cache_creation_input_tokens\":12,\"output_tokens\":1}}}\n\n"
+        "event: message_delta\n"
+        "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":0,"
+        "\"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":0,"
+        "\"output_tokens\":9}}\n\n"
+        "event: message_delta\n"
+        "data: "
+        "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":3}}\n\n";
+    tg_usage_t u;
+
+    tg_usage_init(&u, false, true, TG_DECODE_IDENTITY, 1);
+    tg_usage_feed(&u, body, sizeof(body) - 1);
+    tg_usage_finish(&u);
+    CU_ASSERT_EQUAL(u.tokens[TG_TOK_INPUT], 50);
+    CU_ASSERT_EQUAL(u.tokens[TG_TOK_CACHE_READ], 20);
+    CU_ASSERT_EQUAL(u.tokens[TG_TOK_CACHE_5M], 5);
+    CU_ASSERT_EQUAL(u.tokens[TG_TOK_CACHE_1H], 7);
+    CU_ASSERT_EQUAL(u.tokens[TG_TOK_OUTPUT], 9);
+    CU_ASSERT(tg_usage_known(&u, 200));
+    tg_usage_fini(&u);
+}
+
+
+/* See unit.h. */
+int
+tg_test_usage_register(void)
+{
+    CU_pSuite s = CU_add_suite("usage", NULL, NULL);
+
+    if (s == NULL ||
+        CU_add_test(s,
+                    "recorded responses give the same usage cut at every "
+                    "byte",
+                    test_usage_every_byte_boundary) == NULL ||
+        CU_add_test(s, "one-byte pieces give the same usage as whole",
+                    test_usage_one_byte_pieces) == NULL ||
+        CU_add_test(s, "a later usage event never lowers a class",
+                    test_usage_never_lowers) == NULL) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,840 @@
+/*
+ * tools/mock-respond.c
+ *      The mock upstream's answers: buffered output, SSE streams, and the
+ *      API shapes of each endpoint (Anthropic Messages, OpenAI Chat
+ *      Completions, count_tokens, models, errors).
+ *
+ * NOTES
+ *      See tools/mock-upstream.c for the process model and
+ *      docs/mock-upstream.md for the formulas.
+ */
+#include "tools/mock.h"
+
+/* Two "tokens" of text per content delta, cycled. */
+static const char *tg_mock_words[] = {
+    "Lorem ipsum ",      "dolor sit ", "amet, consectetur ",
+    "adipiscing elit, ", "sed do ",    "eiusmod tempor ",
+    "incididunt ut ",    "labore et ",
+};
+
+static int tg_mock_out_printf(tg_mock_conn_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+
+/* ------------------------------------------------------- response output */
+
+static int
+tg_mock_out_printf(tg_mock_conn_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room;
+    int n;
+
+    if (c->out.data == NULL && tg_buf_reserve(&c->out, 1024) != TG_OK) {
+        return TG_ERROR;
+    }
+    room = c->out.cap - c->out.last;
+    va_start(ap, fmt);
+    n = vsnprintf(c->out.data + c->out.last, room, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return TG_ERROR;
+    }
+    if ((size_t)n >= room) {
+        if (tg_buf_reserve(&c->out, (size_t)n + 1) != TG_OK) {
+            return TG_ERROR;
+        }
+        va_start(ap, fmt);
+        n = vsnprintf(c->out.data + c->out.last, c->out.cap - c->out.last, fmt,
+                      ap);
+        va_end(ap);
+        if (n < 0) {
+            return TG_ERROR;
+        }
+    }
+    c->out.last += (size_t)n;
+    return TG_OK;
+}
+
+/* Start a body: the output buffer is empty, and TG_MOCK_HEADROOM bytes are
+ * kept in front of the body for the head. */
+static int
+tg_mock_body_begin(tg_mock_conn_t *c)
+{
+    TG_ASSERT(tg_buf_len(&c->out) == 0);
+    if (tg_buf_reserve(&c->out, TG_MOCK_HEADROOM + 2048) != TG_OK) {
+        return TG_ERROR;
+    }
+    c->out.pos = 0;
+    c->out.last = TG_MOCK_HEADROOM;
+    return TG_OK;
+}
+
+/* Replace the body built since tg_mock_body_begin() by its compressed
+ * form in r->enc.  TG_OK or TG_ERROR. */
+static int
+tg_mock_body_compress(tg_mock_conn_t *c)
+{
+    tg_mock_enc_t *e = tg_mock_enc_create(c->r.enc);
+    tg_buf_t z;
+    int rc = TG_ERROR;
+
+    tg_buf_init(&z, TG_MOCK_OUT_MAX);
+    if (e == NULL ||
+        tg_mock_enc_write(e, c->out.data + TG_MOCK_HEADROOM,
+                          c->out.last - TG_MOCK_HEADROOM, true, &z) != TG_OK) {
+        goto done;
+    }
+    c->out.last = TG_MOCK_HEADROOM;
+    rc = tg_buf_append(&c->out, z.data + z.pos, tg_buf_len(&z));
+
+done:
+    tg_buf_fini(&z);
+    tg_mock_enc_destroy(e);
+    return rc;
+}
+
+/*
+ * Write the head of a <status> response with content type <ctype> and
+ * extra header lines <extra> (each ending in CRLF) into the headroom in
+ * front of the body built since tg_mock_body_begin(), compressing the
+ * body first when the request asked for it.  reset-mid cuts the response
+ * in half and asks for a reset once that half is out.
+ */
+static int
+tg_mock_body_end(tg_mock_conn_t *c, int status, const char *ctype,
+                 const char *extra)
+{
+    tg_mock_req_t *r = &c->r;
+    size_t blen;
+    char head[TG_MOCK_HEADROOM], ce[64] = "";
+    int n;
+
+    if (r->enc != TG_MOCK_ENC_NONE) {
+        if (tg_mock_body_compress(c) != TG_OK) {
+            return TG_ERROR;
+        }
+        snprintf(ce, sizeof(ce), "content-encoding: %s\r\n",
+                 tg_mock_enc_coding(r->enc));
+    }
+    blen = c->out.last - TG_MOCK_HEADROOM;
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\ncontent-type: %s\r\n"
+                 "content-length: %zu\r\n%s%s: %s\r\n%sconnection: %s"
+                 "\r\n\r\n",
+                 status, tg_http_reason(status), ctype, blen, ce,
+                 r->openai ? "x-request-id" : "request-id", r->id, extra,
+                 (r->keep_alive && !r->close_after) ? "keep-alive" : "close");
+    if (n <= 0 || (size_t)n >= sizeof(head)) {
+        return TG_ERROR;
+    }
+    memcpy(c->out.data + TG_MOCK_HEADROOM - n, head, (size_t)n);
+    c->out.pos = TG_MOCK_HEADROOM - (size_t)n;
+    r->status = status;
+    if (r->fault.reset_mid) {
+        c->out.last = TG_MOCK_HEADROOM + blen / 2;
+        r->rst_after_flush = true;
+    }
+    c->state = TG_MOCK_S_WRITE;
+    return TG_OK;
+}
+
+/* A small complete response: <body> is a NUL-terminated string. */
+static int
+tg_mock_respond(tg_mock_conn_t *c, int status, const char *ctype,
+                const char *extra, const char *body)
+{
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_buf_append(&c->out, body, strlen(body)) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, status, ctype, extra);
+}
+
+/* Anthropic error body; <msg> must be JSON-safe, <details> is "" or a
+ * ",\"details\":{...}" member. */
+int
+tg_mock_error_anthropic(tg_mock_conn_t *c, int status, const char *type,
+                        const char *msg, const char *details, const char *extra)
+{
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_mock_out_printf(c,
+                           "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
+                           "\"message\":\"%s\"%s},\"request_id\":\"%s\"}",
+                           type, msg, details, c->r.id) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, status, "application/json", extra);
+}
+
+/* OpenAI error body; NULL <param> or <code> become null. */
+static int
+tg_mock_error_openai(tg_mock_conn_t *c, int status, const char *type,
+                     const char *msg, const char *param, const char *code,
+                     const char *extra)
+{
+    char p[64], k[64];
+
+    if (param != NULL) {
+        snprintf(p, sizeof(p), "\"%s\"", param);
+    } else {
+        memcpy(p, "null", 5);
+    }
+    if (code != NULL) {
+        snprintf(k, sizeof(k), "\"%s\"", code);
+    } else {
+        memcpy(k, "null", 5);
+    }
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_mock_out_printf(c,
+                           "{\"error\":{\"message\":\"%s\",\"type\":\"%s\","
+                           "\"param\":%s,\"code\":%s}}",
+                           msg, type, p, k) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, status, "application/json", extra);
+}
+
+/* Answer with the injected status of r->fault in the route's shape. */
+static int
+tg_mock_answer_fault(tg_mock_conn_t *c)
+{
+    const tg_mock_fault_t *f = &c->r.fault;
+    const char *at, *am, *ot, *om, *oc = NULL, *det = "";
+    char extra[64] = "";
+    int s = f->status;
+
+    if (f->retry_after >= 0) {
+        snprintf(extra, sizeof(extra), "retry-after: %d\r\n", f->retry_after);
+    }
+    at = (s >= 500) ? "api_error" : "invalid_request_error";
+    am =
+        (s >= 500) ? "Internal server error" : "Injected fault (mock-upstream)";
+    ot = (s >= 500) ? "server_error" : "invalid_request_error";
+    om = (s >= 500) ? "The server had an error while processing your "
+                      "request. Sorry about that!"
+                    : am;
+    if (c->r.hdr_fault_bad) {
+        am = om = "invalid x-mock-fault header (see docs/mock-upstream.md)";
+    } else if (s == 401) {
+        at = "authentication_error";
+        am = "invalid x-api-key";
+        om = "Incorrect API key provided.";
+        oc = "invalid_api_key";
+    } else if (s == 403) {
+        at = "permission_error";
+        am = "Your API key does not have permission to use the specified "
+             "resource.";
+    } else if (s == 404) {
+        at = "not_found_error";
+        am = "Not found";
+    } else if (s == 413) {
+        at = "request_too_large";
+        am = "Request exceeds the maximum allowed number of bytes.";
+    } else if (s == 429 && f->quota) {
+        at = "rate_limit_error";
+        am = "You have reached your specified API usage limits. You will "
+             "regain access on 2099-01-01 at 00:00 UTC.";
+        det = ",\"details\":{\"error_code\":\"enforced_spend_limit_reached\"}";
+        ot = oc = "insufficient_quota";
+        om = "You exceeded your current quota, please check your plan and "
+             "billing details.";
+    } else if (s == 429) {
+        at = "rate_limit_error";
+        am = "This request would exceed the rate limit for your "
+             "organization (mock-upstream). Please retry after the time "
+             "in the retry-after header.";
+        ot = "requests";
+        oc = "rate_limit_exceeded";
+        om = "Rate limit reached for requests (mock-upstream).";
+    } else if (s == 529) {
+        at = "overloaded_error";
+        am = "Overloaded";
+        om = "The engine is currently overloaded, please try again later.";
+    }
+    if (c->r.openai) {
+        return tg_mock_error_openai(c, s, ot, om, NULL, oc, extra);
+    }
+    return tg_mock_error_anthropic(c, s, at, am, det, extra);
+}
+
+/* ------------------------------------------------------------- streaming */
+
+/* Format Anthropic stream event <i> into <buf>; returns its length. */
+static int
+tg_mock_event_anthropic(const tg_mock_req_t *r, uint32_t i, char *buf,
+                        size_t cap)
+{
+    uint32_t n = r->chunks;
+
+    if (r->fault.error_mid && i == r->ev_total / 2) {
+        return snprintf(buf, cap,
+                        "event: error\ndata: {\"type\":\"error\",\"error\":"
+                        "{\"type\":\"overloaded_error\",\"message\":"
+                        "\"Overloaded\"}}\n\n");
+    }
+    if (i == 0) {
+        return snprintf(
+            buf, cap,
+            "event: message_start\ndata: {\"type\":\"message_start\","
+            "\"message\":{\"id\":\"%s\",\"type\":\"message\",\"role\":"
+            "\"assistant\",\"model\":\"%s\",\"content\":[],\"stop_reason\":"
+            "null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%u,"
+            "\"cache_creation_input_tokens\":%u,\"cache_read_input_tokens\":"
+            "%u,\"output_tokens\":1}}}\n\n",
+            r->mid, r->model, r->in_tok, r->cache_create, r->cache_read);
+    }
+    if (i == 1) {
+        return snprintf(buf, cap,
+                        "event: content_block_start\ndata: {\"type\":"
+                        "\"content_block_start\",\"index\":0,"
+                        "\"content_block\":{\"type\":\"text\",\"text\":"
+                        "\"\"}}\n\n");
+    }
+    if (i == 2) {
+        return snprintf(buf, cap,
+                        "event: ping\ndata: {\"type\": \"ping\"}\n\n");
+    }
+    if (i < 3 + n) {
+        return snprintf(buf, cap,
+                        "event: content_block_delta\ndata: {\"type\":"
+                        "\"content_block_delta\",\"index\":0,\"delta\":"
+                        "{\"type\":\"text_delta\",\"text\":\"%s\"}}\n\n",
+                        tg_mock_words[(i - 3) % TG_NELEMS(tg_mock_words)]);
+    }
+    if (i == 3 + n) {
+        return snprintf(buf, cap,
+                        "event: content_block_stop\ndata: {\"type\":"
+                        "\"content_block_stop\",\"index\":0}\n\n");
+    }
+    if (i == 4 + n) {
+        return snprintf(buf, cap,
+                        "event: message_delta\ndata: {\"type\":"
+                        "\"message_delta\",\"delta\":{\"stop_reason\":"
+                        "\"end_turn\",\"stop_sequence\":null},\"usage\":"
+                        "{\"output_tokens\":%u}}\n\n",
+                        r->out_tok);
+    }
+    return snprintf(buf, cap,
+                    "event: message_stop\ndata: {\"type\":"
+                    "\"message_stop\"}\n\n");
+}
+
+/* Format OpenAI stream chunk <i> into <buf>; returns its length. */
+static int
+tg_mock_event_openai(const tg_mock_req_t *r, uint32_t i, char *buf, size_t cap)
+{
+    const char *usage_null = r->include_usage ? ",\"usage\":null" : "";
+    uint32_t n = r->chunks;
+    char pre[1800];
+
+    if (r->fault.error_mid && i == r->ev_total / 2) {
+        return snprintf(buf, cap,
+                        "data: {\"error\":{\"message\":\"The server had an "
+                        "error while processing your request. Sorry about "
+                        "that!\",\"type\":\"server_error\",\"param\":null,"
+                        "\"code\":null}}\n\n");
+    }
+    if (i == r->ev_total - 1) {
+        return snprintf(buf, cap, "data: [DONE]\n\n");
+    }
+    snprintf(pre, sizeof(pre),
+             "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
+             "\"created\":%llu,\"model\":\"%s\",\"system_fingerprint\":"
+             "\"fp_mock\",\"choices\":[",
+             r->mid, (unsigned long long)r->created, r->model);
+    if (i == 0) {
+        return snprintf(buf, cap,
+                        "%s{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                        "\"content\":\"\",\"refusal\":null},\"logprobs\":"
+                        "null,\"finish_reason\":null}]%s}\n\n",
+                        pre, usage_null);
+    }
+    if (i <= n) {
+        return snprintf(buf, cap,
+                        "%s{\"index\":0,\"delta\":{\"content\":\"%s\"},"
+                        "\"logprobs\":null,\"finish_reason\":null}]%s}\n\n",
+                        pre, tg_mock_words[(i - 1) % TG_NELEMS(tg_mock_words)],
+                        usage_null);
+    }
+    if (i == n + 1) {
+        return snprintf(buf, cap,
+                        "%s{\"index\":0,\"delta\":{},\"logprobs\":null,"
+                        "\"finish_reason\":\"stop\"}]%s}\n\n",
+                        pre, usage_null);
+    }
+    return snprintf(buf, cap,
+                    "%s],\"usage\":{\"prompt_tokens\":%u,"
+                    "\"completion_tokens\":%u,\"total_tokens\":%u,"
+                    "\"prompt_tokens_details\":{\"cached_tokens\":%u,"
+                    "\"audio_tokens\":0},\"completion_tokens_details\":"
+                    "{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                    "\"accepted_prediction_tokens\":0,"
+                    "\"rejected_prediction_tokens\":0}}}\n\n",
+                    pre, r->in_tok, r->out_tok, r->in_tok + r->out_tok,
+                    r->cache_read);
+}
+
+/* Append <len> bytes of <p> as one chunk (or raw for HTTP/1.0). */
+static int
+tg_mock_out_chunk(tg_mock_conn_t *c, const char *p, size_t len)
+{
+    char hdr[24];
+    int n;
+
+    if (!c->r.http11) {
+        return tg_buf_append(&c->out, p, len);
+    }
+    n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+    if (tg_buf_append(&c->out, hdr, (size_t)n) != TG_OK ||
+        tg_buf_append(&c->out, p, len) != TG_OK ||
+        tg_buf_append(&c->out, "\r\n", 2) != TG_OK) {
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+/* Append stream bytes <p> of <len> as one chunk, through the stream's
+ * encoder when it has one (<last> ends the compressed stream).  An
+ * encoder that produced nothing adds no chunk (an empty chunk would end
+ * the body). */
+static int
+tg_mock_out_stream(tg_mock_conn_t *c, const char *p, size_t len, bool last)
+{
+    tg_buf_t z;
+    int rc;
+
+    if (c->r.encoder == NULL) {
+        return len > 0 ? tg_mock_out_chunk(c, p, len) : TG_OK;
+    }
+    tg_buf_init(&z, TG_MOCK_OUT_MAX);
+    rc = tg_mock_enc_write(c->r.encoder, p, len, last, &z);
+    if (rc == TG_OK && tg_buf_len(&z) > 0) {
+        rc = tg_mock_out_chunk(c, z.data + z.pos, tg_buf_len(&z));
+    }
+    tg_buf_fini(&z);
+    return rc;
+}
+
+/*
+ * Queue the next piece of the stream: one event, the end of the stream,
+ * or nothing when a delay or reset-mid applies.  TG_OK when the caller
+ * should flush and come back, TG_AGAIN when a delay timer was armed,
+ * TG_ERROR when the buffer could not take the event.
+ */
+int
+tg_mock_stream_next(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    char ev[TG_MOCK_EVENT_MAX];
+    uint32_t i = r->ev_idx, first = r->openai ? 1 : 3;
+    int n;
+
+    if (i >= r->ev_total) {
+        c->state = TG_MOCK_S_WRITE;
+        if (tg_mock_out_stream(c, NULL, 0, true) != TG_OK) {
+            return TG_ERROR;
+        }
+        return r->http11 ? tg_buf_append(&c->out, "0\r\n\r\n", 5) : TG_OK;
+    }
+    if (r->fault.reset_mid && i >= r->ev_total / 2) {
+        r->rst_after_flush = true;
+        return TG_OK;
+    }
+    if (r->delay_ms > 0 && i >= first && i < first + r->chunks &&
+        !r->ev_waited) {
+        r->ev_waited = true;
+        tg_ev_timer_add(tg_mock_loop, &c->step, r->delay_ms);
+        return TG_AGAIN;
+    }
+    r->ev_waited = false;
+    n = r->openai ? tg_mock_event_openai(r, i, ev, sizeof(ev))
+                  : tg_mock_event_anthropic(r, i, ev, sizeof(ev));
+    if (n <= 0 || (size_t)n >= sizeof(ev)) {
+        return TG_ERROR;
+    }
+    /* After a mid-stream error event the stream just ends, without
+     * message_stop or [DONE], as the real APIs do. */
+    r->ev_idx =
+        (r->fault.error_mid && i == r->ev_total / 2) ? r->ev_total : i + 1;
+    return tg_mock_out_stream(c, ev, (size_t)n, false);
+}
+
+/* Send the stream head and start producing events. */
+static int
+tg_mock_stream_start(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+
+    if (!r->http11) {
+        r->close_after = true;
+    }
+    r->status = 200;
+    r->ev_idx = 0;
+    r->ev_total =
+        r->openai ? r->chunks + 3 + (r->include_usage ? 1 : 0) : r->chunks + 6;
+    if (r->enc != TG_MOCK_ENC_NONE) {
+        r->encoder = tg_mock_enc_create(r->enc);
+        if (r->encoder == NULL) {
+            return TG_ERROR;
+        }
+    }
+    if (tg_mock_out_printf(
+            c,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            "cache-control: no-cache\r\n%s%s%s%s: %s\r\n%sconnection: %s"
+            "\r\n\r\n",
+            r->encoder ? "content-encoding: " : "",
+            r->encoder ? tg_mock_enc_coding(r->enc) : "",
+            r->encoder ? "\r\n" : "", r->openai ? "x-request-id" : "request-id",
+            r->id, r->http11 ? "transfer-encoding: chunked\r\n" : "",
+            r->close_after || !r->keep_alive ? "close" : "keep-alive") !=
+        TG_OK) {
+        return TG_ERROR;
+    }
+    tg_mock_cnt_add(TG_MOCK_C_STREAMS, 1);
+    c->state = TG_MOCK_S_STREAM;
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------- endpoints */
+
+static int
+tg_mock_text(tg_mock_conn_t *c)
+{
+    uint32_t k;
+
+    for (k = 0; k < c->r.chunks; k++) {
+        const char *w = tg_mock_words[k % TG_NELEMS(tg_mock_words)];
+
+        if (tg_buf_append(&c->out, w, strlen(w)) != TG_OK) {
+            return TG_ERROR;
+        }
+    }
+    return TG_OK;
+}
+
+static int
+tg_mock_messages_body(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_mock_out_printf(c,
+                           "{\"id\":\"%s\",\"type\":\"message\",\"role\":"
+                           "\"assistant\",\"model\":\"%s\",\"content\":"
+                           "[{\"type\":\"text\",\"text\":\"",
+                           r->mid, r->model) != TG_OK ||
+        tg_mock_text(c) != TG_OK ||
+        tg_mock_out_printf(
+            c,
+            "\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,"
+            "\"usage\":{\"input_tokens\":%u,\"cache_creation_input_tokens\":"
+            "%u,\"cache_read_input_tokens\":%u,\"output_tokens\":%u}}",
+            r->in_tok, r->cache_create, r->cache_read, r->out_tok) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, 200, "application/json", "");
+}
+
+/* POST /v1/messages and /v1/messages/count_tokens. */
+static int
+tg_mock_answer_messages(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    char msg[256];
+
+    if (!r->has_key) {
+        return tg_mock_error_anthropic(c, 401, "authentication_error",
+                                       "x-api-key header is required", "", "");
+    }
+    if (!r->key_ok) {
+        return tg_mock_error_anthropic(c, 401, "authentication_error",
+                                       "invalid x-api-key", "", "");
+    }
+    if (!r->has_version) {
+        return tg_mock_error_anthropic(c, 400, "invalid_request_error",
+                                       "anthropic-version: header is required",
+                                       "", "");
+    }
+    if (!r->json_ok) {
+        snprintf(msg, sizeof(msg), "invalid JSON body: %s", r->json_err);
+        return tg_mock_error_anthropic(c, 400, "invalid_request_error", msg, "",
+                                       "");
+    }
+    if (!r->has_model ||
+        (r->path == TG_MOCK_P_MESSAGES && !r->has_max_tokens) ||
+        !r->has_messages) {
+        snprintf(msg, sizeof(msg), "%s: Field required",
+                 !r->has_model      ? "model"
+                 : !r->has_messages ? "messages"
+                                    : "max_tokens");
+        return tg_mock_error_anthropic(c, 400, "invalid_request_error", msg, "",
+                                       "");
+    }
+    if (r->path == TG_MOCK_P_COUNT_TOKENS) {
+        r->out_tok = r->cache_read = r->cache_create = 0;
+        r->stream = false;
+        if (tg_mock_body_begin(c) != TG_OK ||
+            tg_mock_out_printf(c, "{\"input_tokens\":%u}", r->in_tok) !=
+                TG_OK) {
+            return TG_ERROR;
+        }
+        return tg_mock_body_end(c, 200, "application/json", "");
+    }
+    if (r->stream) {
+        return tg_mock_stream_start(c);
+    }
+    return tg_mock_messages_body(c);
+}
+
+/* POST /v1/chat/completions. */
+static int
+tg_mock_answer_chat(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    char msg[256];
+
+    if (!r->has_bearer || !r->bearer_ok) {
+        return tg_mock_error_openai(
+            c, 401, "invalid_request_error",
+            !r->has_bearer
+                ? "You didn't provide an API key. You need to provide your "
+                  "API key in an Authorization header using Bearer auth "
+                  "(i.e. Authorization: Bearer YOUR_KEY)."
+                : "Incorrect API key provided.",
+            NULL, "invalid_api_key", "");
+    }
+    if (!r->json_ok) {
+        snprintf(msg, sizeof(msg),
+                 "We could not parse the JSON body of your request. (%s)",
+                 r->json_err);
+        return tg_mock_error_openai(c, 400, "invalid_request_error", msg, NULL,
+                                    NULL, "");
+    }
+    if (!r->has_model) {
+        return tg_mock_error_openai(c, 400, "invalid_request_error",
+                                    "you must provide a model parameter", NULL,
+                                    NULL, "");
+    }
+    if (!r->has_messages) {
+        return tg_mock_error_openai(c, 400, "invalid_request_error",
+                                    "Missing required parameter: 'messages'.",
+                                    "messages", "missing_required_parameter",
+                                    "");
+    }
+    r->created = tg_time_wall_ms() / 1000;
+    if (r->stream) {
+        return tg_mock_stream_start(c);
+    }
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_mock_out_printf(c,
+                           "{\"id\":\"%s\",\"object\":\"chat.completion\","
+                           "\"created\":%llu,\"model\":\"%s\",\"choices\":"
+                           "[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                           "\"content\":\"",
+                           r->mid, (unsigned long long)r->created,
+                           r->model) != TG_OK ||
+        tg_mock_text(c) != TG_OK ||
+        tg_mock_out_printf(
+            c,
+            "\",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,"
+            "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%u,"
+            "\"completion_tokens\":%u,\"total_tokens\":%u,"
+            "\"prompt_tokens_details\":{\"cached_tokens\":%u,"
+            "\"audio_tokens\":0},\"completion_tokens_details\":"
+            "{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+            "\"accepted_prediction_tokens\":0,"
+            "\"rejected_prediction_tokens\":0}},\"service_tier\":\"default\","
+            "\"system_fingerprint\":\"fp_mock\"}",
+            r->in_tok, r->out_tok, r->in_tok + r->out_tok,
+            r->cache_read) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, 200, "application/json", "");
+}
+
+/* GET /v1/models: Anthropic shape, or OpenAI shape for a Bearer-only
+ * client. */
+static int
+tg_mock_answer_models(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+
+    if (!r->has_key && r->has_bearer) {
+        r->openai = true;
+        if (!r->bearer_ok) {
+            return tg_mock_error_openai(c, 401, "invalid_request_error",
+                                        "Incorrect API key provided.", NULL,
+                                        "invalid_api_key", "");
+        }
+        return tg_mock_respond(
+            c, 200, "application/json", "",
+            "{\"object\":\"list\",\"data\":["
+            "{\"id\":\"gpt-4o\",\"object\":\"model\",\"created\":1715367049,"
+            "\"owned_by\":\"system\"},"
+            "{\"id\":\"gpt-4o-mini\",\"object\":\"model\",\"created\":"
+            "1721172741,\"owned_by\":\"system\"}]}");
+    }
+    if (!r->has_key || !r->key_ok) {
+        return tg_mock_error_anthropic(
+            c, 401, "authentication_error",
+            r->has_key ? "invalid x-api-key" : "x-api-key header is required",
+            "", "");
+    }
+    return tg_mock_respond(
+        c, 200, "application/json", "",
+        "{\"data\":["
+        "{\"type\":\"model\",\"id\":\"claude-sonnet-4-5-20250929\","
+        "\"display_name\":\"Claude Sonnet 4.5\","
+        "\"created_at\":\"2025-09-29T00:00:00Z\"},"
+        "{\"type\":\"model\",\"id\":\"claude-opus-4-1-20250805\","
+        "\"display_name\":\"Claude Opus 4.1\","
+        "\"created_at\":\"2025-08-05T00:00:00Z\"},"
+        "{\"type\":\"model\",\"id\":\"claude-haiku-4-5-20251001\","
+        "\"display_name\":\"Claude Haiku 4.5\","
+        "\"created_at\":\"2025-10-01T00:00:00Z\"}],"
+        "\"has_more\":false,\"first_id\":\"claude-sonnet-4-5-20250929\","
+        "\"last_id\":\"claude-haiku-4-5-20251001\"}");
+}
+
+/* Buffer the answer of a /v1 request once its fault delays are over.
+ * TG_OK (the caller drives it out) or TG_ERROR (the caller closes). */
+int
+tg_mock_answer(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    int rc;
+
+    if (r->fault.status != 0) {
+        rc = tg_mock_answer_fault(c);
+    } else if (r->path == TG_MOCK_P_OTHER) {
+        rc = r->openai ? tg_mock_error_openai(c, 404, "invalid_request_error",
+                                              "Unknown request URL.", NULL,
+                                              "unknown_url", "")
+                       : tg_mock_error_anthropic(c, 404, "not_found_error",
+                                                 "Not Found", "", "");
+    } else if ((r->path == TG_MOCK_P_MODELS) != (r->method == TG_HTTP_GET)) {
+        rc = r->openai
+                 ? tg_mock_error_openai(c, 405, "invalid_request_error",
+                                        "Method not allowed.", NULL, NULL, "")
+                 : tg_mock_error_anthropic(c, 405, "invalid_request_error",
+                                           "Method Not Allowed", "", "");
+    } else if (r->path == TG_MOCK_P_MODELS) {
+        rc = tg_mock_answer_models(c);
+    } else if (r->path == TG_MOCK_P_CHAT) {
+        rc = tg_mock_answer_chat(c);
+    } else {
+        rc = tg_mock_answer_messages(c);
+    }
+    if (rc != TG_OK) {
+        tg_log(TG_LOG_WARN, 0, "cannot build a response; closing fd %d", c->fd);
+        return TG_ERROR;
+    }
+    if (r->status != 200) {
+        /* Token counts belong to successful answers only. */
+        r->in_tok = r->out_tok = r->cache_read = r->cache_create = 0;
+    }
+    return TG_OK;
+}
+
+static int
+tg_mock_answer_stats(tg_mock_conn_t *c)
+{
+    static const struct {
+        const char *name;
+        int from, to;
+    } groups[] = {
+        {NULL, TG_MOCK_C_REQUESTS, TG_MOCK_C_ACCEPTED},
+        {"connections", TG_MOCK_C_ACCEPTED, TG_MOCK_C_IN_TOK},
+        {"tokens", TG_MOCK_C_IN_TOK, TG_MOCK_C_PATH},
+        {"paths", TG_MOCK_C_PATH, TG_MOCK_C_FAULT},
+        {"faults", TG_MOCK_C_FAULT, TG_MOCK_C_STATUS},
+        {"status", TG_MOCK_C_STATUS, TG_MOCK_C_MAX},
+    };
+    size_t g;
+    int i;
+
+    if (tg_mock_body_begin(c) != TG_OK || tg_mock_out_printf(c, "{") != TG_OK) {
+        return TG_ERROR;
+    }
+    for (g = 0; g < TG_NELEMS(groups); g++) {
+        if (groups[g].name != NULL &&
+            tg_mock_out_printf(c, ",\"%s\":{", groups[g].name) != TG_OK) {
+            return TG_ERROR;
+        }
+        for (i = groups[g].from; i < groups[g].to; i++) {
+            uint64_t v = atomic_load_explicit(&tg_mock_shm->cnt[i],
+                                              memory_order_relaxed);
+
+            if (tg_mock_out_printf(
+                    c, "%s\"%s\":%llu", i == groups[g].from ? "" : ",",
+                    tg_mock_cnt_names[i], (unsigned long long)v) != TG_OK) {
+                return TG_ERROR;
+            }
+        }
+        if (groups[g].name != NULL && tg_mock_out_printf(c, "}") != TG_OK) {
+            return TG_ERROR;
+        }
+    }
+    if (tg_mock_out_printf(c, "}\n") != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, 200, "application/json", "");
+}
+
+static int
+tg_mock_answer_fault_ctl(tg_mock_conn_t *c, const char *body, size_t len)
+{
+    tg_mock_fault_t f;
+    char err[160], out[1024], spec[TG_MOCK_SPEC_MAX * 6];
+
+    if (c->r.method == TG_HTTP_POST) {
+        if (tg_mock_fault_parse(&f, body, len, err, sizeof(err)) != TG_OK) {
+            tg_json_escape(spec, sizeof(spec), err, strlen(err));
+            snprintf(out, sizeof(out), "{\"error\":\"%s\"}\n", spec);
+            return tg_mock_respond(c, 400, "application/json", "", out);
+        }
+        tg_mock_fault_store(&f);
+        tg_log(TG_LOG_NOTICE, 0, "global fault set to \"%s\"",
+               f.spec[0] ? f.spec : "none");
+    } else if (c->r.method != TG_HTTP_GET) {
+        return tg_mock_respond(c, 405, "text/plain", "",
+                               "method not allowed\n");
+    }
+    tg_mock_fault_sync();
+    tg_json_escape(spec, sizeof(spec), tg_mock_gfault.spec,
+                   strlen(tg_mock_gfault.spec));
+    snprintf(out, sizeof(out), "{\"fault\":\"%s\",\"remaining\":%lld}\n",
+             spec[0] ? spec : "none",
+             (long long)atomic_load(&tg_mock_shm->fault_left));
+    return tg_mock_respond(c, 200, "application/json", "", out);
+}
+
+/* Answer the mock's own routes (health, fault control, stats). */
+int
+tg_mock_answer_local(tg_mock_conn_t *c, const char *body, size_t len)
+{
+    int i;
+
+    switch (c->r.path) {
+    case TG_MOCK_P_HEALTHZ:
+        return tg_mock_respond(c, 200, "text/plain", "", "ok\n");
+    case TG_MOCK_P_FAULT:
+        return tg_mock_answer_fault_ctl(c, body, len);
+    case TG_MOCK_P_STATS:
+        return tg_mock_answer_stats(c);
+    default:
+        if (c->r.method != TG_HTTP_POST) {
+            return tg_mock_respond(c, 405, "text/plain", "",
+                                   "method not allowed\n");
+        }
+        for (i = 0; i < TG_MOCK_C_MAX; i++) {
+            if (i != TG_MOCK_C_ACTIVE) {
+                atomic_store(&tg_mock_shm->cnt[i], 0);
+            }
+        }
+        return tg_mock_respond(c, 200, "application/json", "",
+                               "{\"reset\":true}\n");
+    }
+}
