@@ -69,10 +69,12 @@ tg_limit_quota_retry_us(const tg_shm_user_t *u, uint64_t now_s)
 
 
 static int
-tg_limit_refuse(tg_limit_refusal_t *why, uint64_t retry_us, const char *msg)
+tg_limit_refuse(tg_limit_refusal_t *why, uint32_t reason, uint64_t retry_us,
+                const char *msg)
 {
     why->retry_us = retry_us;
     why->msg = msg;
+    why->reason = reason;
     return TG_DECLINED;
 }
 
@@ -91,7 +93,8 @@ tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
     *lease = -1;
     if (key->tpm != 0 &&
         tg_shm_rl_tpm_check(rl, key->tpm, now_us, &retry) != TG_SHM_OK) {
-        return tg_limit_refuse(why, retry, "tokens per minute limit reached");
+        return tg_limit_refuse(why, TG_SHM_REFUSE_TPM, retry,
+                               "tokens per minute limit reached");
     }
     if (key->user != TG_SHM_USER_NONE &&
         tg_shm_users_read(tg_shm_users(w->shm), key->user, &user) ==
@@ -99,17 +102,19 @@ tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
         tg_shm_users_over_quota(tg_shm_users(w->shm), key->user, &user,
                                 now_s)) {
         return tg_limit_refuse(
-            why, tg_limit_quota_retry_us(&user, now_s),
+            why, TG_SHM_REFUSE_QUOTA_TOKENS,
+            tg_limit_quota_retry_us(&user, now_s),
             "token quota of this user is used up for the period");
     }
     if (w->nlease_free == 0) {
         /* More requests than connections cannot happen; stay safe. */
-        return tg_limit_refuse(why, 1000000, "too many requests in flight");
+        return tg_limit_refuse(why, TG_SHM_REFUSE_OVERLOAD, 1000000,
+                               "too many requests in flight");
     }
     li = w->lease_free[w->nlease_free - 1];
     if (tg_shm_rl_conc_acquire(tg_shm_rl(w->shm), slot, key->concurrency,
                                &w->leases[li]) != TG_SHM_OK) {
-        return tg_limit_refuse(why, 1000000,
+        return tg_limit_refuse(why, TG_SHM_REFUSE_CONCURRENCY, 1000000,
                                "concurrent requests limit reached");
     }
     w->nlease_free--;
@@ -119,7 +124,8 @@ tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
     if (key->rpm != 0 && tg_shm_rl_rpm_check(rl, key->rpm, key->burst, now_us,
                                              &retry) != TG_SHM_OK) {
         tg_limit_release(w, lease);
-        return tg_limit_refuse(why, retry, "requests per minute limit reached");
+        return tg_limit_refuse(why, TG_SHM_REFUSE_RPM, retry,
+                               "requests per minute limit reached");
     }
     return TG_OK;
 }

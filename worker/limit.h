@@ -26,6 +26,7 @@
 typedef struct {
     uint64_t retry_us; /* when trying again makes sense */
     const char *msg;   /* for the client, static */
+    uint32_t reason;   /* TG_SHM_REFUSE_* (shm/metrics.h) */
 } tg_limit_refusal_t;
 
 /* Set up <w>'s lease stack.  TG_OK or TG_ERROR (logged); startup only. */
