@@ -43,12 +43,12 @@ typedef struct {
 } tg_export_col_t;
 
 static const tg_export_col_t tg_export_cols[] = {
-    {"key_id", false},      {"user_id", false},     {"username", true},
-    {"email", true},        {"name", true},         {"prefix", false},
-    {"last4", false},       {"status", false},      {"expires_at", false},
-    {"group", true},        {"models", true},       {"rpm", false},
-    {"burst", false},       {"tpm", false},         {"concurrency", false},
-    {"created_at", false},  {"last_used_at", false}};
+    {"key_id", false},     {"user_id", false},     {"username", true},
+    {"email", true},       {"name", true},         {"prefix", false},
+    {"last4", false},      {"status", false},      {"expires_at", false},
+    {"group", true},       {"models", true},       {"rpm", false},
+    {"burst", false},      {"tpm", false},         {"concurrency", false},
+    {"created_at", false}, {"last_used_at", false}};
 
 static void tg_export_page(tg_api_req_t *r);
 
@@ -57,8 +57,7 @@ static void tg_export_page(tg_api_req_t *r);
 static bool
 tg_export_csv(const tg_api_req_t *r)
 {
-    const char *f =
-        json_string_value(json_object_get(r->state_json, "format"));
+    const char *f = json_string_value(json_object_get(r->state_json, "format"));
 
     return f == NULL || strcmp(f, "csv") == 0;
 }
@@ -156,7 +155,8 @@ tg_export_csv_row(tg_buf_t *b, const json_t *item)
 
     for (i = 0; i < TG_NELEMS(tg_export_cols); i++) {
         if ((i > 0 && tg_buf_append(b, ",", 1) != TG_OK) ||
-            tg_export_csv_value(b, json_object_get(item, tg_export_cols[i].name),
+            tg_export_csv_value(b,
+                                json_object_get(item, tg_export_cols[i].name),
                                 &tg_export_cols[i]) != TG_OK) {
             return TG_ERROR;
         }
@@ -199,21 +199,18 @@ tg_export_write_items(tg_api_req_t *r, const json_t *items)
     json_array_foreach(items, i, item)
     {
         rc = tg_export_csv(r) ? tg_export_csv_row(&piece, item)
-                              : tg_export_json_item(&piece, item,
-                                                    written == 0);
+                              : tg_export_json_item(&piece, item, written == 0);
         if (rc != TG_OK) {
             break;
         }
         written++;
     }
     if (rc == TG_OK) {
-        rc = tg_api_stream_write(r, piece.data + piece.pos,
-                                 tg_buf_len(&piece));
+        rc = tg_api_stream_write(r, piece.data + piece.pos, tg_buf_len(&piece));
     }
     tg_buf_fini(&piece);
-    if (rc == TG_OK &&
-        json_object_set_new(r->state_json, "written",
-                            json_integer(written)) != 0) {
+    if (rc == TG_OK && json_object_set_new(r->state_json, "written",
+                                           json_integer(written)) != 0) {
         rc = TG_ERROR;
     }
     return rc;
@@ -232,19 +229,18 @@ tg_export_page_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
         tg_api_stream_abort(r);
         return;
     }
-    if (tg_export_write_items(r, json_object_get(result, "items")) !=
-        TG_OK) {
+    if (tg_export_write_items(r, json_object_get(result, "items")) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "key export: out of memory");
         tg_api_stream_abort(r);
         return;
     }
     next = json_object_get(result, "next_cursor");
     if (!json_is_string(next)) {
-        tail = tg_export_csv(r) ? ""
-               : json_integer_value(json_object_get(r->state_json,
-                                                    "written")) > 0
-                   ? "\n]\n"
-                   : "]\n";
+        tail =
+            tg_export_csv(r) ? ""
+            : json_integer_value(json_object_get(r->state_json, "written")) > 0
+                ? "\n]\n"
+                : "]\n";
         if (tg_api_stream_write(r, tail, strlen(tail)) != TG_OK) {
             tg_api_stream_abort(r);
             return;
@@ -252,9 +248,9 @@ tg_export_page_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
         tg_api_stream_end(r);
         return;
     }
-    if (json_object_set_new(r->args, "cursor",
-                            json_integer(strtoll(json_string_value(next),
-                                                 NULL, 10))) != 0) {
+    if (json_object_set_new(
+            r->args, "cursor",
+            json_integer(strtoll(json_string_value(next), NULL, 10))) != 0) {
         tg_api_stream_abort(r);
         return;
     }
@@ -291,8 +287,8 @@ tg_export_count_done(tg_api_req_t *r, json_t *result, tg_api_error_t *e)
     snprintf(disp, sizeof(disp),
              "content-disposition: attachment; filename=\"keys.%s\"\r\n",
              csv ? "csv" : "json");
-    snprintf(extra, sizeof(extra), "x-total-count: %" JSON_INTEGER_FORMAT
-             "\r\n%s", total, disp);
+    snprintf(extra, sizeof(extra),
+             "x-total-count: %" JSON_INTEGER_FORMAT "\r\n%s", total, disp);
     if (tg_api_stream_start(r, 200,
                             csv ? "text/csv; charset=utf-8; header=present"
                                 : "application/json",

@@ -60,16 +60,16 @@ static struct {
 static const uint64_t tg_metrics_bounds[TG_SHM_METRICS_BUCKETS - 1] =
     TG_SHM_METRICS_BOUNDS_US;
 static const char *const tg_metrics_apis[TG_SHM_METRICS_APIS] = {"anthropic",
-                                                                  "openai"};
+                                                                 "openai"};
 static const char *const tg_metrics_classes[TG_SHM_METRICS_CLASSES] = {
     "none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const tg_metrics_tokens[TG_USAGE_NTOKENS] = {
     "input",          "output",         "cache_read",
     "cache_write_5m", "cache_write_1h", "reasoning"};
 static const char *const tg_metrics_refusals[TG_SHM_METRICS_REFUSE] = {
-    NULL,  "auth",         "forbidden",  "rpm",      "tpm",   "concurrency",
-    "quota_tokens", "quota_cost", "overload", "other", NULL, NULL,
-    NULL,  NULL,          NULL,         NULL};
+    NULL,           "auth",       "forbidden", "rpm",   "tpm", "concurrency",
+    "quota_tokens", "quota_cost", "overload",  "other", NULL,  NULL,
+    NULL,           NULL,         NULL,        NULL};
 
 
 /* See metrics.h. */
@@ -158,8 +158,8 @@ tg_metrics_escape(const char *s, char *out, size_t cap)
 
 /* The label value of endpoint block <i>. */
 static void
-tg_metrics_ep_name(const tg_conf_t *conf, uint32_t i, uint32_t neps,
-                   char *out, size_t cap)
+tg_metrics_ep_name(const tg_conf_t *conf, uint32_t i, uint32_t neps, char *out,
+                   size_t cap)
 {
     if (i >= neps || i >= conf->nendpoints) {
         snprintf(out, cap, "none");
@@ -199,8 +199,8 @@ tg_metrics_sum(tg_shm_t *shm, tg_metrics_sum_t *s)
             continue;
         }
         for (k = 0; k < TG_SHM_METRICS_REFUSE; k++) {
-            s->refused[k] += atomic_load_explicit(&row->refused[k],
-                                                  memory_order_relaxed);
+            s->refused[k] +=
+                atomic_load_explicit(&row->refused[k], memory_order_relaxed);
         }
         for (k = 0; k <= TG_SHM_METRICS_MODELS; k++) {
             s->model_requests[k] += row->model_requests[k];
@@ -300,14 +300,13 @@ tg_metrics_requests(const tg_conf_t *conf, const tg_metrics_sum_t *s,
                        "%llu\n",
                        name, (unsigned long long)s->eps[e].retries);
     }
-    tg_metrics_family(b, rc, "tollgate_time_to_first_byte_seconds",
-                      "histogram",
+    tg_metrics_family(b, rc, "tollgate_time_to_first_byte_seconds", "histogram",
                       "Time from the first byte of a request to the first "
                       "byte of its response, by endpoint.");
     for (e = 0; e < s->neps; e++) {
         tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name));
-        tg_metrics_histogram(b, rc, "tollgate_time_to_first_byte_seconds",
-                             name, s->eps[e].ttfb, s->eps[e].ttfb_sum_us);
+        tg_metrics_histogram(b, rc, "tollgate_time_to_first_byte_seconds", name,
+                             s->eps[e].ttfb, s->eps[e].ttfb_sum_us);
     }
     tg_metrics_family(b, rc, "tollgate_request_duration_seconds", "histogram",
                       "Time from the first byte of a request to the last "
@@ -336,8 +335,9 @@ tg_metrics_models(const tg_metrics_sum_t *s, tg_buf_t *b, int *rc)
             continue;
         }
         tg_metrics_escape(s->model_names[k], name, sizeof(name));
-        tg_metrics_out(b, rc, "tollgate_model_requests_total{model=\"%s\"} "
-                              "%llu\n",
+        tg_metrics_out(b, rc,
+                       "tollgate_model_requests_total{model=\"%s\"} "
+                       "%llu\n",
                        name, (unsigned long long)s->model_requests[k]);
     }
     tg_metrics_family(b, rc, "tollgate_tokens_total", "counter",
@@ -371,8 +371,9 @@ tg_metrics_models(const tg_metrics_sum_t *s, tg_buf_t *b, int *rc)
                       "reason.");
     for (k = 1; k < TG_SHM_METRICS_REFUSE; k++) {
         if (tg_metrics_refusals[k] != NULL) {
-            tg_metrics_out(b, rc, "tollgate_refusals_total{reason=\"%s\"} "
-                                  "%llu\n",
+            tg_metrics_out(b, rc,
+                           "tollgate_refusals_total{reason=\"%s\"} "
+                           "%llu\n",
                            tg_metrics_refusals[k],
                            (unsigned long long)s->refused[k]);
         }
@@ -382,12 +383,11 @@ tg_metrics_models(const tg_metrics_sum_t *s, tg_buf_t *b, int *rc)
 
 /* Live state of each configured endpoint, from the endpoint table. */
 static void
-tg_metrics_endpoints(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b,
-                     int *rc)
+tg_metrics_endpoints(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
 {
     static const char *const states[] = {"closed", "open", "half_open"};
-    uint32_t neps = (uint32_t)TG_MIN(conf->nendpoints,
-                                     tg_shm_capacity(shm, TG_SHM_T_EPS));
+    uint32_t neps =
+        (uint32_t)TG_MIN(conf->nendpoints, tg_shm_capacity(shm, TG_SHM_T_EPS));
     void *base = tg_shm_table(shm, TG_SHM_T_EPS);
     uint64_t now = tg_time_wall_ms();
     char name[256];
@@ -403,14 +403,14 @@ tg_metrics_endpoints(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b,
     tg_metrics_family(b, rc, "tollgate_upstream_attempts_total", "counter",
                       "Upstream attempts started, by endpoint.");
     TG_METRICS_EACH_EP(tg_metrics_out(
-        b, rc, "tollgate_upstream_attempts_total{endpoint=\"%s\"} %llu\n",
-        name, (unsigned long long)atomic_load(&e->requests)));
+        b, rc, "tollgate_upstream_attempts_total{endpoint=\"%s\"} %llu\n", name,
+        (unsigned long long)atomic_load(&e->requests)));
     tg_metrics_family(b, rc, "tollgate_upstream_failures_total", "counter",
                       "Upstream attempts that failed (transport error, "
                       "timeout, 5xx, 401), by endpoint.");
     TG_METRICS_EACH_EP(tg_metrics_out(
-        b, rc, "tollgate_upstream_failures_total{endpoint=\"%s\"} %llu\n",
-        name, (unsigned long long)atomic_load(&e->failures)));
+        b, rc, "tollgate_upstream_failures_total{endpoint=\"%s\"} %llu\n", name,
+        (unsigned long long)atomic_load(&e->failures)));
     tg_metrics_family(b, rc, "tollgate_upstream_in_flight", "gauge",
                       "Upstream transfers open now, by endpoint.");
     TG_METRICS_EACH_EP(tg_metrics_out(
@@ -442,13 +442,13 @@ tg_metrics_endpoints(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b,
     TG_METRICS_EACH_EP(tg_metrics_out(
         b, rc, "tollgate_endpoint_available{endpoint=\"%s\"} %d\n", name,
         tg_shm_ep_available(e, now) ? 1 : 0));
-    tg_metrics_family(b, rc, "tollgate_endpoint_latency_ewma_seconds",
-                      "gauge",
+    tg_metrics_family(b, rc, "tollgate_endpoint_latency_ewma_seconds", "gauge",
                       "Moving average of the time to the response head, by "
                       "endpoint.");
     TG_METRICS_EACH_EP(tg_metrics_out(
-        b, rc, "tollgate_endpoint_latency_ewma_seconds{endpoint=\"%s\"} "
-               "%.6f\n",
+        b, rc,
+        "tollgate_endpoint_latency_ewma_seconds{endpoint=\"%s\"} "
+        "%.6f\n",
         name, (double)atomic_load(&e->latency_ewma_us) / 1e6));
 #undef TG_METRICS_EACH_EP
 }
@@ -536,8 +536,8 @@ tg_metrics_spool_scan(const char *dir, uint64_t *files, uint64_t *bytes)
 static void
 tg_metrics_usage(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
 {
-    static const char *const states[] = {"none", "connecting", "ready",
-                                         "down", "refused"};
+    static const char *const states[] = {"none", "connecting", "ready", "down",
+                                         "refused"};
     tg_shm_ring_t *ring = tg_shm_ring(shm);
     const tg_agg_stats_t *st = tg_agg_stats();
     uint64_t head = atomic_load(&ring->head), tail = atomic_load(&ring->tail);
@@ -576,8 +576,7 @@ tg_metrics_usage(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
     tg_metrics_family(b, rc, "tollgate_database_up", "gauge",
                       "1 when PostgreSQL is connected and the store is "
                       "ready.");
-    tg_metrics_out(b, rc, "tollgate_database_up %d\n",
-                   state == TG_STORE_READY);
+    tg_metrics_out(b, rc, "tollgate_database_up %d\n", state == TG_STORE_READY);
     tg_metrics_family(b, rc, "tollgate_database_state", "gauge",
                       "State of the store: 1 for the current one.");
     for (k = 0; k < TG_NELEMS(states); k++) {

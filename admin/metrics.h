@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define TG_METRICS_MAX            (16u << 20) /* bytes of one exposition */
-#define TG_METRICS_CONTENT_TYPE   "text/plain; version=0.0.4; charset=utf-8"
+#define TG_METRICS_MAX          (16u << 20) /* bytes of one exposition */
+#define TG_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /*
  * Render the exposition for <conf> and <shm> into <out> (appended; bounded

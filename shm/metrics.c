@@ -113,8 +113,8 @@ tg_shm_metrics_name_ok(const char *name, size_t len)
         unsigned char ch = (unsigned char)name[i];
 
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-              ch == ':' || ch == '/' || ch == '@' || ch == '-')) {
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' ||
+              ch == '/' || ch == '@' || ch == '-')) {
             return false;
         }
     }
@@ -178,8 +178,8 @@ tg_shm_metrics_models(tg_shm_metrics_hdr_t *m, tg_shm_metrics_row_t *row,
                       const tg_usage_rec_t *rec, uint64_t cost_pusd)
 {
     size_t len = strnlen(rec->model, sizeof(rec->model));
-    bool answered = rec->status >= 200 && rec->status < 300 &&
-                    rec->outcome == TG_USAGE_OK;
+    bool answered =
+        rec->status >= 200 && rec->status < 300 && rec->outcome == TG_USAGE_OK;
     uint32_t mi, i;
 
     if (len == 0 || rec->attempts == 0) {

@@ -65,9 +65,10 @@
 /* Upper bounds of the histogram buckets, in microseconds; the last bucket
  * is +Inf.  Fixed: they are part of the exposed series. */
 #define TG_SHM_METRICS_BOUNDS_US                                               \
-    {5000,    10000,    25000,    50000,    100000,   250000,                  \
-     500000,  1000000,  2500000,  5000000,  10000000, 30000000,                \
-     60000000, 120000000, 300000000}
+    {                                                                          \
+        5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,   \
+            5000000, 10000000, 30000000, 60000000, 120000000, 300000000        \
+    }
 
 /* Why a request was refused (tg_shm_metrics_row_t.refused). */
 enum {
@@ -92,8 +93,8 @@ enum {
 
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint32_t state; /* TG_SHM_MODEL_* */
-    uint32_t len;                     /* bytes of name, set before READY */
-    char name[TG_SHM_METRICS_NAME];   /* NUL-padded */
+    uint32_t len;                   /* bytes of name, set before READY */
+    char name[TG_SHM_METRICS_NAME]; /* NUL-padded */
 } tg_shm_metrics_model_t;
 
 _Static_assert(sizeof(tg_shm_metrics_model_t) == 64, "model slot is a line");
@@ -112,8 +113,7 @@ typedef struct {
     tg_shm_metrics_model_t models[TG_SHM_METRICS_MODELS]; /* label table */
 } tg_shm_metrics_hdr_t;
 
-_Static_assert(sizeof(tg_shm_metrics_hdr_t) ==
-                   128 + 64 * TG_SHM_METRICS_MODELS,
+_Static_assert(sizeof(tg_shm_metrics_hdr_t) == 128 + 64 * TG_SHM_METRICS_MODELS,
                "tg_shm_metrics_hdr_t changed: bump TG_SHM_LAYOUT_VERSION");
 _Static_assert(offsetof(tg_shm_metrics_hdr_t, restarts_worker) == 64,
                "metrics header layout");
@@ -122,7 +122,7 @@ _Static_assert(offsetof(tg_shm_metrics_hdr_t, restarts_worker) == 64,
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint64_t
         requests[TG_SHM_METRICS_APIS][TG_SHM_METRICS_CLASSES]; /* ended */
-    _Atomic uint64_t retries; /* attempts after the first */
+    _Atomic uint64_t retries;  /* attempts after the first */
     _Atomic uint64_t attempts; /* upstream attempts of ended requests */
     _Atomic uint64_t ttfb[TG_SHM_METRICS_BUCKETS]; /* first byte, by bucket */
     _Atomic uint64_t ttfb_sum_us;                  /* sum of the observed */
@@ -133,8 +133,7 @@ typedef struct {
 
 _Static_assert(sizeof(tg_shm_metrics_ep_t) == 512,
                "tg_shm_metrics_ep_t changed: bump TG_SHM_LAYOUT_VERSION");
-_Static_assert(offsetof(tg_shm_metrics_ep_t, ttfb) == 112,
-               "metrics ep layout");
+_Static_assert(offsetof(tg_shm_metrics_ep_t, ttfb) == 112, "metrics ep layout");
 
 /* Counters of one process not tied to an endpoint. */
 typedef struct {
@@ -145,7 +144,7 @@ typedef struct {
     _Atomic uint64_t model_cost_pusd[TG_SHM_METRICS_MODELS + 1]; /* 1e-12 $ */
     _Atomic uint64_t model_tokens[TG_SHM_METRICS_MODELS + 1]
                                  [TG_USAGE_NTOKENS]; /* TG_USAGE_TOK_* */
-    uint64_t reserved[7];                           /* zero; whole lines */
+    uint64_t reserved[7];                            /* zero; whole lines */
 } tg_shm_metrics_row_t;
 
 _Static_assert(sizeof(tg_shm_metrics_row_t) == 2304,
@@ -155,7 +154,7 @@ _Static_assert(offsetof(tg_shm_metrics_row_t, model_requests) == 136,
 
 /* What a request adds beyond its usage record. */
 typedef struct {
-    uint32_t refusal; /* TG_SHM_REFUSE_*, for a refused request */
+    uint32_t refusal;   /* TG_SHM_REFUSE_*, for a refused request */
     uint64_t cost_pusd; /* its cost in pico-USD, 0 when unpriced */
 } tg_shm_metrics_extra_t;
 
@@ -171,8 +170,7 @@ tg_shm_metrics_hdr_t *tg_shm_metrics_init(void *mem, uint32_t procs,
                                           uint32_t neps);
 
 /* Row <idx> (< procs). */
-tg_shm_metrics_row_t *tg_shm_metrics_row(tg_shm_metrics_hdr_t *m,
-                                         uint32_t idx);
+tg_shm_metrics_row_t *tg_shm_metrics_row(tg_shm_metrics_hdr_t *m, uint32_t idx);
 
 /* Endpoint block <ep> (<= neps; neps = none) of row <row>. */
 tg_shm_metrics_ep_t *tg_shm_metrics_ep(tg_shm_metrics_hdr_t *m,

@@ -17,39 +17,20 @@
 --      into it.  So a key created or deleted during an export may or may
 --      not appear, and X-Total-Count is the count when the export began.
 
--- The filters of an export, checked once: {owner, user, status, group, q}.
-CREATE FUNCTION tg_api._export_filters(p_ctx jsonb, p_args jsonb)
-RETURNS jsonb
+-- The owner an export is limited to: NULL for an administrator, the
+-- actor for anyone else.
+CREATE FUNCTION tg_api._export_owner(p_ctx jsonb)
+RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
 AS $$
-DECLARE
-    v_owner bigint;
 BEGIN
-    IF NOT tg_api._is_admin(p_ctx) THEN
-        v_owner := tg_api._require_actor(p_ctx);
+    IF tg_api._is_admin(p_ctx) THEN
+        RETURN NULL;
     END IF;
-    RETURN jsonb_build_object(
-        'owner', v_owner,
-        'user', tg_api._int(p_args, 'user_id', 1, 9223372036854775807),
-        'status', tg_api._enum(p_args, 'status', ARRAY['active', 'disabled']),
-        'group', tg_api._str(p_args, 'group', 63),
-        'q', lower(tg_api._str(p_args, 'q', 128)),
-        'mask', coalesce(tg_api._enum(p_args, 'mask', ARRAY['email']), ''));
+    RETURN tg_api._require_actor(p_ctx);
 END
 $$;
-
--- True when key <k> passes filters <f> (from _export_filters).
-CREATE FUNCTION tg_api._export_match(k public.api_keys, f jsonb)
-RETURNS boolean
-LANGUAGE sql STABLE
-RETURN (f ->> 'owner' IS NULL OR k.user_id = (f ->> 'owner')::bigint)
-   AND (f ->> 'user' IS NULL OR k.user_id = (f ->> 'user')::bigint)
-   AND (f ->> 'status' IS NULL OR k.status = f ->> 'status')
-   AND (f ->> 'group' IS NULL OR k.group_name = f ->> 'group')
-   AND (f ->> 'q' IS NULL
-        OR strpos(lower(k.name), f ->> 'q') > 0
-        OR strpos(lower(k.prefix), f ->> 'q') > 0);
 
 -- An e-mail address with its local part masked but its first character.
 CREATE FUNCTION tg_api._mask_email(p_email text)
@@ -68,46 +49,72 @@ CREATE FUNCTION tg_api.keys_export_count(p_ctx jsonb, p_args jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-    f jsonb := tg_api._export_filters(p_ctx, p_args);
+    v_owner bigint := tg_api._export_owner(p_ctx);
+    v_user bigint := tg_api._int(p_args, 'user_id', 1, 9223372036854775807);
+    v_status text := tg_api._enum(p_args, 'status',
+                                  ARRAY['active', 'disabled']);
+    v_group text := tg_api._str(p_args, 'group', 63);
+    v_q text := lower(tg_api._str(p_args, 'q', 128));
+    v_mask text := tg_api._enum(p_args, 'mask', ARRAY['email']);
     v_total bigint;
 BEGIN
     SELECT count(*) INTO v_total
       FROM api_keys k
-     WHERE tg_api._export_match(k, f);
+     WHERE (v_owner IS NULL OR k.user_id = v_owner)
+       AND (v_user IS NULL OR k.user_id = v_user)
+       AND (v_status IS NULL OR k.status = v_status)
+       AND (v_group IS NULL OR k.group_name = v_group)
+       AND (v_q IS NULL
+            OR strpos(lower(k.name), v_q) > 0
+            OR strpos(lower(k.prefix), v_q) > 0);
     PERFORM tg_api._audit(p_ctx, 'key.export', 'key', NULL, NULL,
-                          jsonb_build_object('filters', f - 'owner',
-                                             'total', v_total));
+                          jsonb_build_object(
+                              'user_id', v_user, 'status', v_status,
+                              'group', v_group, 'q', v_q, 'mask', v_mask,
+                              'total', v_total));
     RETURN jsonb_build_object('total', v_total);
 END
 $$;
 
 -- keys_export: the next page of at most 1000 keys after key_id "cursor",
--- {"items": [...], "next_cursor": "<id>" or null}.  Each item: key_id,
--- user_id, username, email (masked when mask = email), name, prefix,
--- last4, status, expires_at, group, models, rpm, burst, tpm,
--- concurrency, created_at, last_used_at.
+-- {"items": [...], "next_cursor": "<id>" or null}: a full page gives the
+-- id of its last key as next_cursor (so the last page may come back
+-- empty).  Each item: key_id, user_id, username, email (masked when mask
+-- = email), name, prefix, last4, status, expires_at, group, models, rpm,
+-- burst, tpm, concurrency, created_at, last_used_at.  Built as json, not
+-- jsonb: the page is only ever sent on, and text is cheaper to build.
 CREATE FUNCTION tg_api.keys_export(p_ctx jsonb, p_args jsonb)
-RETURNS jsonb
+RETURNS json
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-    f jsonb := tg_api._export_filters(p_ctx, p_args);
+    v_owner bigint := tg_api._export_owner(p_ctx);
+    v_user bigint := tg_api._int(p_args, 'user_id', 1, 9223372036854775807);
+    v_status text := tg_api._enum(p_args, 'status',
+                                  ARRAY['active', 'disabled']);
+    v_group text := tg_api._str(p_args, 'group', 63);
+    v_q text := lower(tg_api._str(p_args, 'q', 128));
+    v_mask boolean := tg_api._enum(p_args, 'mask', ARRAY['email'])
+                      IS NOT DISTINCT FROM 'email';
     v_cursor bigint := tg_api._cursor(p_args);
     v_limit integer := 1000;
-    v_items jsonb;
+    v_items json;
+    v_n integer;
+    v_last bigint;
 BEGIN
-    SELECT coalesce(jsonb_agg(j ORDER BY id), '[]')
-      INTO v_items
+    SELECT coalesce(json_agg(j ORDER BY id), '[]'), count(*), max(id)
+      INTO v_items, v_n, v_last
       FROM (SELECT k.key_id AS id,
-                   jsonb_build_object(
+                   json_build_object(
                        'key_id', k.key_id,
                        'user_id', k.user_id,
                        'username', u.username,
-                       'email', CASE WHEN f ->> 'mask' = 'email'
+                       'email', CASE WHEN v_mask
                                      THEN tg_api._mask_email(u.email)
                                      ELSE u.email END,
                        'name', k.name,
@@ -116,7 +123,7 @@ BEGIN
                        'status', k.status,
                        'expires_at', tg_api._ts(k.expires_at),
                        'group', k.group_name,
-                       'models', to_jsonb(k.models),
+                       'models', k.models,
                        'rpm', k.rpm,
                        'burst', k.burst,
                        'tpm', k.tpm,
@@ -126,9 +133,17 @@ BEGIN
               FROM api_keys k
               LEFT JOIN users u ON u.user_id = k.user_id
              WHERE (v_cursor IS NULL OR k.key_id > v_cursor)
-               AND tg_api._export_match(k, f)
+               AND (v_owner IS NULL OR k.user_id = v_owner)
+               AND (v_user IS NULL OR k.user_id = v_user)
+               AND (v_status IS NULL OR k.status = v_status)
+               AND (v_group IS NULL OR k.group_name = v_group)
+               AND (v_q IS NULL
+                    OR strpos(lower(k.name), v_q) > 0
+                    OR strpos(lower(k.prefix), v_q) > 0)
              ORDER BY k.key_id
-             LIMIT v_limit + 1) s;
-    RETURN tg_api._page(v_items, v_limit, 'key_id');
+             LIMIT v_limit) s;
+    RETURN json_build_object('items', v_items,
+                             'next_cursor',
+                             CASE WHEN v_n = v_limit THEN v_last::text END);
 END
 $$;

@@ -106,8 +106,7 @@ labels_parse(const char *p, int line, char *norm, size_t cap, char *le,
         p += 2;
         v = p;
         while (*p != '"') {
-            TG_IT_CHECKF(*p != '\0' && *p != '\n', "line %d: open value",
-                         line);
+            TG_IT_CHECKF(*p != '\0' && *p != '\n', "line %d: open value", line);
             if (*p == '\\') {
                 TG_IT_CHECKF(p[1] == '\\' || p[1] == '"' || p[1] == 'n',
                              "line %d: bad escape", line);
@@ -192,10 +191,8 @@ expo_check(const char *text)
                                  strcmp(f->type, "histogram") == 0,
                              "line %d: type \"%s\"", line, f->type);
                 TG_IT_CHECKF(strcmp(f->type, "counter") != 0 ||
-                                 (n > 6 && strcmp(name + n - 6, "_total") ==
-                                               0),
-                             "line %d: counter %s without _total", line,
-                             name);
+                                 (n > 6 && strcmp(name + n - 6, "_total") == 0),
+                             "line %d: counter %s without _total", line, name);
                 TG_IT_CHECKF(strncmp(name, "tollgate_", 9) == 0,
                              "line %d: %s lacks the prefix", line, name);
             }
@@ -237,8 +234,8 @@ expo_check(const char *text)
                      "line %d: %s apart from its family", line, name);
         snprintf(key, sizeof(key), "%s{%s}le=%s", name, norm, le);
         for (i = 0; i < nseen; i++) {
-            TG_IT_CHECKF(strcmp(seen[i], key) != 0,
-                         "line %d: series twice: %s", line, key);
+            TG_IT_CHECKF(strcmp(seen[i], key) != 0, "line %d: series twice: %s",
+                         line, key);
         }
         TG_IT_CHECK(nseen < 4096);
         snprintf(seen[nseen++], sizeof(seen[0]), "%s", key);
@@ -261,8 +258,7 @@ expo_check(const char *text)
             }
             if (strcmp(name + strlen(fam), "_bucket") == 0) {
                 TG_IT_CHECKF(le[0] != '\0' && !h->inf,
-                             "line %d: bucket without le or after +Inf",
-                             line);
+                             "line %d: bucket without le or after +Inf", line);
                 TG_IT_CHECKF(v >= h->last, "line %d: buckets not cumulative",
                              line);
                 h->last = v;
@@ -338,8 +334,7 @@ scrape_until(int port, const char *series, double want)
 
     for (;;) {
         text = scrape(port, NULL, 0);
-        if (expo_value(text, series) >= want ||
-            tg_it_now_ms() > deadline) {
+        if (expo_value(text, series) >= want || tg_it_now_ms() > deadline) {
             return text;
         }
         free(text);
@@ -352,8 +347,8 @@ scrape_until(int port, const char *series, double want)
 static void
 promtool_check(const char *text)
 {
-    const char *tool = getenv("TG_PROMTOOL") ? getenv("TG_PROMTOOL")
-                                             : "/usr/bin/promtool";
+    const char *tool =
+        getenv("TG_PROMTOOL") ? getenv("TG_PROMTOOL") : "/usr/bin/promtool";
     char path[4096], cmd[9000], out[8192];
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     int rc;
@@ -562,8 +557,7 @@ test_restart_keeps_counts(void)
     text = scrape_until(f.admin_port,
                         "tollgate_model_requests_total{model=\"gpt-4o\"}", 8);
     TG_IT_CHECK_INT(
-        expo_value(text, "tollgate_model_requests_total{model=\"gpt-4o\"}"),
-        8);
+        expo_value(text, "tollgate_model_requests_total{model=\"gpt-4o\"}"), 8);
     free(text);
     n = tg_it_children(f.tg.pid, "worker", kids, 8);
     TG_IT_CHECK(n >= 1);
@@ -575,16 +569,14 @@ test_restart_keeps_counts(void)
                     1);
     /* The dead worker's counts stay: counters never go back. */
     TG_IT_CHECK_INT(
-        expo_value(text, "tollgate_model_requests_total{model=\"gpt-4o\"}"),
-        8);
+        expo_value(text, "tollgate_model_requests_total{model=\"gpt-4o\"}"), 8);
     free(text);
     tg_it_fixture_settle(&f);
     TG_IT_CHECK_INT(one(f.port, 1, TG_IT_KEY), 200);
     text = scrape_until(f.admin_port,
                         "tollgate_model_requests_total{model=\"gpt-4o\"}", 9);
     TG_IT_CHECK_INT(
-        expo_value(text, "tollgate_model_requests_total{model=\"gpt-4o\"}"),
-        9);
+        expo_value(text, "tollgate_model_requests_total{model=\"gpt-4o\"}"), 9);
     expo_check(text);
     free(text);
     tg_it_fixture_stop(&f);
