@@ -117,6 +117,8 @@ struct tg_request_s {
     size_t model_off, model_vlen; /* its JSON value in the body, 0: none */
     uint64_t session;             /* conversation for sticky routing */
     bool usage_on;                /* usage observes the response */
+    bool unpriced;                /* no price matched its model */
+    uint64_t cost_pusd;           /* its cost, set by tg_request_end */
     /* What the upstream exchange reports, for the record and the log. */
     int endpoint;                          /* last endpoint, -1 none */
     int attempts;                          /* attempts made */
