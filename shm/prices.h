@@ -96,8 +96,7 @@ tg_shm_prices_t *tg_shm_prices_init(void *mem);
  * TG_SHM_OK, or TG_SHM_INVAL when <n> exceeds TG_SHM_PRICES_MAX or a
  * pattern is empty or not NUL-terminated (the table is then unchanged).
  */
-int tg_shm_prices_set(tg_shm_prices_t *t, const tg_shm_price_t *rows,
-                      size_t n);
+int tg_shm_prices_set(tg_shm_prices_t *t, const tg_shm_price_t *rows, size_t n);
 
 /*
  * The prices of <model> (<len> bytes) into <pusd>[TG_PRICE_N].  Any

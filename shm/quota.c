@@ -77,7 +77,8 @@ tg_shm_quota_key(const tg_shm_quotas_t *t, uint32_t slot)
 tg_shm_quota_t *
 tg_shm_quota_get(tg_shm_quotas_t *t, uint32_t idx)
 {
-    if (idx == TG_SHM_QUOTA_NONE || (uint64_t)idx >= (uint64_t)t->users + t->keys) {
+    if (idx == TG_SHM_QUOTA_NONE ||
+        (uint64_t)idx >= (uint64_t)t->users + t->keys) {
         return NULL;
     }
     return (tg_shm_quota_t *)((char *)t + sizeof(*t)) + idx;
@@ -163,8 +164,9 @@ tg_shm_quota_set_limits(tg_shm_quotas_t *t, uint32_t idx, uint32_t id,
         memset(&c, 0, sizeof(c));
     }
     c.id = id;
-    c.flags = (flags & (TG_SHM_QUOTA_F_CACHE_DAY | TG_SHM_QUOTA_F_CACHE_MONTH)) |
-              TG_SHM_QUOTA_F_USED;
+    c.flags =
+        (flags & (TG_SHM_QUOTA_F_CACHE_DAY | TG_SHM_QUOTA_F_CACHE_MONTH)) |
+        TG_SHM_QUOTA_F_USED;
     memcpy(c.limit, limit, sizeof(c.limit));
     s = tg_shm_seq_write_begin(&q->seq);
     if (fresh) {
@@ -259,10 +261,10 @@ tg_shm_quota_set_used(tg_shm_quotas_t *t, uint32_t idx, int period,
     }
     /* Counters first, start last with release: a worker that sees the new
      * start adds to the restored totals instead of rolling them over. */
-    atomic_store_explicit(&q->used[TG_SHM_Q_I(period, TG_SHM_Q_TOKENS)],
-                          tg_shm_quota_counted(c.flags, period, tokens,
-                                               cache_read),
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        &q->used[TG_SHM_Q_I(period, TG_SHM_Q_TOKENS)],
+        tg_shm_quota_counted(c.flags, period, tokens, cache_read),
+        memory_order_relaxed);
     atomic_store_explicit(&q->used[TG_SHM_Q_I(period, TG_SHM_Q_COST)],
                           cost_pusd, memory_order_relaxed);
     atomic_store_explicit(&q->start[period], period_start,
@@ -347,8 +349,8 @@ tg_shm_quota_fits(const tg_shm_quota_t *q, const tg_shm_quota_cfg_t *c,
 int
 tg_shm_quota_reserve(tg_shm_quotas_t *t, const uint32_t *idx, uint32_t n,
                      const uint64_t starts[TG_SHM_Q_NPERIODS],
-                     const uint64_t est[TG_SHM_Q_NMEASURES],
-                     tg_shm_qres_t *res, tg_shm_quota_refusal_t *why)
+                     const uint64_t est[TG_SHM_Q_NMEASURES], tg_shm_qres_t *res,
+                     tg_shm_quota_refusal_t *why)
 {
     tg_shm_quota_cfg_t c[2];
     tg_shm_quota_t *q[2];
@@ -528,11 +530,11 @@ tg_shm_quota_in_use(const tg_shm_quotas_t *t, uint32_t idx,
 
         for (m = 0; m < TG_SHM_Q_NMEASURES; m++) {
             i = TG_SHM_Q_I(p, m);
-            out[i] = (c.base_start[p] == starts[p] ? c.base[i] : 0) +
-                     (cur ? atomic_load_explicit(&q->used[i],
-                                                 memory_order_relaxed)
-                          : 0) +
-                     atomic_load_explicit(&q->held[m], memory_order_relaxed);
+            out[i] =
+                (c.base_start[p] == starts[p] ? c.base[i] : 0) +
+                (cur ? atomic_load_explicit(&q->used[i], memory_order_relaxed)
+                     : 0) +
+                atomic_load_explicit(&q->held[m], memory_order_relaxed);
         }
     }
     return TG_SHM_OK;

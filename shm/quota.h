@@ -83,11 +83,7 @@
 #define TG_SHM_QUOTA_NONE    UINT32_MAX
 
 /* Periods and measures; limit/base/used index = period * 2 + measure. */
-enum {
-    TG_SHM_Q_DAY = 0,
-    TG_SHM_Q_MONTH = 1,
-    TG_SHM_Q_NPERIODS = 2
-};
+enum { TG_SHM_Q_DAY = 0, TG_SHM_Q_MONTH = 1, TG_SHM_Q_NPERIODS = 2 };
 
 enum {
     TG_SHM_Q_TOKENS = 0,
@@ -95,8 +91,8 @@ enum {
     TG_SHM_Q_NMEASURES = 2
 };
 
-#define TG_SHM_Q_N         4
-#define TG_SHM_Q_I(p, m)   ((p) * TG_SHM_Q_NMEASURES + (m))
+#define TG_SHM_Q_N       4
+#define TG_SHM_Q_I(p, m) ((p)*TG_SHM_Q_NMEASURES + (m))
 
 /* tg_shm_quota_t.flags */
 #define TG_SHM_QUOTA_F_USED        0x01u /* entry in use */
@@ -107,16 +103,16 @@ typedef struct {
     /* line 0: admin, under seq */
     alignas(TG_SHM_CACHELINE) _Atomic uint32_t seq; /* odd while written */
     uint32_t id;                                    /* user_id / key_id */
-    uint32_t flags;                   /* TG_SHM_QUOTA_F_* */
-    uint32_t reserved0;               /* zero */
-    uint64_t limit[TG_SHM_Q_N];       /* by TG_SHM_Q_I, 0 = none */
+    uint32_t flags;                                 /* TG_SHM_QUOTA_F_* */
+    uint32_t reserved0;                             /* zero */
+    uint64_t limit[TG_SHM_Q_N];             /* by TG_SHM_Q_I, 0 = none */
     uint64_t base_start[TG_SHM_Q_NPERIODS]; /* period <base> belongs to */
     /* line 1: admin, under seq */
     uint64_t base[TG_SHM_Q_N]; /* other hosts' usage, by TG_SHM_Q_I */
     uint8_t reserved1[32];     /* zero */
     /* line 2: workers, relaxed atomics (own line: written per request) */
     alignas(TG_SHM_CACHELINE) _Atomic uint64_t start[TG_SHM_Q_NPERIODS];
-    _Atomic uint64_t used[TG_SHM_Q_N];       /* this host, by TG_SHM_Q_I */
+    _Atomic uint64_t used[TG_SHM_Q_N];         /* this host, by TG_SHM_Q_I */
     _Atomic uint64_t held[TG_SHM_Q_NMEASURES]; /* reserved, in flight */
 } tg_shm_quota_t;
 
@@ -139,9 +135,9 @@ _Static_assert(sizeof(tg_shm_quotas_t) == TG_SHM_CACHELINE, "quotas header");
 /* One reservation held by a request, in its worker's own array (indexed
  * by the request's lease), for master to release if the worker dies. */
 typedef struct {
-    _Atomic uint32_t state;  /* 1 = held, 0 = free */
-    uint32_t nidx;           /* entries in <idx> */
-    uint32_t idx[2];         /* quota entries (user, key) */
+    _Atomic uint32_t state;           /* 1 = held, 0 = free */
+    uint32_t nidx;                    /* entries in <idx> */
+    uint32_t idx[2];                  /* quota entries (user, key) */
     uint64_t est[TG_SHM_Q_NMEASURES]; /* tokens and cost reserved */
 } tg_shm_qres_t;
 

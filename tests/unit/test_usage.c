@@ -103,7 +103,66 @@ static const char json_error[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
     "\"message\":\"bad\"}}";
 
+/* Cumulative message_delta events: the second repeats output higher and
+ * sends input and cache read as zero; the third omits output.  A later
+ * absent or zero field never overwrites an earlier non-zero one. */
+static const char anthropic_deltas[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+    "\"usage\":{\"input_tokens\":40,\"cache_read_input_tokens\":8,"
+    "\"output_tokens\":1}}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},"
+    "\"usage\":{\"output_tokens\":10}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{"
+    "\"input_tokens\":0,\"cache_read_input_tokens\":0,"
+    "\"output_tokens\":25}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+    "\"end_turn\"},\"usage\":{\"input_tokens\":40}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+
+/* An OpenAI stream with an error chunk after its first content. */
+static const char openai_error[] =
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[{\"delta\":"
+    "{\"content\":\"hi\"}}],\"usage\":null}\n\n"
+    "data: {\"error\":{\"message\":\"server overloaded\","
+    "\"type\":\"server_error\"}}\n\n";
+
+/* A non-streamed OpenAI answer with cached and reasoning tokens. */
+static const char openai_json[] =
+    "{\"id\":\"c2\",\"model\":\"o-x\",\"choices\":[],\"usage\":{"
+    "\"prompt_tokens\":1000,\"completion_tokens\":300,"
+    "\"prompt_tokens_details\":{\"cached_tokens\":800},"
+    "\"completion_tokens_details\":{\"reasoning_tokens\":200}}}";
+
 static const usage_case_t usage_cases[] = {
+    {"anthropic cumulative deltas with zero and absent fields",
+     false,
+     true,
+     anthropic_deltas,
+     200,
+     {40, 25, 8, 0, 0, 0},
+     true,
+     false},
+    {"openai stream with an error chunk after the 200",
+     true,
+     true,
+     openai_error,
+     200,
+     {0, 0, 0, 0, 0, 0},
+     false,
+     true},
+    {"openai json with cached and reasoning tokens",
+     true,
+     false,
+     openai_json,
+     200,
+     {200, 300, 800, 0, 0, 200},
+     true,
+     false},
     {"anthropic stream cut before message_delta",
      false,
      true,
