@@ -493,6 +493,7 @@ tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
 int
 tg_publish_user(tg_shm_t *shm, const tg_publish_user_t *u)
 {
+    tg_publish_quota_t q;
     tg_shm_user_t e;
 
     memset(&e, 0, sizeof(e));
@@ -505,8 +506,22 @@ tg_publish_user(tg_shm_t *shm, const tg_publish_user_t *u)
                u->user_id, u->idx);
         return TG_ERROR;
     }
+    q = u->quota;
+    if ((q.tokens_day | q.tokens_month | q.cost_day_pusd | q.cost_month_pusd) ==
+            0 &&
+        u->quota_tokens > 0) {
+        /* The configuration file's quota_tokens per quota_period is a
+         * token quota of that period (cache reads included, as before). */
+        if (u->period == TG_SHM_USER_PERIOD_DAY) {
+            q.tokens_day = u->quota_tokens;
+            q.cache_reads_day = true;
+        } else if (u->period == TG_SHM_USER_PERIOD_MONTH) {
+            q.tokens_month = u->quota_tokens;
+            q.cache_reads_month = true;
+        }
+    }
     tg_publish_quota(shm, tg_shm_quota_user(tg_shm_quotas(shm), u->idx),
-                     u->user_id, &u->quota);
+                     u->user_id, &q);
     return TG_OK;
 }
 

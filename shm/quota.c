@@ -331,12 +331,13 @@ tg_shm_quota_fits(const tg_shm_quota_t *q, const tg_shm_quota_cfg_t *c,
                        ? atomic_load_explicit(&q->used[i], memory_order_relaxed)
                        : 0;
             held = atomic_load_explicit(&q->held[m], memory_order_relaxed);
-            in_use = base + used + held;
-            if (in_use < base || in_use > c->limit[i]) {
+            /* What others hold and used, without our own estimate. */
+            in_use = base + used + (held >= est[m] ? held - est[m] : 0);
+            if (in_use < base || in_use >= c->limit[i]) {
                 why->period = p;
                 why->measure = m;
                 why->limit = c->limit[i];
-                why->in_use = in_use - (held >= est[m] ? est[m] : held);
+                why->in_use = in_use;
                 return false;
             }
         }

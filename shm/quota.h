@@ -29,15 +29,19 @@
  *
  *      Reservation.  Before proxying, a worker adds its estimate to
  *      <held> of every entry of the request (user and key) with one atomic
- *      add each, then checks every limit against the new totals; when one
- *      is exceeded it takes its estimate back and refuses.  Because the add
- *      comes before the check, N parallel requests against a budget that
- *      fits K of them admit at most K: each sees the estimates of all that
- *      added before it.  (A request may be refused because a concurrent
- *      one that will itself be refused had not yet taken its estimate
- *      back; that errs on the side of the budget.)  When the request ends
- *      the worker settles: takes its estimate back from <held> and adds
- *      the actual tokens and cost to <used>.
+ *      add each, then checks every limit: the request is admitted when
+ *      what the others hold and used (base + used + held, less its own
+ *      estimate) is still below the limit; otherwise it takes its estimate
+ *      back and refuses.  Because the add comes before the check, N
+ *      parallel requests with estimate E against R left admit at most
+ *      ceil(R / E): each sees the estimates of all that added before it.
+ *      The last admitted one may overrun the limit by at most its own
+ *      use (a budget is never refused while some of it is left, so a small
+ *      quota stays usable with a large max_tokens).  A request may be
+ *      refused because a concurrent one that will itself be refused had
+ *      not yet taken its estimate back; that errs on the side of the
+ *      budget.  When the request ends the worker settles: adds the actual
+ *      tokens and cost to <used> and takes its estimate back from <held>.
  *
  *      Periods roll over at boundaries in usage.timezone; the caller
  *      passes the current day and month starts (unix seconds), so this

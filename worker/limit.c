@@ -67,27 +67,6 @@ tg_limit_fini(tg_worker_t *w)
 }
 
 
-/* Microseconds until the quota period of <u> ends (for retry-after). */
-static uint64_t
-tg_limit_quota_retry_us(const tg_shm_user_t *u, uint64_t now_s)
-{
-    uint64_t start = tg_shm_users_period_start(u->period, now_s), end;
-    struct tm tm;
-    time_t t = (time_t)start;
-
-    if (u->period == TG_SHM_USER_PERIOD_DAY) {
-        end = start + 86400;
-    } else if (u->period == TG_SHM_USER_PERIOD_MONTH) {
-        gmtime_r(&t, &tm);
-        tm.tm_mon++;
-        end = (uint64_t)timegm(&tm);
-    } else {
-        return 3600ull * 1000000;
-    }
-    return (end > now_s ? end - now_s : 1) * 1000000;
-}
-
-
 static int
 tg_limit_refuse(tg_limit_refusal_t *why, uint64_t retry_us, const char *msg)
 {
@@ -265,22 +244,12 @@ tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
     tg_shm_rl_t *rl = &tg_shm_rl(w->shm)[slot];
     uint64_t now_us = tg_time_mono_us(), retry = 0;
     uint64_t now_s = tg_time_wall_ms() / 1000;
-    tg_shm_user_t user;
     uint32_t li;
 
     *lease = -1;
     if (key->tpm != 0 &&
         tg_shm_rl_tpm_check(rl, key->tpm, now_us, &retry) != TG_SHM_OK) {
         return tg_limit_refuse(why, retry, "tokens per minute limit reached");
-    }
-    if (key->user != TG_SHM_USER_NONE &&
-        tg_shm_users_read(tg_shm_users(w->shm), key->user, &user) ==
-            TG_SHM_OK &&
-        tg_shm_users_over_quota(tg_shm_users(w->shm), key->user, &user,
-                                now_s)) {
-        return tg_limit_refuse(
-            why, tg_limit_quota_retry_us(&user, now_s),
-            "token quota of this user is used up for the period");
     }
     if (w->nlease_free == 0) {
         /* More requests than connections cannot happen; stay safe. */

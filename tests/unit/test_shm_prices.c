@@ -49,8 +49,9 @@ test_prices_most_specific_pattern_wins(void)
     rows[2] = prices_row("gpt-4o", 2500000, 10000000);
     rows[3] = prices_row("gpt-4o*", 7, 8);
     CU_ASSERT_EQUAL(tg_shm_prices_set(t, rows, 4), TG_SHM_OK);
-    CU_ASSERT_EQUAL(tg_shm_prices_lookup(t, "claude-sonnet-4-5-20250929", 26, p),
-                    TG_SHM_OK);
+    CU_ASSERT_EQUAL(
+        tg_shm_prices_lookup(t, "claude-sonnet-4-5-20250929", 26, p),
+        TG_SHM_OK);
     CU_ASSERT_EQUAL(p[TG_PRICE_INPUT], 3000000);
     CU_ASSERT_EQUAL(p[TG_PRICE_CACHE_1H], 6000000);
     CU_ASSERT_EQUAL(tg_shm_prices_lookup(t, "claude-haiku", 12, p), TG_SHM_OK);
@@ -168,10 +169,9 @@ tg_test_shm_prices_register(void)
         CU_add_test(s, "cost is exact and rounds once",
                     test_prices_cost_is_exact_and_rounds_once) == NULL ||
         CU_add_test(s, "rounding loses under one pico-dollar",
-                    test_prices_rounding_loses_under_one_pico_dollar) ==
-            NULL ||
-        CU_add_test(s, "overflow is caught",
-                    test_prices_overflow_is_caught) == NULL) {
+                    test_prices_rounding_loses_under_one_pico_dollar) == NULL ||
+        CU_add_test(s, "overflow is caught", test_prices_overflow_is_caught) ==
+            NULL) {
         return -1;
     }
     return 0;
