@@ -268,6 +268,16 @@ tg_request_error(tg_request_t *r, const tg_request_error_t *err)
 }
 
 
+/* See request.h. */
+int
+tg_request_emit(void *ctx, const char *p, size_t len)
+{
+    tg_request_t *r = ctx;
+
+    return tg_respond_body(&r->resp, &r->c->out, p, len);
+}
+
+
 /* The model <r> is billed for: the one the upstream reports, else the
  * one the client asked for. */
 static const char *
@@ -334,7 +344,9 @@ tg_request_end(tg_request_t *r, int cause, const tg_request_error_t *err)
     if (!r->resp.committed && err != NULL) {
         tg_request_error(r, err);
     } else if (r->resp.committed && cause == TG_END_OK) {
-        if (tg_respond_end(&r->resp, &r->c->out) != TG_OK) {
+        if ((r->usage_asked && r->usage_on &&
+             tg_usage_strip_flush(&r->usage, tg_request_emit, r) != TG_OK) ||
+            tg_respond_end(&r->resp, &r->c->out) != TG_OK) {
             r->broken = true;
         }
     } else if (r->resp.committed) {

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#define QKEY  "tg-it-quota-parallel-key-0123"
+#define QKEY "tg-it-quota-parallel-key-0123"
 #define QBODY                                                                  \
     "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,"                      \
     "\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
@@ -159,8 +159,8 @@ test_day_resets(void)
     /* A zone whose local midnight is 12 s from now. */
     midnight = now + 12;
     off = (86400 - (long)(midnight % 86400)) % 86400;
-    snprintf(tz, sizeof(tz), "QTZ-%02ld:%02ld:%02ld", off / 3600,
-             off / 60 % 60, off % 60);
+    snprintf(tz, sizeof(tz), "QTZ-%02ld:%02ld:%02ld", off / 3600, off / 60 % 60,
+             off % 60);
     tg_it_note("usage.timezone \"%s\": local midnight at %ld", tz,
                (long)midnight);
     quota_fixture(&f, 30, tz);
@@ -203,7 +203,58 @@ done:
 }
 
 
+static void
+test_usage_asked_for_the_client(void)
+{
+    tg_it_fixture_t f;
+    tg_it_resp_t resp;
+    char log[4096], id[64], needle[96], *raw, *text, *line;
+    const char *const needles[] = {needle, NULL};
+
+    tg_it_fixture_init(&f);
+    tg_it_path(log, sizeof(log), "usage.log");
+    tg_it_conf_set(&f.conf, "usage.log", "\"%s\"", log);
+    tg_it_fixture_start(&f);
+    raw = tg_it_request_build(
+        "POST", "/v1/chat/completions",
+        "authorization: Bearer " TG_IT_KEY "\r\n"
+        "content-type: application/json\r\n",
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"Hello\"}]}");
+    tg_it_exchange(f.port, raw, &resp);
+    free(raw);
+    TG_IT_CHECKF(resp.status == 200 && resp.complete, "status %d %s",
+                 resp.status, resp.error);
+    TG_IT_CHECKF(resp.body != NULL && strstr(resp.body, "data: [DONE]"),
+                 "stream without its end: %.300s", resp.body);
+    /* The client did not ask for usage: no usage chunk reaches it. */
+    TG_IT_CHECKF(strstr(resp.body, "\"choices\":[]") == NULL &&
+                     strstr(resp.body, "\"usage\":{") == NULL,
+                 "the usage chunk reached the client: %.600s", resp.body);
+    TG_IT_CHECKF(tg_it_resp_header(&resp, "x-tollgate-request-id", id,
+                                   sizeof(id)) != NULL,
+                 "no request id");
+    tg_it_resp_fini(&resp);
+    /* ... and the record has the stream's tokens (I = 10, O = 10). */
+    snprintf(needle, sizeof(needle), "\"request_id\":\"%s\"", id);
+    TG_IT_CHECKF(tg_it_file_wait_count(log, needles, 1, 3000) == 1,
+                 "no usage record of %s", id);
+    text = tg_it_file_read(log, NULL);
+    line = text ? strstr(text, needle) : NULL;
+    TG_IT_CHECKF(line != NULL &&
+                     strstr(line, "\"tokens\":{\"input\":10,\"output\":10,") &&
+                     strstr(line, "\"tokens_known\":true"),
+                 "record without the stream's usage: %.400s",
+                 line ? line : "(none)");
+    free(text);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_quota_tests[] = {
+    {"an OpenAI stream whose client did not ask for usage is recorded with "
+     "its tokens, and the client sees no usage chunk",
+     test_usage_asked_for_the_client},
     {"fifty parallel requests against a nearly spent daily quota: only what "
      "fits passes, the rest get 429 naming the quota with retry-after to "
      "midnight",

@@ -16,6 +16,7 @@
 
 #include <CUnit/CUnit.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* What one recorded response must give. */
@@ -345,6 +346,146 @@ test_usage_never_lowers(void)
 }
 
 
+/* Collects what the strip passes on. */
+typedef struct {
+    char buf[4096];
+    size_t len;
+} strip_out_t;
+
+
+static int
+strip_emit(void *ctx, const char *p, size_t len)
+{
+    strip_out_t *o = ctx;
+
+    if (o->len + len > sizeof(o->buf)) {
+        return TG_ERROR;
+    }
+    memcpy(o->buf + o->len, p, len);
+    o->len += len;
+    return TG_OK;
+}
+
+
+/* The OpenAI stream with usage, in CRLF framing too, loses exactly its
+ * usage chunk, cut at every byte; the usage is still read. */
+static void
+test_usage_strip_every_byte_boundary(void)
+{
+    static const char usage_chunk[] =
+        "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[],\"usage\":{"
+        "\"prompt_tokens\":30,\"completion_tokens\":12,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":10},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":4}}}\n\n";
+    const char *body = openai_stream;
+    size_t len = strlen(body), cut, ulen = strlen(usage_chunk);
+    const char *at = strstr(body, usage_chunk);
+    int bad = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    for (cut = 0; cut <= len && bad < 4; cut++) {
+        strip_out_t o = {.len = 0};
+        tg_usage_t u;
+
+        tg_usage_init(&u, true, true, TG_DECODE_IDENTITY, 1);
+        if (tg_usage_strip(&u, body, cut, strip_emit, &o) != TG_OK ||
+            tg_usage_strip(&u, body + cut, len - cut, strip_emit, &o) !=
+                TG_OK ||
+            tg_usage_strip_flush(&u, strip_emit, &o) != TG_OK) {
+            bad++;
+        }
+        tg_usage_feed(&u, body, cut);
+        tg_usage_feed(&u, body + cut, len - cut);
+        if (o.len != len - ulen ||
+            memcmp(o.buf, body, (size_t)(at - body)) != 0 ||
+            memcmp(o.buf + (at - body), at + ulen,
+                   len - (size_t)(at - body) - ulen) != 0) {
+            fprintf(stderr, "\n  strip cut at %zu: %.*s", cut, (int)o.len,
+                    o.buf);
+            bad++;
+        }
+        if (u.tokens[TG_TOK_OUTPUT] != 12) {
+            bad++;
+        }
+        tg_usage_fini(&u);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+
+/* Anthropic events and other chunks pass through byte for byte, also
+ * a stream cut mid-event (flushed at its end). */
+static void
+test_usage_strip_keeps_everything_else(void)
+{
+    const char *bodies[] = {anthropic_cache_1h, openai_cut, openai_error,
+                            "data: {\"choices\":[],\"usage\":null}\n\n"
+                            "data: [DO"};
+    size_t i, cut, len;
+    int bad = 0;
+
+    for (i = 0; i < TG_NELEMS(bodies); i++) {
+        len = strlen(bodies[i]);
+        for (cut = 0; cut <= len; cut++) {
+            strip_out_t o = {.len = 0};
+            tg_usage_t u;
+
+            tg_usage_init(&u, true, true, TG_DECODE_IDENTITY, 1);
+            (void)tg_usage_strip(&u, bodies[i], cut, strip_emit, &o);
+            (void)tg_usage_strip(&u, bodies[i] + cut, len - cut, strip_emit,
+                                 &o);
+            (void)tg_usage_strip_flush(&u, strip_emit, &o);
+            bad += o.len != len || memcmp(o.buf, bodies[i], len) != 0;
+            tg_usage_fini(&u);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+
+static void
+test_usage_ask_body(void)
+{
+    static const struct {
+        const char *in, *out;
+        int rc;
+    } cases[] = {
+        {"{\"model\":\"m\",\"stream\":true}",
+         "{\"stream_options\":{\"include_usage\":true},\"model\":\"m\","
+         "\"stream\":true}",
+         TG_OK},
+        {" { } ", " {\"stream_options\":{\"include_usage\":true} } ", TG_OK},
+        {"{\"stream\":true,\"stream_options\":{\"include_usage\":false,"
+         "\"x\":1}}",
+         "{\"stream\":true,\"stream_options\":{\"include_usage\":true,"
+         "\"x\":1}}",
+         TG_OK},
+        {"{\"stream_options\":null}",
+         "{\"stream_options\":{\"include_usage\":true}}", TG_OK},
+        {"{\"stream_options\":{\"include_usage\":true}}", NULL, TG_DECLINED},
+        {"[1,2]", NULL, TG_DECLINED},
+        {"{\"model\":", NULL, TG_DECLINED},
+    };
+    size_t i, olen;
+    char *out;
+    int rc;
+
+    for (i = 0; i < TG_NELEMS(cases); i++) {
+        out = NULL;
+        rc = tg_usage_ask_body(cases[i].in, strlen(cases[i].in), &out, &olen);
+        CU_ASSERT_EQUAL(rc, cases[i].rc);
+        if (rc == TG_OK && cases[i].out != NULL) {
+            if (olen != strlen(cases[i].out) ||
+                memcmp(out, cases[i].out, olen) != 0) {
+                fprintf(stderr, "\n  ask_body %zu: %.*s", i, (int)olen, out);
+                CU_FAIL("rewritten body differs");
+            }
+        }
+        free(out);
+    }
+}
+
+
 /* See unit.h. */
 int
 tg_test_usage_register(void)
@@ -359,7 +500,15 @@ tg_test_usage_register(void)
         CU_add_test(s, "one-byte pieces give the same usage as whole",
                     test_usage_one_byte_pieces) == NULL ||
         CU_add_test(s, "a later usage event never lowers a class",
-                    test_usage_never_lowers) == NULL) {
+                    test_usage_never_lowers) == NULL ||
+        CU_add_test(s,
+                    "the strip drops only the usage chunk, cut at every "
+                    "byte",
+                    test_usage_strip_every_byte_boundary) == NULL ||
+        CU_add_test(s, "the strip passes everything else byte for byte",
+                    test_usage_strip_keeps_everything_else) == NULL ||
+        CU_add_test(s, "a streamed chat body is made to ask for usage",
+                    test_usage_ask_body) == NULL) {
         return -1;
     }
     return 0;
