@@ -131,6 +131,10 @@ static const tg_conf_rule_t tg_conf_usage_rules[] = {
     TG_CONF_TOP("ring_slots", TG_CONF_T_U32, usage_ring, 64, 16777216),
     TG_CONF_TOP("spool_dir", TG_CONF_T_STRING, spool_dir, 1, 4000),
     TG_CONF_TOP("log", TG_CONF_T_STRING, usage_log, 1, 4095),
+    TG_CONF_TOP("detail", TG_CONF_T_BOOL, usage_detail, 0, 1),
+    TG_CONF_TOP("detail_months", TG_CONF_T_U32, usage_detail_months, 0, 1200),
+    TG_CONF_TOP("sync_interval", TG_CONF_T_DURATION, usage_sync_interval_ms,
+                100, 3600000),
     TG_CONF_END,
 };
 
@@ -391,6 +395,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->usage_ring = 16384;
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
     snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
+    conf->usage_sync_interval_ms = 5000;
     conf->database_start_timeout_ms = 5000;
     snprintf(conf->secret_key, sizeof(conf->secret_key), "run/secret.key");
     conf->reconcile_interval_ms = 30000;

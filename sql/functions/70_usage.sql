@@ -165,55 +165,55 @@ $$;
 
 -- Quota sums --------------------------------------------------------------
 
--- Usage of the current day and month (in time zone <p_tz>) per user and
--- per key with a quota, for the shared-memory quota counters.  Rows of
--- host <p_host> count only for hours that began before <p_self_before>
--- (the creation of this host's shared memory, whose counters hold the
--- rest).  tokens leaves out cache reads where the user's or key's
--- tokens_count_cache_reads is false; cost is in pico-dollars.
-CREATE FUNCTION tg_api.usage_quota_sums(p_tz text, p_host text,
-                                        p_self_before timestamptz)
-RETURNS TABLE (kind text, id bigint, period text, tokens bigint,
-               cost_pusd numeric)
+-- Usage of the day and the month starting at <p_day> and <p_month> (Unix
+-- seconds, in usage.timezone) per user and per key that has a quota,
+-- split into this host's (<p_host>) and the other hosts': tokens (every
+-- class but reasoning, cache reads included), cache_read of them, and
+-- cost in pico-dollars.  Keys come with their digest (hex), which names
+-- their shared-memory entry.  Hourly rows: a day boundary that is not on
+-- an hour (a half-hour time zone) counts the straddling hour in the new
+-- day.
+CREATE FUNCTION tg_api.usage_quota_sums(p_host text, p_day bigint,
+                                        p_month bigint)
+RETURNS TABLE (kind text, id bigint, digest text, period text,
+               self_tokens bigint, self_cache_read bigint,
+               self_cost_pusd numeric, other_tokens bigint,
+               other_cache_read bigint, other_cost_pusd numeric)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public
 AS $$
-    WITH b AS (
-        SELECT date_trunc('day', now(), p_tz) AS day_start,
-               date_trunc('month', now(), p_tz) AS month_start
-    ), h AS (
-        SELECT u.*, u.hour >= b.day_start AS today
-          FROM usage_hourly u, b
-         WHERE u.hour >= b.month_start
-           AND (u.host <> p_host OR u.hour < date_trunc('hour', p_self_before))
+    WITH h AS (
+        SELECT u.user_id, u.key_id, u.host = p_host AS self,
+               u.hour >= to_timestamp(p_day) AS today,
+               u.input_tokens + u.output_tokens + u.cache_read_tokens
+               + u.cache_write_5m_tokens + u.cache_write_1h_tokens AS t,
+               u.cache_read_tokens AS cr, u.cost_usd AS c
+          FROM usage_hourly u
+         WHERE u.hour >= to_timestamp(least(p_day, p_month))
     ), q AS (
-        SELECT 'user'::text AS kind, h.user_id AS id, h.today,
-               h.input_tokens + h.output_tokens + h.cache_write_5m_tokens
-               + h.cache_write_1h_tokens
-               + CASE WHEN x.tokens_count_cache_reads
-                      THEN h.cache_read_tokens ELSE 0 END AS t,
-               h.cost_usd AS c
+        SELECT 'user'::text AS kind, h.user_id AS id, NULL::text AS digest,
+               h.*
           FROM h JOIN users x ON x.user_id = h.user_id
          WHERE num_nonnulls(x.tokens_day, x.tokens_month, x.cost_day_usd,
                             x.cost_month_usd) > 0
         UNION ALL
-        SELECT 'key', h.key_id, h.today,
-               h.input_tokens + h.output_tokens + h.cache_write_5m_tokens
-               + h.cache_write_1h_tokens
-               + CASE WHEN x.tokens_count_cache_reads
-                      THEN h.cache_read_tokens ELSE 0 END,
-               h.cost_usd
+        SELECT 'key', h.key_id, encode(x.digest, 'hex'), h.*
           FROM h JOIN api_keys x ON x.key_id = h.key_id
          WHERE num_nonnulls(x.tokens_day, x.tokens_month, x.cost_day_usd,
                             x.cost_month_usd) > 0
+    ), p AS (
+        SELECT q.*, 'day'::text AS period FROM q WHERE q.today
+        UNION ALL
+        SELECT q.*, 'month' FROM q
     )
-    SELECT kind, id, 'day', sum(t)::bigint,
-           trunc(sum(c) * 1000000000000)
-      FROM q WHERE today GROUP BY kind, id
-    UNION ALL
-    SELECT kind, id, 'month', sum(t)::bigint,
-           trunc(sum(c) * 1000000000000)
-      FROM q GROUP BY kind, id
+    SELECT kind, id, digest, period,
+           coalesce(sum(t) FILTER (WHERE self), 0)::bigint,
+           coalesce(sum(cr) FILTER (WHERE self), 0)::bigint,
+           trunc(coalesce(sum(c) FILTER (WHERE self), 0) * 1000000000000),
+           coalesce(sum(t) FILTER (WHERE NOT self), 0)::bigint,
+           coalesce(sum(cr) FILTER (WHERE NOT self), 0)::bigint,
+           trunc(coalesce(sum(c) FILTER (WHERE NOT self), 0) * 1000000000000)
+      FROM p GROUP BY kind, id, digest, period
 $$;
 
 -- Usage query -------------------------------------------------------------

@@ -312,13 +312,18 @@ COMMENT ON COLUMN usage_requests.bytes_out IS 'bytes written to the client';
 -- Quotas: whether cache reads count ------------------------------------
 
 ALTER TABLE users
-    ADD COLUMN tokens_count_cache_reads boolean NOT NULL DEFAULT true;
+    ADD COLUMN tokens_day_cache_reads boolean NOT NULL DEFAULT true,
+    ADD COLUMN tokens_month_cache_reads boolean NOT NULL DEFAULT true;
 ALTER TABLE api_keys
-    ADD COLUMN tokens_count_cache_reads boolean NOT NULL DEFAULT true;
+    ADD COLUMN tokens_day_cache_reads boolean NOT NULL DEFAULT true,
+    ADD COLUMN tokens_month_cache_reads boolean NOT NULL DEFAULT true;
 
-COMMENT ON COLUMN users.tokens_count_cache_reads IS
-    'whether cache_read_tokens count toward tokens_day and tokens_month '
-    '(cost quotas always price them at their own rate)';
-COMMENT ON COLUMN api_keys.tokens_count_cache_reads IS
-    'whether cache_read_tokens count toward the key''s tokens_day and '
-    'tokens_month';
+COMMENT ON COLUMN users.tokens_day_cache_reads IS
+    'whether cache_read_tokens count toward tokens_day (cost quotas always '
+    'price them at their own rate)';
+COMMENT ON COLUMN users.tokens_month_cache_reads IS
+    'whether cache_read_tokens count toward tokens_month';
+COMMENT ON COLUMN api_keys.tokens_day_cache_reads IS
+    'whether cache_read_tokens count toward the key''s tokens_day';
+COMMENT ON COLUMN api_keys.tokens_month_cache_reads IS
+    'whether cache_read_tokens count toward the key''s tokens_month';
