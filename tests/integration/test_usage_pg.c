@@ -132,20 +132,21 @@ ledger_sums(const char *path, sums_t *s)
 
 static void
 load_start(load_t *l, const char *name, int port, const char *path,
-           const char *body, int n, bool openai)
+           const char *body, int n, bool openai, int delay_ms)
 {
-    char bin[4096], url[128], nn[16];
+    char bin[4096], url[128], nn[16], delay[48];
     char *argv[24];
     int i = 0;
 
     snprintf(bin, sizeof(bin), "%s/loadgen", tg_it_build());
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     snprintf(nn, sizeof(nn), "%d", n);
+    snprintf(delay, sizeof(delay), "x-mock-delay-ms: %d", delay_ms);
     argv[i++] = bin;
     argv[i++] = "-u";
     argv[i++] = url;
     argv[i++] = "-c";
-    argv[i++] = "2";
+    argv[i++] = "1";
     argv[i++] = "-n";
     argv[i++] = nn;
     argv[i++] = "--body";
@@ -158,7 +159,7 @@ load_start(load_t *l, const char *name, int port, const char *path,
     argv[i++] = "-H";
     argv[i++] = "x-mock-chunks: 8";
     argv[i++] = "-H";
-    argv[i++] = "x-mock-delay-ms: 5";
+    argv[i++] = delay;
     argv[i++] = "--timeout-s";
     argv[i++] = "50";
     argv[i] = NULL;
@@ -181,17 +182,18 @@ load_wait(load_t *l)
 }
 
 
-/* Start the four loads of <n> requests each. */
+/* Start the four loads: <n> requests of each non-streaming kind, <n> / 4
+ * streams of each kind, each stream <delay_ms> per chunk (8 chunks). */
 static void
-loads_start(load_t l[4], int port, int n)
+loads_start(load_t l[4], int port, int n, int delay_ms)
 {
-    load_start(&l[0], "load-a", port, "/v1/messages", BODY_A, n, false);
-    load_start(&l[1], "load-as", port, "/v1/messages", BODY_A_STREAM, n,
-               false);
+    load_start(&l[0], "load-a", port, "/v1/messages", BODY_A, n, false, 0);
+    load_start(&l[1], "load-as", port, "/v1/messages", BODY_A_STREAM, n / 4,
+               false, delay_ms);
     load_start(&l[2], "load-o", port, "/v1/chat/completions", BODY_O, n,
-               true);
+               true, 0);
     load_start(&l[3], "load-os", port, "/v1/chat/completions", BODY_O_STREAM,
-               n, true);
+               n / 4, true, delay_ms);
 }
 
 
@@ -307,7 +309,7 @@ test_records_reach_pg(void)
     int fd;
 
     start_db(&f, db, sizeof(db));
-    loads_start(l, f.port, 25);
+    loads_start(l, f.port, 40, 5);
     sent = loads_wait(l);
     TG_IT_CHECK_INT(sent, 100);
     check_ledger(db, f.ledger, sent);
@@ -351,7 +353,8 @@ test_accuracy(void)
     long long sent;
 
     start_db(&f, db, sizeof(db));
-    loads_start(l, f.port, 150);
+    /* About 15 s of load, so it spans both kills and the outage. */
+    loads_start(l, f.port, 400, 25);
     tg_it_sleep_ms(1500);
     kill_admin(&f);
     tg_it_sleep_ms(1500);
@@ -361,7 +364,7 @@ test_accuracy(void)
     tg_it_sleep_ms(1000);
     kill_admin(&f);
     sent = loads_wait(l);
-    TG_IT_CHECK_INT(sent, 600);
+    TG_IT_CHECK_INT(sent, 1000);
     check_ledger(db, f.ledger, sent);
     tg_it_fixture_stop(&f);
 }
