@@ -49,11 +49,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TG_AGG_BATCH      4096     /* records per drain round at most */
-#define TG_AGG_GRACE_MS   2000     /* wait before skipping a stuck slot */
-#define TG_AGG_CLOSE_MS   1000     /* a batch is closed at least this often */
-#define TG_AGG_CLOSE_RECS 100000   /* ... or when it holds this many */
-#define TG_AGG_RETRY_MIN  500      /* flush retry back-off */
+#define TG_AGG_BATCH      4096   /* records per drain round at most */
+#define TG_AGG_GRACE_MS   2000   /* wait before skipping a stuck slot */
+#define TG_AGG_CLOSE_MS   1000   /* a batch is closed at least this often */
+#define TG_AGG_CLOSE_RECS 100000 /* ... or when it holds this many */
+#define TG_AGG_RETRY_MIN  500    /* flush retry back-off */
 #define TG_AGG_RETRY_MAX  10000
 #define TG_AGG_REFUSE_MAX 5
 #define TG_AGG_INGEST_SQL "SELECT tg_api.usage_ingest($1::jsonb)"
@@ -72,7 +72,7 @@ typedef struct {
     uint64_t ring_id;
     uint64_t last_close_ms;
     int log_fd;
-    tg_buf_t out;   /* JSON lines of one drain round */
+    tg_buf_t out;    /* JSON lines of one drain round */
     tg_buf_t frames; /* journal frames of one drain round */
     tg_pg_t *pg;
     tg_agg_batch_t *batch;
@@ -312,9 +312,9 @@ tg_agg_drain_journal(tg_agg_t *a, tg_shm_ring_t *ring)
     if (n == 0) {
         return 0;
     }
-    if (nrecs > 0 && tg_agg_spool_append(&a->spool, a->frames.data,
-                                         tg_buf_len(&a->frames),
-                                         nrecs) != TG_OK) {
+    if (nrecs > 0 &&
+        tg_agg_spool_append(&a->spool, a->frames.data, tg_buf_len(&a->frames),
+                            nrecs) != TG_OK) {
         /* Left in the ring for the next round; workers spool if it fills. */
         a->stats.records -= nrecs;
         tg_buf_reset(&a->out, 1u << 20);
@@ -619,5 +619,6 @@ tg_agg_pending(void)
     if (!a->spool_ok) {
         return 0;
     }
-    return a->spool.next_seq - 1 - a->spool.acked_seq + (a->spool.open_recs > 0);
+    return a->spool.next_seq - 1 - a->spool.acked_seq +
+           (a->spool.open_recs > 0);
 }

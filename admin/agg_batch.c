@@ -338,8 +338,8 @@ tg_agg_row_json(const tg_agg_batch_t *b, const tg_agg_row_t *w, tg_buf_t *out)
     char num[32];
     int i, n;
 
-    n = snprintf(num, sizeof(num), "[%llu,%u,%u,",
-                 (unsigned long long)w->hour, w->user, w->key);
+    n = snprintf(num, sizeof(num), "[%llu,%u,%u,", (unsigned long long)w->hour,
+                 w->user, w->key);
     if (tg_buf_append(out, num, (size_t)n) != TG_OK ||
         tg_agg_json_str(out, w->model, strlen(w->model)) != TG_OK ||
         tg_buf_append(out, ",", 1) != TG_OK ||

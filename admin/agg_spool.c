@@ -70,8 +70,9 @@ typedef struct {
 static void
 tg_agg_state_write(tg_agg_spool_t *s)
 {
-    tg_agg_state_t st = {TG_AGG_STATE_MAGIC, 0, s->spool_id, s->acked_off,
-                         s->acked_seq, s->next_seq};
+    tg_agg_state_t st = {TG_AGG_STATE_MAGIC, 0,
+                         s->spool_id,        s->acked_off,
+                         s->acked_seq,       s->next_seq};
 
     if (pwrite(s->state_fd, &st, sizeof(st), 0) != (ssize_t)sizeof(st)) {
         tg_log(TG_LOG_ERR, errno, "pwrite(usage.state) failed");
@@ -81,8 +82,7 @@ tg_agg_state_write(tg_agg_spool_t *s)
 
 /* See agg_spool.h. */
 size_t
-tg_agg_spool_frame(void *out, uint16_t type, const void *payload,
-                   uint16_t len)
+tg_agg_spool_frame(void *out, uint16_t type, const void *payload, uint16_t len)
 {
     tg_agg_frame_t h = {TG_AGG_SPOOL_MAGIC, type, len,
                         tg_shm_spool_crc32(payload, len), 0};
@@ -175,8 +175,8 @@ tg_agg_spool_walk(tg_agg_spool_t *s, uint64_t off,
     for (;;) {
         tg_agg_frame_t h;
 
-        if (have - pos < sizeof(h) ||
-            (memcpy(&h, buf + pos, sizeof(h)), have - pos < sizeof(h) + h.len)) {
+        if (have - pos < sizeof(h) || (memcpy(&h, buf + pos, sizeof(h)),
+                                       have - pos < sizeof(h) + h.len)) {
             memmove(buf, buf + pos, have - pos);
             base += pos;
             have -= pos;
@@ -287,8 +287,7 @@ tg_agg_spool_state_open(tg_agg_spool_t *s, const char *dir, char *err,
 
 /* See agg_spool.h. */
 int
-tg_agg_spool_open(tg_agg_spool_t *s, const char *dir, char *err,
-                  size_t errlen)
+tg_agg_spool_open(tg_agg_spool_t *s, const char *dir, char *err, size_t errlen)
 {
     struct stat sb;
     uint64_t end;
@@ -327,8 +326,8 @@ tg_agg_spool_open(tg_agg_spool_t *s, const char *dir, char *err,
                s->path, (unsigned long long)((uint64_t)sb.st_size - end),
                (unsigned long long)end);
         if (ftruncate(s->fd, (off_t)end) == -1) {
-            snprintf(err, errlen, "ftruncate(\"%s\") failed (%d: %s)",
-                     s->path, errno, strerror(errno));
+            snprintf(err, errlen, "ftruncate(\"%s\") failed (%d: %s)", s->path,
+                     errno, strerror(errno));
             return TG_ERROR;
         }
     }
@@ -373,8 +372,7 @@ tg_agg_spool_append(tg_agg_spool_t *s, const void *frames, size_t n,
                    s->path);
             /* Cut what went out, so the file stays whole frames. */
             if (done > 0 && ftruncate(s->fd, (off_t)s->size) == -1) {
-                tg_log(TG_LOG_ERR, errno, "ftruncate(\"%s\") failed",
-                       s->path);
+                tg_log(TG_LOG_ERR, errno, "ftruncate(\"%s\") failed", s->path);
             }
             return TG_ERROR;
         }

@@ -38,8 +38,7 @@ const tg_api_field_t tg_api_q_prices[] = {
 
 const tg_api_field_t tg_api_b_price[] = {
     {"pattern", TG_API_F_STRING, TG_API_REQUIRED, 1, 63, NULL, NULL},
-    {"input_usd_per_mtok", TG_API_F_DECIMAL, TG_API_REQUIRED, 0, 0, NULL,
-     NULL},
+    {"input_usd_per_mtok", TG_API_F_DECIMAL, TG_API_REQUIRED, 0, 0, NULL, NULL},
     {"output_usd_per_mtok", TG_API_F_DECIMAL, TG_API_REQUIRED, 0, 0, NULL,
      NULL},
     {"cache_read_usd_per_mtok", TG_API_F_DECIMAL, TG_API_REQUIRED, 0, 0, NULL,

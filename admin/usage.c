@@ -47,8 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TG_USAGE_FRESH_MS     60000    /* shm younger than this: restore */
-#define TG_USAGE_PARTITION_MS 3600000  /* partition upkeep period */
+#define TG_USAGE_FRESH_MS     60000   /* shm younger than this: restore */
+#define TG_USAGE_PARTITION_MS 3600000 /* partition upkeep period */
 #define TG_USAGE_PRICES_SQL                                                    \
     "SELECT pattern, input_pusd, output_pusd, cache_read_pusd,"                \
     " cache_write_5m_pusd, cache_write_1h_pusd"                                \
@@ -67,8 +67,8 @@ typedef struct {
     tg_pg_t *pg;
     tg_ev_timer_t timer;
     bool seeded;
-    bool restore;      /* restore this host's usage on the next round */
-    uint64_t parts_ms; /* last partition upkeep */
+    bool restore;       /* restore this host's usage on the next round */
+    uint64_t parts_ms;  /* last partition upkeep */
     uint64_t starts[2]; /* day and month starts of the round in flight */
 } tg_usage_t;
 
@@ -192,10 +192,10 @@ tg_usage_quota_row(tg_usage_t *u, const tg_pg_res_t *res, int i)
     if (idx == TG_SHM_QUOTA_NONE) {
         return;
     }
-    (void)tg_shm_quota_set_base(
-        t, idx, period, start, strtoull(tg_pg_res_value(res, i, 7), NULL, 10),
-        strtoull(tg_pg_res_value(res, i, 8), NULL, 10),
-        strtoull(tg_pg_res_value(res, i, 9), NULL, 10));
+    (void)tg_shm_quota_set_base(t, idx, period, start,
+                                strtoull(tg_pg_res_value(res, i, 7), NULL, 10),
+                                strtoull(tg_pg_res_value(res, i, 8), NULL, 10),
+                                strtoull(tg_pg_res_value(res, i, 9), NULL, 10));
     if (u->restore) {
         (void)tg_shm_quota_set_used(
             t, idx, period, start,

@@ -428,8 +428,8 @@ tg_shm_ring_release(tg_shm_ring_t *r, uint32_t n)
     for (i = 0; i < n; i++, t++) {
         char *slot = tg_shm_ring_at(r, (uint32_t)t & r->mask, r->rec_size);
 
-        atomic_store_explicit((_Atomic uint64_t *)(void *)slot,
-                              t + r->capacity, memory_order_release);
+        atomic_store_explicit((_Atomic uint64_t *)(void *)slot, t + r->capacity,
+                              memory_order_release);
         atomic_store_explicit(&r->tail, t + 1, memory_order_release);
     }
     c = atomic_load_explicit(&r->consumed, memory_order_relaxed);

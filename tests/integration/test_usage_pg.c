@@ -27,20 +27,20 @@
 #include <unistd.h>
 
 #define BODY_A                                                                 \
-    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"messages\":"       \
-    "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hello "  \
+    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"messages\":"         \
+    "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hello "    \
     "there, a cached prompt\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]}"
 #define BODY_A_STREAM                                                          \
-    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"stream\":true,"    \
-    "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","      \
-    "\"text\":\"Hello streamed\",\"cache_control\":{\"type\":"               \
+    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"stream\":true,"      \
+    "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","        \
+    "\"text\":\"Hello streamed\",\"cache_control\":{\"type\":"                 \
     "\"ephemeral\"}}]}]}"
 #define BODY_O                                                                 \
-    "{\"model\":\"gpt-4o\",\"cache_control\":1,\"messages\":[{\"role\":"     \
+    "{\"model\":\"gpt-4o\",\"cache_control\":1,\"messages\":[{\"role\":"       \
     "\"user\",\"content\":\"Hello there, an OpenAI prompt\"}]}"
 #define BODY_O_STREAM                                                          \
-    "{\"model\":\"gpt-4o\",\"stream\":true,\"cache_control\":1,"             \
-    "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"   \
+    "{\"model\":\"gpt-4o\",\"stream\":true,\"cache_control\":1,"               \
+    "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"     \
     "\"user\",\"content\":\"Hello streamed OpenAI\"}]}"
 
 /* Sums per token class, in usage_hourly's vocabulary. */
@@ -152,8 +152,8 @@ load_start(load_t *l, const char *name, int port, const char *path,
     argv[i++] = "--body";
     argv[i++] = (char *)body;
     argv[i++] = "-H";
-    argv[i++] = openai ? "authorization: Bearer " TG_IT_KEY
-                       : "x-api-key: " TG_IT_KEY;
+    argv[i++] =
+        openai ? "authorization: Bearer " TG_IT_KEY : "x-api-key: " TG_IT_KEY;
     argv[i++] = "-H";
     argv[i++] = "anthropic-version: 2023-06-01";
     argv[i++] = "-H";
@@ -190,8 +190,8 @@ loads_start(load_t l[4], int port, int n, int delay_ms)
     load_start(&l[0], "load-a", port, "/v1/messages", BODY_A, n, false, 0);
     load_start(&l[1], "load-as", port, "/v1/messages", BODY_A_STREAM, n / 4,
                false, delay_ms);
-    load_start(&l[2], "load-o", port, "/v1/chat/completions", BODY_O, n,
-               true, 0);
+    load_start(&l[2], "load-o", port, "/v1/chat/completions", BODY_O, n, true,
+               0);
     load_start(&l[3], "load-os", port, "/v1/chat/completions", BODY_O_STREAM,
                n / 4, true, delay_ms);
 }
