@@ -21,6 +21,7 @@ static const struct {
     {"rl", tg_bench_rl},
     {"ring", tg_bench_ring},
     {"route", tg_bench_route},
+    {"agg", tg_bench_agg},
 };
 
 
