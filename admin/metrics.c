@@ -49,14 +49,6 @@ typedef struct {
     char model_names[TG_SHM_METRICS_MODELS + 1][TG_SHM_METRICS_NAME];
 } tg_metrics_sum_t;
 
-/* What the usage aggregator reported (tg_metrics_flush_report). */
-static struct {
-    uint64_t ok;
-    uint64_t failed;
-    uint64_t oldest_pending_ms;
-    bool reported;
-} tg_metrics_flush;
-
 static const uint64_t tg_metrics_bounds[TG_SHM_METRICS_BUCKETS - 1] =
     TG_SHM_METRICS_BOUNDS_US;
 static const char *const tg_metrics_apis[TG_SHM_METRICS_APIS] = {"anthropic",
@@ -70,20 +62,6 @@ static const char *const tg_metrics_refusals[TG_SHM_METRICS_REFUSE] = {
     NULL,           "auth",       "forbidden", "rpm",   "tpm", "concurrency",
     "quota_tokens", "quota_cost", "overload",  "other", NULL,  NULL,
     NULL,           NULL,         NULL,        NULL};
-
-
-/* See metrics.h. */
-void
-tg_metrics_flush_report(bool ok, uint64_t oldest_pending_ms)
-{
-    if (ok) {
-        tg_metrics_flush.ok++;
-    } else {
-        tg_metrics_flush.failed++;
-    }
-    tg_metrics_flush.oldest_pending_ms = oldest_pending_ms;
-    tg_metrics_flush.reported = true;
-}
 
 
 /* Append formatted text; sets *<rc> to TG_ERROR once anything fails. */
@@ -542,6 +520,7 @@ tg_metrics_usage(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
     const tg_agg_stats_t *st = tg_agg_stats();
     uint64_t head = atomic_load(&ring->head), tail = atomic_load(&ring->tail);
     uint64_t files, bytes, now = tg_time_wall_ms(), lag = 0;
+    uint64_t pending = tg_agg_pending();
     int state = (int)tg_store_state();
     uint32_t k;
 
@@ -584,20 +563,30 @@ tg_metrics_usage(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
                        states[k], state == (int)k);
     }
     tg_metrics_family(b, rc, "tollgate_usage_flushes_total", "counter",
-                      "Flushes of usage aggregates to PostgreSQL, by "
-                      "result.");
+                      "Flushes of usage batches to PostgreSQL, by result "
+                      "(a failed batch stays in the journal and is "
+                      "retried).");
     tg_metrics_out(b, rc,
                    "tollgate_usage_flushes_total{result=\"ok\"} %llu\n"
                    "tollgate_usage_flushes_total{result=\"failed\"} %llu\n",
-                   (unsigned long long)tg_metrics_flush.ok,
-                   (unsigned long long)tg_metrics_flush.failed);
-    if (tg_metrics_flush.reported && tg_metrics_flush.oldest_pending_ms != 0 &&
-        tg_metrics_flush.oldest_pending_ms < now) {
-        lag = now - tg_metrics_flush.oldest_pending_ms;
+                   (unsigned long long)st->batches,
+                   (unsigned long long)st->flush_errors);
+    tg_metrics_family(b, rc, "tollgate_usage_batches_pending", "gauge",
+                      "Usage batches in admin's journal not yet stored in "
+                      "PostgreSQL.");
+    tg_metrics_out(b, rc, "tollgate_usage_batches_pending %llu\n",
+                   (unsigned long long)pending);
+    if (pending > 0) {
+        /* Waiting since the last batch went in, or since start. */
+        uint64_t since =
+            st->flushed_ms ? st->flushed_ms : tg_shm_hdr(shm)->created_ms;
+
+        lag = now > since ? now - since : 0;
     }
     tg_metrics_family(b, rc, "tollgate_usage_flush_lag_seconds", "gauge",
-                      "Age of the oldest usage record not yet in "
-                      "PostgreSQL (0 when none waits).");
+                      "While usage batches wait for PostgreSQL, seconds "
+                      "since the last one was stored (0 when none "
+                      "waits).");
     tg_metrics_out(b, rc, "tollgate_usage_flush_lag_seconds %.3f\n",
                    (double)lag / 1e3);
 }

@@ -30,13 +30,4 @@
  */
 int tg_metrics_render(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *out);
 
-/*
- * A flush of usage aggregates to PostgreSQL ended, <ok> or failed;
- * <oldest_pending_ms> is the wall-clock time of the oldest usage record
- * not yet in the database (0 when none is waiting).  Called by the usage
- * aggregator; feeds tollgate_usage_flushes_total and
- * tollgate_usage_flush_lag_seconds.
- */
-void tg_metrics_flush_report(bool ok, uint64_t oldest_pending_ms);
-
 #endif /* TG_ADMIN_METRICS_H */

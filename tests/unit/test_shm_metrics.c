@@ -42,8 +42,8 @@ m_rec(uint16_t endpoint, uint16_t status, const char *model)
     memset(&rec, 0, sizeof(rec));
     rec.endpoint = endpoint;
     rec.status = status;
-    rec.outcome = status >= 200 && status < 300 ? TG_USAGE_OK
-                                                : TG_USAGE_UPSTREAM_ERROR;
+    rec.outcome =
+        status >= 200 && status < 300 ? TG_USAGE_OK : TG_USAGE_UPSTREAM_ERROR;
     rec.attempts = 1;
     rec.latency_us = 300000;
     rec.ttfb_us = 40000;
@@ -68,9 +68,8 @@ test_sizes_and_layout(void)
                                                  TG_TEST_M_EPS) %
                         64,
                     0);
-    CU_ASSERT_EQUAL(tg_shm_metrics_size(UINT32_MAX, 65535) == 0 ||
-                        sizeof(size_t) == 8,
-                    1);
+    CU_ASSERT_EQUAL(
+        tg_shm_metrics_size(UINT32_MAX, 65535) == 0 || sizeof(size_t) == 8, 1);
     CU_ASSERT_EQUAL(tg_shm_metrics_size(4, 70000), 0);
     munmap(m, size);
 }
