@@ -26,8 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RPM_KEY "tg-it-metrics-rpm-limited-0123"
-#define MAX_FAM 128
+#define RPM_KEY   "tg-it-metrics-rpm-limited-0123"
+#define QUOTA_KEY "tg-it-metrics-quota-limited-012"
+#define MAX_FAM   128
 
 /* ------------------------------------------------------------ parser */
 
@@ -433,13 +434,16 @@ test_counts_known_load(void)
 {
     tg_it_fixture_t f;
     double in1, out1, want;
-    int i, ok_rpm = 0, refused = 0;
+    int i, ok_rpm = 0, refused = 0, ok_quota = 0, over = 0;
     char *text;
 
     tg_it_fixture_init(&f);
-    tg_it_conf_set(&f.conf, "users",
-                   "( { name = \"alice\"; keys = ( { key = \"" RPM_KEY
-                   "\"; rpm = 6; burst = 2; } ); } )");
+    tg_it_conf_set(
+        &f.conf, "users",
+        "( { name = \"alice\"; keys = ( { key = \"" RPM_KEY
+        "\"; rpm = 6; burst = 2; } ); }, { name = \"quinn\"; "
+        "quota_tokens = 100; quota_period = \"day\"; keys = ( \"" QUOTA_KEY
+        "\" ); } )");
     tg_it_conf_set(&f.conf, "keys", "( \"" TG_IT_KEY "\" )");
     tg_it_fixture_start(&f);
 
@@ -474,11 +478,19 @@ test_counts_known_load(void)
         refused += st == 429;
     }
     TG_IT_CHECK(refused > 0);
-    want = 19 + 5 + ok_rpm;
+    for (i = 0; i < 6; i++) {
+        int st = one(f.port, 0, QUOTA_KEY);
+
+        TG_IT_CHECK(st == 200 || st == 429);
+        ok_quota += st == 200;
+        over += st == 429;
+    }
+    TG_IT_CHECK(over > 0);
+    want = 19 + 5 + ok_rpm + ok_quota;
     text = scrape_until(f.admin_port,
                         "tollgate_request_duration_seconds_count{endpoint=\""
                         "none\"}",
-                        3 + refused);
+                        3 + refused + over);
     free(text);
     text = scrape_until(f.admin_port,
                         "tollgate_request_duration_seconds_count{endpoint=\""
@@ -499,11 +511,14 @@ test_counts_known_load(void)
                     3);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_requests_total{endpoint=\""
                                      "none\",api=\"anthropic\",code=\"4xx\"}"),
-                    refused);
+                    refused + over);
     TG_IT_CHECK_INT(
         expo_value(text, "tollgate_refusals_total{reason=\"auth\"}"), 3);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_refusals_total{reason=\"rpm\"}"),
                     refused);
+    TG_IT_CHECK_INT(expo_value(text, "tollgate_refusals_total{reason=\""
+                                     "quota_tokens\"}"),
+                    over);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_time_to_first_byte_seconds_"
                                      "count{endpoint=\"mock-openai\"}"),
                     10);
