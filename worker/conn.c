@@ -107,10 +107,93 @@ tg_conn_close(tg_conn_t *c)
 }
 
 
+#define TG_CONN_ACCEPT_PAUSE_MS 100  /* accepts off after EMFILE/ENFILE */
+#define TG_CONN_ACCEPT_LOG_MS   1000 /* one warning per interval */
+
+/*
+ * Accept pressure, per worker process (one thread): out of descriptors
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM) turns accepting off for
+ * TG_CONN_ACCEPT_PAUSE_MS, as nginx does, instead of spinning on a
+ * listening socket that stays readable; refusals and pauses are logged at
+ * most once per TG_CONN_ACCEPT_LOG_MS with how many there were.
+ */
+static struct {
+    tg_ev_timer_t timer; /* re-enables accepting */
+    tg_worker_t *w;
+    uint64_t paused;      /* pauses since the last warning */
+    uint64_t refused;     /* over max_connections since the last warning */
+    uint64_t paused_log;  /* loop ms of the last pause warning */
+    uint64_t refused_log; /* loop ms of the last refusal warning */
+    int err;              /* errno of the last pause */
+} tg_conn_accept;
+
+
+static void
+tg_conn_accept_resume(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_worker_t *w = t->data;
+
+    if (w->listen_fd != -1 && !w->stopping) {
+        (void)tg_ev_mod(loop, w->listen_fd, EPOLLIN);
+    }
+}
+
+
+/* Out of descriptors or memory for a new connection: stop accepting for
+ * a while (the queued clients wait in the kernel backlog). */
+static void
+tg_conn_accept_pause(tg_ev_loop_t *loop, tg_worker_t *w, int fd, int err)
+{
+    uint64_t now = tg_ev_now(loop);
+
+    tg_conn_accept.paused++;
+    tg_conn_accept.err = err;
+    if (tg_conn_accept.paused_log == 0 ||
+        now - tg_conn_accept.paused_log >= TG_CONN_ACCEPT_LOG_MS) {
+        tg_log(TG_LOG_WARN, err,
+               "accept4() failed %llu time(s) for want of descriptors or "
+               "memory, with %u connections open; accepting paused for "
+               "%d ms each time (raise ulimit -n or lower "
+               "limits.max_connections)",
+               (unsigned long long)tg_conn_accept.paused, w->nconns,
+               TG_CONN_ACCEPT_PAUSE_MS);
+        tg_conn_accept.paused = 0;
+        tg_conn_accept.paused_log = now;
+    }
+    if (tg_ev_mod(loop, fd, 0) != TG_OK) {
+        return;
+    }
+    tg_conn_accept.timer.handler = tg_conn_accept_resume;
+    tg_conn_accept.timer.data = w;
+    tg_ev_timer_add(loop, &tg_conn_accept.timer, TG_CONN_ACCEPT_PAUSE_MS);
+}
+
+
+/* A connection past max_connections was closed at once: count it and
+ * warn at most once per interval. */
+static void
+tg_conn_accept_refused(tg_ev_loop_t *loop, tg_worker_t *w)
+{
+    uint64_t now = tg_ev_now(loop);
+
+    tg_conn_accept.refused++;
+    if (tg_conn_accept.refused_log == 0 ||
+        now - tg_conn_accept.refused_log >= TG_CONN_ACCEPT_LOG_MS) {
+        tg_log(TG_LOG_WARN, 0,
+               "%u connections open; refused %llu more "
+               "(limits.max_connections)",
+               w->nconns, (unsigned long long)tg_conn_accept.refused);
+        tg_conn_accept.refused = 0;
+        tg_conn_accept.refused_log = now;
+    }
+}
+
+
 /*
  * Accept every pending connection on the listening socket.  Past
  * max_connections a connection is accepted and closed at once, so the
  * kernel queue does not fill with clients that would only time out.
+ * Out of descriptors, accepting pauses (tg_conn_accept_pause).
  */
 void
 tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
@@ -127,17 +210,18 @@ tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
         cfd = accept4(fd, (struct sockaddr *)&sa, &len,
                       SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd == -1) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                tg_conn_accept_pause(loop, w, fd, errno);
+            } else if (errno != EAGAIN && errno != EINTR &&
+                       errno != ECONNABORTED) {
                 tg_log(TG_LOG_ERR, errno, "accept4() failed");
             }
             return;
         }
         if (w->nconns >= w->conf->max_connections || w->stopping) {
             if (!w->stopping) {
-                tg_log(TG_LOG_WARN, 0,
-                       "%u connections open; refusing more "
-                       "(limits.max_connections)",
-                       w->nconns);
+                tg_conn_accept_refused(loop, w);
             }
             close(cfd);
             continue;

@@ -67,6 +67,7 @@ struct tg_upstream_s {
     bool paused;                /* transfer paused for back-pressure */
     bool discard;               /* attempt failed; drop its body and retry */
     bool probe;                 /* admitted as its endpoint's half-open probe */
+    bool waited;                /* waited once for a cool-down to end */
     uint8_t rate_retries;       /* retries made after a rate-limit 429 */
     int coding;                 /* TG_DECODE_* of the response body */
     uint64_t start_us;          /* attempt start */
@@ -859,6 +860,19 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
 }
 
 
+/* Whether <u>'s request has only one endpoint that could ever serve it
+ * (its group, API style and model). */
+static bool
+tg_proxy_sole(const tg_upstream_t *u)
+{
+    tg_route_req_t q;
+
+    tg_proxy_route_req(u, &q);
+    q.tried = NULL;
+    return tg_route_count(u->w->route, &q) == 1;
+}
+
+
 /*
  * Record the end of <c>'s attempt (curl result <rc>) in its endpoint's
  * shared state: classify it (worker/failover.h), then update the counters,
@@ -895,6 +909,17 @@ tg_proxy_ep_finish(tg_upstream_t *u, CURLcode rc)
     in.quota_cooldown_ms = e->quota_cooldown_ms;
     in.rnd = tg_proxy_rand();
     tg_failover_classify(&in, &fo);
+    if ((fo.verdict == TG_EP_V_RATE || fo.verdict == TG_EP_V_OVERLOAD) &&
+        tg_proxy_sole(u)) {
+        /* The only endpoint of its group: cooling it would turn one 429
+         * or 529 into seconds of answers made up here instead of the
+         * upstream's own.  It answered, so it is reachable. */
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "%s (sole endpoint, "
+                 "not cooled)",
+                 fo.reason);
+        fo.verdict = TG_EP_V_OK;
+    }
 
     memset(&o, 0, sizeof(o));
     o.verdict = fo.verdict;
@@ -973,46 +998,6 @@ tg_proxy_unclaim(tg_upstream_t *u, int idx)
 }
 
 
-/*
- * No endpoint can take <r>'s first attempt.  When that is because every
- * endpoint of its group and API is cooling down, open or out for a while
- * (upstream rate limits), the answer is 429 with the shortest wait as
- * retry-after (written to <hdr> of <len> bytes), as the upstream itself
- * would, rather than a 503.  Returns true in that case.
- */
-static bool
-tg_proxy_all_waiting(const tg_request_t *r, char *hdr, size_t len)
-{
-    const tg_conf_t *conf = r->w->conf;
-    int style =
-        (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
-    uint64_t now = tg_time_wall_ms(), wait, best = 0;
-    size_t i;
-
-    for (i = 0; i < conf->nendpoints; i++) {
-        const tg_conf_endpoint_t *e = &conf->endpoints[i];
-
-        if (!e->enabled || e->style != style ||
-            (r->have_key && e->group != r->key.group)) {
-            continue;
-        }
-        wait = tg_shm_ep_wait_ms(
-            tg_shm_ep_get(tg_shm_table(r->w->shm, TG_SHM_T_EPS), (uint32_t)i),
-            now);
-        if (wait == 0) {
-            return false;
-        }
-        best = (best == 0 || wait < best) ? wait : best;
-    }
-    if (best == 0) {
-        return false;
-    }
-    snprintf(hdr, len, "retry-after: %llu\r\n",
-             (unsigned long long)((best + 999) / 1000));
-    return true;
-}
-
-
 /* End <u>'s request for <cause> with answer <status>, <type>, <msg> and
  * header lines <extra>.  <u> is gone afterwards. */
 static void
@@ -1025,26 +1010,76 @@ tg_proxy_end(tg_upstream_t *u, int cause, int status, const char *type,
 }
 
 
-/* Nothing to send <u>'s next attempt to: answer.  <u> is gone after. */
+static void tg_proxy_attempt_on(tg_upstream_t *u, int idx);
+
+
+/* The wait for a cooling endpoint (wait_for_cooldown) is over: choose
+ * again, among whatever is available by now. */
+static void
+tg_proxy_wait_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_upstream_t *u = t->data;
+
+    (void)loop;
+    u->timer.handler = tg_proxy_attempt_timer_handler;
+    u->waited = true;
+    tg_proxy_attempt(u);
+}
+
+
+/*
+ * Nothing available for <u>'s next attempt.  When every candidate is
+ * cooling down after a 429 or 529, the upstream's own answer is worth more
+ * than one made up here: the request waits for the first one to come back
+ * when that is within its group's wait_for_cooldown (once), or goes at
+ * once to the one whose cool-down ends soonest.  A retry that finds
+ * nothing ends with the last failure; a first attempt with no usable
+ * endpoint at all (breakers open, spend caps, none configured) gets 503.
+ * <u> is gone afterwards unless a wait or an attempt started.
+ */
 static void
 tg_proxy_none(tg_upstream_t *u)
 {
-    char hdr[64];
+    const tg_conf_group_t *g = tg_proxy_group(u->r);
+    tg_route_req_t q;
+    uint64_t wait;
+    int idx, rc;
 
     if (u->r->attempts > 0) {
         tg_proxy_end(u, TG_END_UPSTREAM, 502, "api_error", NULL,
                      "all upstream endpoints failed", NULL);
-    } else if (tg_proxy_all_waiting(u->r, hdr, sizeof(hdr))) {
-        tg_proxy_end(u, TG_END_REFUSED, 429, "rate_limit_error",
-                     "rate_limit_exceeded",
-                     "every upstream endpoint is rate limited or cooling "
-                     "down; retry later",
-                     hdr);
-    } else {
+        return;
+    }
+    tg_proxy_route_req(u, &q);
+    idx = tg_route_soonest(u->w->route, &q, &wait);
+    if (idx < 0) {
         tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
                      "no upstream endpoint is available for this request",
                      NULL);
+        return;
     }
+    if (!u->waited && wait > 0 && wait <= g->wait_for_cooldown_ms) {
+        u->timer.handler = tg_proxy_wait_timer_handler;
+        tg_ev_timer_add(u->w->loop, &u->timer, wait);
+        return;
+    }
+    rc = tg_shm_ep_admit(
+        tg_shm_ep_get(tg_shm_table(u->w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+        tg_proxy_pid(), q.now_ms,
+        u->w->conf->groups[u->w->conf->endpoints[idx].group].cooldown_ms,
+        tg_shm_events(u->w->shm));
+    if (rc == TG_SHM_EP_DENY) {
+        tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
+                     "no upstream endpoint is available for this request",
+                     NULL);
+        return;
+    }
+    u->probe = rc == TG_SHM_EP_PROBE;
+    tg_log(TG_LOG_INFO, 0,
+           "every upstream endpoint is cooling down; trying %s, whose "
+           "cool-down ends soonest (in %llu ms)",
+           u->w->conf->endpoints[idx].name, (unsigned long long)wait);
+    tg_proxy_attempt_on(u, idx);
 }
 
 
@@ -1053,18 +1088,27 @@ tg_proxy_none(tg_upstream_t *u)
 static void
 tg_proxy_attempt(tg_upstream_t *u)
 {
+    int idx = tg_proxy_choose(u);
+
+    if (idx < 0) {
+        tg_proxy_none(u);
+        return;
+    }
+    tg_proxy_attempt_on(u, idx);
+}
+
+
+/* Start an attempt of <u> on endpoint <idx>, admitted (u->probe says
+ * whether as its probe); on failure the request is ended. */
+static void
+tg_proxy_attempt_on(tg_upstream_t *u, int idx)
+{
     tg_worker_t *w = u->w;
     tg_proxy_t *px = w->proxy;
     tg_request_t *r = u->r;
     const tg_conf_endpoint_t *e;
     CURL *easy;
-    int idx;
 
-    idx = tg_proxy_choose(u);
-    if (idx < 0) {
-        tg_proxy_none(u);
-        return;
-    }
     e = &w->conf->endpoints[idx];
     u->endpoint = idx;
     r->endpoint = idx;
@@ -1170,18 +1214,34 @@ tg_proxy_start(tg_request_t *r)
 static void
 tg_proxy_fail(tg_upstream_t *u, CURLcode rc, int64_t retry_after_ms)
 {
-    char extra[64];
+    tg_failover_body_t b;
+    tg_proxy_text_t body;
+    char extra[64], msg[200];
+    const char *type;
 
-    if (u->discard && u->status == 429) {
-        snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
-                 (long long)(retry_after_ms > 0 ? (retry_after_ms + 999) / 1000
-                                                : 1));
-        tg_proxy_end(u, TG_END_UPSTREAM, 429, "rate_limit_error",
-                     "rate_limit_exceeded",
-                     "upstream endpoints are rate limited", extra);
-    } else if (u->discard && u->status == 529) {
-        tg_proxy_end(u, TG_END_UPSTREAM, 529, "overloaded_error", NULL,
-                     "upstream endpoints are overloaded", NULL);
+    if (u->discard && u->status >= 400) {
+        /* The upstream's own status and error type, in the client's API
+         * shape, with its retry-after. */
+        tg_failover_scan(body.data, tg_proxy_errbody(u, &body), &b);
+        type = b.type[0] != '\0'  ? b.type
+               : u->status == 429 ? "rate_limit_error"
+               : u->status == 529 ? "overloaded_error"
+               : u->status == 401 ? "authentication_error"
+               : u->status == 402 ? "billing_error"
+               : u->status == 504 ? "timeout_error"
+                                  : "api_error";
+        snprintf(msg, sizeof(msg), "%s",
+                 b.message[0] != '\0' ? b.message : "upstream error");
+        extra[0] = '\0';
+        if (retry_after_ms > 0 || u->status == 429) {
+            snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
+                     (long long)(retry_after_ms > 0
+                                     ? (retry_after_ms + 999) / 1000
+                                     : 1));
+        }
+        tg_proxy_end(u, TG_END_UPSTREAM, u->status, type,
+                     b.code[0] != '\0' ? b.code : NULL, msg,
+                     extra[0] != '\0' ? extra : NULL);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         tg_proxy_end(u, TG_END_TIMEOUT, 504, "timeout_error", NULL,
                      "upstream timed out", NULL);
