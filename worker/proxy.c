@@ -78,6 +78,9 @@ struct tg_upstream_s {
     uint64_t tried[TG_PROXY_TRIED_WORDS]; /* bit i: endpoint i tried */
     char *body; /* body with the model renamed, or NULL */
     size_t body_len;
+    const char *send; /* the attempt's body as curl reads it */
+    size_t send_len;
+    size_t send_off;                    /* bytes curl has read */
     char last_error[128];               /* cause of the last failed attempt */
     uint16_t errbody_len;               /* bytes in errbody */
     char errbody[TG_FAILOVER_BODY_MAX]; /* start of an error body, for
@@ -797,6 +800,54 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
  * and total timeouts, TLS verification).  TG_OK, or TG_ERROR when out of
  * memory or the URL is too long; the caller frees u->headers and u->body.
  */
+/* curl read callback: the next bytes of the attempt's body. */
+static size_t
+tg_proxy_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    tg_upstream_t *u = userdata;
+    size_t n = TG_MIN(size * nitems, u->send_len - u->send_off);
+
+    memcpy(buf, u->send + u->send_off, n);
+    u->send_off += n;
+    return n;
+}
+
+
+/*
+ * curl seek callback, called when libcurl must send the body again: it
+ * does so on its own when a reused keep-alive connection turns out to be
+ * closed before any answer (libcurl 7.88 cannot be told not to; see
+ * docs/routing.md).  The upstream may have received the first copy, so
+ * the re-send is a new attempt: counted (it uses up a retry), listed in
+ * the access log and logged.  Only a rewind to the start is possible.
+ */
+static int
+tg_proxy_seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+    tg_upstream_t *u = userdata;
+    tg_request_t *r = u->r;
+
+    if (offset != 0 || origin != SEEK_SET) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    if (u->send_off > 0) {
+        if (r->attempts >= 1 && r->attempts <= TG_REQUEST_HIST) {
+            r->hist_ep[r->attempts - 1] = (uint16_t)u->endpoint;
+            r->hist_status[r->attempts - 1] = 1000 + CURLE_GOT_NOTHING;
+        }
+        r->attempts++;
+        tg_log(TG_LOG_INFO, 0,
+               "upstream %s attempt %d: the reused connection was closed "
+               "without an answer; the request is sent again on a new "
+               "connection (attempt %d)",
+               u->w->conf->endpoints[u->endpoint].name, r->attempts - 1,
+               r->attempts);
+    }
+    u->send_off = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
+
 static int
 tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
 {
@@ -824,7 +875,16 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, u);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, u->headers);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+    /* The body through a read callback rather than POSTFIELDS, so that a
+     * re-send by libcurl itself has to rewind it (tg_proxy_seek_cb) and
+     * is seen and counted as an attempt. */
+    u->send = body;
+    u->send_len = blen;
+    u->send_off = 0;
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, tg_proxy_read_cb);
+    curl_easy_setopt(easy, CURLOPT_READDATA, u);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, tg_proxy_seek_cb);
+    curl_easy_setopt(easy, CURLOPT_SEEKDATA, u);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, tg_proxy_write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, u);

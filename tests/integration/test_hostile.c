@@ -1,0 +1,375 @@
+/*
+ * tests/integration/test_hostile.c
+ *      Hostile peers: an upstream that misbehaves in every way the mock
+ *      can (tools/mock-fault.c), libcurl's re-send on a reused connection,
+ *      and a descriptor flood under a low RLIMIT_NOFILE.
+ *
+ * NOTES
+ *      Each test asserts that no worker dies (the master's children are
+ *      the same processes at the end), that the client gets the right
+ *      answer in its API's shape, that a normal request is served right
+ *      after (or during) the abuse, that worker memory stays bounded, and
+ *      that every request leaves exactly one usage record.
+ */
+#include "tests/integration/client.h"
+#include "tests/integration/harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HS_RSS_MAX_KB (256 * 1024) /* worker RSS bound under abuse */
+
+
+/* Lines in <path> containing <needle> (all lines when NULL). */
+static int
+hs_lines(const char *path, const char *needle)
+{
+    const char *const needles[] = {needle, NULL};
+
+    return tg_it_file_count(path, needles);
+}
+
+
+/* Resident set of <pid> in KB, 0 when unknown. */
+static long
+hs_rss_kb(pid_t pid)
+{
+    char path[64], *text, *p;
+    long kb = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    text = tg_it_file_read(path, NULL);
+    if (text != NULL && (p = strstr(text, "VmRSS:")) != NULL) {
+        kb = strtol(p + 6, NULL, 10);
+    }
+    free(text);
+    return kb;
+}
+
+
+/* CPU time (user + system) of <pid> in clock ticks, -1 when unknown. */
+static long
+hs_cpu_ticks(pid_t pid)
+{
+    char path[64], *text, *p;
+    unsigned long ut = 0, st = 0;
+    long ticks = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    text = tg_it_file_read(path, NULL);
+    /* Fields 14 and 15, counted after the command name's ')'. */
+    if (text != NULL && (p = strrchr(text, ')')) != NULL &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) == 2) {
+        ticks = (long)(ut + st);
+    }
+    free(text);
+    return ticks;
+}
+
+
+/* The master's children (workers and admin), sorted; returns how many. */
+static int
+hs_children(const tg_it_fixture_t *f, pid_t *pids, int max)
+{
+    int n = tg_it_children(f->tg.pid, "", pids, max), i, j;
+
+    for (i = 1; i < n; i++) {
+        for (j = i; j > 0 && pids[j - 1] > pids[j]; j--) {
+            pid_t t = pids[j];
+
+            pids[j] = pids[j - 1];
+            pids[j - 1] = t;
+        }
+    }
+    return n;
+}
+
+
+/* No child of the master died or was replaced since <before> (<n>). */
+static void
+hs_check_children(const tg_it_fixture_t *f, const pid_t *before, int n)
+{
+    pid_t now[64];
+    int m = hs_children(f, now, 64), i;
+
+    TG_IT_CHECK_INT(m, n);
+    for (i = 0; i < n && i < m; i++) {
+        TG_IT_CHECKF(now[i] == before[i], "child %d replaced by %d (a crash)",
+                     (int)before[i], (int)now[i]);
+        TG_IT_CHECKF(hs_rss_kb(now[i]) < HS_RSS_MAX_KB,
+                     "pid %d resident set %ld KB", (int)now[i],
+                     hs_rss_kb(now[i]));
+    }
+}
+
+
+/* A normal Messages request: 200 with a message. */
+static void
+hs_normal(const tg_it_fixture_t *f)
+{
+    tg_it_resp_t resp;
+
+    tg_it_request(f->port, "POST", "/v1/messages", TG_IT_H_ANTHROPIC,
+                  TG_IT_BODY_MESSAGES, &resp);
+    TG_IT_CHECK_INT(resp.status, 200);
+    TG_IT_CHECK(strstr(resp.body, "\"type\":\"message\"") != NULL);
+    tg_it_resp_fini(&resp);
+}
+
+
+/* A Messages request with <headers> added; checks status <status> and,
+ * for an error, the Anthropic error shape with type <type>. */
+static void
+hs_expect(const tg_it_fixture_t *f, const char *headers, const char *body,
+          int status, const char *type)
+{
+    char h[1024];
+    tg_it_resp_t resp;
+    json_t *j;
+
+    snprintf(h, sizeof(h), "%s%s", TG_IT_H_ANTHROPIC, headers);
+    tg_it_request(f->port, "POST", "/v1/messages", h, body, &resp);
+    TG_IT_CHECKF(resp.status == status, "%s: status %d, expected %d", headers,
+                 resp.status, status);
+    if (type != NULL) {
+        j = tg_it_json(&resp);
+        TG_IT_CHECK_STR(tg_it_json_str(j, "type"), "error");
+        TG_IT_CHECK_STR(tg_it_json_str(j, "error.type"), type);
+        TG_IT_CHECK(tg_it_json_str(j, "error.message") != NULL);
+        json_decref(j);
+    }
+    tg_it_resp_fini(&resp);
+}
+
+
+/* Set the mock's global fault to <spec>. */
+static void
+hs_fault(const tg_it_fixture_t *f, const char *spec)
+{
+    tg_it_resp_t resp;
+
+    tg_it_request(f->mock_port, "POST", "/_mock/fault", NULL, spec, &resp);
+    TG_IT_CHECK_INT(resp.status, 200);
+    tg_it_resp_fini(&resp);
+}
+
+
+/* Wait until <path> has <want> lines (at most 5 s); returns the count. */
+static int
+hs_wait_lines(const char *path, int want)
+{
+    uint64_t deadline = tg_it_now_ms() + 5000;
+    int n;
+
+    while ((n = hs_lines(path, NULL)) < want && tg_it_now_ms() < deadline) {
+        tg_it_sleep_ms(50);
+    }
+    return n;
+}
+
+
+static void
+hs_fixture(tg_it_fixture_t *f, char *usage, size_t len)
+{
+    tg_it_fixture_init(f);
+    tg_it_path(usage, len, "usage.log");
+    tg_it_conf_set(&f->conf, "usage.log", "\"%s\"", usage);
+    tg_it_conf_set(&f->conf, "log.level", "\"info\"");
+    tg_it_conf_set(&f->conf, "upstream.first_byte_timeout", "1");
+    tg_it_conf_set(&f->conf, "upstream.read_timeout", "1");
+    /* The sole endpoint must stay in use whatever it does. */
+    tg_it_conf_set(&f->conf, "groups",
+                   "( { name = \"default\"; failure_threshold = 1000; } )");
+}
+
+
+/*
+ * An upstream that answers garbage, hangs, resets, cuts its body short or
+ * sends an error event: each client gets its answer in the Anthropic
+ * shape, normal requests keep being served between them, no worker dies
+ * or grows, and every request leaves one usage record.
+ */
+static void
+test_hostile_upstream(void)
+{
+    static const struct {
+        const char *headers;
+        const char *body;
+        int status;
+        const char *type; /* error.type, NULL: not an error answer */
+    } cases[] = {
+        {"x-mock-fault: garbage\r\n", TG_IT_BODY_MESSAGES, 502, "api_error"},
+        {"x-mock-fault: hang\r\n", TG_IT_BODY_MESSAGES, 504, "timeout_error"},
+        {"x-mock-fault: reset-before\r\n", TG_IT_BODY_MESSAGES, 502,
+         "api_error"},
+        {"x-mock-fault: slow-first-byte:3000\r\n", TG_IT_BODY_MESSAGES, 504,
+         "timeout_error"},
+        {"x-mock-fault: 503\r\n", TG_IT_BODY_MESSAGES, 503, NULL},
+        {"x-mock-fault: 529\r\n", TG_IT_BODY_MESSAGES, 529, "overloaded_error"},
+        {"x-mock-fault: reset-mid\r\n", TG_IT_BODY_MESSAGES_STREAM, 200, NULL},
+        {"x-mock-fault: error-mid\r\n", TG_IT_BODY_MESSAGES_STREAM, 200, NULL},
+        {"x-mock-encoding: gzip-corrupt\r\naccept-encoding: gzip\r\n",
+         TG_IT_BODY_MESSAGES, 200, NULL},
+    };
+    tg_it_fixture_t f;
+    char usage[4096];
+    pid_t before[64];
+    int n, i, base;
+
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_fixture_start(&f);
+    n = hs_children(&f, before, 64);
+    tg_it_sleep_ms(300);
+    base = hs_lines(usage, NULL);
+    for (i = 0; i < (int)TG_NELEMS(cases); i++) {
+        hs_expect(&f, cases[i].headers, cases[i].body, cases[i].status,
+                  cases[i].type);
+        hs_normal(&f);
+    }
+    TG_IT_CHECK_INT(hs_wait_lines(usage, base + 2 * (int)TG_NELEMS(cases)),
+                    base + 2 * (int)TG_NELEMS(cases));
+    tg_it_sleep_ms(300);
+    TG_IT_CHECK_INT(hs_lines(usage, NULL), base + 2 * (int)TG_NELEMS(cases));
+    hs_check_children(&f, before, n);
+    tg_it_fixture_stop(&f);
+}
+
+
+/*
+ * The upstream closes a reused keep-alive connection as the next request
+ * arrives, without answering.  libcurl sends the request again on a new
+ * connection by itself; that second POST is an attempt like any other:
+ * the usage record and the access log say 2 attempts, and the upstream
+ * saw both.
+ */
+static void
+test_resend_on_reused_connection(void)
+{
+    static const char *const two[] = {"\"attempts\":2", NULL};
+    tg_it_fixture_t f;
+    char usage[4096];
+    int base;
+
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_conf_set(&f.conf, "workers", "1");
+    tg_it_fixture_start(&f);
+    hs_normal(&f); /* leaves a connection in the worker's pool */
+    tg_it_sleep_ms(300);
+    base = hs_lines(usage, NULL);
+    hs_fault(&f, "close-reused*1");
+    hs_normal(&f);
+    TG_IT_CHECK_INT(hs_wait_lines(usage, base + 1), base + 1);
+    TG_IT_CHECK_INT(tg_it_file_count(usage, two), 1);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log,
+                                "the reused connection was closed without an "
+                                "answer",
+                                2000));
+    TG_IT_CHECK_INT(hs_lines(f.ledger, "\"path\":\"/v1/messages\""), 3);
+    tg_it_fixture_stop(&f);
+}
+
+
+#define HS_FLOOD 400
+
+/*
+ * A descriptor flood: tollgate runs with RLIMIT_NOFILE 96 (and without
+ * the right to raise it), 400 idle connections arrive.  Accepting pauses
+ * instead of spinning: the workers use little CPU, the error log gets a
+ * handful of lines rather than one per failed accept, and once the flood
+ * goes a normal request is served at once.  Master warned at start.
+ */
+static void
+test_descriptor_flood(void)
+{
+    static const char *const paused[] = {"accepting paused", NULL};
+    tg_it_fixture_t f;
+    tg_it_conn_t *flood;
+    char usage[4096], bin[4096], pbuf[64];
+    char *argv[16];
+    pid_t before[64];
+    long cpu0 = 0, cpu1 = 0;
+    uint64_t t0, t1;
+    int n, i, opened = 0;
+
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_conf_set(&f.conf, "workers", "2");
+    tg_it_conf_set(&f.conf, "limits.max_connections", "1000");
+    tg_it_conf_write(&f.conf, f.conf_path);
+    tg_it_mock_start(&f.mock, "mock", f.mock_port, f.ledger, f.mock_args);
+    snprintf(bin, sizeof(bin), "%s/tollgate", tg_it_build());
+    snprintf(pbuf, sizeof(pbuf), "--nofile=96:96");
+    i = 0;
+    argv[i++] = "/usr/bin/prlimit";
+    argv[i++] = pbuf;
+    argv[i++] = "/usr/bin/setpriv";
+    argv[i++] = "--bounding-set=-sys_resource";
+    argv[i++] = "--inh-caps=-sys_resource";
+    argv[i++] = bin;
+    argv[i++] = "-c";
+    argv[i++] = f.conf_path;
+    argv[i] = NULL;
+    tg_it_proc_start(&f.tg, "tollgate", argv);
+    TG_IT_CHECK(tg_it_port_wait(f.port, 10000));
+    TG_IT_CHECK(tg_it_port_wait(f.admin_port, 10000));
+    tg_it_fixture_settle(&f);
+    hs_normal(&f);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "the descriptor limit is 96",
+                                2000));
+    n = hs_children(&f, before, 64);
+    for (i = 0; i < n; i++) {
+        cpu0 += hs_cpu_ticks(before[i]);
+    }
+    t0 = tg_it_now_ms();
+    flood = calloc(HS_FLOOD, sizeof(*flood));
+    TG_IT_CHECK(flood != NULL);
+    for (i = 0; i < HS_FLOOD; i++) {
+        if (tg_it_conn_try_open(&flood[i], f.port, 1000) != TG_OK) {
+            break;
+        }
+        opened++;
+    }
+    tg_it_sleep_ms(2000);
+    for (i = 0; i < n; i++) {
+        cpu1 += hs_cpu_ticks(before[i]);
+    }
+    t1 = tg_it_now_ms();
+    tg_it_note("%d connections opened; workers and admin used %ld ticks in "
+               "%llu ms; %d pause warnings",
+               opened, cpu1 - cpu0, (unsigned long long)(t1 - t0),
+               tg_it_file_count(f.error_log, paused));
+    TG_IT_CHECKF(opened > 200, "only %d connections", opened);
+    /* 2 s of a spinning worker would be 200 ticks at 100 Hz. */
+    TG_IT_CHECKF(cpu1 - cpu0 < 60, "%ld ticks of CPU during the flood",
+                 cpu1 - cpu0);
+    TG_IT_CHECK(tg_it_file_count(f.error_log, paused) >= 1);
+    TG_IT_CHECK(tg_it_file_count(f.error_log, paused) <= 20);
+    for (i = 0; i < opened; i++) {
+        tg_it_conn_close(&flood[i]);
+    }
+    free(flood);
+    tg_it_sleep_ms(300);
+    t0 = tg_it_now_ms();
+    hs_normal(&f);
+    TG_IT_CHECKF(tg_it_now_ms() - t0 < 1000, "served after %llu ms",
+                 (unsigned long long)(tg_it_now_ms() - t0));
+    hs_check_children(&f, before, n);
+    tg_it_fixture_stop(&f);
+}
+
+
+const tg_it_test_t tg_it_hostile_tests[] = {
+    {"hostile upstream: garbage, hangs, resets, cut bodies and corrupt "
+     "compression get API-shaped answers, no worker dies, others are served",
+     test_hostile_upstream},
+    {"hostile upstream: a reused connection closed without an answer makes "
+     "libcurl send again, and that is counted as an attempt",
+     test_resend_on_reused_connection},
+    {"hostile clients: a descriptor flood under a low ulimit pauses "
+     "accepting, costs little CPU and few log lines, and service resumes",
+     test_descriptor_flood},
+    {NULL, NULL},
+};
