@@ -65,6 +65,105 @@ tg_conn_create(tg_worker_t *w, int fd)
 }
 
 
+/* A socket in lingering close, detached from its connection. */
+typedef struct {
+    int fd;
+    uint64_t deadline; /* loop ms: closed by then whatever happens */
+    tg_ev_timer_t timer;
+} tg_conn_linger_t;
+
+static unsigned tg_conn_nlinger; /* sockets lingering in this worker */
+
+
+static void
+tg_conn_linger_end(tg_ev_loop_t *loop, tg_conn_linger_t *l)
+{
+    tg_ev_timer_del(loop, &l->timer);
+    tg_ev_del(loop, l->fd);
+    close(l->fd);
+    free(l);
+    tg_conn_nlinger--;
+}
+
+
+static void
+tg_conn_linger_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_conn_linger_end(loop, t->data);
+}
+
+
+/* Read and drop what the client still sends; end at its close. */
+static void
+tg_conn_linger_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
+{
+    static char sink[16384];
+    tg_conn_linger_t *l = data;
+    uint64_t now = tg_ev_now(loop);
+    ssize_t n;
+    int i;
+
+    (void)events;
+    for (i = 0; i < 16; i++) {
+        n = recv(fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+            break;
+        }
+        tg_conn_linger_end(loop, l);
+        return;
+    }
+    if (now >= l->deadline) {
+        tg_conn_linger_end(loop, l);
+        return;
+    }
+    tg_ev_timer_add(loop, &l->timer,
+                    TG_MIN(TG_CONN_LINGER_IDLE, l->deadline - now));
+}
+
+
+/*
+ * Hand <c>'s socket over to a lingering close: shut down its write side
+ * and watch it on its own.  Returns TG_OK when the socket now lingers
+ * (c->fd is -1), TG_ERROR when it must simply be closed.
+ */
+static int
+tg_conn_linger_start(tg_conn_t *c)
+{
+    tg_worker_t *w = c->w;
+    tg_conn_linger_t *l;
+
+    if (w->stopping || tg_conn_nlinger >= TG_CONN_LINGER_MAX) {
+        return TG_ERROR;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return TG_ERROR;
+    }
+    if (shutdown(c->fd, SHUT_WR) == -1) {
+        /* The client is gone already: nothing to linger for. */
+        free(l);
+        return TG_ERROR;
+    }
+    tg_ev_del(w->loop, c->fd);
+    l->fd = c->fd;
+    l->deadline = tg_ev_now(w->loop) + TG_CONN_LINGER_TIME;
+    l->timer.handler = tg_conn_linger_timer_handler;
+    l->timer.data = l;
+    if (tg_ev_add(w->loop, l->fd, EPOLLIN | EPOLLRDHUP, tg_conn_linger_handler,
+                  l) != TG_OK) {
+        free(l);
+        return TG_ERROR;
+    }
+    tg_ev_timer_add(w->loop, &l->timer, TG_CONN_LINGER_IDLE);
+    tg_conn_nlinger++;
+    c->fd = -1;
+    return TG_OK;
+}
+
+
 /* See conn.h. */
 void
 tg_conn_close(tg_conn_t *c)
@@ -72,8 +171,11 @@ tg_conn_close(tg_conn_t *c)
     tg_worker_t *w = c->w;
 
     tg_ev_timer_del(w->loop, &c->timer);
-    tg_ev_del(w->loop, c->fd);
-    close(c->fd);
+    if (!c->linger || tg_buf_len(&c->out) > 0 ||
+        tg_conn_linger_start(c) != TG_OK) {
+        tg_ev_del(w->loop, c->fd);
+        close(c->fd);
+    }
     if (c->in_flush) {
         tg_conn_t **pp = &w->flush_head;
 
@@ -219,7 +321,8 @@ tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
             }
             return;
         }
-        if (w->nconns >= w->conf->max_connections || w->stopping) {
+        if (w->nconns + tg_conn_nlinger >= w->conf->max_connections ||
+            w->stopping) {
             if (!w->stopping) {
                 tg_conn_accept_refused(loop, w);
             }

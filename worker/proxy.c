@@ -607,6 +607,44 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 }
 
 
+/*
+ * Append header <name>: <value> to <list>, formatted in <line> (<cap>
+ * bytes) or, for a longer header, in a heap copy: a header the client was
+ * allowed to send (the head is bounded by limits.header_bytes) is never
+ * dropped.  An empty value is sent as "Name;", curl's way of sending an
+ * empty header.  Returns the new list, or NULL when out of memory (<list>
+ * is left as it was).
+ */
+static struct curl_slist *
+tg_proxy_header_add(struct curl_slist *list, tg_str_t name, tg_str_t value,
+                    char *line, size_t cap)
+{
+    struct curl_slist *t;
+    size_t need = name.len + value.len + 3;
+    char *p = line;
+
+    if (need > cap && (p = malloc(need)) == NULL) {
+        tg_log(TG_LOG_ERR, 0, "malloc(%zu) for a request header failed", need);
+        return NULL;
+    }
+    memcpy(p, name.data, name.len);
+    if (value.len == 0) {
+        p[name.len] = ';';
+        p[name.len + 1] = '\0';
+    } else {
+        p[name.len] = ':';
+        p[name.len + 1] = ' ';
+        memcpy(p + name.len + 2, value.data, value.len);
+        p[name.len + 2 + value.len] = '\0';
+    }
+    t = curl_slist_append(list, p);
+    if (p != line) {
+        free(p);
+    }
+    return t;
+}
+
+
 /* Build the upstream request headers: the client's end-to-end headers,
  * minus its credential, plus the endpoint's.  accept-encoding keeps only
  * the codings usage can decode, and is "identity" when none is left or
@@ -646,18 +684,7 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
             }
             have_accept = true;
         }
-        if (value.len == 0) {
-            /* "Name;" is curl's way of sending an empty header. */
-            n = snprintf(line, sizeof(line), "%.*s;", (int)h->name.len,
-                         h->name.data);
-        } else {
-            n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)h->name.len,
-                         h->name.data, (int)value.len, value.data);
-        }
-        if (n < 0 || (size_t)n >= sizeof(line)) {
-            continue;
-        }
-        t = curl_slist_append(list, line);
+        t = tg_proxy_header_add(list, h->name, value, line, sizeof(line));
         if (t == NULL) {
             goto failed;
         }
@@ -675,6 +702,9 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
     } else {
         n = snprintf(line, sizeof(line), "Authorization: Bearer %s",
                      e->credential);
+    }
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        goto failed;
     }
     t = curl_slist_append(list, line);
     if (t == NULL) {

@@ -317,8 +317,8 @@ test_descriptor_flood(void)
     TG_IT_CHECK(tg_it_port_wait(f.admin_port, 10000));
     tg_it_fixture_settle(&f);
     hs_normal(&f);
-    TG_IT_CHECK(tg_it_file_wait(f.error_log, "the descriptor limit is 96",
-                                2000));
+    TG_IT_CHECK(
+        tg_it_file_wait(f.error_log, "the descriptor limit is 96", 2000));
     n = hs_children(&f, before, 64);
     for (i = 0; i < n; i++) {
         cpu0 += hs_cpu_ticks(before[i]);
@@ -361,7 +361,130 @@ test_descriptor_flood(void)
 }
 
 
+/*
+ * Client headers: a 20 KB header (under limits.header_bytes, over any
+ * fixed line buffer) reaches the upstream whole; a head over the limit is
+ * refused with 431 naming the limit, never cut.
+ */
+static void
+test_client_header_limits(void)
+{
+    tg_it_fixture_t f;
+    tg_it_proc_t tap;
+    tg_it_resp_t resp;
+    char e1[512], capture[4096], *hdr, *sent, *value;
+    const char *msg;
+    json_t *j;
+    int tap_port;
+    size_t i;
+
+    tg_it_fixture_init(&f);
+    tg_it_path(capture, sizeof(capture), "upstream-requests.txt");
+    do {
+        tap_port = tg_it_port_free();
+    } while (tap_port == f.port || tap_port == f.admin_port ||
+             tap_port == f.mock_port);
+    tg_it_endpoint(e1, sizeof(e1), "a", tap_port, "anthropic", "primary");
+    tg_it_conf_set(&f.conf, "endpoints", "( %s )", e1);
+    tg_it_conf_set(&f.conf, "limits.header_bytes", "32768");
+    tg_it_fixture_start(&f);
+    tg_it_tap_start(&tap, tap_port, f.mock_port, capture);
+
+    value = malloc(20001);
+    hdr = malloc(40100);
+    TG_IT_CHECK(value != NULL && hdr != NULL);
+    for (i = 0; i < 20000; i++) {
+        value[i] = (char)('a' + i % 26);
+    }
+    value[20000] = '\0';
+    snprintf(hdr, 40100, "%sx-long-trace: %s\r\n", TG_IT_H_ANTHROPIC, value);
+    tg_it_request(f.port, "POST", "/v1/messages", hdr, TG_IT_BODY_MESSAGES,
+                  &resp);
+    TG_IT_CHECKF(resp.status == 200, "status %d: %s", resp.status, resp.body);
+    tg_it_resp_fini(&resp);
+    /* The tap writes its capture as it relays: wait for it. */
+    TG_IT_CHECKF(tg_it_file_wait(capture, value, 3000),
+                 "the 20 KB header did not reach the upstream whole");
+    sent = tg_it_file_read(capture, NULL);
+    TG_IT_CHECK(sent != NULL);
+    free(sent);
+
+    snprintf(hdr, 40100, "%sx-long-trace: %s%s\r\n", TG_IT_H_ANTHROPIC, value,
+             value);
+    tg_it_request(f.port, "POST", "/v1/messages", hdr, TG_IT_BODY_MESSAGES,
+                  &resp);
+    TG_IT_CHECK_INT(resp.status, 431);
+    j = tg_it_json(&resp);
+    TG_IT_CHECK_STR(tg_it_json_str(j, "error.type"), "invalid_request_error");
+    msg = tg_it_json_str(j, "error.message");
+    TG_IT_CHECKF(msg != NULL && strstr(msg, "limits.header_bytes") != NULL,
+                 "431 message: %s", msg ? msg : "(none)");
+    json_decref(j);
+    tg_it_resp_fini(&resp);
+    free(value);
+    free(hdr);
+    tg_it_proc_stop(&tap, 2000);
+    tg_it_fixture_stop(&f);
+}
+
+
+/*
+ * A client still sending a body tollgate refused (413 past
+ * limits.body_bytes) gets the answer: the socket is closed lingeringly,
+ * its input drained, so every byte the client sends is accepted and the
+ * 413 arrives intact instead of being destroyed by a reset.
+ */
+static void
+test_lingering_close(void)
+{
+    tg_it_fixture_t f;
+    tg_it_conn_t c;
+    tg_it_resp_t resp;
+    char *chunk, head[512];
+    json_t *j;
+    int i, sent = 0;
+
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "limits.body_bytes", "65536");
+    tg_it_fixture_start(&f);
+    chunk = malloc(65536);
+    TG_IT_CHECK(chunk != NULL);
+    memset(chunk, ' ', 65536);
+    snprintf(head, sizeof(head),
+             "POST /v1/messages HTTP/1.1\r\nhost: x\r\n%s"
+             "content-length: 4194304\r\n\r\n",
+             TG_IT_H_ANTHROPIC);
+    tg_it_conn_open(&c, f.port);
+    TG_IT_CHECK(tg_it_conn_send_str(&c, head) == TG_OK);
+    for (i = 0; i < 64; i++) {
+        if (tg_it_conn_send(&c, chunk, 65536) != TG_OK) {
+            break;
+        }
+        sent++;
+    }
+    TG_IT_CHECKF(sent == 64, "only %d of 64 pieces of the body went out", sent);
+    TG_IT_CHECK(tg_it_conn_read(&c, &resp, 5000) == TG_OK);
+    TG_IT_CHECK_INT(resp.status, 413);
+    j = tg_it_json(&resp);
+    TG_IT_CHECK_STR(tg_it_json_str(j, "error.type"), "request_too_large");
+    json_decref(j);
+    tg_it_resp_fini(&resp);
+    TG_IT_CHECK(tg_it_conn_closed(&c, 3000));
+    TG_IT_CHECKF(!c.reset, "the connection was reset");
+    tg_it_conn_close(&c);
+    free(chunk);
+    hs_normal(&f);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_hostile_tests[] = {
+    {"hostile clients: a 20 KB header is forwarded whole, and a head past "
+     "limits.header_bytes gets 431 naming the limit",
+     test_client_header_limits},
+    {"hostile clients: after refusing a body still being sent, tollgate "
+     "closes lingeringly and the 413 arrives without a reset",
+     test_lingering_close},
     {"hostile upstream: garbage, hangs, resets, cut bodies and corrupt "
      "compression get API-shaped answers, no worker dies, others are served",
      test_hostile_upstream},
