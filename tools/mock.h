@@ -88,7 +88,7 @@ enum {
     TG_MOCK_C_CACHE_CREATE,
     TG_MOCK_C_PATH, /* + TG_MOCK_P_* up to TG_MOCK_P_OTHER */
     TG_MOCK_C_FAULT = TG_MOCK_C_PATH + TG_MOCK_P_OTHER + 1, /* + F_* */
-    TG_MOCK_C_STATUS = TG_MOCK_C_FAULT + 13, /* 2xx, 4xx, 5xx, other */
+    TG_MOCK_C_STATUS = TG_MOCK_C_FAULT + 14, /* 2xx, 4xx, 5xx, other */
     TG_MOCK_C_MAX = TG_MOCK_C_STATUS + 4
 };
 
@@ -106,7 +106,8 @@ enum {
     TG_MOCK_F_SLOW,
     TG_MOCK_F_HANG,
     TG_MOCK_F_CLOSE_REUSED,
-    TG_MOCK_F_GARBAGE
+    TG_MOCK_F_GARBAGE,
+    TG_MOCK_F_BOMB
 };
 
 /* Connection states. */
@@ -129,6 +130,7 @@ typedef struct {
     bool hang;         /* never answer */
     bool close_reused; /* close a reused connection without answering */
     bool garbage;      /* answer bytes that are not HTTP, then close */
+    bool bomb;         /* 200 whose gzip body inflates to 256 MiB */
     uint32_t slow_ms;  /* delay of the response head */
     int64_t times;     /* "*N": next N requests only; -1 = all */
     char spec[TG_MOCK_SPEC_MAX]; /* text as given; "" = no fault */

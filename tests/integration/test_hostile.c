@@ -239,6 +239,73 @@ test_hostile_upstream(void)
 }
 
 
+#define HS_BOMBS 4
+
+/*
+ * A compression bomb from the upstream (256 KB of gzip inflating to
+ * 256 MiB): the client gets the bytes untouched, usage is recorded as
+ * unknown with the reason logged, and a request sent to the same worker
+ * right behind each bomb is not held up by the decoding.
+ */
+static void
+test_compression_bomb(void)
+{
+    static const char *const unknown[] = {"\"tokens_known\":false", NULL};
+    tg_it_fixture_t f;
+    tg_it_conn_t a;
+    tg_it_resp_t resp, bomb;
+    char usage[4096], *raw;
+    uint64_t t0, worst = 0, took;
+    pid_t before[64];
+    int n, i, base;
+
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_conf_set(&f.conf, "workers", "1");
+    tg_it_conf_set(&f.conf, "upstream.first_byte_timeout", "30");
+    tg_it_fixture_start(&f);
+    n = hs_children(&f, before, 64);
+    /* The mock builds its bomb once (a few seconds): not timed. */
+    tg_it_request(f.mock_port, "POST", "/v1/messages",
+                  TG_IT_H_ANTHROPIC "x-mock-fault: gzip-bomb\r\n",
+                  TG_IT_BODY_MESSAGES, &resp);
+    TG_IT_CHECK_INT(resp.status, 200);
+    tg_it_resp_fini(&resp);
+    tg_it_sleep_ms(300);
+    base = hs_lines(usage, NULL);
+    raw = tg_it_request_build("POST", "/v1/messages",
+                              TG_IT_H_ANTHROPIC "accept-encoding: gzip\r\n"
+                                                "x-mock-fault: gzip-bomb\r\n",
+                              TG_IT_BODY_MESSAGES);
+    for (i = 0; i < HS_BOMBS; i++) {
+        tg_it_conn_open(&a, f.port);
+        TG_IT_CHECK(tg_it_conn_send_str(&a, raw) == TG_OK);
+        tg_it_sleep_ms(5);
+        t0 = tg_it_now_ms();
+        hs_normal(&f);
+        took = tg_it_now_ms() - t0;
+        worst = took > worst ? took : worst;
+        TG_IT_CHECK(tg_it_conn_read(&a, &bomb, 10000) == TG_OK);
+        TG_IT_CHECK_INT(bomb.status, 200);
+        TG_IT_CHECK(bomb.complete);
+        TG_IT_CHECKF(bomb.body_len > 100000 && bomb.body_len < 400000,
+                     "bomb body of %zu bytes", bomb.body_len);
+        tg_it_resp_fini(&bomb);
+        tg_it_conn_close(&a);
+    }
+    free(raw);
+    tg_it_note("a request behind a compression bomb took at most %llu ms",
+               (unsigned long long)worst);
+    TG_IT_CHECKF(worst < 150, "a request behind a bomb took %llu ms",
+                 (unsigned long long)worst);
+    TG_IT_CHECK_INT(hs_wait_lines(usage, base + 2 * HS_BOMBS),
+                    base + 2 * HS_BOMBS);
+    TG_IT_CHECK_INT(tg_it_file_count(usage, unknown), HS_BOMBS);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "out of proportion", 1000));
+    hs_check_children(&f, before, n);
+    tg_it_fixture_stop(&f);
+}
+
+
 /*
  * The upstream closes a reused keep-alive connection as the next request
  * arrives, without answering.  libcurl sends the request again on a new
@@ -488,6 +555,9 @@ const tg_it_test_t tg_it_hostile_tests[] = {
     {"hostile upstream: garbage, hangs, resets, cut bodies and corrupt "
      "compression get API-shaped answers, no worker dies, others are served",
      test_hostile_upstream},
+    {"hostile upstream: a compression bomb passes through untouched, its "
+     "usage is unknown, and it delays no other request",
+     test_compression_bomb},
     {"hostile upstream: a reused connection closed without an answer makes "
      "libcurl send again, and that is counted as an attempt",
      test_resend_on_reused_connection},
