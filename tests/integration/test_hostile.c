@@ -545,7 +545,166 @@ test_lingering_close(void)
 }
 
 
+/*
+ * An HTTPS upstream speaking HTTP/2 (nginx with http2 and a certificate
+ * made for the test, in front of the mock): 50 simultaneous streams all
+ * get their heads at once, and they share one TLS connection (nginx logs
+ * the connection serial number of each request).
+ */
+static void
+test_http2_multiplexed(void)
+{
+    enum { N = 50 };
+    static tg_it_conn_t c[N];
+    tg_it_fixture_t f;
+    tg_it_proc_t ngx;
+    char dir[4096], path[4096], cert[4096], key[4096];
+    char e1[512], out[4096], *raw, *log, *line, *save = NULL;
+    static char ngx_conf[65536];
+    char *gen[] = {"/usr/bin/openssl",
+                   "req",
+                   "-x509",
+                   "-newkey",
+                   "ec",
+                   "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1",
+                   "-nodes",
+                   "-days",
+                   "1",
+                   "-subj",
+                   "/CN=127.0.0.1",
+                   "-addext",
+                   "subjectAltName=IP:127.0.0.1",
+                   "-keyout",
+                   key,
+                   "-out",
+                   cert,
+                   NULL};
+    char *argv[] = {"/usr/sbin/nginx", "-p", dir,           "-c", path, "-e",
+                    "stderr",          "-g", "daemon off;", NULL};
+    uint64_t start, worst = 0, t;
+    int i, ngx_port, h2 = 0, conns[N], nconns = 0, k, n;
+
+    if (access("/usr/sbin/nginx", X_OK) != 0) {
+        tg_it_fail(__FILE__, __LINE__,
+                   "nginx is not installed; run `make deps`");
+    }
+    tg_it_fixture_init(&f);
+    tg_it_path(dir, sizeof(dir), "");
+    tg_it_path(cert, sizeof(cert), "upstream.crt");
+    tg_it_path(key, sizeof(key), "upstream.key");
+    tg_it_path(path, sizeof(path), "nginx.conf");
+    TG_IT_CHECK_INT(tg_it_run(gen, out, sizeof(out), 20000), 0);
+    do {
+        ngx_port = tg_it_port_free();
+    } while (ngx_port == f.port || ngx_port == f.admin_port ||
+             ngx_port == f.mock_port);
+    n = snprintf(ngx_conf, sizeof(ngx_conf),
+                 "user root;\nworker_processes 1;\npid %s/nginx.pid;\n"
+                 "error_log %s/nginx-error.log info;\n"
+                 "events { worker_connections 1024; }\n"
+                 "http {\n"
+                 "  log_format h2 '$connection $request_method "
+                 "$server_protocol $status';\n"
+                 "  access_log %s/nginx-access.log h2;\n"
+                 "  client_body_temp_path %s/ngx-body;\n"
+                 "  proxy_temp_path %s/ngx-proxy;\n"
+                 "  fastcgi_temp_path %s/ngx-fcgi;\n"
+                 "  uwsgi_temp_path %s/ngx-uwsgi;\n"
+                 "  scgi_temp_path %s/ngx-scgi;\n"
+                 "  server {\n"
+                 "    listen 127.0.0.1:%d ssl http2;\n"
+                 "    ssl_certificate %s;\n    ssl_certificate_key %s;\n"
+                 "    http2_max_concurrent_streams 128;\n"
+                 "    location / {\n"
+                 "      proxy_pass http://127.0.0.1:%d;\n"
+                 "      proxy_http_version 1.1;\n"
+                 "      proxy_set_header Connection \"\";\n"
+                 "      proxy_buffering off;\n"
+                 "    }\n  }\n}\n",
+                 dir, dir, dir, dir, dir, dir, dir, dir, ngx_port, cert, key,
+                 f.mock_port);
+    TG_IT_CHECK(n > 0 && (size_t)n < sizeof(ngx_conf));
+    tg_it_file_write(path, ngx_conf);
+    snprintf(e1, sizeof(e1),
+             "{ name = \"h2\"; url = \"https://127.0.0.1:%d\"; "
+             "style = \"anthropic\"; credential = \"" TG_IT_CRED "\"; "
+             "tls_verify = false; }",
+             ngx_port);
+    tg_it_conf_set(&f.conf, "endpoints", "( %s )", e1);
+    tg_it_conf_set(&f.conf, "workers", "1");
+    tg_it_conf_set(&f.conf, "upstream.first_byte_timeout", "10");
+    tg_it_fixture_start(&f);
+    tg_it_proc_start(&ngx, "nginx", argv);
+    TG_IT_CHECKF(tg_it_port_wait(ngx_port, 10000), "nginx did not start");
+    /* One request first, so the connection exists and is known to speak
+     * HTTP/2 when the burst comes. */
+    hs_normal(&f);
+
+    raw = tg_it_request_build("POST", "/v1/messages",
+                              TG_IT_H_ANTHROPIC "x-mock-chunks: 20\r\n"
+                                                "x-mock-delay-ms: 100\r\n",
+                              TG_IT_BODY_MESSAGES_STREAM);
+    for (i = 0; i < N; i++) {
+        tg_it_conn_open(&c[i], f.port);
+    }
+    start = tg_it_now_ms();
+    for (i = 0; i < N; i++) {
+        TG_IT_CHECK(tg_it_conn_send_str(&c[i], raw) == TG_OK);
+    }
+    free(raw);
+    for (i = 0; i < N; i++) {
+        TG_IT_CHECKF(tg_it_conn_wait(&c[i], 12, 10000) == TG_OK,
+                     "stream %d got no response head", i);
+        t = tg_it_now_ms() - start;
+        worst = t > worst ? t : worst;
+        TG_IT_CHECKF(memcmp(c[i].buf, "HTTP/1.1 200", 12) == 0,
+                     "stream %d: %.12s", i, c[i].buf);
+    }
+    for (i = 0; i < N; i++) {
+        tg_it_resp_t resp;
+
+        TG_IT_CHECK(tg_it_conn_read(&c[i], &resp, 10000) == TG_OK);
+        TG_IT_CHECK(resp.complete);
+        tg_it_resp_fini(&resp);
+        tg_it_conn_close(&c[i]);
+    }
+    tg_it_proc_signal(&ngx, SIGQUIT);
+    TG_IT_CHECK(tg_it_proc_wait(&ngx, 10000));
+    tg_it_path(path, sizeof(path), "nginx-access.log");
+    log = tg_it_file_read(path, NULL);
+    TG_IT_CHECK(log != NULL);
+    for (line = strtok_r(log, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        int conn;
+
+        if (sscanf(line, "%d", &conn) != 1 || strstr(line, " POST ") == NULL) {
+            continue; /* not ours: admin's health checks */
+        }
+        h2 += strstr(line, "HTTP/2.0 200") != NULL;
+        for (k = 0; k < nconns && conns[k] != conn; k++) {
+        }
+        if (k == nconns && nconns < N) {
+            conns[nconns++] = conn;
+        }
+    }
+    free(log);
+    tg_it_note("%d heads within %llu ms; %d HTTP/2 requests over %d "
+               "connection(s)",
+               N, (unsigned long long)worst, h2, nconns);
+    TG_IT_CHECKF(worst < 1500, "the last of %d heads came after %llu ms", N,
+                 (unsigned long long)worst);
+    TG_IT_CHECK_INT(h2, N + 1);
+    TG_IT_CHECKF(nconns <= 2, "%d upstream connections for %d streams", nconns,
+                 N + 1);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_hostile_tests[] = {
+    {"50 simultaneous streams to an HTTPS upstream speaking HTTP/2 start "
+     "together over one multiplexed connection",
+     test_http2_multiplexed},
     {"hostile clients: a 20 KB header is forwarded whole, and a head past "
      "limits.header_bytes gets 431 naming the limit",
      test_client_header_limits},
