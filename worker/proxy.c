@@ -786,7 +786,10 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
 {
     const tg_request_t *r = u->r;
     const char *src = tg_request_body(r), *to = NULL;
-    size_t n = (size_t)r->head.content_length, off = r->model_off, vlen, tlen;
+    /* No content-length and not chunked: no body (-1 would read as
+     * SIZE_MAX). */
+    size_t n = r->head.content_length > 0 ? (size_t)r->head.content_length : 0,
+           off = r->model_off, vlen, tlen;
     char esc[sizeof(e->maps[0].to) * 6 + 3], *p; /* '"' + \u00XX each + '"' */
     uint32_t i;
 

@@ -701,7 +701,216 @@ test_http2_multiplexed(void)
 }
 
 
+#define HS_CORPUS     "tests/data/hostile/requests.txt"
+#define HS_EXPECT_MAX 8
+
+/* One case of the malformed-request corpus. */
+typedef struct {
+    char name[128];
+    int nexpect;
+    struct {
+        int status;
+        char shape[16]; /* "anthropic", "openai" or "-" */
+        char type[48];  /* error.type or "-" */
+    } expect[HS_EXPECT_MAX];
+    char *raw; /* the bytes to send */
+    size_t len;
+} hs_case_t;
+
+
+/* Decode the corpus escapes of <p> (<n> bytes) into a heap buffer. */
+static char *
+hs_unescape(const char *p, size_t n, size_t *len)
+{
+    size_t cap = n + 1, k = 0, i, rep;
+    char *out = malloc(cap), *grown, last = 0;
+
+    TG_IT_CHECK(out != NULL);
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+
+        if (ch == '\\' && i + 1 < n) {
+            ch = p[++i];
+            if (ch == 'r') {
+                ch = '\r';
+            } else if (ch == 'n') {
+                ch = '\n';
+            } else if (ch == 't') {
+                ch = '\t';
+            } else if (ch == 'x' && i + 2 < n) {
+                char hex[3] = {p[i + 1], p[i + 2], 0};
+
+                ch = (char)strtol(hex, NULL, 16);
+                i += 2;
+            } else if (ch == '*') {
+                rep = strtoul(p + i + 1, NULL, 10);
+                while (i < n && p[i] != ';') {
+                    i++;
+                }
+                if (k + rep + 1 > cap) {
+                    cap = k + rep + n + 1;
+                    grown = realloc(out, cap);
+                    TG_IT_CHECK(grown != NULL);
+                    out = grown;
+                }
+                memset(out + k, last, rep);
+                k += rep;
+                continue;
+            }
+        }
+        if (k + 1 >= cap) {
+            cap *= 2;
+            grown = realloc(out, cap);
+            TG_IT_CHECK(grown != NULL);
+            out = grown;
+        }
+        out[k++] = ch;
+        last = ch;
+    }
+    *len = k;
+    return out;
+}
+
+
+/* Parse the corpus into <cases> (at most <max>); returns how many. */
+static int
+hs_corpus_load(hs_case_t *cases, int max)
+{
+    char *text = tg_it_file_read(HS_CORPUS, NULL), *line, *nl, *end;
+    hs_case_t *c = NULL;
+    int n = 0;
+
+    TG_IT_CHECKF(text != NULL, "cannot read %s", HS_CORPUS);
+    end = text + strlen(text);
+    for (line = text; line < end; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (nl == NULL) {
+            nl = end;
+        }
+        *nl = '\0';
+        if (strncmp(line, "== ", 3) == 0) {
+            TG_IT_CHECK(n < max);
+            c = &cases[n++];
+            memset(c, 0, sizeof(*c));
+            snprintf(c->name, sizeof(c->name), "%s", line + 3);
+        } else if (strncmp(line, "expect ", 7) == 0 && c != NULL) {
+            TG_IT_CHECK(c->nexpect < HS_EXPECT_MAX);
+            TG_IT_CHECKF(sscanf(line + 7, "%d %15s %47s",
+                                &c->expect[c->nexpect].status,
+                                c->expect[c->nexpect].shape,
+                                c->expect[c->nexpect].type) == 3,
+                         "%s: bad line: %s", c->name, line);
+            c->nexpect++;
+        } else if (strncmp(line, "send ", 5) == 0 && c != NULL) {
+            c->raw = hs_unescape(line + 5, strlen(line + 5), &c->len);
+        }
+    }
+    free(text);
+    return n;
+}
+
+
+/* Check one answer of case <c> against its expectation <i>. */
+static void
+hs_corpus_check(const hs_case_t *c, int i, tg_it_resp_t *resp)
+{
+    const char *type;
+    json_t *j, *err;
+
+    TG_IT_CHECKF(resp->status == c->expect[i].status,
+                 "%s: answer %d is %d, expected %d", c->name, i + 1,
+                 resp->status, c->expect[i].status);
+    if (strcmp(c->expect[i].type, "-") == 0) {
+        return;
+    }
+    j = tg_it_json(resp);
+    err = tg_it_json_get(j, "error");
+    type = tg_it_json_str(j, "error.type");
+    TG_IT_CHECKF(json_is_object(err) && type != NULL &&
+                     strcmp(type, c->expect[i].type) == 0,
+                 "%s: error type %s, expected %s", c->name,
+                 type ? type : "(none)", c->expect[i].type);
+    TG_IT_CHECKF(tg_it_json_str(j, "error.message") != NULL,
+                 "%s: no error.message", c->name);
+    if (strcmp(c->expect[i].shape, "anthropic") == 0) {
+        TG_IT_CHECKF(tg_it_json_str(j, "type") != NULL &&
+                         strcmp(tg_it_json_str(j, "type"), "error") == 0,
+                     "%s: not the Anthropic error shape", c->name);
+    } else {
+        TG_IT_CHECKF(tg_it_json_get(j, "type") == NULL,
+                     "%s: not the OpenAI error shape", c->name);
+    }
+    json_decref(j);
+}
+
+
+#define HS_CASES_MAX 256
+
+/*
+ * The malformed-request corpus (tests/data/hostile/requests.txt): framing,
+ * smuggling, header limits, bad encodings, pipelining.  Each case gets
+ * exactly the answers listed, in the API's error shape, with no reset
+ * before they are read; no worker dies or grows, and every answered
+ * request leaves one usage record.
+ */
+static void
+test_malformed_corpus(void)
+{
+    static hs_case_t cases[HS_CASES_MAX];
+    tg_it_fixture_t f;
+    tg_it_conn_t c;
+    tg_it_resp_t resp;
+    char usage[4096];
+    pid_t before[64];
+    int n, k, i, nchildren, base, answers = 0;
+
+    n = hs_corpus_load(cases, HS_CASES_MAX);
+    TG_IT_CHECKF(n >= 100, "only %d cases in %s", n, HS_CORPUS);
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_conf_set(&f.conf, "workers", "1");
+    tg_it_conf_set(&f.conf, "limits.header_timeout", "1");
+    tg_it_conf_set(&f.conf, "limits.body_timeout", "1");
+    tg_it_conf_set(&f.conf, "upstream.read_timeout", "5");
+    tg_it_conf_set(&f.conf, "upstream.first_byte_timeout", "5");
+    tg_it_fixture_start(&f);
+    nchildren = hs_children(&f, before, 64);
+    tg_it_sleep_ms(300);
+    base = hs_lines(usage, NULL);
+    for (k = 0; k < n; k++) {
+        TG_IT_CHECKF(cases[k].raw != NULL && cases[k].nexpect > 0,
+                     "%s: no send or expect line", cases[k].name);
+        tg_it_conn_open(&c, f.port);
+        /* The peer may refuse before everything is sent: not an error. */
+        (void)tg_it_conn_send(&c, cases[k].raw, cases[k].len);
+        for (i = 0; i < cases[k].nexpect; i++) {
+            TG_IT_CHECKF(tg_it_conn_read(&c, &resp, 5000) == TG_OK,
+                         "%s: no answer %d (%s)", cases[k].name, i + 1,
+                         c.reset ? "reset"
+                         : c.eof ? "closed"
+                                 : "timeout");
+            hs_corpus_check(&cases[k], i, &resp);
+            tg_it_resp_fini(&resp);
+            answers++;
+        }
+        tg_it_conn_close(&c);
+        free(cases[k].raw);
+        cases[k].raw = NULL;
+    }
+    hs_normal(&f);
+    answers++;
+    TG_IT_CHECK_INT(hs_wait_lines(usage, base + answers), base + answers);
+    tg_it_sleep_ms(300);
+    TG_IT_CHECK_INT(hs_lines(usage, NULL), base + answers);
+    hs_check_children(&f, before, nchildren);
+    tg_it_note("%d cases, %d answers", n, answers);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_hostile_tests[] = {
+    {"hostile clients: a corpus of 100+ malformed requests gets the listed "
+     "answers in the API's shape, and no worker dies",
+     test_malformed_corpus},
     {"50 simultaneous streams to an HTTPS upstream speaking HTTP/2 start "
      "together over one multiplexed connection",
      test_http2_multiplexed},
