@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define HS_RSS_MAX_KB (256 * 1024) /* worker RSS bound under abuse */
@@ -907,7 +908,78 @@ test_malformed_corpus(void)
 }
 
 
+/* Send <raw> on a new connection to <f>, then half-close it (FIN).
+ * Returns the bytes tollgate sent back before closing, in <got> (<cap>). */
+static size_t
+hs_half_close(const tg_it_fixture_t *f, const char *raw, char *got, size_t cap)
+{
+    tg_it_conn_t c;
+    size_t n;
+
+    tg_it_conn_open(&c, f->port);
+    TG_IT_CHECK(tg_it_conn_send_str(&c, raw) == TG_OK);
+    TG_IT_CHECK(shutdown(c.fd, SHUT_WR) == 0);
+    TG_IT_CHECK(tg_it_conn_closed(&c, 5000));
+    n = c.len < cap - 1 ? c.len : cap - 1;
+    memcpy(got, c.buf, n);
+    got[n] = '\0';
+    tg_it_conn_close(&c);
+    return n;
+}
+
+
+/*
+ * A client that half-closes (sends FIN) after its request is treated one
+ * way every time: an answer tollgate gives by itself (an error, health)
+ * is written; a request for the upstream is abandoned at once, its
+ * transfer stopped and its usage recorded as client_gone, since a client
+ * that closes is most often gone (nginx's default too).
+ */
+static void
+test_half_close(void)
+{
+    static const char *const gone[] = {"\"outcome\":\"client_gone\"", NULL};
+    tg_it_fixture_t f;
+    char usage[4096], got[4096], *proxied, *bad_key;
+    int i, base;
+
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_fixture_start(&f);
+    tg_it_sleep_ms(300);
+    base = tg_it_file_count(usage, gone);
+    proxied = tg_it_request_build("POST", "/v1/messages",
+                                  TG_IT_H_ANTHROPIC
+                                  "x-mock-fault: slow-first-byte:200\r\n",
+                                  TG_IT_BODY_MESSAGES);
+    bad_key = tg_it_request_build("POST", "/v1/messages",
+                                  "x-api-key: wrong\r\n"
+                                  "content-type: application/json\r\n",
+                                  TG_IT_BODY_MESSAGES);
+    for (i = 0; i < 3; i++) {
+        TG_IT_CHECKF(hs_half_close(&f, proxied, got, sizeof(got)) == 0,
+                     "a half-closed proxied request was answered: %.40s", got);
+        hs_half_close(&f, bad_key, got, sizeof(got));
+        TG_IT_CHECKF(strncmp(got, "HTTP/1.1 401", 12) == 0,
+                     "a half-closed bad key got: %.40s", got);
+        hs_half_close(&f, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n", got,
+                      sizeof(got));
+        TG_IT_CHECKF(strncmp(got, "HTTP/1.1 200", 12) == 0,
+                     "a half-closed health check got: %.40s", got);
+    }
+    free(proxied);
+    free(bad_key);
+    TG_IT_CHECK(tg_it_file_wait(usage, "client_gone", 2000));
+    tg_it_sleep_ms(300);
+    TG_IT_CHECK_INT(tg_it_file_count(usage, gone) - base, 3);
+    hs_normal(&f);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_hostile_tests[] = {
+    {"hostile clients: a client that half-closes after its request is "
+     "treated the same way every time",
+     test_half_close},
     {"hostile clients: a corpus of 100+ malformed requests gets the listed "
      "answers in the API's shape, and no worker dies",
      test_malformed_corpus},
