@@ -454,6 +454,12 @@ tg_master_release(tg_master_proc_t *p)
         tg_log(TG_LOG_NOTICE, 0, "released %u concurrency slots of pid %d", n,
                (int)pid);
     }
+    n = tg_shm_quota_reclaim(tg_shm_quotas(shm), tg_shm_qres(shm, p->shm_idx),
+                             tg_shm_hdr(shm)->leases_per_proc);
+    if (n > 0) {
+        tg_log(TG_LOG_NOTICE, 0, "released %u quota reservations of pid %d", n,
+               (int)pid);
+    }
     if (tg_shm_ring_reap(tg_shm_ring(shm), pid) > 0) {
         tg_log(TG_LOG_WARN, 0,
                "pid %d died while publishing a usage record; "

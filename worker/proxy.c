@@ -567,7 +567,9 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
          * the pause check: curl offers paused bytes again.) */
         tg_proxy_errbody_keep(u, ptr, n);
     }
-    if (tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
+    if (r->usage_asked && r->usage.sse && u->coding == TG_DECODE_IDENTITY
+            ? tg_usage_strip(&r->usage, ptr, n, tg_request_emit, r) != TG_OK
+            : tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
         return 0;
     }
     tg_usage_feed(&r->usage, ptr, n);
@@ -677,6 +679,11 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
         }
         value = h->value;
         if (tg_str_caseeq(h->name, tg_str_lit("accept-encoding"))) {
+            if (r->usage_asked) {
+                /* The usage chunk is cut out of the stream: it must come
+                 * in a coding Tollgate can read and leave as is. */
+                continue;
+            }
             value.data = accept;
             value.len = tg_decode_accept(accept, sizeof(accept), h->value);
             if (value.len == 0) {
@@ -781,8 +788,8 @@ tg_proxy_release(tg_upstream_t *u)
  * (logged) when out of memory.
  */
 static int
-tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
-              size_t *len)
+tg_proxy_body_model(tg_upstream_t *u, const tg_conf_endpoint_t *e,
+                    const char **body, size_t *len)
 {
     const tg_request_t *r = u->r;
     const char *src = tg_request_body(r), *to = NULL;
@@ -823,6 +830,46 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
     u->body_len = n - vlen + tlen;
     *body = p;
     *len = u->body_len;
+    return TG_OK;
+}
+
+
+/*
+ * The body to send to endpoint <e>: the model renamed (see
+ * tg_proxy_body_model) and, for an OpenAI stream whose client did not
+ * ask for its usage, stream_options.include_usage set, so that the
+ * stream's tokens are known (r->usage_asked: the usage chunk is then
+ * removed from what the client receives, worker/usage.h).
+ */
+static int
+tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
+              size_t *len)
+{
+    tg_request_t *r = u->r;
+    char *asked;
+    size_t alen;
+    int rc;
+
+    if (tg_proxy_body_model(u, e, body, len) != TG_OK) {
+        return TG_ERROR;
+    }
+    r->usage_asked = false;
+    if (r->route != TG_ROUTE_CHAT || !r->stream_req) {
+        return TG_OK;
+    }
+    rc = tg_usage_ask_body(*body, *len, &asked, &alen);
+    if (rc == TG_ERROR) {
+        tg_log(TG_LOG_ERR, 0, "rewriting the request for its usage failed");
+        return TG_ERROR;
+    }
+    if (rc == TG_OK) {
+        free(u->body);
+        u->body = asked;
+        u->body_len = alen;
+        *body = asked;
+        *len = alen;
+        r->usage_asked = true;
+    }
     return TG_OK;
 }
 

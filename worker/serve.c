@@ -474,6 +474,7 @@ tg_serve_dispatch(tg_request_t *r)
 {
     tg_worker_t *w = r->w;
     tg_limit_refusal_t why;
+    tg_limit_ask_t ask;
     char hdr[64];
     int rc;
 
@@ -493,7 +494,9 @@ tg_serve_dispatch(tg_request_t *r)
         tg_serve_auth_refuse(r, rc);
         return;
     }
-    if (tg_limit_admit(w, &r->key, r->key_slot, &r->lease, &why) != TG_OK) {
+    ask = (tg_limit_ask_t){tg_request_body(r), r->body_len, r->model};
+    if (tg_limit_admit(w, &r->key, r->key_slot, &ask, &r->lease, &why) !=
+        TG_OK) {
         snprintf(
             hdr, sizeof(hdr), "retry-after: %llu\r\n",
             (unsigned long long)TG_MAX((why.retry_us + 999999) / 1000000, 1));
