@@ -354,10 +354,11 @@ tg_route_serve(tg_route_t *rt, const char *model, size_t len, uint64_t *hash)
  * how many.
  */
 static size_t
-tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
-              int strategy, int tier, uint32_t *cand, uint64_t *metric)
+tg_route_scan_style(tg_route_t *rt, const tg_route_req_t *q,
+                    const uint64_t *serve, int strategy, int style, int tier,
+                    uint32_t *cand, uint64_t *metric)
 {
-    uint32_t l = tg_route_list(q->group, q->style, tier), j, i;
+    uint32_t l = tg_route_list(q->group, style, tier), j, i;
     size_t n = 0;
 
     for (j = rt->first[l]; j < rt->first[l + 1]; j++) {
@@ -390,6 +391,29 @@ tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
             }
         }
         cand[n++] = i;
+    }
+    return n;
+}
+
+
+/*
+ * The candidates of tier <tier> for <q>: those of the request's own style,
+ * or, when there is none and the request may be translated, those of the
+ * other style.  Translation is a fallback inside a tier, never a reason
+ * to skip one: priority tiers say what the operator pays for.
+ */
+static size_t
+tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
+              int strategy, int tier, uint32_t *cand, uint64_t *metric)
+{
+    size_t n = tg_route_scan_style(rt, q, serve, strategy, q->style, tier, cand,
+                                   metric);
+
+    if (n == 0 && q->cross) {
+        n = tg_route_scan_style(rt, q, serve, strategy,
+                                q->style == TG_STYLE_OPENAI ? TG_STYLE_ANTHROPIC
+                                                            : TG_STYLE_OPENAI,
+                                tier, cand, metric);
     }
     return n;
 }
@@ -497,8 +521,8 @@ tg_route_home_kept(const tg_route_t *rt, const tg_route_req_t *q,
         return false;
     }
     e = &rt->conf->endpoints[home];
-    return e->group == q->group && e->style == q->style && e->enabled &&
-           tg_route_bit(serve, home) && e->priority <= tier;
+    return e->group == q->group && (e->style == q->style || q->cross) &&
+           e->enabled && tg_route_bit(serve, home) && e->priority <= tier;
 }
 
 
