@@ -130,8 +130,7 @@ tg_xt_jstr(tg_translate_t *x, json_t *v)
 }
 
 
-static int
-tg_xt_printf(tg_translate_t *x, const char *fmt, ...)
+static int tg_xt_printf(tg_translate_t *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int
@@ -275,7 +274,8 @@ tg_xt_openai_type(const char *type, const char *detail, const char **otype,
     if (type == NULL) {
         *otype = "server_error";
     } else if (strcmp(type, "rate_limit_error") == 0) {
-        if (detail != NULL && strcmp(detail, "enforced_spend_limit_reached") == 0) {
+        if (detail != NULL &&
+            strcmp(detail, "enforced_spend_limit_reached") == 0) {
             *otype = *code = "insufficient_quota";
         } else {
             *otype = "requests";
@@ -336,8 +336,9 @@ tg_xt_error(tg_translate_t *x, json_t *root, int status, bool event)
     }
     type = tg_xt_anthropic_type(status == 0 ? 500 : status, type, msg);
     if ((event && tg_xt_puts(x, "event: error\ndata: ") != TG_OK) ||
-        tg_xt_printf(x, "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
-                        "\"message\":",
+        tg_xt_printf(x,
+                     "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
+                     "\"message\":",
                      type) != TG_OK ||
         tg_xt_str(x, msg, strlen(msg)) != TG_OK || tg_xt_puts(x, "}}")) {
         return TG_ERROR;
@@ -381,9 +382,8 @@ tg_xt_a2o_body(tg_translate_t *x, json_t *m)
             json_array_append_new(
                 calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
                                  json_object_get(b, "id"), "type", "function",
-                                 "function", "name",
-                                 json_object_get(b, "name"), "arguments",
-                                 args != NULL ? args : "{}"));
+                                 "function", "name", json_object_get(b, "name"),
+                                 "arguments", args != NULL ? args : "{}"));
             free(args);
         }
     }
@@ -397,18 +397,17 @@ tg_xt_a2o_body(tg_translate_t *x, json_t *m)
              tg_xt_u64(usage, "cache_read_input_tokens") +
              tg_xt_u64(usage, "cache_creation_input_tokens");
     out = tg_xt_u64(usage, "output_tokens");
-    o = json_pack("{s:O,s:s,s:I,s:O,s:[{s:i,s:o,s:n,s:s}],s:{s:I,s:I,s:I,"
-                  "s:{s:I}}}",
-                  "id", json_object_get(m, "id"), "object", "chat.completion",
-                  "created", (json_int_t)x->created, "model",
-                  json_object_get(m, "model"), "choices", "index", 0,
-                  "message", msg, "logprobs", "finish_reason",
-                  tg_xt_finish_reason(stop != NULL ? stop : "end_turn"),
-                  "usage", "prompt_tokens", (json_int_t)prompt,
-                  "completion_tokens", (json_int_t)out, "total_tokens",
-                  (json_int_t)(prompt + out), "prompt_tokens_details",
-                  "cached_tokens",
-                  (json_int_t)tg_xt_u64(usage, "cache_read_input_tokens"));
+    o = json_pack(
+        "{s:O,s:s,s:I,s:O,s:[{s:i,s:o,s:n,s:s}],s:{s:I,s:I,s:I,"
+        "s:{s:I}}}",
+        "id", json_object_get(m, "id"), "object", "chat.completion", "created",
+        (json_int_t)x->created, "model", json_object_get(m, "model"), "choices",
+        "index", 0, "message", msg, "logprobs", "finish_reason",
+        tg_xt_finish_reason(stop != NULL ? stop : "end_turn"), "usage",
+        "prompt_tokens", (json_int_t)prompt, "completion_tokens",
+        (json_int_t)out, "total_tokens", (json_int_t)(prompt + out),
+        "prompt_tokens_details", "cached_tokens",
+        (json_int_t)tg_xt_u64(usage, "cache_read_input_tokens"));
     dump = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (dump != NULL) {
         rc = tg_xt_puts(x, dump);
@@ -466,16 +465,15 @@ tg_xt_o2a_body(tg_translate_t *x, json_t *c)
     cached = tg_xt_u64(json_object_get(usage, "prompt_tokens_details"),
                        "cached_tokens");
     cached = cached < prompt ? cached : prompt;
-    o = json_pack("{s:O,s:s,s:s,s:O,s:O,s:s,s:n,s:{s:I,s:I,s:I,s:I}}", "id",
-                  json_object_get(c, "id"), "type", "message", "role",
-                  "assistant", "model", json_object_get(c, "model"),
-                  "content", blocks, "stop_reason",
-                  tg_xt_stop_reason(fin != NULL ? fin : "stop"),
-                  "stop_sequence", "usage", "input_tokens",
-                  (json_int_t)(prompt - cached), "cache_creation_input_tokens",
-                  (json_int_t)0, "cache_read_input_tokens", (json_int_t)cached,
-                  "output_tokens",
-                  (json_int_t)tg_xt_u64(usage, "completion_tokens"));
+    o = json_pack(
+        "{s:O,s:s,s:s,s:O,s:O,s:s,s:n,s:{s:I,s:I,s:I,s:I}}", "id",
+        json_object_get(c, "id"), "type", "message", "role", "assistant",
+        "model", json_object_get(c, "model"), "content", blocks, "stop_reason",
+        tg_xt_stop_reason(fin != NULL ? fin : "stop"), "stop_sequence", "usage",
+        "input_tokens", (json_int_t)(prompt - cached),
+        "cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
+        (json_int_t)cached, "output_tokens",
+        (json_int_t)tg_xt_u64(usage, "completion_tokens"));
     dump = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (dump != NULL) {
         rc = tg_xt_puts(x, dump);
@@ -520,8 +518,9 @@ tg_xt_chunk(tg_translate_t *x)
 {
     if (tg_xt_puts(x, "data: {\"id\":") != TG_OK ||
         tg_xt_str(x, x->id, strlen(x->id)) != TG_OK ||
-        tg_xt_printf(x, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
-                        "\"model\":",
+        tg_xt_printf(x,
+                     ",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                     "\"model\":",
                      (long long)x->created) != TG_OK ||
         tg_xt_str(x, x->model, strlen(x->model)) != TG_OK) {
         return TG_ERROR;
@@ -644,8 +643,8 @@ tg_xt_a2o_block_start(tg_translate_t *x, json_t *cb)
     }
     x->block = TG_XT_TOOL;
     if (tg_xt_chunk(x) != TG_OK ||
-        tg_xt_printf(x, "{\"tool_calls\":[{\"index\":%d,\"id\":",
-                     x->tools++) != TG_OK ||
+        tg_xt_printf(x, "{\"tool_calls\":[{\"index\":%d,\"id\":", x->tools++) !=
+            TG_OK ||
         tg_xt_jstr(x, json_object_get(cb, "id")) != TG_OK ||
         tg_xt_puts(x, ",\"type\":\"function\",\"function\":{\"name\":") !=
             TG_OK ||
@@ -673,8 +672,9 @@ tg_xt_a2o_delta(tg_translate_t *x, json_t *d)
         return TG_OK;
     }
     if (tg_xt_chunk(x) != TG_OK ||
-        tg_xt_printf(x, "{\"tool_calls\":[{\"index\":%d,\"function\":"
-                        "{\"arguments\":",
+        tg_xt_printf(x,
+                     "{\"tool_calls\":[{\"index\":%d,\"function\":"
+                     "{\"arguments\":",
                      x->tools - 1) != TG_OK ||
         tg_xt_jstr(x, json_object_get(d, "partial_json")) != TG_OK ||
         tg_xt_puts(x, "}}]}") != TG_OK) {
@@ -756,9 +756,10 @@ tg_xt_o2a_start(tg_translate_t *x)
         return TG_ERROR;
     }
     return tg_xt_printf(
-        x, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-           "\"usage\":{\"input_tokens\":%llu,\"cache_creation_input_tokens\":0,"
-           "\"cache_read_input_tokens\":%llu,\"output_tokens\":0}}}\n\n",
+        x,
+        ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+        "\"usage\":{\"input_tokens\":%llu,\"cache_creation_input_tokens\":0,"
+        "\"cache_read_input_tokens\":%llu,\"output_tokens\":0}}}\n\n",
         (unsigned long long)x->in, (unsigned long long)x->cache_read);
 }
 
@@ -843,9 +844,10 @@ tg_xt_o2a_tool(tg_translate_t *x, json_t *tc)
         snprintf(gen, sizeof(gen), "toolu_%d", x->tools);
         x->tools++;
         if (tg_xt_event(x, "content_block_start") != TG_OK ||
-            tg_xt_printf(x, "{\"type\":\"content_block_start\",\"index\":%d,"
-                            "\"content_block\":{\"type\":\"tool_use\","
-                            "\"id\":",
+            tg_xt_printf(x,
+                         "{\"type\":\"content_block_start\",\"index\":%d,"
+                         "\"content_block\":{\"type\":\"tool_use\","
+                         "\"id\":",
                          x->block_index) != TG_OK ||
             (json_is_string(json_object_get(tc, "id"))
                  ? tg_xt_jstr(x, json_object_get(tc, "id"))
@@ -902,7 +904,8 @@ static int
 tg_xt_o2a_chunk(tg_translate_t *x, json_t *root)
 {
     json_t *ch = json_array_get(json_object_get(root, "choices"), 0);
-    json_t *d = json_object_get(ch, "delta"), *u = json_object_get(root, "usage");
+    json_t *d = json_object_get(ch, "delta"),
+           *u = json_object_get(root, "usage");
     const char *fin = json_string_value(json_object_get(ch, "finish_reason"));
     json_t *tc;
     uint64_t prompt, cached;
@@ -1005,8 +1008,8 @@ tg_translate_create(int client_api, int status, bool sse, bool include_usage)
     x->tool_index = -1;
     x->created = (int64_t)time(NULL);
     tg_buf_init(&x->o, TG_XT_OUT_MAX);
-    tg_buf_init(&x->body, status >= 400 ? TG_TRANSLATE_ERROR_MAX
-                                        : TG_TRANSLATE_BODY_MAX);
+    tg_buf_init(&x->body,
+                status >= 400 ? TG_TRANSLATE_ERROR_MAX : TG_TRANSLATE_BODY_MAX);
     if (x->sse) {
         tg_sse_init(&x->parser, TG_TRANSLATE_EVENT_MAX);
     }

@@ -33,10 +33,10 @@
 
 /* What a request translation needs besides the body. */
 typedef struct {
-    int client_api;       /* TG_API_* of the client (worker/respond.h) */
-    const char *model;    /* model name for the upstream, NULL: the body's */
-    uint32_t max_tokens;  /* Messages' max_tokens when the client gave none */
-    uint64_t req_id;      /* for the debug lines */
+    int client_api;      /* TG_API_* of the client (worker/respond.h) */
+    const char *model;   /* model name for the upstream, NULL: the body's */
+    uint32_t max_tokens; /* Messages' max_tokens when the client gave none */
+    uint64_t req_id;     /* for the debug lines */
 } tg_translate_req_t;
 
 /*

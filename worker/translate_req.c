@@ -13,10 +13,10 @@
  *      answers as a 400 in the client's shape.  docs/translation.md is the
  *      table of what maps to what.  Worker only; never blocks.
  */
-#include "worker/translate.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "worker/respond.h"
+#include "worker/translate.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -36,7 +36,8 @@ typedef struct {
 static void
 tg_xr_drop(const tg_xr_t *x, const char *what)
 {
-    tg_log(TG_LOG_DEBUG, 0, "request %016llx: \"%s\" has no equivalent in the %s API; dropped",
+    tg_log(TG_LOG_DEBUG, 0,
+           "request %016llx: \"%s\" has no equivalent in the %s API; dropped",
            (unsigned long long)x->q->req_id, what,
            x->q->client_api == TG_API_OPENAI ? "Anthropic" : "OpenAI");
 }
@@ -183,9 +184,9 @@ static json_t *
 tg_xr_o2a_image(json_t *part)
 {
     json_t *iu = json_object_get(part, "image_url");
-    const char *url = json_is_string(iu) ? json_string_value(iu)
-                                         : json_string_value(
-                                               json_object_get(iu, "url"));
+    const char *url = json_is_string(iu)
+                          ? json_string_value(iu)
+                          : json_string_value(json_object_get(iu, "url"));
     const char *semi, *comma;
 
     if (url == NULL) {
@@ -230,8 +231,8 @@ tg_xr_o2a_user_content(tg_xr_t *x, json_t *c, json_t *blocks, size_t mi)
     size_t i;
 
     if (json_is_string(c)) {
-        return tg_xr_push(blocks, json_pack("{s:s,s:O}", "type", "text",
-                                            "text", c));
+        return tg_xr_push(blocks,
+                          json_pack("{s:s,s:O}", "type", "text", "text", c));
     }
     if (!json_is_array(c)) {
         snprintf(field, sizeof(field), "messages[%zu].content", mi);
@@ -252,9 +253,10 @@ tg_xr_o2a_user_content(tg_xr_t *x, json_t *c, json_t *blocks, size_t mi)
             b = tg_xr_o2a_file(part);
         }
         if (b == NULL) {
-            snprintf(field, sizeof(field), "messages[%zu].content[%zu]", mi,
-                     i);
-            return tg_xr_fail(x, field, "this content part has no equivalent in the Anthropic API");
+            snprintf(field, sizeof(field), "messages[%zu].content[%zu]", mi, i);
+            return tg_xr_fail(
+                x, field,
+                "this content part has no equivalent in the Anthropic API");
         }
         if (tg_xr_push(blocks, b) != TG_OK) {
             return TG_ERROR;
@@ -280,8 +282,8 @@ tg_xr_o2a_tool_calls(tg_xr_t *x, json_t *calls, json_t *blocks, size_t mi)
         const char *args = json_string_value(json_object_get(fn, "arguments"));
 
         if (id == NULL || name == NULL) {
-            snprintf(field, sizeof(field), "messages[%zu].tool_calls[%zu]",
-                     mi, i);
+            snprintf(field, sizeof(field), "messages[%zu].tool_calls[%zu]", mi,
+                     i);
             return tg_xr_fail(x, field, "id and function.name are required");
         }
         if (args == NULL || args[strspn(args, " \t\r\n")] == '\0') {
@@ -291,8 +293,8 @@ tg_xr_o2a_tool_calls(tg_xr_t *x, json_t *calls, json_t *blocks, size_t mi)
             if (!json_is_object(input)) {
                 json_decref(input);
                 snprintf(field, sizeof(field),
-                         "messages[%zu].tool_calls[%zu].function.arguments",
-                         mi, i);
+                         "messages[%zu].tool_calls[%zu].function.arguments", mi,
+                         i);
                 return tg_xr_fail(x, field, "must be a JSON object");
             }
         }
@@ -326,16 +328,15 @@ tg_xr_o2a_append(json_t *out, const char *role, json_t *blocks)
         json_decref(blocks);
         return rc == 0 ? TG_OK : TG_ERROR;
     }
-    return tg_xr_push(out, json_pack("{s:s,s:o}", "role", role, "content",
-                                     blocks));
+    return tg_xr_push(out,
+                      json_pack("{s:s,s:o}", "role", role, "content", blocks));
 }
 
 
 /* One OpenAI message <m> (index <mi>) into Anthropic <out>, system text
  * into <system>. */
 static int
-tg_xr_o2a_message(tg_xr_t *x, json_t *m, size_t mi, json_t *out,
-                  json_t *system)
+tg_xr_o2a_message(tg_xr_t *x, json_t *m, size_t mi, json_t *out, json_t *system)
 {
     const char *role = json_string_value(json_object_get(m, "role"));
     json_t *c = json_object_get(m, "content"), *blocks, *t;
@@ -354,8 +355,8 @@ tg_xr_o2a_message(tg_xr_t *x, json_t *m, size_t mi, json_t *out,
         if (t == NULL) {
             return tg_xr_fail(x, field, "content must be text");
         }
-        return tg_xr_push(system, json_pack("{s:s,s:o}", "type", "text",
-                                            "text", t));
+        return tg_xr_push(system,
+                          json_pack("{s:s,s:o}", "type", "text", "text", t));
     }
     blocks = json_array();
     if (blocks == NULL) {
@@ -389,7 +390,8 @@ tg_xr_o2a_message(tg_xr_t *x, json_t *m, size_t mi, json_t *out,
         t = tg_xr_openai_text(c);
         if (id == NULL || t == NULL) {
             json_decref(t);
-            rc = tg_xr_fail(x, field, "a tool message needs tool_call_id and text content");
+            rc = tg_xr_fail(
+                x, field, "a tool message needs tool_call_id and text content");
         } else {
             rc = tg_xr_push(blocks, json_pack("{s:s,s:o,s:o}", "type",
                                               "tool_result", "tool_use_id",
@@ -399,7 +401,8 @@ tg_xr_o2a_message(tg_xr_t *x, json_t *m, size_t mi, json_t *out,
             }
         }
     } else {
-        rc = tg_xr_fail(x, field, "this role has no equivalent in the Anthropic API");
+        rc = tg_xr_fail(x, field,
+                        "this role has no equivalent in the Anthropic API");
     }
     json_decref(blocks);
     return rc;
@@ -427,14 +430,15 @@ tg_xr_o2a_tools(tg_xr_t *x, json_t *tools, json_t *out)
             !json_is_string(json_object_get(fn, "name"))) {
             json_decref(a);
             snprintf(field, sizeof(field), "tools[%zu]", i);
-            return tg_xr_fail(x, field, "only function tools have an equivalent in the Anthropic API");
+            return tg_xr_fail(
+                x, field,
+                "only function tools have an equivalent in the Anthropic API");
         }
-        t = json_pack("{s:O,s:o}", "name", json_object_get(fn, "name"),
-                      "input_schema",
-                      json_is_object(params)
-                          ? json_incref(params)
-                          : json_pack("{s:s,s:{}}", "type", "object",
-                                      "properties"));
+        t = json_pack(
+            "{s:O,s:o}", "name", json_object_get(fn, "name"), "input_schema",
+            json_is_object(params)
+                ? json_incref(params)
+                : json_pack("{s:s,s:{}}", "type", "object", "properties"));
         if (t != NULL && json_is_string(json_object_get(fn, "description"))) {
             json_object_set(t, "description",
                             json_object_get(fn, "description"));
@@ -497,19 +501,22 @@ tg_xr_o2a_thinking(tg_xr_t *x, json_t *in, json_t *out, json_int_t max)
     if (e == NULL) {
         return TG_OK;
     }
-    budget = strcmp(e, "high") == 0 ? 16384 : strcmp(e, "medium") == 0 ? 8192
-                                                                        : 2048;
+    budget = strcmp(e, "high") == 0     ? 16384
+             : strcmp(e, "medium") == 0 ? 8192
+                                        : 2048;
     if (budget >= max) {
         budget = max - 1;
     }
-    if (!tg_xr_claude_thinking(json_string_value(json_object_get(out, "model"))) ||
+    if (!tg_xr_claude_thinking(
+            json_string_value(json_object_get(out, "model"))) ||
         strcmp(e, "none") == 0 || strcmp(e, "minimal") == 0 || budget < 1024 ||
         (temp != NULL && json_number_value(temp) != 1.0)) {
         tg_xr_drop(x, "reasoning_effort");
         return TG_OK;
     }
-    return tg_xr_set(out, "thinking", json_pack("{s:s,s:I}", "type", "enabled",
-                                                "budget_tokens", budget));
+    return tg_xr_set(
+        out, "thinking",
+        json_pack("{s:s,s:I}", "type", "enabled", "budget_tokens", budget));
 }
 
 
@@ -537,7 +544,8 @@ tg_xr_o2a_params(tg_xr_t *x, json_t *in, json_t *out, json_int_t *max)
         /* OpenAI's range is 0..2, Anthropic's 0..1. */
         t = json_number_value(v);
         if (t > 1.0) {
-            tg_log(TG_LOG_DEBUG, 0, "request %016llx: temperature %.2f "
+            tg_log(TG_LOG_DEBUG, 0,
+                   "request %016llx: temperature %.2f "
                    "lowered to 1, the Anthropic maximum",
                    (unsigned long long)x->q->req_id, t);
             t = 1.0;
@@ -583,11 +591,22 @@ tg_xr_o2a_params(tg_xr_t *x, json_t *in, json_t *out, json_int_t *max)
 static bool
 tg_xr_o2a_known(const char *k)
 {
-    static const char *const known[] = {
-        "model", "messages", "max_tokens", "max_completion_tokens",
-        "temperature", "top_p", "stop", "tools", "tool_choice",
-        "parallel_tool_calls", "user", "stream", "stream_options",
-        "reasoning_effort", "n", NULL};
+    static const char *const known[] = {"model",
+                                        "messages",
+                                        "max_tokens",
+                                        "max_completion_tokens",
+                                        "temperature",
+                                        "top_p",
+                                        "stop",
+                                        "tools",
+                                        "tool_choice",
+                                        "parallel_tool_calls",
+                                        "user",
+                                        "stream",
+                                        "stream_options",
+                                        "reasoning_effort",
+                                        "n",
+                                        NULL};
     size_t i;
 
     for (i = 0; known[i] != NULL; i++) {
@@ -730,8 +749,7 @@ tg_xr_a2o_media(json_t *b, bool image)
         return json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url",
                          "url", url);
     }
-    if (st == NULL || strcmp(st, "base64") != 0 || mt == NULL ||
-        data == NULL) {
+    if (st == NULL || strcmp(st, "base64") != 0 || mt == NULL || data == NULL) {
         return NULL;
     }
     n = strlen(mt) + strlen(data) + 16;
@@ -796,8 +814,8 @@ tg_xr_a2o_user(tg_xr_t *x, json_t *c, json_t *out, size_t mi)
     size_t i;
 
     if (json_is_string(c)) {
-        return tg_xr_push(out, json_pack("{s:s,s:O}", "role", "user",
-                                         "content", c));
+        return tg_xr_push(out,
+                          json_pack("{s:s,s:O}", "role", "user", "content", c));
     }
     if (!json_is_array(c)) {
         snprintf(field, sizeof(field), "messages[%zu].content", mi);
@@ -833,9 +851,10 @@ tg_xr_a2o_user(tg_xr_t *x, json_t *c, json_t *out, size_t mi)
         }
         if (p == NULL) {
             json_decref(parts);
-            snprintf(field, sizeof(field), "messages[%zu].content[%zu]", mi,
-                     i);
-            return tg_xr_fail(x, field, "this content block has no equivalent in the OpenAI API");
+            snprintf(field, sizeof(field), "messages[%zu].content[%zu]", mi, i);
+            return tg_xr_fail(
+                x, field,
+                "this content block has no equivalent in the OpenAI API");
         }
         if (tg_xr_push(parts, p) != TG_OK) {
             json_decref(parts);
@@ -846,8 +865,8 @@ tg_xr_a2o_user(tg_xr_t *x, json_t *c, json_t *out, size_t mi)
         json_decref(parts);
         return TG_OK;
     }
-    return tg_xr_push(out, json_pack("{s:s,s:o}", "role", "user", "content",
-                                     parts));
+    return tg_xr_push(out,
+                      json_pack("{s:s,s:o}", "role", "user", "content", parts));
 }
 
 
@@ -861,8 +880,8 @@ tg_xr_a2o_assistant(tg_xr_t *x, json_t *c, json_t *out, size_t mi)
     size_t i;
 
     if (json_is_string(c)) {
-        return tg_xr_push(out, json_pack("{s:s,s:O}", "role", "assistant",
-                                         "content", c));
+        return tg_xr_push(
+            out, json_pack("{s:s,s:O}", "role", "assistant", "content", c));
     }
     if (!json_is_array(c)) {
         snprintf(field, sizeof(field), "messages[%zu].content", mi);
@@ -895,15 +914,14 @@ tg_xr_a2o_assistant(tg_xr_t *x, json_t *c, json_t *out, size_t mi)
             json_decref(calls);
             json_decref(text);
             json_decref(m);
-            snprintf(field, sizeof(field), "messages[%zu].content[%zu]", mi,
-                     i);
+            snprintf(field, sizeof(field), "messages[%zu].content[%zu]", mi, i);
             return tg_xr_fail(x, field, "tool_use needs id, name and input");
         }
-        json_array_append_new(
-            calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
-                             json_object_get(b, "id"), "type", "function",
-                             "function", "name", json_object_get(b, "name"),
-                             "arguments", args));
+        json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
+                                               json_object_get(b, "id"), "type",
+                                               "function", "function", "name",
+                                               json_object_get(b, "name"),
+                                               "arguments", args));
         free(args);
     }
     json_object_set_new(m, "content",
@@ -952,8 +970,8 @@ tg_xr_a2o_tools(tg_xr_t *x, json_t *tools, json_t *out)
             json_object_set(fn, "parameters",
                             json_object_get(tool, "input_schema"));
         }
-        if (tg_xr_push(a, json_pack("{s:s,s:o}", "type", "function",
-                                    "function", fn)) != TG_OK) {
+        if (tg_xr_push(a, json_pack("{s:s,s:o}", "type", "function", "function",
+                                    fn)) != TG_OK) {
             json_decref(a);
             return TG_ERROR;
         }
@@ -1024,7 +1042,8 @@ tg_xr_a2o_params(tg_xr_t *x, json_t *in, json_t *out)
     }
     v = json_object_get(in, "stop_sequences");
     if (json_is_array(v) && json_array_size(v) > 4) {
-        return tg_xr_fail(x, "stop_sequences", "the OpenAI API takes at most 4");
+        return tg_xr_fail(x, "stop_sequences",
+                          "the OpenAI API takes at most 4");
     }
     if (json_is_array(v) && json_array_size(v) > 0 &&
         json_object_set(out, "stop", v) != 0) {
@@ -1041,10 +1060,11 @@ tg_xr_a2o_params(tg_xr_t *x, json_t *in, json_t *out)
         return TG_ERROR;
     }
     th = json_object_get(in, "thinking");
-    if (th != NULL && strcmp(json_string_value(json_object_get(th, "type"))
-                                 ? json_string_value(json_object_get(th, "type"))
-                                 : "",
-                             "enabled") == 0) {
+    if (th != NULL &&
+        strcmp(json_string_value(json_object_get(th, "type"))
+                   ? json_string_value(json_object_get(th, "type"))
+                   : "",
+               "enabled") == 0) {
         if (!tg_xr_openai_reasoning(model)) {
             tg_xr_drop(x, "thinking");
             return TG_OK;
@@ -1063,9 +1083,9 @@ static bool
 tg_xr_a2o_known(const char *k)
 {
     static const char *const known[] = {
-        "model", "messages", "system", "max_tokens", "temperature", "top_p",
-        "stop_sequences", "tools", "tool_choice", "metadata", "stream",
-        "thinking", NULL};
+        "model",  "messages",       "system", "max_tokens",  "temperature",
+        "top_p",  "stop_sequences", "tools",  "tool_choice", "metadata",
+        "stream", "thinking",       NULL};
     size_t i;
 
     for (i = 0; known[i] != NULL; i++) {
@@ -1118,8 +1138,8 @@ tg_xr_a2o(tg_xr_t *x, json_t *in, json_t *out)
         } else if (strcmp(role, "user") == 0) {
             rc = tg_xr_a2o_user(x, json_object_get(m, "content"), omsgs, i);
         } else if (strcmp(role, "assistant") == 0) {
-            rc = tg_xr_a2o_assistant(x, json_object_get(m, "content"), omsgs,
-                                     i);
+            rc =
+                tg_xr_a2o_assistant(x, json_object_get(m, "content"), omsgs, i);
         } else {
             rc = tg_xr_fail(x, field, "must be user or assistant");
         }
