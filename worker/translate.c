@@ -174,6 +174,16 @@ tg_xt_keep(char *dst, size_t cap, json_t *v)
 }
 
 
+/* String member <name> of <o>, or "" (upstream bodies may lack any). */
+static const char *
+tg_xt_sv(json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+
+    return v != NULL ? v : "";
+}
+
+
 static uint64_t
 tg_xt_u64(json_t *o, const char *name)
 {
@@ -366,7 +376,8 @@ tg_xt_a2o_body(tg_translate_t *x, json_t *m)
     {
         const char *type = json_string_value(json_object_get(b, "type"));
 
-        if (type != NULL && strcmp(type, "text") == 0) {
+        if (type != NULL && strcmp(type, "text") == 0 &&
+            json_is_string(json_object_get(b, "text"))) {
             n = json_string_length(json_object_get(b, "text"));
             p = realloc(text, len + n + 1);
             if (p == NULL) {
@@ -380,9 +391,9 @@ tg_xt_a2o_body(tg_translate_t *x, json_t *m)
             args = json_dumps(json_object_get(b, "input"),
                               JSON_COMPACT | JSON_ENCODE_ANY);
             json_array_append_new(
-                calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
-                                 json_object_get(b, "id"), "type", "function",
-                                 "function", "name", json_object_get(b, "name"),
+                calls, json_pack("{s:s,s:s,s:{s:s,s:s}}", "id",
+                                 tg_xt_sv(b, "id"), "type", "function",
+                                 "function", "name", tg_xt_sv(b, "name"),
                                  "arguments", args != NULL ? args : "{}"));
             free(args);
         }
@@ -398,10 +409,10 @@ tg_xt_a2o_body(tg_translate_t *x, json_t *m)
              tg_xt_u64(usage, "cache_creation_input_tokens");
     out = tg_xt_u64(usage, "output_tokens");
     o = json_pack(
-        "{s:O,s:s,s:I,s:O,s:[{s:i,s:o,s:n,s:s}],s:{s:I,s:I,s:I,"
+        "{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}],s:{s:I,s:I,s:I,"
         "s:{s:I}}}",
-        "id", json_object_get(m, "id"), "object", "chat.completion", "created",
-        (json_int_t)x->created, "model", json_object_get(m, "model"), "choices",
+        "id", tg_xt_sv(m, "id"), "object", "chat.completion", "created",
+        (json_int_t)x->created, "model", tg_xt_sv(m, "model"), "choices",
         "index", 0, "message", msg, "logprobs", "finish_reason",
         tg_xt_finish_reason(stop != NULL ? stop : "end_turn"), "usage",
         "prompt_tokens", (json_int_t)prompt, "completion_tokens",
@@ -456,24 +467,24 @@ tg_xt_o2a_body(tg_translate_t *x, json_t *c)
             json_decref(in);
             in = json_object();
         }
-        json_array_append_new(
-            blocks, json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id",
-                              json_object_get(call, "id"), "name",
-                              json_object_get(fn, "name"), "input", in));
+        json_array_append_new(blocks,
+                              json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use",
+                                        "id", tg_xt_sv(call, "id"), "name",
+                                        tg_xt_sv(fn, "name"), "input", in));
     }
     prompt = tg_xt_u64(usage, "prompt_tokens");
     cached = tg_xt_u64(json_object_get(usage, "prompt_tokens_details"),
                        "cached_tokens");
     cached = cached < prompt ? cached : prompt;
-    o = json_pack(
-        "{s:O,s:s,s:s,s:O,s:O,s:s,s:n,s:{s:I,s:I,s:I,s:I}}", "id",
-        json_object_get(c, "id"), "type", "message", "role", "assistant",
-        "model", json_object_get(c, "model"), "content", blocks, "stop_reason",
-        tg_xt_stop_reason(fin != NULL ? fin : "stop"), "stop_sequence", "usage",
-        "input_tokens", (json_int_t)(prompt - cached),
-        "cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
-        (json_int_t)cached, "output_tokens",
-        (json_int_t)tg_xt_u64(usage, "completion_tokens"));
+    o = json_pack("{s:s,s:s,s:s,s:s,s:O,s:s,s:n,s:{s:I,s:I,s:I,s:I}}", "id",
+                  tg_xt_sv(c, "id"), "type", "message", "role", "assistant",
+                  "model", tg_xt_sv(c, "model"), "content", blocks,
+                  "stop_reason", tg_xt_stop_reason(fin != NULL ? fin : "stop"),
+                  "stop_sequence", "usage", "input_tokens",
+                  (json_int_t)(prompt - cached), "cache_creation_input_tokens",
+                  (json_int_t)0, "cache_read_input_tokens", (json_int_t)cached,
+                  "output_tokens",
+                  (json_int_t)tg_xt_u64(usage, "completion_tokens"));
     dump = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (dump != NULL) {
         rc = tg_xt_puts(x, dump);

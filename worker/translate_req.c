@@ -136,7 +136,7 @@ tg_xr_openai_text(json_t *c)
     if (json_is_string(c)) {
         return json_incref(c);
     }
-    if (json_is_null(c)) {
+    if (c == NULL || json_is_null(c)) {
         return json_string("");
     }
     if (!json_is_array(c)) {
@@ -505,7 +505,8 @@ tg_xr_o2a_thinking(tg_xr_t *x, json_t *in, json_t *out, json_int_t max)
              : strcmp(e, "medium") == 0 ? 8192
                                         : 2048;
     if (budget >= max) {
-        budget = max - 1;
+        /* Thinking counts against max_tokens: leave half for the answer. */
+        budget = max / 2;
     }
     if (!tg_xr_claude_thinking(
             json_string_value(json_object_get(out, "model"))) ||
