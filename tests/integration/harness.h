@@ -55,6 +55,7 @@ extern const tg_it_test_t tg_it_store_tests[];
 extern const tg_it_test_t tg_it_ends_tests[];
 extern const tg_it_test_t tg_it_hostile_tests[];
 extern const tg_it_test_t tg_it_quota_tests[];
+extern const tg_it_test_t tg_it_translate_tests[];
 
 /* ------------------------------------------------------------ checks */
 
