@@ -116,10 +116,9 @@ export_start(tg_it_fixture_t *f, bool bulk)
                           "TRIGGER users_notify;");
     TG_IT_CHECK(n < sizeof(sql));
     TG_IT_CHECK_INT(tg_it_pg_exec(conninfo, sql, NULL, 0), 0);
-    TG_IT_CHECK_INT(
-        tg_it_pg_exec(conninfo, "SELECT count(*) FROM api_keys", out,
-                      sizeof(out)),
-        0);
+    TG_IT_CHECK_INT(tg_it_pg_exec(conninfo, "SELECT count(*) FROM api_keys",
+                                  out, sizeof(out)),
+                    0);
     tg_it_note("%s keys in the database", out);
 }
 

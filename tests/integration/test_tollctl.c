@@ -869,8 +869,8 @@ commands_watch(env_t *e)
     CHECK_RUN(&r, 0, "wrote", true);
     run_fini(&r);
     {
-        char *csv = tg_it_file_read(tg_it_path(path, sizeof(path), "keys.csv"),
-                                    NULL);
+        char *csv =
+            tg_it_file_read(tg_it_path(path, sizeof(path), "keys.csv"), NULL);
 
         TG_IT_CHECK(csv != NULL &&
                     strncmp(csv, "key_id,user_id,username,email,", 30) == 0);
