@@ -66,15 +66,17 @@ typedef struct {
 } tg_conf_endpoint_t;
 
 typedef struct {
-    char name[64];              /* unique; "default" exists implicitly */
-    int strategy;               /* TG_STRATEGY_*, default weighted */
-    uint32_t failure_threshold; /* consecutive failures that open, 5 */
-    uint32_t cooldown_ms;       /* open breaker wait, default 30 s */
-    uint32_t max_retries;       /* other endpoints tried, default 2 */
-    uint32_t retry_deadline_ms; /* no new attempt after, default 60 s */
-    bool sticky;                /* conversation affinity, default true */
-    uint32_t sticky_ttl_ms;     /* default 1 h */
-    uint32_t explore_milli;     /* latency strategy exploration, 0.05 */
+    char name[64];                 /* unique; "default" exists implicitly */
+    int strategy;                  /* TG_STRATEGY_*, default weighted */
+    uint32_t failure_threshold;    /* consecutive failures that open, 5 */
+    uint32_t cooldown_ms;          /* open breaker wait, default 30 s */
+    uint32_t max_retries;          /* other endpoints tried, default 2 */
+    uint32_t retry_deadline_ms;    /* no new attempt after, default 60 s */
+    uint32_t wait_for_cooldown_ms; /* wait when all cool, default 0 */
+    bool sticky;                   /* conversation affinity, default true */
+    uint32_t sticky_ttl_ms;        /* default 1 h */
+    uint32_t explore_milli;        /* latency strategy exploration, 0.05 */
+    bool translate; /* endpoints of the other API style serve too, true */
 } tg_conf_group_t;
 
 typedef struct {
@@ -159,6 +161,8 @@ typedef struct tg_conf_s {
     size_t upstream_buffer;         /* curl receive buffer, default 16 KB */
     uint32_t upstream_keepalive;    /* idle upstream connections per worker,
                                        default 256 */
+    uint32_t max_tokens; /* Messages max_tokens of a translated request
+                            that named none, default 4096 */
 
     tg_conf_endpoint_t *endpoints;
     size_t nendpoints;
@@ -178,9 +182,13 @@ typedef struct tg_conf_s {
     uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
-    uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
-    char spool_dir[4096]; /* overflow spool files, default "spool" */
-    char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
+    uint32_t usage_ring;     /* ring slots, a power of two, default 16384 */
+    char spool_dir[4096];    /* overflow spool files, default "spool" */
+    char usage_log[4096];    /* admin's JSON-lines sink, "off" = none */
+    char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
+    bool usage_detail;       /* usage_requests rows, default false */
+    uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
+    uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
 
     /* database: a libpq conninfo ("env:NAME" resolved at load); a secret
      * (it may hold a password), never logged */

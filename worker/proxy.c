@@ -37,6 +37,7 @@
 #include "worker/decode.h"
 #include "worker/failover.h"
 #include "worker/route.h"
+#include "worker/translate.h"
 
 #include <curl/curl.h>
 #include <stddef.h>
@@ -67,6 +68,7 @@ struct tg_upstream_s {
     bool paused;                /* transfer paused for back-pressure */
     bool discard;               /* attempt failed; drop its body and retry */
     bool probe;                 /* admitted as its endpoint's half-open probe */
+    bool waited;                /* waited once for a cool-down to end */
     uint8_t rate_retries;       /* retries made after a rate-limit 429 */
     int coding;                 /* TG_DECODE_* of the response body */
     uint64_t start_us;          /* attempt start */
@@ -75,8 +77,13 @@ struct tg_upstream_s {
     uint32_t read_timeout_ms;
     tg_ev_timer_t timer; /* first-byte / between-chunk timeout */
     uint64_t tried[TG_PROXY_TRIED_WORDS]; /* bit i: endpoint i tried */
-    char *body; /* body with the model renamed, or NULL */
+    bool xlate;         /* the attempt's endpoint speaks the other API */
+    tg_translate_t *tx; /* translates the committed response, or NULL */
+    char *body;         /* body with the model renamed or translated, or NULL */
     size_t body_len;
+    const char *send; /* the attempt's body as curl reads it */
+    size_t send_len;
+    size_t send_off;                    /* bytes curl has read */
     char last_error[128];               /* cause of the last failed attempt */
     uint16_t errbody_len;               /* bytes in errbody */
     char errbody[TG_FAILOVER_BODY_MAX]; /* start of an error body, for
@@ -314,6 +321,9 @@ tg_proxy_route_req(const tg_upstream_t *u, tg_route_req_t *q)
 
     q->group = r->key.group;
     q->style = (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
+    /* count_tokens has no OpenAI equivalent. */
+    q->cross =
+        r->route != TG_ROUTE_COUNT_TOKENS && tg_proxy_group(r)->translate;
     q->model = r->model;
     q->model_len = strnlen(r->model, sizeof(r->model));
     q->tried = u->tried;
@@ -449,6 +459,50 @@ tg_proxy_is_stream(const tg_http_header_t *h, size_t n)
 
 
 /*
+ * The response <resp> of a translated attempt: set up its translator and
+ * the head <h> the client gets (its status in the client's API; the
+ * length changes, so the body is re-framed).  The upstream was asked for
+ * an identity body; one encoded anyway cannot be translated and fails the
+ * attempt.  TG_OK or TG_ERROR (u->last_error says why).
+ */
+static int
+tg_proxy_translate_start(tg_upstream_t *u, const tg_http_resp_t *resp,
+                         tg_respond_head_t *h)
+{
+    tg_request_t *r = u->r;
+
+    if (u->coding != TG_DECODE_IDENTITY) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "upstream encoded a response that must be translated");
+        return TG_ERROR;
+    }
+    u->tx = tg_translate_create(
+        r->api, resp->status, tg_proxy_is_stream(resp->headers, resp->nheaders),
+        r->api == TG_API_OPENAI && r->stream_req &&
+            tg_translate_wants_usage(tg_request_body(r),
+                                     (size_t)r->head.content_length));
+    if (u->tx == NULL) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "out of memory for the response translator");
+        return TG_ERROR;
+    }
+    h->status = tg_translate_status(r->api, resp->status);
+    h->content_length = -1;
+    return TG_OK;
+}
+
+
+/* Translated bytes for the client of <ctx> (the request). */
+static int
+tg_proxy_emit(void *ctx, const char *p, size_t n)
+{
+    tg_request_t *r = ctx;
+
+    return tg_respond_body(&r->resp, &r->c->out, p, n);
+}
+
+
+/*
  * Commit to the response whose parsed head is <resp>: write the head for
  * the client (worker/respond) and start observing usage.
  */
@@ -463,6 +517,9 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
     h.status = resp->status;
     h.version = r->head.version;
     h.content_length = resp->content_length;
+    if (u->xlate && tg_proxy_translate_start(u, resp, &h) != TG_OK) {
+        return TG_ERROR;
+    }
     h.headers = resp->headers;
     h.nheaders = resp->nheaders;
     h.req_id = r->id;
@@ -473,9 +530,10 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
         return TG_ERROR;
     }
     r->close_after = r->close_after || r->resp.close;
-    tg_usage_init(&r->usage, r->api == TG_API_OPENAI,
-                  tg_proxy_is_stream(resp->headers, resp->nheaders), u->coding,
-                  r->id);
+    /* Usage reads the upstream's own format, translated or not. */
+    tg_usage_init(
+        &r->usage, w->conf->endpoints[u->endpoint].style == TG_STYLE_OPENAI,
+        tg_proxy_is_stream(resp->headers, resp->nheaders), u->coding, r->id);
     r->usage_on = true;
     r->first_byte_us = tg_time_mono_us();
     tg_request_progress(r);
@@ -544,6 +602,7 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     tg_request_t *r = u->r;
     tg_conn_t *c = r->c;
     size_t n = size * nmemb;
+    int rc;
 
     if (u->discard) {
         /* Keep the start of the error body for classification. */
@@ -563,7 +622,15 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
          * the pause check: curl offers paused bytes again.) */
         tg_proxy_errbody_keep(u, ptr, n);
     }
-    if (tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
+    if (u->tx != NULL) {
+        rc = tg_translate_feed(u->tx, ptr, n, tg_proxy_emit, r);
+    } else if (r->usage_asked && r->usage.sse &&
+               u->coding == TG_DECODE_IDENTITY) {
+        rc = tg_usage_strip(&r->usage, ptr, n, tg_request_emit, r);
+    } else {
+        rc = tg_respond_body(&r->resp, &c->out, ptr, n);
+    }
+    if (rc != TG_OK) {
         return 0;
     }
     tg_usage_feed(&r->usage, ptr, n);
@@ -603,13 +670,65 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 }
 
 
+/*
+ * Append header <name>: <value> to <list>, formatted in <line> (<cap>
+ * bytes) or, for a longer header, in a heap copy: a header the client was
+ * allowed to send (the head is bounded by limits.header_bytes) is never
+ * dropped.  An empty value is sent as "Name;", curl's way of sending an
+ * empty header.  Returns the new list, or NULL when out of memory (<list>
+ * is left as it was).
+ */
+static struct curl_slist *
+tg_proxy_header_add(struct curl_slist *list, tg_str_t name, tg_str_t value,
+                    char *line, size_t cap)
+{
+    struct curl_slist *t;
+    size_t need = name.len + value.len + 3;
+    char *p = line;
+
+    if (need > cap && (p = malloc(need)) == NULL) {
+        tg_log(TG_LOG_ERR, 0, "malloc(%zu) for a request header failed", need);
+        return NULL;
+    }
+    memcpy(p, name.data, name.len);
+    if (value.len == 0) {
+        p[name.len] = ';';
+        p[name.len + 1] = '\0';
+    } else {
+        p[name.len] = ':';
+        p[name.len + 1] = ' ';
+        memcpy(p + name.len + 2, value.data, value.len);
+        p[name.len + 2 + value.len] = '\0';
+    }
+    t = curl_slist_append(list, p);
+    if (p != line) {
+        free(p);
+    }
+    return t;
+}
+
+
+/* Whether header <name> belongs to one API (Anthropic's version and betas,
+ * OpenAI's organization and project) or is the client's accept-encoding:
+ * none of them goes with a translated request. */
+static bool
+tg_proxy_api_header(tg_str_t name)
+{
+    return (name.len > 10 && tg_str_caseeq((tg_str_t){name.data, 10},
+                                           tg_str_lit("anthropic-"))) ||
+           (name.len > 7 &&
+            tg_str_caseeq((tg_str_t){name.data, 7}, tg_str_lit("openai-"))) ||
+           tg_str_caseeq(name, tg_str_lit("accept-encoding"));
+}
+
+
 /* Build the upstream request headers: the client's end-to-end headers,
  * minus its credential, plus the endpoint's.  accept-encoding keeps only
  * the codings usage can decode, and is "identity" when none is left or
  * the client sent none (which would allow any coding), so that the tokens
  * of every response can be read.  NULL when out of memory. */
 static struct curl_slist *
-tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
+tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e, bool xlate)
 {
     static const tg_str_t drop[] = {
         {"host", 4},      {"content-length", 14}, {"expect", 6},
@@ -630,11 +749,21 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
         for (j = 0; j < TG_NELEMS(drop) && !skip; j++) {
             skip = tg_str_caseeq(h->name, drop[j]);
         }
+        if (xlate && tg_proxy_api_header(h->name)) {
+            /* The client's API headers mean nothing to the other API, and
+             * a translated body must come back uncompressed. */
+            continue;
+        }
         if (skip) {
             continue;
         }
         value = h->value;
         if (tg_str_caseeq(h->name, tg_str_lit("accept-encoding"))) {
+            if (r->usage_asked) {
+                /* The usage chunk is cut out of the stream: it must come
+                 * in a coding Tollgate can read and leave as is. */
+                continue;
+            }
             value.data = accept;
             value.len = tg_decode_accept(accept, sizeof(accept), h->value);
             if (value.len == 0) {
@@ -642,18 +771,7 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
             }
             have_accept = true;
         }
-        if (value.len == 0) {
-            /* "Name;" is curl's way of sending an empty header. */
-            n = snprintf(line, sizeof(line), "%.*s;", (int)h->name.len,
-                         h->name.data);
-        } else {
-            n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)h->name.len,
-                         h->name.data, (int)value.len, value.data);
-        }
-        if (n < 0 || (size_t)n >= sizeof(line)) {
-            continue;
-        }
-        t = curl_slist_append(list, line);
+        t = tg_proxy_header_add(list, h->name, value, line, sizeof(line));
         if (t == NULL) {
             goto failed;
         }
@@ -666,11 +784,21 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
         }
         list = t;
     }
+    if (xlate && e->style == TG_STYLE_ANTHROPIC) {
+        t = curl_slist_append(list, "anthropic-version: 2023-06-01");
+        if (t == NULL) {
+            goto failed;
+        }
+        list = t;
+    }
     if (e->style == TG_STYLE_ANTHROPIC) {
         n = snprintf(line, sizeof(line), "x-api-key: %s", e->credential);
     } else {
         n = snprintf(line, sizeof(line), "Authorization: Bearer %s",
                      e->credential);
+    }
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        goto failed;
     }
     t = curl_slist_append(list, line);
     if (t == NULL) {
@@ -739,6 +867,40 @@ tg_proxy_release(tg_upstream_t *u)
 
 
 /*
+ * The client's body translated for an endpoint of the other API style,
+ * with the model renamed to <to> (NULL: as the client named it), kept in
+ * u->body until the attempt ends.  TG_OK; TG_DECLINED when the request
+ * cannot be translated (u->last_error names the field, for a 400);
+ * TG_ERROR (logged) when out of memory.
+ */
+static int
+tg_proxy_body_translate(tg_upstream_t *u, const char *to, const char **body,
+                        size_t *len)
+{
+    const tg_request_t *r = u->r;
+    tg_translate_req_t q = {r->api, to, r->w->conf->max_tokens, r->id};
+    tg_err_t err;
+    int rc;
+
+    rc = tg_translate_request(&q, tg_request_body(r),
+                              (size_t)r->head.content_length, &u->body,
+                              &u->body_len, &err);
+    if (rc == TG_DECLINED) {
+        snprintf(u->last_error, sizeof(u->last_error), "%s", err.text);
+        return TG_DECLINED;
+    }
+    if (rc != TG_OK) {
+        tg_log(TG_LOG_ERR, 0, "translating request %016llx: out of memory",
+               (unsigned long long)r->id);
+        return TG_ERROR;
+    }
+    *body = u->body;
+    *len = u->body_len;
+    return TG_OK;
+}
+
+
+/*
  * The body to send to endpoint <e>: when <e> renames the request's model
  * (model_map), a copy of the client's body with exactly the top-level
  * "model" string value replaced, kept in u->body until the attempt ends
@@ -747,25 +909,31 @@ tg_proxy_release(tg_upstream_t *u)
  * (logged) when out of memory.
  */
 static int
-tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
-              size_t *len)
+tg_proxy_body_model(tg_upstream_t *u, const tg_conf_endpoint_t *e,
+                    const char **body, size_t *len)
 {
     const tg_request_t *r = u->r;
     const char *src = tg_request_body(r), *to = NULL;
-    size_t n = (size_t)r->head.content_length, off = r->model_off, vlen, tlen;
+    /* No content-length and not chunked: no body (-1 would read as
+     * SIZE_MAX). */
+    size_t n = r->head.content_length > 0 ? (size_t)r->head.content_length : 0,
+           off = r->model_off, vlen, tlen;
     char esc[sizeof(e->maps[0].to) * 6 + 3], *p; /* '"' + \u00XX each + '"' */
     uint32_t i;
 
     *body = src;
     *len = n;
     vlen = r->model_vlen;
-    if (vlen == 0 || off > n || vlen > n - off) {
+    if (!u->xlate && (vlen == 0 || off > n || vlen > n - off)) {
         return TG_OK;
     }
     for (i = 0; i < e->nmaps && to == NULL; i++) {
         if (strcmp(e->maps[i].from, r->model) == 0) {
             to = e->maps[i].to;
         }
+    }
+    if (u->xlate) {
+        return tg_proxy_body_translate(u, to, body, len);
     }
     if (to == NULL) {
         return TG_OK;
@@ -791,10 +959,102 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
 
 
 /*
+ * The body to send to endpoint <e>: the model renamed (see
+ * tg_proxy_body_model) and, for an OpenAI stream whose client did not
+ * ask for its usage, stream_options.include_usage set, so that the
+ * stream's tokens are known (r->usage_asked: the usage chunk is then
+ * removed from what the client receives, worker/usage.h).
+ */
+static int
+tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
+              size_t *len)
+{
+    tg_request_t *r = u->r;
+    char *asked;
+    size_t alen;
+    int rc;
+
+    /* TG_DECLINED (no form in the endpoint's API) stays a 400. */
+    rc = tg_proxy_body_model(u, e, body, len);
+    if (rc != TG_OK) {
+        return rc;
+    }
+    r->usage_asked = false;
+    if (u->xlate || r->route != TG_ROUTE_CHAT || !r->stream_req) {
+        return TG_OK;
+    }
+    rc = tg_usage_ask_body(*body, *len, &asked, &alen);
+    if (rc == TG_ERROR) {
+        tg_log(TG_LOG_ERR, 0, "rewriting the request for its usage failed");
+        return TG_ERROR;
+    }
+    if (rc == TG_OK) {
+        free(u->body);
+        u->body = asked;
+        u->body_len = alen;
+        *body = asked;
+        *len = alen;
+        r->usage_asked = true;
+    }
+    return TG_OK;
+}
+
+
+/* curl read callback: the next bytes of the attempt's body. */
+static size_t
+tg_proxy_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    tg_upstream_t *u = userdata;
+    size_t n = TG_MIN(size * nitems, u->send_len - u->send_off);
+
+    memcpy(buf, u->send + u->send_off, n);
+    u->send_off += n;
+    return n;
+}
+
+
+/*
+ * curl seek callback, called when libcurl must send the body again: it
+ * does so on its own when a reused keep-alive connection turns out to be
+ * closed before any answer (libcurl 7.88 cannot be told not to; see
+ * docs/routing.md).  The upstream may have received the first copy, so
+ * the re-send is a new attempt: counted (it uses up a retry), listed in
+ * the access log and logged.  Only a rewind to the start is possible.
+ */
+static int
+tg_proxy_seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+    tg_upstream_t *u = userdata;
+    tg_request_t *r = u->r;
+
+    if (offset != 0 || origin != SEEK_SET) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    if (u->send_off > 0) {
+        if (r->attempts >= 1 && r->attempts <= TG_REQUEST_HIST) {
+            r->hist_ep[r->attempts - 1] = (uint16_t)u->endpoint;
+            r->hist_status[r->attempts - 1] = 1000 + CURLE_GOT_NOTHING;
+        }
+        r->attempts++;
+        tg_log(TG_LOG_INFO, 0,
+               "upstream %s attempt %d: the reused connection was closed "
+               "without an answer; the request is sent again on a new "
+               "connection (attempt %d)",
+               u->w->conf->endpoints[u->endpoint].name, r->attempts - 1,
+               r->attempts);
+    }
+    u->send_off = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
+
+/*
  * Configure <easy> for <c>'s request to endpoint <e>: URL, headers, the
- * body (renamed model, if <e> maps it) and <e>'s transport (proxy, connect
- * and total timeouts, TLS verification).  TG_OK, or TG_ERROR when out of
- * memory or the URL is too long; the caller frees u->headers and u->body.
+ * body (renamed model, if <e> maps it; translated, if <e> speaks the other
+ * API) and <e>'s transport (proxy, connect and total timeouts, TLS
+ * verification).  TG_OK, TG_DECLINED when the request cannot be
+ * translated for <e>, or TG_ERROR when out of memory or the URL is too
+ * long; the caller frees u->headers and u->body.
  */
 static int
 tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
@@ -807,15 +1067,22 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     long verify = e->tls_verify ? 1L : 0L;
     int n;
 
-    n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)r->head.uri.len,
-                 r->head.uri.data);
+    /* A translated request goes to the other API's path (its query, if
+     * any, belonged to the client's API). */
+    if (u->xlate) {
+        n = snprintf(url, sizeof(url), "%s%s", e->url,
+                     tg_translate_path(e->style));
+    } else {
+        n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)r->head.uri.len,
+                     r->head.uri.data);
+    }
     if (n < 0 || (size_t)n >= sizeof(url)) {
         return TG_ERROR;
     }
-    if (tg_proxy_body(u, e, &body, &blen) != TG_OK) {
-        return TG_ERROR;
+    if ((n = tg_proxy_body(u, e, &body, &blen)) != TG_OK) {
+        return n;
     }
-    u->headers = tg_proxy_headers(r, e);
+    u->headers = tg_proxy_headers(r, e, u->xlate);
     if (u->headers == NULL) {
         return TG_ERROR;
     }
@@ -823,7 +1090,16 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, u);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, u->headers);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+    /* The body through a read callback rather than POSTFIELDS, so that a
+     * re-send by libcurl itself has to rewind it (tg_proxy_seek_cb) and
+     * is seen and counted as an attempt. */
+    u->send = body;
+    u->send_len = blen;
+    u->send_off = 0;
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, tg_proxy_read_cb);
+    curl_easy_setopt(easy, CURLOPT_READDATA, u);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, tg_proxy_seek_cb);
+    curl_easy_setopt(easy, CURLOPT_SEEKDATA, u);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, tg_proxy_write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, u);
@@ -856,6 +1132,19 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     return TG_OK;
+}
+
+
+/* Whether <u>'s request has only one endpoint that could ever serve it
+ * (its group, API style and model). */
+static bool
+tg_proxy_sole(const tg_upstream_t *u)
+{
+    tg_route_req_t q;
+
+    tg_proxy_route_req(u, &q);
+    q.tried = NULL;
+    return tg_route_count(u->w->route, &q) == 1;
 }
 
 
@@ -895,6 +1184,17 @@ tg_proxy_ep_finish(tg_upstream_t *u, CURLcode rc)
     in.quota_cooldown_ms = e->quota_cooldown_ms;
     in.rnd = tg_proxy_rand();
     tg_failover_classify(&in, &fo);
+    if ((fo.verdict == TG_EP_V_RATE || fo.verdict == TG_EP_V_OVERLOAD) &&
+        tg_proxy_sole(u)) {
+        /* The only endpoint of its group: cooling it would turn one 429
+         * or 529 into seconds of answers made up here instead of the
+         * upstream's own.  It answered, so it is reachable. */
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "%s (sole endpoint, "
+                 "not cooled)",
+                 fo.reason);
+        fo.verdict = TG_EP_V_OK;
+    }
 
     memset(&o, 0, sizeof(o));
     o.verdict = fo.verdict;
@@ -973,46 +1273,6 @@ tg_proxy_unclaim(tg_upstream_t *u, int idx)
 }
 
 
-/*
- * No endpoint can take <r>'s first attempt.  When that is because every
- * endpoint of its group and API is cooling down, open or out for a while
- * (upstream rate limits), the answer is 429 with the shortest wait as
- * retry-after (written to <hdr> of <len> bytes), as the upstream itself
- * would, rather than a 503.  Returns true in that case.
- */
-static bool
-tg_proxy_all_waiting(const tg_request_t *r, char *hdr, size_t len)
-{
-    const tg_conf_t *conf = r->w->conf;
-    int style =
-        (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
-    uint64_t now = tg_time_wall_ms(), wait, best = 0;
-    size_t i;
-
-    for (i = 0; i < conf->nendpoints; i++) {
-        const tg_conf_endpoint_t *e = &conf->endpoints[i];
-
-        if (!e->enabled || e->style != style ||
-            (r->have_key && e->group != r->key.group)) {
-            continue;
-        }
-        wait = tg_shm_ep_wait_ms(
-            tg_shm_ep_get(tg_shm_table(r->w->shm, TG_SHM_T_EPS), (uint32_t)i),
-            now);
-        if (wait == 0) {
-            return false;
-        }
-        best = (best == 0 || wait < best) ? wait : best;
-    }
-    if (best == 0) {
-        return false;
-    }
-    snprintf(hdr, len, "retry-after: %llu\r\n",
-             (unsigned long long)((best + 999) / 1000));
-    return true;
-}
-
-
 /* End <u>'s request for <cause> with answer <status>, <type>, <msg> and
  * header lines <extra>.  <u> is gone afterwards. */
 static void
@@ -1025,26 +1285,76 @@ tg_proxy_end(tg_upstream_t *u, int cause, int status, const char *type,
 }
 
 
-/* Nothing to send <u>'s next attempt to: answer.  <u> is gone after. */
+static void tg_proxy_attempt_on(tg_upstream_t *u, int idx);
+
+
+/* The wait for a cooling endpoint (wait_for_cooldown) is over: choose
+ * again, among whatever is available by now. */
+static void
+tg_proxy_wait_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_upstream_t *u = t->data;
+
+    (void)loop;
+    u->timer.handler = tg_proxy_attempt_timer_handler;
+    u->waited = true;
+    tg_proxy_attempt(u);
+}
+
+
+/*
+ * Nothing available for <u>'s next attempt.  When every candidate is
+ * cooling down after a 429 or 529, the upstream's own answer is worth more
+ * than one made up here: the request waits for the first one to come back
+ * when that is within its group's wait_for_cooldown (once), or goes at
+ * once to the one whose cool-down ends soonest.  A retry that finds
+ * nothing ends with the last failure; a first attempt with no usable
+ * endpoint at all (breakers open, spend caps, none configured) gets 503.
+ * <u> is gone afterwards unless a wait or an attempt started.
+ */
 static void
 tg_proxy_none(tg_upstream_t *u)
 {
-    char hdr[64];
+    const tg_conf_group_t *g = tg_proxy_group(u->r);
+    tg_route_req_t q;
+    uint64_t wait;
+    int idx, rc;
 
     if (u->r->attempts > 0) {
         tg_proxy_end(u, TG_END_UPSTREAM, 502, "api_error", NULL,
                      "all upstream endpoints failed", NULL);
-    } else if (tg_proxy_all_waiting(u->r, hdr, sizeof(hdr))) {
-        tg_proxy_end(u, TG_END_REFUSED, 429, "rate_limit_error",
-                     "rate_limit_exceeded",
-                     "every upstream endpoint is rate limited or cooling "
-                     "down; retry later",
-                     hdr);
-    } else {
+        return;
+    }
+    tg_proxy_route_req(u, &q);
+    idx = tg_route_soonest(u->w->route, &q, &wait);
+    if (idx < 0) {
         tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
                      "no upstream endpoint is available for this request",
                      NULL);
+        return;
     }
+    if (!u->waited && wait > 0 && wait <= g->wait_for_cooldown_ms) {
+        u->timer.handler = tg_proxy_wait_timer_handler;
+        tg_ev_timer_add(u->w->loop, &u->timer, wait);
+        return;
+    }
+    rc = tg_shm_ep_admit(
+        tg_shm_ep_get(tg_shm_table(u->w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+        tg_proxy_pid(), q.now_ms,
+        u->w->conf->groups[u->w->conf->endpoints[idx].group].cooldown_ms,
+        tg_shm_events(u->w->shm));
+    if (rc == TG_SHM_EP_DENY) {
+        tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
+                     "no upstream endpoint is available for this request",
+                     NULL);
+        return;
+    }
+    u->probe = rc == TG_SHM_EP_PROBE;
+    tg_log(TG_LOG_INFO, 0,
+           "every upstream endpoint is cooling down; trying %s, whose "
+           "cool-down ends soonest (in %llu ms)",
+           u->w->conf->endpoints[idx].name, (unsigned long long)wait);
+    tg_proxy_attempt_on(u, idx);
 }
 
 
@@ -1053,21 +1363,33 @@ tg_proxy_none(tg_upstream_t *u)
 static void
 tg_proxy_attempt(tg_upstream_t *u)
 {
+    int idx = tg_proxy_choose(u);
+
+    if (idx < 0) {
+        tg_proxy_none(u);
+        return;
+    }
+    tg_proxy_attempt_on(u, idx);
+}
+
+
+/* Start an attempt of <u> on endpoint <idx>, admitted (u->probe says
+ * whether as its probe); on failure the request is ended. */
+static void
+tg_proxy_attempt_on(tg_upstream_t *u, int idx)
+{
     tg_worker_t *w = u->w;
     tg_proxy_t *px = w->proxy;
     tg_request_t *r = u->r;
     const tg_conf_endpoint_t *e;
     CURL *easy;
-    int idx;
+    int rc;
 
-    idx = tg_proxy_choose(u);
-    if (idx < 0) {
-        tg_proxy_none(u);
-        return;
-    }
     e = &w->conf->endpoints[idx];
     u->endpoint = idx;
     r->endpoint = idx;
+    u->xlate = e->style != ((r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI
+                                                      : TG_STYLE_ANTHROPIC);
     u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
     r->attempts++;
     u->status = 0;
@@ -1079,14 +1401,20 @@ tg_proxy_attempt(tg_upstream_t *u)
     u->first_byte_timeout_ms = e->first_byte_timeout_ms;
     u->read_timeout_ms = e->read_timeout_ms;
     easy = tg_proxy_easy_get(px);
-    if (easy == NULL || tg_proxy_easy_setup(u, easy, e) != TG_OK ||
-        tg_ev_curl_add(px->m, easy) != TG_OK) {
-        tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
+    rc = easy == NULL ? TG_ERROR : tg_proxy_easy_setup(u, easy, e);
+    if (rc != TG_OK || tg_ev_curl_add(px->m, easy) != TG_OK) {
         if (easy != NULL) {
             tg_proxy_easy_put(px, easy);
         }
         tg_proxy_release(u);
         tg_proxy_unclaim(u, idx);
+        if (rc == TG_DECLINED) {
+            /* The client's request has no form in the endpoint's API. */
+            tg_proxy_end(u, TG_END_BAD_REQUEST, 400, "invalid_request_error",
+                         NULL, u->last_error, NULL);
+            return;
+        }
+        tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
         tg_proxy_end(u, TG_END_INTERNAL, 503, "api_error", NULL,
                      "cannot start the upstream request", NULL);
         return;
@@ -1113,6 +1441,8 @@ tg_proxy_cleanup(tg_request_t *r, void *data, bool client_gone)
         tg_proxy_ep_finish(u, CURLE_ABORTED_BY_CALLBACK);
     }
     tg_proxy_release(u);
+    tg_translate_destroy(u->tx);
+    u->tx = NULL;
     if (px->nfree_up < TG_PROXY_FREE_UP) {
         tg_buf_reset(&u->head, 4096);
         u->next = px->free_up;
@@ -1170,18 +1500,34 @@ tg_proxy_start(tg_request_t *r)
 static void
 tg_proxy_fail(tg_upstream_t *u, CURLcode rc, int64_t retry_after_ms)
 {
-    char extra[64];
+    tg_failover_body_t b;
+    tg_proxy_text_t body;
+    char extra[64], msg[200];
+    const char *type;
 
-    if (u->discard && u->status == 429) {
-        snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
-                 (long long)(retry_after_ms > 0 ? (retry_after_ms + 999) / 1000
-                                                : 1));
-        tg_proxy_end(u, TG_END_UPSTREAM, 429, "rate_limit_error",
-                     "rate_limit_exceeded",
-                     "upstream endpoints are rate limited", extra);
-    } else if (u->discard && u->status == 529) {
-        tg_proxy_end(u, TG_END_UPSTREAM, 529, "overloaded_error", NULL,
-                     "upstream endpoints are overloaded", NULL);
+    if (u->discard && u->status >= 400) {
+        /* The upstream's own status and error type, in the client's API
+         * shape, with its retry-after. */
+        tg_failover_scan(body.data, tg_proxy_errbody(u, &body), &b);
+        type = b.type[0] != '\0'  ? b.type
+               : u->status == 429 ? "rate_limit_error"
+               : u->status == 529 ? "overloaded_error"
+               : u->status == 401 ? "authentication_error"
+               : u->status == 402 ? "billing_error"
+               : u->status == 504 ? "timeout_error"
+                                  : "api_error";
+        snprintf(msg, sizeof(msg), "%s",
+                 b.message[0] != '\0' ? b.message : "upstream error");
+        extra[0] = '\0';
+        if (retry_after_ms > 0 || u->status == 429) {
+            snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
+                     (long long)(retry_after_ms > 0
+                                     ? (retry_after_ms + 999) / 1000
+                                     : 1));
+        }
+        tg_proxy_end(u, TG_END_UPSTREAM, u->status, type,
+                     b.code[0] != '\0' ? b.code : NULL, msg,
+                     extra[0] != '\0' ? extra : NULL);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         tg_proxy_end(u, TG_END_TIMEOUT, 504, "timeout_error", NULL,
                      "upstream timed out", NULL);
@@ -1225,6 +1571,12 @@ tg_proxy_attempt_end(tg_upstream_t *u, CURLcode rc, const char *why)
     tg_proxy_release(u);
     if (r->resp.committed) {
         tg_usage_finish(&r->usage);
+        if (rc == CURLE_OK && u->tx != NULL &&
+            tg_translate_finish(u->tx, tg_proxy_emit, r) != TG_OK) {
+            rc = CURLE_WRITE_ERROR;
+            snprintf(u->last_error, sizeof(u->last_error),
+                     "the response could not be translated");
+        }
         if (rc != CURLE_OK) {
             tg_log(TG_LOG_WARN, 0, "upstream %s failed mid-response: %s", ep,
                    u->last_error);

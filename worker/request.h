@@ -117,6 +117,9 @@ struct tg_request_s {
     size_t model_off, model_vlen; /* its JSON value in the body, 0: none */
     uint64_t session;             /* conversation for sticky routing */
     bool usage_on;                /* usage observes the response */
+    bool unpriced;                /* no price matched its model */
+    bool usage_asked;             /* include_usage added for the client */
+    uint64_t cost_pusd;           /* its cost, set by tg_request_end */
     /* What the upstream exchange reports, for the record and the log. */
     int endpoint;                          /* last endpoint, -1 none */
     int attempts;                          /* attempts made */
@@ -126,7 +129,8 @@ struct tg_request_s {
     uint64_t first_byte_us;                /* response head, 0 = none */
     tg_request_cleanup_pt cleanup;         /* stops the exchange */
     void *cleanup_data;
-    int inflight; /* entry in the shm in-flight table, -1 none */
+    int inflight;     /* entry in the shm in-flight table, -1 none */
+    uint32_t refusal; /* TG_SHM_REFUSE_* of a refusal, for metrics */
     /* ---- the two large parts, set before use rather than cleared ---- */
     tg_http_req_t head; /* parsed head; strings point into c->in */
     tg_usage_t usage;   /* tokens seen in the response (usage_on) */
@@ -193,6 +197,10 @@ int tg_request_respond(tg_request_t *r, int status, const char *content_type,
  * carry an error event (<error_event>).  Pure.
  */
 int tg_request_outcome(int cause, bool committed, bool error_event);
+
+/* Emit <len> response body bytes of request <ctx> to its client
+ * (tg_usage_emit_pt).  TG_OK or TG_ERROR. */
+int tg_request_emit(void *ctx, const char *p, size_t len);
 
 /* Bytes of the request body and where they are. */
 static inline const char *

@@ -354,10 +354,11 @@ tg_route_serve(tg_route_t *rt, const char *model, size_t len, uint64_t *hash)
  * how many.
  */
 static size_t
-tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
-              int strategy, int tier, uint32_t *cand, uint64_t *metric)
+tg_route_scan_style(tg_route_t *rt, const tg_route_req_t *q,
+                    const uint64_t *serve, int strategy, int style, int tier,
+                    uint32_t *cand, uint64_t *metric)
 {
-    uint32_t l = tg_route_list(q->group, q->style, tier), j, i;
+    uint32_t l = tg_route_list(q->group, style, tier), j, i;
     size_t n = 0;
 
     for (j = rt->first[l]; j < rt->first[l + 1]; j++) {
@@ -390,6 +391,29 @@ tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
             }
         }
         cand[n++] = i;
+    }
+    return n;
+}
+
+
+/*
+ * The candidates of tier <tier> for <q>: those of the request's own style,
+ * or, when there is none and the request may be translated, those of the
+ * other style.  Translation is a fallback inside a tier, never a reason
+ * to skip one: priority tiers say what the operator pays for.
+ */
+static size_t
+tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
+              int strategy, int tier, uint32_t *cand, uint64_t *metric)
+{
+    size_t n = tg_route_scan_style(rt, q, serve, strategy, q->style, tier, cand,
+                                   metric);
+
+    if (n == 0 && q->cross) {
+        n = tg_route_scan_style(rt, q, serve, strategy,
+                                q->style == TG_STYLE_OPENAI ? TG_STYLE_ANTHROPIC
+                                                            : TG_STYLE_OPENAI,
+                                tier, cand, metric);
     }
     return n;
 }
@@ -497,8 +521,8 @@ tg_route_home_kept(const tg_route_t *rt, const tg_route_req_t *q,
         return false;
     }
     e = &rt->conf->endpoints[home];
-    return e->group == q->group && e->style == q->style && e->enabled &&
-           tg_route_bit(serve, home) && e->priority <= tier;
+    return e->group == q->group && (e->style == q->style || q->cross) &&
+           e->enabled && tg_route_bit(serve, home) && e->priority <= tier;
 }
 
 
@@ -591,6 +615,83 @@ tg_route_select(tg_route_t *rt, const tg_route_req_t *q)
         tg_route_commit(rt, q, &ch);
     }
     return ch.endpoint;
+}
+
+
+/* See route.h. */
+int
+tg_route_soonest(tg_route_t *rt, const tg_route_req_t *q, uint64_t *wait_ms)
+{
+    const uint64_t *serve;
+    uint64_t model_hash, until, best_until = UINT64_MAX;
+    uint32_t l, j, i;
+    int tier, style, best = -1;
+
+    *wait_ms = 0;
+    if (!tg_route_valid(rt, q)) {
+        return -1;
+    }
+    serve = tg_route_serve(rt, q->model, q->model_len, &model_hash);
+    for (tier = TG_PRIO_PRIMARY; tier <= TG_PRIO_FALLBACK; tier++) {
+        for (style = TG_STYLE_ANTHROPIC; style <= TG_STYLE_OPENAI; style++) {
+            if (style != q->style && !q->cross) {
+                continue;
+            }
+            l = tg_route_list(q->group, style, tier);
+            for (j = rt->first[l]; j < rt->first[l + 1]; j++) {
+                const tg_shm_ep_t *e;
+
+                i = rt->members[j];
+                if ((q->tried != NULL && tg_route_bit(q->tried, i)) ||
+                    !tg_route_bit(serve, i)) {
+                    continue;
+                }
+                e = tg_shm_ep_get(rt->eps, i);
+                if (!tg_shm_ep_usable(e, q->now_ms)) {
+                    continue;
+                }
+                until = atomic_load_explicit(&e->cooled_until_ms,
+                                             memory_order_relaxed);
+                if (until < best_until) {
+                    best_until = until;
+                    best = (int)i;
+                }
+            }
+        }
+    }
+    if (best >= 0 && best_until > q->now_ms) {
+        *wait_ms = best_until - q->now_ms;
+    }
+    return best;
+}
+
+
+/* See route.h. */
+unsigned
+tg_route_count(tg_route_t *rt, const tg_route_req_t *q)
+{
+    const uint64_t *serve;
+    uint64_t model_hash;
+    uint32_t l, j;
+    unsigned n = 0;
+    int tier, style;
+
+    if (!tg_route_valid(rt, q)) {
+        return 0;
+    }
+    serve = tg_route_serve(rt, q->model, q->model_len, &model_hash);
+    for (tier = TG_PRIO_PRIMARY; tier <= TG_PRIO_FALLBACK && n < 2; tier++) {
+        for (style = TG_STYLE_ANTHROPIC; style <= TG_STYLE_OPENAI; style++) {
+            if (style != q->style && !q->cross) {
+                continue;
+            }
+            l = tg_route_list(q->group, style, tier);
+            for (j = rt->first[l]; j < rt->first[l + 1] && n < 2; j++) {
+                n += tg_route_bit(serve, rt->members[j]) ? 1 : 0;
+            }
+        }
+    }
+    return n;
 }
 
 

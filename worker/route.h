@@ -6,7 +6,9 @@
  * NOTES
  *      Worker only; never blocks.  Endpoint choice (docs/routing.md): the
  *      request's group is its key's group; candidates are that group's
- *      enabled endpoints of the request's API style that serve its model,
+ *      enabled endpoints of the request's API style (or, when the request
+ *      can be translated and no endpoint of its style is a candidate in a
+ *      tier, of the other style) that serve its model,
  *      are available in shared memory (breaker, cool-downs, health) and
  *      were not tried for this request.  The best priority tier with a
  *      candidate wins, then the group's strategy picks inside it.  Sticky
@@ -45,6 +47,9 @@ typedef struct tg_route_s tg_route_t;
 typedef struct {
     uint32_t group;        /* the key's group, index in conf->groups */
     int style;             /* TG_STYLE_* of the request's API */
+    bool cross;            /* endpoints of the other style may serve it
+                              (translated), after those of its own style
+                              in the same tier */
     const char *model;     /* model name, <model_len> bytes, no NUL needed */
     size_t model_len;      /* 0: the body named none */
     const uint64_t *tried; /* TG_ROUTE_TRIED_WORDS words, NULL = none */
@@ -94,6 +99,20 @@ int tg_route_select(tg_route_t *rt, const tg_route_req_t *q);
 /* Whether tg_route_select would find a candidate for <q>; changes no
  * balancing or sticky state. */
 bool tg_route_any(tg_route_t *rt, const tg_route_req_t *q);
+
+/*
+ * When no endpoint is available for <q> because every candidate is
+ * cooling down after a 429 or 529: the untried candidate (any tier) that
+ * is otherwise usable and whose cool-down ends soonest, with the time
+ * left in <*wait_ms>; -1 when there is none.  Reads only; changes no
+ * balancing or sticky state.
+ */
+int tg_route_soonest(tg_route_t *rt, const tg_route_req_t *q,
+                     uint64_t *wait_ms);
+
+/* How many endpoints could ever serve <q> (group, style, enabled, serves
+ * the model; availability and tries not considered), counted up to 2. */
+unsigned tg_route_count(tg_route_t *rt, const tg_route_req_t *q);
 
 /*
  * The conversation key of a request, from the raw JSON text (as the body

@@ -32,6 +32,7 @@ static const struct {
     {"shm_ring", tg_test_shm_ring_register},
     {"shm_ep", tg_test_shm_ep_register},
     {"shm_sticky", tg_test_shm_sticky_register},
+    {"shm_metrics", tg_test_shm_metrics_register},
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
     {"crypto", tg_test_crypto_register},
@@ -39,9 +40,12 @@ static const struct {
     {"publish", tg_test_publish_register},
     {"pg", tg_test_pg_register},
     {"usage", tg_test_usage_register},
+    {"translate", tg_test_translate_register},
     {"request", tg_test_request_register},
     {"limit", tg_test_limit_register},
     {"shm_inflight", tg_test_shm_inflight_register},
+    {"shm_prices", tg_test_shm_prices_register},
+    {"shm_quota", tg_test_shm_quota_register},
 };
 
 

@@ -22,6 +22,7 @@ int tg_test_shm_rl_register(void);
 int tg_test_shm_ring_register(void);
 int tg_test_shm_ep_register(void);
 int tg_test_shm_sticky_register(void);
+int tg_test_shm_metrics_register(void);
 int tg_test_route_register(void);
 int tg_test_decode_register(void);
 int tg_test_crypto_register(void);
@@ -32,6 +33,9 @@ int tg_test_usage_register(void);
 int tg_test_request_register(void);
 int tg_test_limit_register(void);
 int tg_test_shm_inflight_register(void);
+int tg_test_shm_prices_register(void);
+int tg_test_shm_quota_register(void);
+int tg_test_translate_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
