@@ -182,8 +182,8 @@ typedef struct tg_conf_s {
     char spool_dir[4096];    /* overflow spool files, default "spool" */
     char usage_log[4096];    /* admin's JSON-lines sink, "off" = none */
     char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
-    bool usage_detail;             /* usage_requests rows, default false */
-    uint32_t usage_detail_months;  /* detail partitions kept, 0 = all */
+    bool usage_detail;       /* usage_requests rows, default false */
+    uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
     uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
 
     /* database: a libpq conninfo ("env:NAME" resolved at load); a secret

@@ -55,8 +55,8 @@ tg_bench_agg(void)
     snprintf(eps[1].name, sizeof(eps[1].name), "ep-b");
     conf.endpoints = eps;
     conf.nendpoints = 2;
-    if (mkdtemp(dir) == NULL || tg_agg_spool_open(&s, dir, err, sizeof(err)) !=
-                                    TG_OK) {
+    if (mkdtemp(dir) == NULL ||
+        tg_agg_spool_open(&s, dir, err, sizeof(err)) != TG_OK) {
         printf("bench: agg: setup failed\n");
         return;
     }
@@ -83,9 +83,9 @@ tg_bench_agg(void)
                                           TG_AGG_FR_REC, &fr, sizeof(fr));
         if (tg_buf_len(&frames) >= (size_t)ROUND * TG_AGG_FRAME_REC_SIZE ||
             i == RECS - 1) {
-            tg_agg_spool_append(&s, frames.data, tg_buf_len(&frames),
-                                (uint32_t)(tg_buf_len(&frames) /
-                                           TG_AGG_FRAME_REC_SIZE));
+            tg_agg_spool_append(
+                &s, frames.data, tg_buf_len(&frames),
+                (uint32_t)(tg_buf_len(&frames) / TG_AGG_FRAME_REC_SIZE));
             tg_buf_reset(&frames, SIZE_MAX);
         }
     }

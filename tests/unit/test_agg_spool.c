@@ -44,10 +44,8 @@ append(tg_agg_spool_t *s, uint64_t from, uint64_t to, uint16_t type)
         fr.pos = i;
         fr.rec.request_id = i;
         CU_ASSERT_EQUAL(
-            tg_agg_spool_append(s, frame,
-                                tg_agg_spool_frame(frame, type, &fr,
-                                                   sizeof(fr)),
-                                1),
+            tg_agg_spool_append(
+                s, frame, tg_agg_spool_frame(frame, type, &fr, sizeof(fr)), 1),
             TG_OK);
     }
 }
