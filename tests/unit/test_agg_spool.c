@@ -180,6 +180,39 @@ test_worker_spool_ids_seen_once(void)
 }
 
 
+static void
+test_rotation_keeps_open_records(void)
+{
+    tg_agg_spool_t s;
+    uint64_t seq, end;
+    char err[256];
+
+    setup(&s);
+    s.rotate_bytes = 1;
+    append(&s, 1, 3, TG_AGG_FR_REC);
+    tg_agg_spool_close_batch(&s, 1);
+    append(&s, 4, 5, TG_AGG_FR_REC); /* open: carried over */
+    tg_agg_spool_read_batch(&s, collect, NULL, &seq, &end);
+    tg_agg_spool_ack(&s, seq, end);
+    CU_ASSERT_EQUAL(s.acked_off, 0);
+    CU_ASSERT_EQUAL(s.size, 2 * TG_AGG_FRAME_REC_SIZE);
+    append(&s, 6, 6, TG_AGG_FR_REC);
+    tg_agg_spool_close(&s);
+    CU_ASSERT_EQUAL_FATAL(tg_agg_spool_open(&s, tdir, err, sizeof(err)), TG_OK);
+    CU_ASSERT_EQUAL(s.open_recs, 3);
+    CU_ASSERT_EQUAL(s.next_seq, 2);
+    tg_agg_spool_close_batch(&s, 2);
+    nseen = 0;
+    CU_ASSERT_EQUAL(tg_agg_spool_read_batch(&s, collect, NULL, &seq, &end),
+                    TG_OK);
+    CU_ASSERT_EQUAL(seq, 2);
+    CU_ASSERT_EQUAL(nseen, 3);
+    CU_ASSERT_EQUAL(seen[0], 4);
+    CU_ASSERT_EQUAL(seen[2], 6);
+    teardown(&s);
+}
+
+
 int
 tg_test_agg_spool_register(void)
 {
@@ -193,6 +226,8 @@ tg_test_agg_spool_register(void)
          test_reopen_keeps_unacked_and_cuts_torn_tail},
         {"knows worker-spool records already in the journal",
          test_worker_spool_ids_seen_once},
+        {"starts a new journal with the open records once all is applied",
+         test_rotation_keeps_open_records},
     };
     CU_pSuite s;
     size_t i;
