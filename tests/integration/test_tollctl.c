@@ -860,10 +860,11 @@ commands_watch(env_t *e)
     CHECK_ONE_LINE(&r);
 
     ctl(e, &r, NULL, NULL, NULL, "usage --from -7d");
-    CHECK_RUN(&r, 1, "this server has no such route (404", true);
-    CHECK_ONE_LINE(&r);
-    ctl(e, &r, NULL, NULL, NULL, "prices");
-    CHECK_RUN(&r, 1, "this server has no such route (404", true);
+    CHECK_RUN(&r, 0, "cost_usd", false);
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices --model claude-sonnet-4-5");
+    CHECK_RUN(&r, 0, "claude-sonnet-4-5*", false);
+    run_fini(&r);
     ctl(e, &r, NULL, NULL, NULL, "keys export -o keys.csv");
     CHECK_RUN(&r, 1, "this server has no such route", true);
     TG_IT_CHECK(access(tg_it_path(path, sizeof(path), "keys.csv"), F_OK) != 0);
