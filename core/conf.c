@@ -168,6 +168,10 @@ static const tg_conf_rule_t tg_conf_usage_rules[] = {
     TG_CONF_TOP("spool_dir", TG_CONF_T_STRING, spool_dir, 1, 4000),
     TG_CONF_TOP("log", TG_CONF_T_STRING, usage_log, 1, 4095),
     TG_CONF_TOP("timezone", TG_CONF_T_STRING, usage_timezone, 1, 63),
+    TG_CONF_TOP("detail", TG_CONF_T_BOOL, usage_detail, 0, 1),
+    TG_CONF_TOP("detail_months", TG_CONF_T_U32, usage_detail_months, 0, 1200),
+    TG_CONF_TOP("sync_interval", TG_CONF_T_DURATION, usage_sync_interval_ms,
+                100, 3600000),
     TG_CONF_END,
 };
 
@@ -429,6 +433,7 @@ tg_conf_defaults(tg_conf_t *conf)
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
     snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
     snprintf(conf->usage_timezone, sizeof(conf->usage_timezone), "UTC");
+    conf->usage_sync_interval_ms = 5000;
     conf->database_start_timeout_ms = 5000;
     snprintf(conf->secret_key, sizeof(conf->secret_key), "run/secret.key");
     conf->reconcile_interval_ms = 30000;
