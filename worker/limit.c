@@ -15,7 +15,6 @@
 #include "shm/users.h"
 #include "worker/usage.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
