@@ -64,7 +64,6 @@ static const char *const tg_conf_levels[] = {"error", "warn",  "notice",
 
 static const char *const tg_conf_disconnects[] = {"drain", "cancel", NULL};
 
-
 /*
  * Whether <tz> names a time zone: "UTC", a file under /usr/share/zoneinfo
  * (an IANA name; no "..", no leading '/'), or a POSIX TZ string (three or
@@ -175,7 +174,11 @@ static const tg_conf_rule_t tg_conf_usage_rules[] = {
     TG_CONF_ENUM("on_client_disconnect", 0, tg_conf_t, usage_disconnect,
                  tg_conf_disconnects),
     TG_CONF_DURATION("drain_timeout", drain_timeout_ms),
-    TG_CONF_TOP("drain_bytes", TG_CONF_T_SIZE, drain_bytes, 0, 1073741824),
+    TG_CONF_TOP("drain_bytes", TG_CONF_T_SIZE, drain_bytes, 1, 1073741824),
+    TG_CONF_TOP("detail", TG_CONF_T_BOOL, usage_detail, 0, 1),
+    TG_CONF_TOP("detail_months", TG_CONF_T_U32, usage_detail_months, 0, 1200),
+    TG_CONF_TOP("sync_interval", TG_CONF_T_DURATION, usage_sync_interval_ms,
+                100, 3600000),
     TG_CONF_END,
 };
 
@@ -441,6 +444,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->usage_disconnect = TG_CONF_DISCONNECT_DRAIN;
     conf->drain_timeout_ms = 30000;
     conf->drain_bytes = 8u << 20;
+    conf->usage_sync_interval_ms = 5000;
     conf->database_start_timeout_ms = 5000;
     snprintf(conf->secret_key, sizeof(conf->secret_key), "run/secret.key");
     conf->reconcile_interval_ms = 30000;
