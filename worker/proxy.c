@@ -982,8 +982,9 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
     size_t alen;
     int rc;
 
-    if (tg_proxy_body_model(u, e, body, len) != TG_OK) {
-        return TG_ERROR;
+    rc = tg_proxy_body_model(u, e, body, len);
+    if (rc != TG_OK) {
+        return rc; /* TG_DECLINED: no form in the endpoint's API */
     }
     r->usage_asked = false;
     if (u->xlate || r->route != TG_ROUTE_CHAT || !r->stream_req) {
