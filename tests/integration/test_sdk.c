@@ -72,6 +72,10 @@ test_sdk_upstream_errors(void)
     }
     tg_it_fixture_init(&f);
     tg_it_conf_set(&f.conf, "log.level", "\"info\"");
+    /* One endpoint for the Anthropic API, and no translation to the
+     * OpenAI one: the upstream's own answers are under test. */
+    tg_it_conf_set(&f.conf, "groups",
+                   "( { name = \"default\"; translate = false; } )");
     tg_it_fixture_start(&f);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
     snprintf(mock, sizeof(mock), "http://127.0.0.1:%d", f.mock_port);
