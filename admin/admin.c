@@ -133,7 +133,7 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     tg_admin_t *a = &tg_admin;
     tg_api_opts_t api_opts = {0};
     const char *old_keys[TG_CONF_OLD_SECRET_KEYS];
-    uint32_t k;
+    uint32_t k, n;
     sigset_t set;
     char err[256];
     int sfd;
@@ -180,6 +180,15 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
                "the previous admin died holding the shared "
                "tables; repairing them");
         tg_shm_keys_repair(tg_shm_keys(shm));
+    }
+    /* Quota entries are written every sync interval, so an admin killed
+     * at any moment may leave one open; close them whether or not the
+     * previous admin was known to have died holding the role. */
+    n = tg_shm_quota_repair(tg_shm_quotas(shm));
+    if (n > 0) {
+        tg_log(TG_LOG_WARN, 0,
+               "closed %u quota entries the previous admin left half-written",
+               n);
     }
     /* The file (config-only mode) or the database (in the background)
      * is published; "published" is set when master may start workers. */

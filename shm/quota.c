@@ -146,6 +146,25 @@ tg_shm_quota_read(const tg_shm_quota_t *q, tg_shm_quota_cfg_t *c)
 
 
 /* See quota.h. */
+uint32_t
+tg_shm_quota_repair(tg_shm_quotas_t *t)
+{
+    uint32_t i, n = 0, total = t->users + t->keys;
+
+    for (i = 0; i < total; i++) {
+        tg_shm_quota_t *q = tg_shm_quota_get(t, i);
+        uint32_t s = atomic_load_explicit(&q->seq, memory_order_relaxed);
+
+        if (s & 1u) {
+            tg_shm_seq_write_end(&q->seq, s);
+            n++;
+        }
+    }
+    return n;
+}
+
+
+/* See quota.h. */
 int
 tg_shm_quota_set_limits(tg_shm_quotas_t *t, uint32_t idx, uint32_t id,
                         uint32_t flags, const uint64_t limit[TG_SHM_Q_N])

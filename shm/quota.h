@@ -70,8 +70,10 @@
  *      held, which lowers the others' held total by at most one
  *      estimate until they settle; it errs toward admitting by one
  *      request, never toward a stuck budget.  An admin that dies
- *      mid-write leaves the entry's seq odd: workers refuse requests of
- *      that user or key until the next admin republishes the limits.
+ *      mid-write leaves the entry's seq odd; the next admin closes it at
+ *      start (tg_shm_quota_repair) with what was stored, so workers never
+ *      refuse a user or key for it, and republishes the limits and bases
+ *      once it has them.
  */
 #ifndef TG_SHM_QUOTA_H
 #define TG_SHM_QUOTA_H
@@ -155,6 +157,17 @@ typedef struct {
     uint64_t limit;  /* its limit */
     uint64_t in_use; /* base + used + held, before this request */
 } tg_shm_quota_refusal_t;
+
+/*
+ * After an admin crash: close every write the dead admin left open (an
+ * odd seq), keeping what it had stored, so that workers read those
+ * entries again instead of refusing their requests until the next
+ * publish.  A half-finished write leaves a mix of old and new limits or
+ * base for at most one sync interval, when the next admin republishes
+ * them.  Returns how many entries were closed.  Admin at start, before
+ * it publishes.
+ */
+uint32_t tg_shm_quota_repair(tg_shm_quotas_t *t);
 
 /* Bytes of a table of <users> + <keys> entries; 0 on overflow. */
 size_t tg_shm_quota_size(uint32_t users, uint32_t keys);
