@@ -10,6 +10,7 @@
  *      spent budget.
  */
 #include "shm/quota.h"
+#include "shm/seqlock.h"
 #include "shm/shm.h"
 #include "tests/unit/unit.h"
 
@@ -383,6 +384,31 @@ quota_suite_clean(void)
 }
 
 
+/* An admin killed inside a write leaves the entry's seq odd; the next
+ * admin closes it and workers read the entry again. */
+static void
+test_quota_repair_closes_a_dead_admins_write(void)
+{
+    tg_shm_quotas_t *t = quota_table();
+    tg_shm_qres_t r;
+    tg_shm_quota_refusal_t why;
+    uint64_t est[2] = {10, 0};
+    uint32_t idx = 1, s;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    memset(&r, 0, sizeof(r));
+    quota_limits(t, idx, 0, 1000, 0, 0);
+    s = tg_shm_seq_write_begin(&tg_shm_quota_get(t, idx)->seq);
+    CU_ASSERT_EQUAL(s & 1u, 1u);
+    CU_ASSERT_EQUAL(tg_shm_quota_reserve(t, &idx, 1, day1, est, &r, &why),
+                    TG_SHM_BUSY);
+    CU_ASSERT_EQUAL(tg_shm_quota_repair(t), 1);
+    CU_ASSERT_EQUAL(tg_shm_quota_repair(t), 0);
+    CU_ASSERT_EQUAL(tg_shm_quota_reserve(t, &idx, 1, day1, est, &r, &why),
+                    TG_SHM_OK);
+}
+
+
 int
 tg_test_shm_quota_register(void)
 {
@@ -408,7 +434,9 @@ tg_test_shm_quota_register(void)
                     test_quota_fifty_parallel_requests_take_only_what_fits) ==
             NULL ||
         CU_add_test(s, "periods follow the time zone",
-                    test_quota_periods_follow_the_time_zone) == NULL) {
+                    test_quota_periods_follow_the_time_zone) == NULL ||
+        CU_add_test(s, "repair closes a write a dead admin left open",
+                    test_quota_repair_closes_a_dead_admins_write) == NULL) {
         return -1;
     }
     return 0;
