@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define XT_TEXT                                                                \
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do "
@@ -662,7 +663,48 @@ xt_models(void)
 }
 
 
+/* The official SDKs against the other style's endpoints (tests/sdk,
+ * installed by `make deps`): text, a streamed agent loop with tools, and
+ * an upstream 429 as the SDK's own RateLimitError. */
+static void
+xt_sdks(void)
+{
+    static const char *const runs[][2] = {{"anthropic", "openai"},
+                                          {"openai", "anthropic"}};
+    tg_it_fixture_t f;
+    char url[64], out[8192];
+    char *argv[] = {
+        "/usr/bin/env", "node", "tests/sdk/translate.mjs", url, TG_IT_KEY,
+        NULL,           NULL};
+    size_t i;
+    int rc;
+
+    if (access("tests/sdk/node_modules/@anthropic-ai/sdk/package.json", R_OK) !=
+            0 ||
+        access("tests/sdk/node_modules/openai/package.json", R_OK) != 0) {
+        tg_it_fail(__FILE__, __LINE__,
+                   "the SDKs are not installed in tests/sdk/node_modules; "
+                   "run `make deps` (or `npm ci` in tests/sdk)");
+    }
+    for (i = 0; i < TG_NELEMS(runs); i++) {
+        xt_start(&f, runs[i][0]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
+        argv[5] = (char *)runs[i][1];
+        rc = tg_it_run(argv, out, sizeof(out), 60000);
+        tg_it_note("%s", out);
+        TG_IT_CHECKF(rc == 0, "%s sdk on %s endpoints failed:\n%s", runs[i][1],
+                     runs[i][0], out);
+        TG_IT_CHECK(strstr(out, "streamed agent loop with tools") != NULL);
+        TG_IT_CHECK(strstr(out, "FAIL") == NULL);
+        tg_it_fixture_stop(&f);
+    }
+}
+
+
 const tg_it_test_t tg_it_translate_tests[] = {
+    {"translate: the official OpenAI SDK works on Anthropic endpoints and "
+     "the Anthropic SDK on OpenAI ones, streams and tools included",
+     xt_sdks},
     {"translate: the models list merges what the key's group reaches in "
      "both styles",
      xt_models},
