@@ -72,6 +72,18 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     spec[TG_SHM_T_STICKY] =
         (tg_shm_spec_t){nsticky, (uint32_t)sizeof(tg_shm_sticky_slot_t),
                         tg_shm_sticky_size(nsticky)};
+    spec[TG_SHM_T_PRICES] = (tg_shm_spec_t){1, (uint32_t)tg_shm_prices_size(),
+                                            tg_shm_prices_size()};
+    /* The quota table's header line comes before its entries: users
+     * first, then one per key slot. */
+    spec[TG_SHM_T_QUOTA] = (tg_shm_spec_t){
+        sizes->users + key_slots, (uint32_t)sizeof(tg_shm_quota_t),
+        sizes->users > UINT32_MAX - key_slots
+            ? 0
+            : tg_shm_quota_size(sizes->users, key_slots)};
+    spec[TG_SHM_T_QRES] = (tg_shm_spec_t){
+        sizes->procs, sizes->leases * (uint32_t)sizeof(tg_shm_qres_t),
+        tg_shm_qres_size(sizes->leases, sizes->procs)};
     if (key_slots == 0) {
         return false;
     }
@@ -202,7 +214,10 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
         tg_shm_events_init(tg_shm_table(shm, TG_SHM_T_EVENTS),
                            hdr->tables[TG_SHM_T_EVENTS].capacity) == NULL ||
         tg_shm_sticky_init(tg_shm_table(shm, TG_SHM_T_STICKY),
-                           hdr->tables[TG_SHM_T_STICKY].capacity) == NULL) {
+                           hdr->tables[TG_SHM_T_STICKY].capacity) == NULL ||
+        tg_shm_prices_init(tg_shm_table(shm, TG_SHM_T_PRICES)) == NULL ||
+        tg_shm_quota_format(tg_shm_table(shm, TG_SHM_T_QUOTA), sizes->users,
+                            hdr->tables[TG_SHM_T_KEYS].capacity) == NULL) {
         snprintf(err, errlen, "initialising the shared tables failed");
         munmap(shm->base, size);
         shm->base = NULL;
