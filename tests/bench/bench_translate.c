@@ -155,10 +155,10 @@ tg_bench_xl_round(const tg_bench_xl_stream_t *s, bool openai, bool translate)
     t0 = tg_bench_now_ns();
     for (rep = 0; rep < TG_BENCH_XL_REPS; rep++) {
         tg_usage_init(u, openai, true, 0, 1);
-        x = translate ? tg_translate_create(openai ? TG_API_ANTHROPIC
-                                                   : TG_API_OPENAI,
-                                            200, true, true)
-                      : NULL;
+        x = translate
+                ? tg_translate_create(openai ? TG_API_ANTHROPIC : TG_API_OPENAI,
+                                      200, true, true)
+                : NULL;
         for (i = 0; i < s->n; i++) {
             if (x != NULL) {
                 (void)tg_translate_feed(x, s->ev[i], s->len[i],
