@@ -125,6 +125,11 @@ unsigned tg_route_count(tg_route_t *rt, const tg_route_req_t *q);
 uint64_t tg_route_session(tg_str_t metadata, tg_str_t header, tg_str_t system,
                           tg_str_t messages);
 
+/* The GET /v1/models body for keys of group <group>: the models the
+ * group's endpoints (of both API styles) serve, with the Anthropic and
+ * the OpenAI fields on every item.  Owned by <w>; *<len> bytes. */
+const char *tg_route_models(const tg_worker_t *w, uint32_t group, size_t *len);
+
 /* Build per-worker routing state (the /v1/models body, the selection
  * state).  TG_OK or TG_ERROR (logged); startup only. */
 int tg_route_init(tg_worker_t *w);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define XT_TEXT                                                                \
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do "
@@ -598,7 +599,115 @@ xt_failover_crosses(void)
 }
 
 
+/* GET /v1/models lists what the key's group can reach, through
+ * endpoints of both styles, with both field sets. */
+static void
+xt_models(void)
+{
+    tg_it_fixture_t f;
+    tg_it_resp_t resp;
+    json_t *j, *d;
+    char ids[1024];
+    size_t i, n = 0;
+
+    tg_it_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "groups", "( { name = \"other\"; } )");
+    tg_it_conf_set(
+        &f.conf, "endpoints",
+        "( { name = \"a\"; url = \"http://127.0.0.1:%d\"; style = "
+        "\"anthropic\"; credential = \"" TG_IT_CRED "\"; models = ( "
+        "\"claude-sonnet-*\" ); health_interval = 0; },\n"
+        "  { name = \"o\"; url = \"http://127.0.0.1:%d\"; style = "
+        "\"openai\"; credential = \"" TG_IT_CRED "\"; models = ( "
+        "\"gpt-4o\", \"o3*\" ); model_map = ( { from = \"fast\"; to = "
+        "\"gpt-4o-mini\"; } ); health_interval = 0; },\n"
+        "  { name = \"x\"; url = \"http://127.0.0.1:%d\"; style = "
+        "\"openai\"; credential = \"" TG_IT_CRED "\"; models = ( "
+        "\"o4-mini\" ); group = \"other\"; health_interval = 0; } )",
+        f.mock_port, f.mock_port, f.mock_port);
+    tg_it_conf_set(&f.conf, "keys",
+                   "( \"" TG_IT_KEY "\", { key = "
+                   "\"tg-it-other-group-key-0123\"; group = \"other\"; } )");
+    tg_it_fixture_start(&f);
+    tg_it_request(f.port, "GET", "/v1/models", TG_IT_H_OPENAI, NULL, &resp);
+    TG_IT_CHECK_INT(resp.status, 200);
+    j = tg_it_json(&resp);
+    d = json_object_get(j, "data");
+    ids[0] = '\0';
+    for (i = 0; i < json_array_size(d); i++) {
+        json_t *m = json_array_get(d, i);
+
+        n += (size_t)snprintf(ids + n, sizeof(ids) - n, "%s%s", i ? "," : "",
+                              json_string_value(json_object_get(m, "id")));
+        TG_IT_CHECK_STR(json_string_value(json_object_get(m, "object")),
+                        "model");
+        TG_IT_CHECK_STR(json_string_value(json_object_get(m, "type")), "model");
+        TG_IT_CHECK(json_is_string(json_object_get(m, "owned_by")));
+        TG_IT_CHECK(json_is_string(json_object_get(m, "created_at")));
+    }
+    /* The built-in list's Sonnet (served by "a"), then the exact names
+     * and renames of "o"; Opus and Haiku have no endpoint here. */
+    TG_IT_CHECK_STR(ids, "claude-sonnet-4-5,gpt-4o,fast");
+    json_decref(j);
+    tg_it_resp_fini(&resp);
+    tg_it_request(f.port, "GET", "/v1/models",
+                  "x-api-key: tg-it-other-group-key-0123\r\n", NULL, &resp);
+    TG_IT_CHECK_INT(resp.status, 200);
+    j = tg_it_json(&resp);
+    TG_IT_CHECK_STR(tg_it_json_str(j, "data.0.id"), "o4-mini");
+    TG_IT_CHECK_STR(tg_it_json_str(j, "data.0.owned_by"), "openai");
+    TG_IT_CHECK_INT(json_array_size(json_object_get(j, "data")), 1);
+    json_decref(j);
+    tg_it_resp_fini(&resp);
+    tg_it_fixture_stop(&f);
+}
+
+
+/* The official SDKs against the other style's endpoints (tests/sdk,
+ * installed by `make deps`): text, a streamed agent loop with tools, and
+ * an upstream 429 as the SDK's own RateLimitError. */
+static void
+xt_sdks(void)
+{
+    static const char *const runs[][2] = {{"anthropic", "openai"},
+                                          {"openai", "anthropic"}};
+    tg_it_fixture_t f;
+    char url[64], out[8192];
+    char *argv[] = {
+        "/usr/bin/env", "node", "tests/sdk/translate.mjs", url, TG_IT_KEY,
+        NULL,           NULL};
+    size_t i;
+    int rc;
+
+    if (access("tests/sdk/node_modules/@anthropic-ai/sdk/package.json", R_OK) !=
+            0 ||
+        access("tests/sdk/node_modules/openai/package.json", R_OK) != 0) {
+        tg_it_fail(__FILE__, __LINE__,
+                   "the SDKs are not installed in tests/sdk/node_modules; "
+                   "run `make deps` (or `npm ci` in tests/sdk)");
+    }
+    for (i = 0; i < TG_NELEMS(runs); i++) {
+        xt_start(&f, runs[i][0]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
+        argv[5] = (char *)runs[i][1];
+        rc = tg_it_run(argv, out, sizeof(out), 60000);
+        tg_it_note("%s", out);
+        TG_IT_CHECKF(rc == 0, "%s sdk on %s endpoints failed:\n%s", runs[i][1],
+                     runs[i][0], out);
+        TG_IT_CHECK(strstr(out, "streamed agent loop with tools") != NULL);
+        TG_IT_CHECK(strstr(out, "FAIL") == NULL);
+        tg_it_fixture_stop(&f);
+    }
+}
+
+
 const tg_it_test_t tg_it_translate_tests[] = {
+    {"translate: the official OpenAI SDK works on Anthropic endpoints and "
+     "the Anthropic SDK on OpenAI ones, streams and tools included",
+     xt_sdks},
+    {"translate: the models list merges what the key's group reaches in "
+     "both styles",
+     xt_models},
     {"translate: an OpenAI client is answered by an Anthropic endpoint with "
      "the upstream's tokens",
      xt_openai_client_text},
