@@ -174,7 +174,8 @@ typedef struct tg_conf_s {
     /* shm: table capacities, fixed for the life of the master */
     uint32_t max_keys;      /* default 1,000,000 */
     uint32_t max_users;     /* default 100,000 */
-    uint32_t max_endpoints; /* default 256 */
+    uint32_t max_endpoints; /* default 256, at most 256 */
+    uint32_t max_groups;    /* endpoint groups, default 64 */
     uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
