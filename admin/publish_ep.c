@@ -20,10 +20,10 @@
 #include <string.h>
 
 static struct {
-    tg_conf_t conf;           /* the view: the file's, arrays replaced */
-    tg_conf_endpoint_t *eps;  /* one per endpoint slot */
-    tg_conf_group_t *groups;  /* one per group slot */
-    const tg_conf_t *file;    /* the configuration file */
+    tg_conf_t conf;          /* the view: the file's, arrays replaced */
+    tg_conf_endpoint_t *eps; /* one per endpoint slot */
+    tg_conf_group_t *groups; /* one per group slot */
+    const tg_conf_t *file;   /* the configuration file */
     bool ready;
 } tg_pe;
 
@@ -235,7 +235,8 @@ tg_pe_groups(tg_shm_epconf_hdr_t *h, const tg_conf_group_t *groups, size_t ng,
         tg_pe.groups[slot] = *g;
         cur = tg_shm_epconf_group(h, (uint32_t)slot);
         tg_pe_group_stage(g, 0, &s);
-        if (tg_shm_epconf_torn(&cur->seq) || tg_pe_differs(cur, &s, sizeof(s))) {
+        if (tg_shm_epconf_torn(&cur->seq) ||
+            tg_pe_differs(cur, &s, sizeof(s))) {
             tg_shm_epconf_group_write(cur, &s, gen);
             written++;
         }
@@ -408,8 +409,8 @@ tg_publish_endpoints(tg_shm_t *shm, const tg_conf_group_t *groups, size_t ng,
 
         if (g == 0 && strcmp(eps[i].group_name, "default") != 0) {
             tg_log(TG_LOG_ERR, 0,
-                   "endpoint %s not published: its group %s is not", eps[i].name,
-                   eps[i].group_name);
+                   "endpoint %s not published: its group %s is not",
+                   eps[i].name, eps[i].group_name);
             lost = true;
             continue;
         }

@@ -14,8 +14,8 @@
  *      credential does not open is published disabled and logged.  Opened
  *      credentials live in a buffer wiped before it is freed.
  */
-#include "admin/store.h"
 #include "admin/publish_ep.h"
+#include "admin/store.h"
 #include "core/core.h"
 #include "core/log.h"
 
@@ -183,8 +183,8 @@ tg_store_ep_cred(tg_store_ep_t *l, const tg_pg_res_t *res, int r,
         tg_crypto_unhex(hex, strlen(hex), sealed, sizeof(sealed), &n) !=
             TG_OK ||
         tg_crypto_open(l->kr, tg_pg_res_value(res, r, 6), purpose, sealed, n,
-                       (uint8_t *)e->credential, sizeof(e->credential) - 1,
-                       &m, &err) != TG_OK) {
+                       (uint8_t *)e->credential, sizeof(e->credential) - 1, &m,
+                       &err) != TG_OK) {
         tg_log(TG_LOG_ERR, 0,
                "endpoint %s: the credential cannot be opened: %s; not routed",
                e->name, l->kr == NULL ? "no secret key" : err.text);
@@ -213,8 +213,8 @@ tg_store_ep_row(tg_store_ep_t *l, const tg_pg_res_t *res, int r,
     snprintf(e->group_name, sizeof(e->group_name), "%s",
              tg_pg_res_value(res, r, 2));
     snprintf(e->url, sizeof(e->url), "%s", tg_pg_res_value(res, r, 3));
-    e->style =
-        tg_store_ep_word(tg_pg_res_value(res, r, 4), styles, 2, TG_STYLE_ANTHROPIC);
+    e->style = tg_store_ep_word(tg_pg_res_value(res, r, 4), styles, 2,
+                                TG_STYLE_ANTHROPIC);
     e->weight = tg_store_ep_u32(res, r, 7, 1);
     e->priority =
         tg_store_ep_word(tg_pg_res_value(res, r, 8), prios, 3, TG_PRIO_PRIMARY);
@@ -232,7 +232,8 @@ tg_store_ep_row(tg_store_ep_t *l, const tg_pg_res_t *res, int r,
     }
     e->nmaps = nf == nt && nf > 0 ? (uint32_t)nf : 0;
     snprintf(e->proxy, sizeof(e->proxy), "%s", tg_pg_res_value(res, r, 12));
-    e->connect_timeout_ms = tg_store_ep_u32(res, r, 13, conf->connect_timeout_ms);
+    e->connect_timeout_ms =
+        tg_store_ep_u32(res, r, 13, conf->connect_timeout_ms);
     e->first_byte_timeout_ms =
         tg_store_ep_u32(res, r, 14, conf->first_byte_timeout_ms);
     e->read_timeout_ms = tg_store_ep_u32(res, r, 15, conf->read_timeout_ms);

@@ -71,9 +71,9 @@ enum {
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint64_t generation; /* bumped after
                                                               each batch */
-    uint32_t neps;      /* endpoint entries */
-    uint32_t ngroups;   /* group entries, after the endpoints */
-    uint8_t pad[48];    /* one cache line */
+    uint32_t neps;    /* endpoint entries */
+    uint32_t ngroups; /* group entries, after the endpoints */
+    uint8_t pad[48];  /* one cache line */
 } tg_shm_epconf_hdr_t;
 
 typedef struct {
@@ -83,7 +83,7 @@ typedef struct {
 
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint32_t seq; /* seqlock */
-    uint32_t state;                 /* TG_SHM_EPCONF_* */
+    uint32_t state;                                 /* TG_SHM_EPCONF_* */
     uint64_t generation;            /* table generation of the last write */
     uint64_t freed_ms;              /* wall clock of the delete (GONE) */
     uint64_t id;                    /* endpoints.endpoint_id, 0 = file */
@@ -108,13 +108,13 @@ typedef struct {
     uint32_t quota_cooldown_ms;     /* spend-cap take-out */
     uint32_t nmodels;               /* patterns served, 0 = every model */
     uint32_t nmaps;                 /* model renames */
-    char models[TG_SHM_EPCONF_MODELS][64];              /* '*' wildcard */
-    tg_shm_epconf_map_t maps[TG_SHM_EPCONF_MAPS];       /* renames */
+    char models[TG_SHM_EPCONF_MODELS][64];        /* '*' wildcard */
+    tg_shm_epconf_map_t maps[TG_SHM_EPCONF_MAPS]; /* renames */
 } tg_shm_epconf_ep_t;
 
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint32_t seq; /* seqlock */
-    uint32_t state;             /* TG_SHM_EPCONF_* */
+    uint32_t state;                                 /* TG_SHM_EPCONF_* */
     uint64_t generation;        /* table generation of the last write */
     uint64_t freed_ms;          /* wall clock of the delete (GONE) */
     uint64_t id;                /* endpoint_groups.group_id, 0 = file */
@@ -152,14 +152,12 @@ tg_shm_epconf_hdr_t *tg_shm_epconf_init(void *base, uint32_t neps,
 /* Endpoint entry <i> and group entry <i> of the table <h>; <i> must be
  * below the header's counts. */
 tg_shm_epconf_ep_t *tg_shm_epconf_ep(tg_shm_epconf_hdr_t *h, uint32_t i);
-tg_shm_epconf_group_t *tg_shm_epconf_group(tg_shm_epconf_hdr_t *h,
-                                           uint32_t i);
+tg_shm_epconf_group_t *tg_shm_epconf_group(tg_shm_epconf_hdr_t *h, uint32_t i);
 
 /* Admin: store <src> (staged in private memory; its seq is ignored) into
  * <dst> under dst's seqlock, stamping <generation>. */
 void tg_shm_epconf_ep_write(tg_shm_epconf_ep_t *dst,
-                            const tg_shm_epconf_ep_t *src,
-                            uint64_t generation);
+                            const tg_shm_epconf_ep_t *src, uint64_t generation);
 void tg_shm_epconf_group_write(tg_shm_epconf_group_t *dst,
                                const tg_shm_epconf_group_t *src,
                                uint64_t generation);

@@ -53,11 +53,11 @@ tg_epconf_ep_conv(const tg_shm_epconf_ep_t *s, tg_conf_endpoint_t *e,
     memcpy(e->credential, s->credential, sizeof(e->credential) - 1);
     memcpy(e->proxy, s->proxy, sizeof(e->proxy) - 1);
     memcpy(e->health_path, s->health_path, sizeof(e->health_path) - 1);
-    e->style = s->style == TG_STYLE_OPENAI ? TG_STYLE_OPENAI
-                                           : TG_STYLE_ANTHROPIC;
+    e->style =
+        s->style == TG_STYLE_OPENAI ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
     e->weight = s->weight > 0 ? s->weight : 1;
-    e->priority = s->priority <= TG_PRIO_FALLBACK ? (int)s->priority
-                                                  : TG_PRIO_FALLBACK;
+    e->priority =
+        s->priority <= TG_PRIO_FALLBACK ? (int)s->priority : TG_PRIO_FALLBACK;
     e->group = s->group < conf->ngroups ? s->group : 0;
     memcpy(e->group_name, conf->groups[e->group].name,
            sizeof(e->group_name) - 1);

@@ -75,8 +75,8 @@ api(int port, const char *tok, const char *method, const char *path,
     json_t *j = NULL;
     int st = tg_it_admin_call(port, tok, method, path, body, &j);
 
-    TG_IT_CHECKF(st == want, "%s %s answered %d, expected %d", method, path,
-                 st, want);
+    TG_IT_CHECKF(st == want, "%s %s answered %d, expected %d", method, path, st,
+                 want);
     return j;
 }
 
@@ -133,8 +133,7 @@ test_api_endpoint_routed(void)
     eid = jid(j, "endpoint_id");
     json_decref(j);
     ms = wait_for(f.port, key, 200, 5000);
-    tg_it_note("created endpoint routed after %llu ms",
-               (unsigned long long)ms);
+    tg_it_note("created endpoint routed after %llu ms", (unsigned long long)ms);
     TG_IT_CHECK(ms <= 100);
     TG_IT_CHECK(tg_it_file_wait(ledger2, "\"status\":200", 2000));
     /* The file's key still goes to the file's endpoints. */
