@@ -170,9 +170,108 @@ test_api_endpoint_routed(void)
 }
 
 
+/* Host b of a two-host test: its own logs, config and pid file in the
+ * test directory; the database and secret key file of host a. */
+static void
+second_host_init(tg_it_fixture_t *b, const char *db)
+{
+    char p[4096];
+
+    tg_it_fixture_init(b);
+    tg_it_path(b->error_log, sizeof(b->error_log), "error-b.log");
+    tg_it_path(b->access_log, sizeof(b->access_log), "access-b.log");
+    tg_it_path(b->conf_path, sizeof(b->conf_path), "tollgate-b.conf");
+    tg_it_path(b->ledger, sizeof(b->ledger), "ledger-b.jsonl");
+    tg_it_conf_set(&b->conf, "log.error", "\"%s\"", b->error_log);
+    tg_it_conf_set(&b->conf, "log.access", "\"%s\"", b->access_log);
+    tg_it_conf_set(&b->conf, "pid_file", "\"%s\"",
+                   tg_it_path(p, sizeof(p), "tollgate-b.pid"));
+    tg_it_conf_set(&b->conf, "database", "\"%s\"", db);
+    tg_it_admin_prepare(b, NULL);
+}
+
+
+static void
+test_second_host(void)
+{
+    tg_it_fixture_t a, b;
+    tg_it_proc_t mock2;
+    char tok[256], tokb[256], body[1024], key[128], db[512], ledger2[4096];
+    const char *args[] = {"--require-key", EP_CRED, NULL};
+    int port2 = tg_it_port_free();
+    uint64_t ms;
+    json_t *j;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&a);
+    tg_it_conf_set(&a.conf, "database", "\"%s\"", db);
+    tg_it_admin_prepare(&a, NULL);
+    second_host_init(&b, db);
+    tg_it_path(ledger2, sizeof(ledger2), "ledger-2.jsonl");
+    tg_it_mock_start(&mock2, "mock-2", port2, ledger2, args);
+    tg_it_fixture_start(&a);
+    tg_it_admin_login(&a, tok, sizeof(tok));
+    tg_it_fixture_start(&b);
+    tg_it_admin_login(&b, tokb, sizeof(tokb));
+
+    json_decref(api(a.admin_port, tok, "POST", "/admin/api/groups",
+                    "{\"name\":\"two-hosts\"}", 201));
+    j = api(a.admin_port, tok, "POST", "/admin/api/keys",
+            "{\"user_id\":1,\"name\":\"two\",\"group\":\"two-hosts\"}", 201);
+    snprintf(key, sizeof(key), "%s", tg_it_json_str(j, "key"));
+    json_decref(j);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"two-hosts-ep\",\"url\":\"http://127.0.0.1:%d\","
+             "\"style\":\"anthropic\",\"credential\":\"" EP_CRED "\","
+             "\"group\":\"two-hosts\"}",
+             port2);
+    json_decref(api(a.admin_port, tok, "POST", "/admin/api/endpoints", body,
+                    201));
+    ms = wait_for(b.port, key, 200, 5000);
+    tg_it_note("the other host routes the new endpoint after %llu ms",
+               (unsigned long long)ms);
+    TG_IT_CHECK(ms <= 1000);
+    TG_IT_CHECK_INT(msg(a.port, key), 200);
+    /* Host b's API shows it with its live state, without the credential. */
+    j = api(b.admin_port, tokb, "GET", "/admin/api/endpoints?limit=500", NULL,
+            200);
+    {
+        char *text = json_dumps(j, 0);
+
+        TG_IT_CHECK(text != NULL && strstr(text, "two-hosts-ep") != NULL);
+        TG_IT_CHECK(text != NULL && strstr(text, EP_CRED) == NULL);
+        free(text);
+    }
+    json_decref(j);
+    tg_it_fixture_stop(&b);
+    tg_it_fixture_stop(&a);
+    tg_it_proc_stop(&mock2, 5000);
+}
+
+
+static void
+test_config_only(void)
+{
+    tg_it_fixture_t f;
+
+    tg_it_fixture_init(&f);
+    tg_it_conf_unset(&f.conf, "database");
+    tg_it_fixture_start(&f);
+    TG_IT_CHECK_INT(msg(f.port, TG_IT_KEY), 200);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "published endpoints: 2 endpoints",
+                                2000));
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_endpoints_shm_tests[] = {
     {"an endpoint and group created over the API are routed within 100 ms "
      "with the opened credential; disable, enable, admin killed, delete",
      test_api_endpoint_routed},
+    {"an endpoint created on one host is routed by a second host on the same "
+     "database within 1 s",
+     test_second_host},
+    {"without a database the file's endpoints are published and routed",
+     test_config_only},
     {NULL, NULL},
 };
