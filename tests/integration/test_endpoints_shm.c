@@ -225,8 +225,8 @@ test_second_host(void)
              "\"style\":\"anthropic\",\"credential\":\"" EP_CRED "\","
              "\"group\":\"two-hosts\"}",
              port2);
-    json_decref(api(a.admin_port, tok, "POST", "/admin/api/endpoints", body,
-                    201));
+    json_decref(
+        api(a.admin_port, tok, "POST", "/admin/api/endpoints", body, 201));
     ms = wait_for(b.port, key, 200, 5000);
     tg_it_note("the other host routes the new endpoint after %llu ms",
                (unsigned long long)ms);
@@ -258,8 +258,8 @@ test_config_only(void)
     tg_it_conf_unset(&f.conf, "database");
     tg_it_fixture_start(&f);
     TG_IT_CHECK_INT(msg(f.port, TG_IT_KEY), 200);
-    TG_IT_CHECK(tg_it_file_wait(f.error_log, "published endpoints: 2 endpoints",
-                                2000));
+    TG_IT_CHECK(
+        tg_it_file_wait(f.error_log, "published endpoints: 2 endpoints", 2000));
     tg_it_fixture_stop(&f);
 }
 
