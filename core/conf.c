@@ -116,6 +116,7 @@ static const tg_conf_rule_t tg_conf_upstream_rules[] = {
     TG_CONF_TOP("tls_verify", TG_CONF_T_BOOL, tls_verify, 0, 1),
     TG_CONF_TOP("buffer", TG_CONF_T_SIZE, upstream_buffer, 1024, 524288),
     TG_CONF_TOP("keepalive", TG_CONF_T_U32, upstream_keepalive, 1, 100000),
+    TG_CONF_TOP("max_tokens", TG_CONF_T_U32, max_tokens, 1, 1000000),
     TG_CONF_END,
 };
 
@@ -385,6 +386,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->tls_verify = true;
     conf->upstream_buffer = 16384;
     conf->upstream_keepalive = 256;
+    conf->max_tokens = 4096;
     conf->max_keys = 1000000;
     conf->max_users = 100000;
     conf->max_endpoints = 256;

@@ -75,6 +75,7 @@ typedef struct {
     bool sticky;                /* conversation affinity, default true */
     uint32_t sticky_ttl_ms;     /* default 1 h */
     uint32_t explore_milli;     /* latency strategy exploration, 0.05 */
+    bool translate; /* endpoints of the other API style serve too, true */
 } tg_conf_group_t;
 
 typedef struct {
@@ -159,6 +160,8 @@ typedef struct tg_conf_s {
     size_t upstream_buffer;         /* curl receive buffer, default 16 KB */
     uint32_t upstream_keepalive;    /* idle upstream connections per worker,
                                        default 256 */
+    uint32_t max_tokens; /* Messages max_tokens of a translated request
+                            that named none, default 4096 */
 
     tg_conf_endpoint_t *endpoints;
     size_t nendpoints;

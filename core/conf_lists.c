@@ -93,6 +93,7 @@ static const tg_conf_rule_t tg_conf_group_rules[] = {
     TG_CONF_GROUP("sticky_ttl", TG_CONF_T_DURATION, 0, sticky_ttl_ms, 1,
                   TG_CONF_DAY_MS * 7u),
     TG_CONF_GROUP("exploration", TG_CONF_T_FACTOR, 0, explore_milli, 0, 500),
+    TG_CONF_GROUP("translate", TG_CONF_T_BOOL, 0, translate, 0, 1),
     TG_CONF_END,
 };
 
@@ -547,6 +548,7 @@ tg_conf_group_defaults(tg_conf_group_t *g, const char *name)
     g->sticky = true;
     g->sticky_ttl_ms = 3600000;
     g->explore_milli = 50;
+    g->translate = true;
 }
 
 

@@ -5,7 +5,8 @@
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
-# and the compression libraries) into build/fuzz/fuzz_<name>, and run
+# and the compression libraries, fuzz_translate worker/translate*.c) into
+# build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
 # build/fuzz/, so new inputs found by the fuzzer never pollute the repo.
 # Crash inputs are written to build/fuzz/<name>-artifacts/.  Give NAMEs to
@@ -66,6 +67,9 @@ for src in "${targets[@]}"; do
     if [ "$name" = decode ]; then
         extra_src=(worker/decode.c)
         extra_libs="-lz -lbrotlidec -lzstd"
+    fi
+    if [ "$name" = translate ]; then
+        extra_src=(worker/translate.c worker/translate_req.c)
     fi
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \

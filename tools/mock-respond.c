@@ -260,6 +260,20 @@ tg_mock_answer_fault(tg_mock_conn_t *c)
 
 /* ------------------------------------------------------------- streaming */
 
+/* The arguments of the mock's tool call, and piece <k> of <n> of them,
+ * escaped for a JSON string, into <buf>. */
+static const char tg_mock_args[] = "{\"city\": \"Paris\", \"days\": 3}";
+
+static void
+tg_mock_args_piece(uint32_t k, uint32_t n, char *buf, size_t cap)
+{
+    size_t len = sizeof(tg_mock_args) - 1;
+    size_t a = n ? len * k / n : 0, b = n ? len * (k + 1) / n : len;
+
+    tg_json_escape(buf, cap, tg_mock_args + a, b - a);
+}
+
+
 /* Format Anthropic stream event <i> into <buf>; returns its length. */
 static int
 tg_mock_event_anthropic(const tg_mock_req_t *r, uint32_t i, char *buf,
@@ -283,6 +297,26 @@ tg_mock_event_anthropic(const tg_mock_req_t *r, uint32_t i, char *buf,
             "\"cache_creation_input_tokens\":%u,\"cache_read_input_tokens\":"
             "%u,\"output_tokens\":1}}}\n\n",
             r->mid, r->model, r->in_tok, r->cache_create, r->cache_read);
+    }
+    if (r->tool[0] != '\0' && i == 1) {
+        return snprintf(buf, cap,
+                        "event: content_block_start\ndata: {\"type\":"
+                        "\"content_block_start\",\"index\":0,"
+                        "\"content_block\":{\"type\":\"tool_use\",\"id\":"
+                        "\"toolu_mock_%s\",\"name\":\"%s\",\"input\":{}}}"
+                        "\n\n",
+                        r->id + 4, r->tool);
+    }
+    if (r->tool[0] != '\0' && i >= 3 && i < 3 + n) {
+        char piece[128];
+
+        tg_mock_args_piece(i - 3, n, piece, sizeof(piece));
+        return snprintf(buf, cap,
+                        "event: content_block_delta\ndata: {\"type\":"
+                        "\"content_block_delta\",\"index\":0,\"delta\":"
+                        "{\"type\":\"input_json_delta\",\"partial_json\":"
+                        "\"%s\"}}\n\n",
+                        piece);
     }
     if (i == 1) {
         return snprintf(buf, cap,
@@ -311,9 +345,9 @@ tg_mock_event_anthropic(const tg_mock_req_t *r, uint32_t i, char *buf,
         return snprintf(buf, cap,
                         "event: message_delta\ndata: {\"type\":"
                         "\"message_delta\",\"delta\":{\"stop_reason\":"
-                        "\"end_turn\",\"stop_sequence\":null},\"usage\":"
+                        "\"%s\",\"stop_sequence\":null},\"usage\":"
                         "{\"output_tokens\":%u}}\n\n",
-                        r->out_tok);
+                        r->tool[0] ? "tool_use" : "end_turn", r->out_tok);
     }
     return snprintf(buf, cap,
                     "event: message_stop\ndata: {\"type\":"
@@ -343,6 +377,27 @@ tg_mock_event_openai(const tg_mock_req_t *r, uint32_t i, char *buf, size_t cap)
              "\"created\":%llu,\"model\":\"%s\",\"system_fingerprint\":"
              "\"fp_mock\",\"choices\":[",
              r->mid, (unsigned long long)r->created, r->model);
+    if (r->tool[0] != '\0' && i == 0) {
+        return snprintf(buf, cap,
+                        "%s{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                        "\"content\":null,\"tool_calls\":[{\"index\":0,"
+                        "\"id\":\"call_mock_%s\",\"type\":\"function\","
+                        "\"function\":{\"name\":\"%s\",\"arguments\":"
+                        "\"\"}}],\"refusal\":null},\"logprobs\":null,"
+                        "\"finish_reason\":null}]%s}\n\n",
+                        pre, r->id + 4, r->tool, usage_null);
+    }
+    if (r->tool[0] != '\0' && i <= n) {
+        char piece[128];
+
+        tg_mock_args_piece(i - 1, n, piece, sizeof(piece));
+        return snprintf(buf, cap,
+                        "%s{\"index\":0,\"delta\":{\"tool_calls\":[{"
+                        "\"index\":0,\"function\":{\"arguments\":\"%s\"}}"
+                        "]},\"logprobs\":null,\"finish_reason\":null}]%s}"
+                        "\n\n",
+                        pre, piece, usage_null);
+    }
     if (i == 0) {
         return snprintf(buf, cap,
                         "%s{\"index\":0,\"delta\":{\"role\":\"assistant\","
@@ -360,8 +415,8 @@ tg_mock_event_openai(const tg_mock_req_t *r, uint32_t i, char *buf, size_t cap)
     if (i == n + 1) {
         return snprintf(buf, cap,
                         "%s{\"index\":0,\"delta\":{},\"logprobs\":null,"
-                        "\"finish_reason\":\"stop\"}]%s}\n\n",
-                        pre, usage_null);
+                        "\"finish_reason\":\"%s\"}]%s}\n\n",
+                        pre, r->tool[0] ? "tool_calls" : "stop", usage_null);
     }
     return snprintf(buf, cap,
                     "%s],\"usage\":{\"prompt_tokens\":%u,"
@@ -519,6 +574,23 @@ tg_mock_messages_body(tg_mock_conn_t *c)
 {
     tg_mock_req_t *r = &c->r;
 
+    if (r->tool[0] != '\0') {
+        if (tg_mock_body_begin(c) != TG_OK ||
+            tg_mock_out_printf(
+                c,
+                "{\"id\":\"%s\",\"type\":\"message\",\"role\":"
+                "\"assistant\",\"model\":\"%s\",\"content\":[{\"type\":"
+                "\"tool_use\",\"id\":\"toolu_mock_%s\",\"name\":\"%s\","
+                "\"input\":%s}],\"stop_reason\":\"tool_use\","
+                "\"stop_sequence\":null,\"usage\":{\"input_tokens\":%u,"
+                "\"cache_creation_input_tokens\":%u,"
+                "\"cache_read_input_tokens\":%u,\"output_tokens\":%u}}",
+                r->mid, r->model, r->id + 4, r->tool, tg_mock_args, r->in_tok,
+                r->cache_create, r->cache_read, r->out_tok) != TG_OK) {
+            return TG_ERROR;
+        }
+        return tg_mock_body_end(c, 200, "application/json", "");
+    }
     if (tg_mock_body_begin(c) != TG_OK ||
         tg_mock_out_printf(c,
                            "{\"id\":\"%s\",\"type\":\"message\",\"role\":"
@@ -626,6 +698,31 @@ tg_mock_answer_chat(tg_mock_conn_t *c)
     r->created = tg_time_wall_ms() / 1000;
     if (r->stream) {
         return tg_mock_stream_start(c);
+    }
+    if (r->tool[0] != '\0') {
+        char args[128];
+
+        tg_json_escape(args, sizeof(args), tg_mock_args,
+                       sizeof(tg_mock_args) - 1);
+        if (tg_mock_body_begin(c) != TG_OK ||
+            tg_mock_out_printf(
+                c,
+                "{\"id\":\"%s\",\"object\":\"chat.completion\","
+                "\"created\":%llu,\"model\":\"%s\",\"choices\":[{\"index\":"
+                "0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+                "\"tool_calls\":[{\"id\":\"call_mock_%s\",\"type\":"
+                "\"function\",\"function\":{\"name\":\"%s\",\"arguments\":"
+                "\"%s\"}}],\"refusal\":null},\"logprobs\":null,"
+                "\"finish_reason\":\"tool_calls\"}],\"usage\":{"
+                "\"prompt_tokens\":%u,\"completion_tokens\":%u,"
+                "\"total_tokens\":%u,\"prompt_tokens_details\":{"
+                "\"cached_tokens\":%u}}}",
+                r->mid, (unsigned long long)r->created, r->model, r->id + 4,
+                r->tool, args, r->in_tok, r->out_tok, r->in_tok + r->out_tok,
+                r->cache_read) != TG_OK) {
+            return TG_ERROR;
+        }
+        return tg_mock_body_end(c, 200, "application/json", "");
     }
     if (tg_mock_body_begin(c) != TG_OK ||
         tg_mock_out_printf(c,

@@ -196,6 +196,44 @@ tg_mock_req_done(tg_mock_conn_t *c)
 
 /* ----------------------------------------------------------- request body */
 
+/*
+ * Whether the answer calls a tool: the request offers tools (the name of
+ * the first one is kept) and its last message is not a tool result
+ * (OpenAI role "tool", or an Anthropic user message holding a
+ * tool_result block), so an agent loop gets one call and then a text
+ * answer.
+ */
+static void
+tg_mock_req_tool(tg_mock_req_t *r, json_t *root)
+{
+    json_t *t0 = json_array_get(json_object_get(root, "tools"), 0), *b;
+    json_t *msgs = json_object_get(root, "messages");
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    json_t *name = json_object_get(t0, "name");
+    const char *role = json_string_value(json_object_get(last, "role"));
+    size_t i;
+
+    r->tool[0] = '\0';
+    if (!json_is_string(name)) {
+        name = json_object_get(json_object_get(t0, "function"), "name");
+    }
+    if (!json_is_string(name) || json_string_length(name) > TG_MOCK_MODEL_MAX ||
+        (role != NULL && strcmp(role, "tool") == 0)) {
+        return;
+    }
+    json_array_foreach(json_object_get(last, "content"), i, b)
+    {
+        const char *type = json_string_value(json_object_get(b, "type"));
+
+        if (type != NULL && strcmp(type, "tool_result") == 0) {
+            return;
+        }
+    }
+    tg_json_escape(r->tool, sizeof(r->tool), json_string_value(name),
+                   json_string_length(name));
+}
+
+
 /* Reduce the JSON body at <body> to the fields the mock answers from, and
  * compute the token counts (see docs/mock-upstream.md). */
 static void
@@ -235,6 +273,7 @@ tg_mock_req_parse_body(tg_mock_req_t *r, const char *body, size_t len)
     v = json_object_get(root, "stream_options");
     r->include_usage = json_is_true(json_object_get(v, "include_usage"));
     r->out_tok = 2 * r->chunks;
+    tg_mock_req_tool(r, root);
     if (r->cache) {
         r->cache_read = r->in_tok / 2;
         r->cache_create = r->openai ? 0 : r->in_tok / 4;

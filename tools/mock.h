@@ -180,6 +180,8 @@ typedef struct {
     char json_err[160];                    /* escaped parse error */
     char model[TG_MOCK_MODEL_MAX * 6 + 1]; /* escaped model name */
     uint32_t in_tok, out_tok, cache_read, cache_create;
+    char tool[TG_MOCK_MODEL_MAX * 6 + 1]; /* escaped name of the tool the
+                                             answer calls, "" = text */
     /* response */
     tg_mock_fault_t fault;
     int status;        /* status sent (0: none yet) */

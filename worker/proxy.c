@@ -37,6 +37,7 @@
 #include "worker/decode.h"
 #include "worker/failover.h"
 #include "worker/route.h"
+#include "worker/translate.h"
 
 #include <curl/curl.h>
 #include <stddef.h>
@@ -75,7 +76,9 @@ struct tg_upstream_s {
     uint32_t read_timeout_ms;
     tg_ev_timer_t timer; /* first-byte / between-chunk timeout */
     uint64_t tried[TG_PROXY_TRIED_WORDS]; /* bit i: endpoint i tried */
-    char *body; /* body with the model renamed, or NULL */
+    bool xlate;         /* the attempt's endpoint speaks the other API */
+    tg_translate_t *tx; /* translates the committed response, or NULL */
+    char *body;         /* body with the model renamed or translated, or NULL */
     size_t body_len;
     char last_error[128];               /* cause of the last failed attempt */
     uint16_t errbody_len;               /* bytes in errbody */
@@ -314,6 +317,9 @@ tg_proxy_route_req(const tg_upstream_t *u, tg_route_req_t *q)
 
     q->group = r->key.group;
     q->style = (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
+    /* count_tokens has no OpenAI equivalent. */
+    q->cross =
+        r->route != TG_ROUTE_COUNT_TOKENS && tg_proxy_group(r)->translate;
     q->model = r->model;
     q->model_len = strnlen(r->model, sizeof(r->model));
     q->tried = u->tried;
@@ -449,6 +455,50 @@ tg_proxy_is_stream(const tg_http_header_t *h, size_t n)
 
 
 /*
+ * The response <resp> of a translated attempt: set up its translator and
+ * the head <h> the client gets (its status in the client's API; the
+ * length changes, so the body is re-framed).  The upstream was asked for
+ * an identity body; one encoded anyway cannot be translated and fails the
+ * attempt.  TG_OK or TG_ERROR (u->last_error says why).
+ */
+static int
+tg_proxy_translate_start(tg_upstream_t *u, const tg_http_resp_t *resp,
+                         tg_respond_head_t *h)
+{
+    tg_request_t *r = u->r;
+
+    if (u->coding != TG_DECODE_IDENTITY) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "upstream encoded a response that must be translated");
+        return TG_ERROR;
+    }
+    u->tx = tg_translate_create(
+        r->api, resp->status, tg_proxy_is_stream(resp->headers, resp->nheaders),
+        r->api == TG_API_OPENAI && r->stream_req &&
+            tg_translate_wants_usage(tg_request_body(r),
+                                     (size_t)r->head.content_length));
+    if (u->tx == NULL) {
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "out of memory for the response translator");
+        return TG_ERROR;
+    }
+    h->status = tg_translate_status(r->api, resp->status);
+    h->content_length = -1;
+    return TG_OK;
+}
+
+
+/* Translated bytes for the client of <ctx> (the request). */
+static int
+tg_proxy_emit(void *ctx, const char *p, size_t n)
+{
+    tg_request_t *r = ctx;
+
+    return tg_respond_body(&r->resp, &r->c->out, p, n);
+}
+
+
+/*
  * Commit to the response whose parsed head is <resp>: write the head for
  * the client (worker/respond) and start observing usage.
  */
@@ -463,6 +513,9 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
     h.status = resp->status;
     h.version = r->head.version;
     h.content_length = resp->content_length;
+    if (u->xlate && tg_proxy_translate_start(u, resp, &h) != TG_OK) {
+        return TG_ERROR;
+    }
     h.headers = resp->headers;
     h.nheaders = resp->nheaders;
     h.req_id = r->id;
@@ -473,9 +526,10 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
         return TG_ERROR;
     }
     r->close_after = r->close_after || r->resp.close;
-    tg_usage_init(&r->usage, r->api == TG_API_OPENAI,
-                  tg_proxy_is_stream(resp->headers, resp->nheaders), u->coding,
-                  r->id);
+    /* Usage reads the upstream's own format, translated or not. */
+    tg_usage_init(
+        &r->usage, w->conf->endpoints[u->endpoint].style == TG_STYLE_OPENAI,
+        tg_proxy_is_stream(resp->headers, resp->nheaders), u->coding, r->id);
     r->usage_on = true;
     r->first_byte_us = tg_time_mono_us();
     tg_request_progress(r);
@@ -563,7 +617,9 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
          * the pause check: curl offers paused bytes again.) */
         tg_proxy_errbody_keep(u, ptr, n);
     }
-    if (tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
+    if (u->tx != NULL
+            ? tg_translate_feed(u->tx, ptr, n, tg_proxy_emit, r) != TG_OK
+            : tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
         return 0;
     }
     tg_usage_feed(&r->usage, ptr, n);
@@ -603,13 +659,27 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 }
 
 
+/* Whether header <name> belongs to one API (Anthropic's version and betas,
+ * OpenAI's organization and project) or is the client's accept-encoding:
+ * none of them goes with a translated request. */
+static bool
+tg_proxy_api_header(tg_str_t name)
+{
+    return (name.len > 10 && tg_str_caseeq((tg_str_t){name.data, 10},
+                                           tg_str_lit("anthropic-"))) ||
+           (name.len > 7 &&
+            tg_str_caseeq((tg_str_t){name.data, 7}, tg_str_lit("openai-"))) ||
+           tg_str_caseeq(name, tg_str_lit("accept-encoding"));
+}
+
+
 /* Build the upstream request headers: the client's end-to-end headers,
  * minus its credential, plus the endpoint's.  accept-encoding keeps only
  * the codings usage can decode, and is "identity" when none is left or
  * the client sent none (which would allow any coding), so that the tokens
  * of every response can be read.  NULL when out of memory. */
 static struct curl_slist *
-tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
+tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e, bool xlate)
 {
     static const tg_str_t drop[] = {
         {"host", 4},      {"content-length", 14}, {"expect", 6},
@@ -629,6 +699,11 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
 
         for (j = 0; j < TG_NELEMS(drop) && !skip; j++) {
             skip = tg_str_caseeq(h->name, drop[j]);
+        }
+        if (xlate && tg_proxy_api_header(h->name)) {
+            /* The client's API headers mean nothing to the other API, and
+             * a translated body must come back uncompressed. */
+            continue;
         }
         if (skip) {
             continue;
@@ -661,6 +736,13 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e)
     }
     if (!have_accept) {
         t = curl_slist_append(list, "accept-encoding: identity");
+        if (t == NULL) {
+            goto failed;
+        }
+        list = t;
+    }
+    if (xlate && e->style == TG_STYLE_ANTHROPIC) {
+        t = curl_slist_append(list, "anthropic-version: 2023-06-01");
         if (t == NULL) {
             goto failed;
         }
@@ -739,6 +821,40 @@ tg_proxy_release(tg_upstream_t *u)
 
 
 /*
+ * The client's body translated for an endpoint of the other API style,
+ * with the model renamed to <to> (NULL: as the client named it), kept in
+ * u->body until the attempt ends.  TG_OK; TG_DECLINED when the request
+ * cannot be translated (u->last_error names the field, for a 400);
+ * TG_ERROR (logged) when out of memory.
+ */
+static int
+tg_proxy_body_translate(tg_upstream_t *u, const char *to, const char **body,
+                        size_t *len)
+{
+    const tg_request_t *r = u->r;
+    tg_translate_req_t q = {r->api, to, r->w->conf->max_tokens, r->id};
+    tg_err_t err;
+    int rc;
+
+    rc = tg_translate_request(&q, tg_request_body(r),
+                              (size_t)r->head.content_length, &u->body,
+                              &u->body_len, &err);
+    if (rc == TG_DECLINED) {
+        snprintf(u->last_error, sizeof(u->last_error), "%s", err.text);
+        return TG_DECLINED;
+    }
+    if (rc != TG_OK) {
+        tg_log(TG_LOG_ERR, 0, "translating request %016llx: out of memory",
+               (unsigned long long)r->id);
+        return TG_ERROR;
+    }
+    *body = u->body;
+    *len = u->body_len;
+    return TG_OK;
+}
+
+
+/*
  * The body to send to endpoint <e>: when <e> renames the request's model
  * (model_map), a copy of the client's body with exactly the top-level
  * "model" string value replaced, kept in u->body until the attempt ends
@@ -759,13 +875,16 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
     *body = src;
     *len = n;
     vlen = r->model_vlen;
-    if (vlen == 0 || off > n || vlen > n - off) {
+    if (!u->xlate && (vlen == 0 || off > n || vlen > n - off)) {
         return TG_OK;
     }
     for (i = 0; i < e->nmaps && to == NULL; i++) {
         if (strcmp(e->maps[i].from, r->model) == 0) {
             to = e->maps[i].to;
         }
+    }
+    if (u->xlate) {
+        return tg_proxy_body_translate(u, to, body, len);
     }
     if (to == NULL) {
         return TG_OK;
@@ -792,9 +911,11 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
 
 /*
  * Configure <easy> for <c>'s request to endpoint <e>: URL, headers, the
- * body (renamed model, if <e> maps it) and <e>'s transport (proxy, connect
- * and total timeouts, TLS verification).  TG_OK, or TG_ERROR when out of
- * memory or the URL is too long; the caller frees u->headers and u->body.
+ * body (renamed model, if <e> maps it; translated, if <e> speaks the other
+ * API) and <e>'s transport (proxy, connect and total timeouts, TLS
+ * verification).  TG_OK, TG_DECLINED when the request cannot be
+ * translated for <e>, or TG_ERROR when out of memory or the URL is too
+ * long; the caller frees u->headers and u->body.
  */
 static int
 tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
@@ -807,15 +928,22 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     long verify = e->tls_verify ? 1L : 0L;
     int n;
 
-    n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)r->head.uri.len,
-                 r->head.uri.data);
+    /* A translated request goes to the other API's path (its query, if
+     * any, belonged to the client's API). */
+    if (u->xlate) {
+        n = snprintf(url, sizeof(url), "%s%s", e->url,
+                     tg_translate_path(e->style));
+    } else {
+        n = snprintf(url, sizeof(url), "%s%.*s", e->url, (int)r->head.uri.len,
+                     r->head.uri.data);
+    }
     if (n < 0 || (size_t)n >= sizeof(url)) {
         return TG_ERROR;
     }
-    if (tg_proxy_body(u, e, &body, &blen) != TG_OK) {
-        return TG_ERROR;
+    if ((n = tg_proxy_body(u, e, &body, &blen)) != TG_OK) {
+        return n;
     }
-    u->headers = tg_proxy_headers(r, e);
+    u->headers = tg_proxy_headers(r, e, u->xlate);
     if (u->headers == NULL) {
         return TG_ERROR;
     }
@@ -987,12 +1115,14 @@ tg_proxy_all_waiting(const tg_request_t *r, char *hdr, size_t len)
     int style =
         (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
     uint64_t now = tg_time_wall_ms(), wait, best = 0;
+    bool cross =
+        r->route != TG_ROUTE_COUNT_TOKENS && tg_proxy_group(r)->translate;
     size_t i;
 
     for (i = 0; i < conf->nendpoints; i++) {
         const tg_conf_endpoint_t *e = &conf->endpoints[i];
 
-        if (!e->enabled || e->style != style ||
+        if (!e->enabled || (e->style != style && !cross) ||
             (r->have_key && e->group != r->key.group)) {
             continue;
         }
@@ -1058,7 +1188,7 @@ tg_proxy_attempt(tg_upstream_t *u)
     tg_request_t *r = u->r;
     const tg_conf_endpoint_t *e;
     CURL *easy;
-    int idx;
+    int idx, rc;
 
     idx = tg_proxy_choose(u);
     if (idx < 0) {
@@ -1068,6 +1198,8 @@ tg_proxy_attempt(tg_upstream_t *u)
     e = &w->conf->endpoints[idx];
     u->endpoint = idx;
     r->endpoint = idx;
+    u->xlate = e->style != ((r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI
+                                                      : TG_STYLE_ANTHROPIC);
     u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
     r->attempts++;
     u->status = 0;
@@ -1079,14 +1211,20 @@ tg_proxy_attempt(tg_upstream_t *u)
     u->first_byte_timeout_ms = e->first_byte_timeout_ms;
     u->read_timeout_ms = e->read_timeout_ms;
     easy = tg_proxy_easy_get(px);
-    if (easy == NULL || tg_proxy_easy_setup(u, easy, e) != TG_OK ||
-        tg_ev_curl_add(px->m, easy) != TG_OK) {
-        tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
+    rc = easy == NULL ? TG_ERROR : tg_proxy_easy_setup(u, easy, e);
+    if (rc != TG_OK || tg_ev_curl_add(px->m, easy) != TG_OK) {
         if (easy != NULL) {
             tg_proxy_easy_put(px, easy);
         }
         tg_proxy_release(u);
         tg_proxy_unclaim(u, idx);
+        if (rc == TG_DECLINED) {
+            /* The client's request has no form in the endpoint's API. */
+            tg_proxy_end(u, TG_END_BAD_REQUEST, 400, "invalid_request_error",
+                         NULL, u->last_error, NULL);
+            return;
+        }
+        tg_log(TG_LOG_ERR, 0, "setting up the upstream request failed");
         tg_proxy_end(u, TG_END_INTERNAL, 503, "api_error", NULL,
                      "cannot start the upstream request", NULL);
         return;
@@ -1113,6 +1251,8 @@ tg_proxy_cleanup(tg_request_t *r, void *data, bool client_gone)
         tg_proxy_ep_finish(u, CURLE_ABORTED_BY_CALLBACK);
     }
     tg_proxy_release(u);
+    tg_translate_destroy(u->tx);
+    u->tx = NULL;
     if (px->nfree_up < TG_PROXY_FREE_UP) {
         tg_buf_reset(&u->head, 4096);
         u->next = px->free_up;
@@ -1225,6 +1365,12 @@ tg_proxy_attempt_end(tg_upstream_t *u, CURLcode rc, const char *why)
     tg_proxy_release(u);
     if (r->resp.committed) {
         tg_usage_finish(&r->usage);
+        if (rc == CURLE_OK && u->tx != NULL &&
+            tg_translate_finish(u->tx, tg_proxy_emit, r) != TG_OK) {
+            rc = CURLE_WRITE_ERROR;
+            snprintf(u->last_error, sizeof(u->last_error),
+                     "the response could not be translated");
+        }
         if (rc != CURLE_OK) {
             tg_log(TG_LOG_WARN, 0, "upstream %s failed mid-response: %s", ep,
                    u->last_error);

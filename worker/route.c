@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "worker/epconf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,64 +44,218 @@ tg_route_iso8601(int64_t t, char *buf, size_t len)
 }
 
 
-/* Build the GET /v1/models body, which carries both the Anthropic and the
- * OpenAI fields on every item so either SDK can read it. */
+/* A growing text, for the model list bodies (startup only). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} tg_route_text_t;
+
+
+static void tg_route_text_add(tg_route_text_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+tg_route_text_add(tg_route_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    char *q;
+    int n;
+
+    if (t->failed) {
+        return;
+    }
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        q = realloc(t->p, t->cap * 2 + (size_t)n);
+        if (q == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->p = q;
+        t->cap = t->cap * 2 + (size_t)n;
+    }
+}
+
+
+/* Whether an enabled endpoint of group <g> serves model <id>. */
+static bool
+tg_route_group_serves(const tg_conf_t *conf, uint32_t g, const char *id)
+{
+    size_t i, j;
+
+    for (i = 0; i < conf->nendpoints; i++) {
+        const tg_conf_endpoint_t *e = &conf->endpoints[i];
+
+        if (e->group != g || !e->enabled) {
+            continue;
+        }
+        if (e->nmodels == 0) {
+            return true;
+        }
+        for (j = 0; j < e->nmodels; j++) {
+            if (tg_shm_models_glob(e->models[j], strlen(e->models[j]), id,
+                                   strlen(id))) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+
+/* One item with both field sets: Anthropic's type, id, display_name,
+ * created_at; OpenAI's object, created, owned_by.  <first> says whether
+ * it opens the list. */
+static void
+tg_route_model_item(tg_route_text_t *t, const char *mid, const char *name,
+                    int64_t created, const char *owner, bool first)
+{
+    char id[300], dn[300], own[150], at[32];
+
+    tg_json_escape(id, sizeof(id), mid, strlen(mid));
+    tg_json_escape(dn, sizeof(dn), name, strlen(name));
+    tg_json_escape(own, sizeof(own), owner, strlen(owner));
+    tg_route_iso8601(created, at, sizeof(at));
+    tg_route_text_add(t,
+                      "%s{\"type\":\"model\",\"id\":\"%s\",\"display_name\":"
+                      "\"%s\",\"created_at\":\"%s\",\"object\":\"model\","
+                      "\"created\":%lld,\"owned_by\":\"%s\"}",
+                      first ? "" : ",", id, dn, at, (long long)created, own);
+}
+
+
+/* The owner of a model known only by its id, as the config does it. */
+static const char *
+tg_route_owner(const char *id)
+{
+    if (strncmp(id, "claude", 6) == 0) {
+        return "anthropic";
+    }
+    if (strncmp(id, "gpt", 3) == 0 || strncmp(id, "o1", 2) == 0 ||
+        strncmp(id, "o3", 2) == 0 || strncmp(id, "o4", 2) == 0) {
+        return "openai";
+    }
+    return "system";
+}
+
+
+/*
+ * The GET /v1/models body of group <g> appended to <t>: the configured
+ * models some enabled endpoint of the group serves, then the exact model
+ * names (patterns without '*') and renamed names (model_map's from) of
+ * the group's endpoints not listed yet.  The group's endpoints of both
+ * API styles count: with translation either can serve a client of
+ * either API.  <names> is scratch for the ids listed (<cap> entries).
+ */
+static void
+tg_route_models_group(const tg_conf_t *conf, uint32_t g, tg_route_text_t *t,
+                      const char **names, size_t cap)
+{
+    size_t n = 0, i, j, k;
+    const char *cand;
+
+    tg_route_text_add(t, "{\"object\":\"list\",\"data\":[");
+    for (i = 0; i < conf->nmodels && n < cap; i++) {
+        const tg_conf_model_t *m = &conf->models[i];
+
+        if (!tg_route_group_serves(conf, g, m->id)) {
+            continue;
+        }
+        tg_route_model_item(t, m->id, m->display_name, m->created, m->owned_by,
+                            n == 0);
+        names[n++] = m->id;
+    }
+    for (i = 0; i < conf->nendpoints; i++) {
+        const tg_conf_endpoint_t *e = &conf->endpoints[i];
+
+        if (e->group != g || !e->enabled) {
+            continue;
+        }
+        for (j = 0; j < e->nmodels + e->nmaps && n < cap; j++) {
+            cand = j < e->nmodels ? e->models[j] : e->maps[j - e->nmodels].from;
+            if (strchr(cand, '*') != NULL) {
+                continue;
+            }
+            for (k = 0; k < n && strcmp(names[k], cand) != 0; k++) {
+            }
+            if (k < n) {
+                continue;
+            }
+            tg_route_model_item(t, cand, cand, 0, tg_route_owner(cand), n == 0);
+            names[n++] = cand;
+        }
+    }
+    if (n > 0) {
+        char first[300], last[300];
+
+        tg_json_escape(first, sizeof(first), names[0], strlen(names[0]));
+        tg_json_escape(last, sizeof(last), names[n - 1], strlen(names[n - 1]));
+        tg_route_text_add(t,
+                          "],\"has_more\":false,\"first_id\":\"%s\","
+                          "\"last_id\":\"%s\"}",
+                          first, last);
+    } else {
+        tg_route_text_add(
+            t, "],\"has_more\":false,\"first_id\":null,\"last_id\":null}");
+    }
+}
+
+
+/* Build the GET /v1/models bodies, one per group, back to back in
+ * w->models_json (group g's at [models_off[g], models_off[g + 1])). */
 static int
 tg_route_models_build(tg_worker_t *w)
 {
     const tg_conf_t *conf = w->conf;
-    size_t cap = 256 + conf->nmodels * 1024, n = 0, i;
-    char *p = malloc(cap);
-    int k;
+    size_t cap = conf->nmodels +
+                 conf->nendpoints * (TG_CONF_EP_MODELS + TG_CONF_EP_MAPS);
+    tg_route_text_t t = {NULL, 0, 0, false};
+    const char **names = malloc(sizeof(char *) * (cap + 1));
+    size_t *off = malloc(sizeof(size_t) * (conf->ngroups + 1));
+    uint32_t g;
 
-    if (p == NULL) {
+    t.cap = 4096;
+    t.p = malloc(t.cap);
+    if (names == NULL || off == NULL || t.p == NULL) {
+        t.failed = true;
+    }
+    for (g = 0; g < conf->ngroups && !t.failed; g++) {
+        off[g] = t.len;
+        tg_route_models_group(conf, g, &t, names, cap);
+    }
+    free(names);
+    if (t.failed) {
+        free(t.p);
+        free(off);
         return TG_ERROR;
     }
-    n += (size_t)snprintf(p + n, cap - n, "{\"object\":\"list\",\"data\":[");
-    for (i = 0; i < conf->nmodels; i++) {
-        const tg_conf_model_t *m = &conf->models[i];
-        char id[300], dn[300], owner[150], created[32];
-
-        tg_json_escape(id, sizeof(id), m->id, strlen(m->id));
-        tg_json_escape(dn, sizeof(dn), m->display_name,
-                       strlen(m->display_name));
-        tg_json_escape(owner, sizeof(owner), m->owned_by, strlen(m->owned_by));
-        tg_route_iso8601(m->created, created, sizeof(created));
-        k = snprintf(p + n, cap - n,
-                     "%s{\"type\":\"model\",\"id\":\"%s\",\"display_name\":"
-                     "\"%s\",\"created_at\":\"%s\",\"object\":\"model\","
-                     "\"created\":%lld,\"owned_by\":\"%s\"}",
-                     i ? "," : "", id, dn, created, (long long)m->created,
-                     owner);
-        if (k < 0 || (size_t)k >= cap - n) {
-            free(p);
-            return TG_ERROR;
-        }
-        n += (size_t)k;
-    }
-    if (conf->nmodels > 0) {
-        char first[300], last[300];
-
-        tg_json_escape(first, sizeof(first), conf->models[0].id,
-                       strlen(conf->models[0].id));
-        tg_json_escape(last, sizeof(last), conf->models[conf->nmodels - 1].id,
-                       strlen(conf->models[conf->nmodels - 1].id));
-        k = snprintf(p + n, cap - n,
-                     "],\"has_more\":false,\"first_id\":\"%s\",\"last_id\":"
-                     "\"%s\"}",
-                     first, last);
-    } else {
-        k = snprintf(
-            p + n, cap - n,
-            "],\"has_more\":false,\"first_id\":null,\"last_id\":null}");
-    }
-    if (k < 0 || (size_t)k >= cap - n) {
-        free(p);
-        return TG_ERROR;
-    }
-    w->models_json = p;
-    w->models_json_len = n + (size_t)k;
+    off[conf->ngroups] = t.len;
+    w->models_json = t.p;
+    w->models_off = off;
     return TG_OK;
+}
+
+
+/* See route.h. */
+const char *
+tg_route_models(const tg_worker_t *w, uint32_t group, size_t *len)
+{
+    if (group >= w->conf->ngroups) {
+        group = 0;
+    }
+    *len = w->models_off[group + 1] - w->models_off[group];
+    return w->models_json + w->models_off[group];
 }
 
 
@@ -355,10 +510,11 @@ tg_route_serve(tg_route_t *rt, const char *model, size_t len, uint64_t *hash)
  * how many.
  */
 static size_t
-tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
-              int strategy, int tier, uint32_t *cand, uint64_t *metric)
+tg_route_scan_style(tg_route_t *rt, const tg_route_req_t *q,
+                    const uint64_t *serve, int strategy, int style, int tier,
+                    uint32_t *cand, uint64_t *metric)
 {
-    uint32_t l = tg_route_list(q->group, q->style, tier), j, i;
+    uint32_t l = tg_route_list(q->group, style, tier), j, i;
     size_t n = 0;
 
     for (j = rt->first[l]; j < rt->first[l + 1]; j++) {
@@ -391,6 +547,29 @@ tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
             }
         }
         cand[n++] = i;
+    }
+    return n;
+}
+
+
+/*
+ * The candidates of tier <tier> for <q>: those of the request's own style,
+ * or, when there is none and the request may be translated, those of the
+ * other style.  Translation is a fallback inside a tier, never a reason
+ * to skip one: priority tiers say what the operator pays for.
+ */
+static size_t
+tg_route_scan(tg_route_t *rt, const tg_route_req_t *q, const uint64_t *serve,
+              int strategy, int tier, uint32_t *cand, uint64_t *metric)
+{
+    size_t n = tg_route_scan_style(rt, q, serve, strategy, q->style, tier, cand,
+                                   metric);
+
+    if (n == 0 && q->cross) {
+        n = tg_route_scan_style(rt, q, serve, strategy,
+                                q->style == TG_STYLE_OPENAI ? TG_STYLE_ANTHROPIC
+                                                            : TG_STYLE_OPENAI,
+                                tier, cand, metric);
     }
     return n;
 }
@@ -498,8 +677,8 @@ tg_route_home_kept(const tg_route_t *rt, const tg_route_req_t *q,
         return false;
     }
     e = &rt->conf->endpoints[home];
-    return e->group == q->group && e->style == q->style && e->enabled &&
-           tg_route_bit(serve, home) && e->priority <= tier;
+    return e->group == q->group && (e->style == q->style || q->cross) &&
+           e->enabled && tg_route_bit(serve, home) && e->priority <= tier;
 }
 
 
@@ -744,6 +923,8 @@ tg_route_fini(tg_worker_t *w)
 {
     free(w->models_json);
     w->models_json = NULL;
+    free(w->models_off);
+    w->models_off = NULL;
     tg_route_destroy(w->route);
     w->route = NULL;
     tg_epconf_fini(w);

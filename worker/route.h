@@ -6,7 +6,9 @@
  * NOTES
  *      Worker only; never blocks.  Endpoint choice (docs/routing.md): the
  *      request's group is its key's group; candidates are that group's
- *      enabled endpoints of the request's API style that serve its model,
+ *      enabled endpoints of the request's API style (or, when the request
+ *      can be translated and no endpoint of its style is a candidate in a
+ *      tier, of the other style) that serve its model,
  *      are available in shared memory (breaker, cool-downs, health) and
  *      were not tried for this request.  The best priority tier with a
  *      candidate wins, then the group's strategy picks inside it.  Sticky
@@ -45,6 +47,9 @@ typedef struct tg_route_s tg_route_t;
 typedef struct {
     uint32_t group;        /* the key's group, index in conf->groups */
     int style;             /* TG_STYLE_* of the request's API */
+    bool cross;            /* endpoints of the other style may serve it
+                              (translated), after those of its own style
+                              in the same tier */
     const char *model;     /* model name, <model_len> bytes, no NUL needed */
     size_t model_len;      /* 0: the body named none */
     const uint64_t *tried; /* TG_ROUTE_TRIED_WORDS words, NULL = none */
@@ -105,6 +110,11 @@ bool tg_route_any(tg_route_t *rt, const tg_route_req_t *q);
  */
 uint64_t tg_route_session(tg_str_t metadata, tg_str_t header, tg_str_t system,
                           tg_str_t messages);
+
+/* The GET /v1/models body for keys of group <group>: the models the
+ * group's endpoints (of both API styles) serve, with the Anthropic and
+ * the OpenAI fields on every item.  Owned by <w>; *<len> bytes. */
+const char *tg_route_models(const tg_worker_t *w, uint32_t group, size_t *len);
 
 /* Build per-worker routing state (the /v1/models body, the selection
  * state).  TG_OK or TG_ERROR (logged); startup only. */

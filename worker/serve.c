@@ -473,11 +473,16 @@ tg_serve_dispatch(tg_request_t *r)
     int rc;
 
     if (r->route == TG_ROUTE_HEALTH || r->route == TG_ROUTE_MODELS) {
+        size_t mlen = 0;
+        const char *models = r->route == TG_ROUTE_MODELS
+                                 ? tg_route_models(w, r->key.group, &mlen)
+                                 : NULL;
+
         rc = r->route == TG_ROUTE_HEALTH
                  ? tg_request_respond(r, 200, "application/json",
                                       "{\"status\":\"ok\"}", 15, NULL)
-                 : tg_request_respond(r, 200, "application/json",
-                                      w->models_json, w->models_json_len, NULL);
+                 : tg_request_respond(r, 200, "application/json", models, mlen,
+                                      NULL);
         (void)tg_request_end(r, rc == TG_OK ? TG_END_OK : TG_END_INTERNAL,
                              NULL);
         return;

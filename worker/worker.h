@@ -45,8 +45,8 @@ typedef struct tg_worker_s {
     uint64_t stop_deadline; /* monotonic ms */
     uint64_t req_seq;       /* request id counter */
     tg_route_t *route;      /* endpoint choice state (worker/route.c) */
-    char *models_json;      /* prebuilt GET /v1/models body */
-    size_t models_json_len;
+    char *models_json;      /* prebuilt GET /v1/models bodies, per group */
+    size_t *models_off;     /* group g's: [models_off[g], models_off[g + 1]) */
     uint32_t shm_idx;       /* our proc entry */
     tg_shm_lease_t *leases; /* our concurrency leases in shm */
     uint32_t nleases;

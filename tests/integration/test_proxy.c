@@ -504,6 +504,10 @@ test_429_passes_through(void)
     json_t *j;
 
     tg_it_fixture_init(&f);
+    /* One endpoint per style, and no translation: each request has no
+     * other endpoint to go to. */
+    tg_it_conf_set(&f.conf, "groups",
+                   "( { name = \"default\"; translate = false; } )");
     tg_it_fixture_start(&f);
     tg_it_request(f.port, "POST", "/v1/messages",
                   TG_IT_H_ANTHROPIC "x-mock-fault: 429:1\r\n",

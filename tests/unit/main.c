@@ -39,6 +39,7 @@ static const struct {
     {"publish", tg_test_publish_register},
     {"pg", tg_test_pg_register},
     {"usage", tg_test_usage_register},
+    {"translate", tg_test_translate_register},
     {"request", tg_test_request_register},
     {"limit", tg_test_limit_register},
     {"shm_inflight", tg_test_shm_inflight_register},

@@ -1,0 +1,483 @@
+/*
+ * tests/unit/test_translate.c
+ *      OpenAI <-> Anthropic translation: the data-driven cases in
+ *      tests/data/translate, every recorded stream cut at every byte, one
+ *      byte at a time, and under failing allocations.
+ *
+ * NOTES
+ *      Each directory tests/data/translate/<case>/ holds "kind", "input"
+ *      and "expected".  "kind" is one line:
+ *        request <client>              input is the client's body;
+ *                                      expected is the translated body
+ *                                      (compared as JSON) or "error: "
+ *                                      and the exact 400 message
+ *        response <client> <status> json|sse [usage]
+ *                                      input is the upstream's body;
+ *                                      expected the client's bytes
+ *      <client> is "openai" or "anthropic".  Stream outputs are compared
+ *      byte for byte after every "created":<n> is set to 0 (the time of
+ *      translation); JSON outputs as JSON.  With TG_TRANSLATE_REGEN=1 in
+ *      the environment the expected files are rewritten from the output
+ *      (to be reviewed before committing).
+ */
+#include "core/core.h"
+#include "tests/unit/unit.h"
+#include "worker/respond.h"
+#include "worker/translate.h"
+
+#include <CUnit/CUnit.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TG_TEST_XL_DIR "tests/data/translate"
+
+/* Translated output collected from the emit callback. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} tg_test_xl_out_t;
+
+static int
+tg_test_xl_emit(void *ctx, const char *p, size_t n)
+{
+    tg_test_xl_out_t *o = ctx;
+
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = (o->len + n + 1) * 2;
+        char *q = realloc(o->p, cap);
+
+        if (q == NULL) {
+            return TG_ERROR;
+        }
+        o->p = q;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, p, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+    return TG_OK;
+}
+
+
+/* <srcdir>/<dir>/<case>/<file> read whole (caller frees), or NULL. */
+static char *
+tg_test_xl_read(const char *name, const char *file, size_t *len)
+{
+    char path[1024];
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/" TG_TEST_XL_DIR "/%s/%s",
+             tg_test_srcdir(), name, file);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) == 0 && (buf = malloc((size_t)st.st_size + 1))) {
+        n = fread(buf, 1, (size_t)st.st_size, f);
+        buf[n] = '\0';
+    }
+    fclose(f);
+    if (len != NULL) {
+        *len = n;
+    }
+    return buf;
+}
+
+
+static void
+tg_test_xl_write(const char *name, const char *text, size_t len)
+{
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/" TG_TEST_XL_DIR "/%s/expected",
+             tg_test_srcdir(), name);
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fwrite(text, 1, len, f);
+        fclose(f);
+    }
+}
+
+
+/* Set every "created":<digits> in <s> to 0, in place. */
+static void
+tg_test_xl_uncreate(char *s, size_t *len)
+{
+    char *p = s, *d;
+
+    while ((p = strstr(p, "\"created\":")) != NULL) {
+        p += 10;
+        for (d = p; *d >= '0' && *d <= '9'; d++) {
+        }
+        if (d > p) {
+            *p = '0';
+            memmove(p + 1, d, strlen(d) + 1);
+            *len -= (size_t)(d - p - 1);
+        }
+        p++;
+    }
+}
+
+
+/* A response case: <kind> after "response ". */
+typedef struct {
+    int api;
+    int status;
+    bool sse;
+    bool usage;
+} tg_test_xl_resp_t;
+
+static bool
+tg_test_xl_parse_kind(const char *kind, tg_test_xl_resp_t *k)
+{
+    char client[16], framing[8], usage[8] = "";
+
+    if (sscanf(kind, "response %15s %d %7s %7s", client, &k->status, framing,
+               usage) < 3) {
+        return false;
+    }
+    k->api = strcmp(client, "openai") == 0 ? TG_API_OPENAI : TG_API_ANTHROPIC;
+    k->sse = strcmp(framing, "sse") == 0;
+    k->usage = strcmp(usage, "usage") == 0;
+    return true;
+}
+
+
+/* Translate response <in> of <n> bytes fed in pieces of <piece> bytes
+ * (0: whole), or cut once at <cut> when <cut> is not 0.  Returns the
+ * output (caller frees) or NULL when the translator failed. */
+static char *
+tg_test_xl_response(const tg_test_xl_resp_t *k, const char *in, size_t n,
+                    size_t piece, size_t cut, size_t *out_len)
+{
+    tg_test_xl_out_t o = {NULL, 0, 0};
+    tg_translate_t *x =
+        tg_translate_create(k->api, k->status, k->sse, k->usage);
+    size_t off = 0, take;
+    int rc = TG_OK;
+
+    if (x == NULL) {
+        return NULL;
+    }
+    tg_test_xl_emit(&o, "", 0);
+    while (off < n && rc == TG_OK) {
+        take = cut != 0     ? (off == 0 ? cut : n - off)
+               : piece != 0 ? TG_MIN(piece, n - off)
+                            : n;
+        rc = tg_translate_feed(x, in + off, take, tg_test_xl_emit, &o);
+        off += take;
+    }
+    if (rc == TG_OK) {
+        rc = tg_translate_finish(x, tg_test_xl_emit, &o);
+    }
+    tg_translate_destroy(x);
+    if (rc != TG_OK) {
+        free(o.p);
+        return NULL;
+    }
+    if (o.p == NULL) {
+        o.p = calloc(1, 1);
+    }
+    *out_len = o.len;
+    /* The translation's clock may tick between two runs. */
+    tg_test_xl_uncreate(o.p, out_len);
+    return o.p;
+}
+
+
+/* Whether <got> (<glen> bytes) matches <want>: as JSON when both parse,
+ * else byte for byte. */
+static bool
+tg_test_xl_same(const char *got, size_t glen, const char *want, size_t wlen,
+                bool json)
+{
+    json_t *a, *b;
+    bool same;
+
+    if (!json) {
+        return glen == wlen && memcmp(got, want, glen) == 0;
+    }
+    a = json_loadb(got, glen, 0, NULL);
+    b = json_loadb(want, wlen, 0, NULL);
+    same = a != NULL && b != NULL && json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    return same;
+}
+
+
+static bool
+tg_test_xl_request_case(const char *name, const char *kind, const char *in,
+                        size_t n, const char *want, size_t wlen)
+{
+    tg_translate_req_t q = {0};
+    char client[16], *out = NULL, buf[600];
+    size_t out_len = 0;
+    tg_err_t err;
+    bool pass;
+    int rc;
+
+    if (sscanf(kind, "request %15s", client) != 1) {
+        return false;
+    }
+    q.client_api =
+        strcmp(client, "openai") == 0 ? TG_API_OPENAI : TG_API_ANTHROPIC;
+    q.max_tokens = 4096;
+    rc = tg_translate_request(&q, in, n, &out, &out_len, &err);
+    if (rc == TG_DECLINED) {
+        snprintf(buf, sizeof(buf), "error: %s\n", err.text);
+        out = strdup(buf);
+        out_len = strlen(buf);
+    } else if (rc != TG_OK) {
+        return false;
+    }
+    if (getenv("TG_TRANSLATE_REGEN") != NULL) {
+        tg_test_xl_write(name, out, out_len);
+    }
+    pass = tg_test_xl_same(out, out_len, want, wlen, rc == TG_OK);
+    if (!pass) {
+        fprintf(stderr, "\n  translate case %s: got\n%.*s\n", name,
+                (int)out_len, out);
+    }
+    free(out);
+    return pass;
+}
+
+
+static bool
+tg_test_xl_response_case(const char *name, const char *kind, const char *in,
+                         size_t n, const char *want, size_t wlen)
+{
+    tg_test_xl_resp_t k;
+    char *out, *w;
+    size_t out_len, w_len = wlen;
+    bool pass;
+
+    if (!tg_test_xl_parse_kind(kind, &k)) {
+        return false;
+    }
+    out = tg_test_xl_response(&k, in, n, 0, 0, &out_len);
+    if (out == NULL) {
+        fprintf(stderr, "\n  translate case %s: translation failed\n", name);
+        return false;
+    }
+    tg_test_xl_uncreate(out, &out_len);
+    if (getenv("TG_TRANSLATE_REGEN") != NULL) {
+        tg_test_xl_write(name, out, out_len);
+    }
+    w = strdup(want);
+    tg_test_xl_uncreate(w, &w_len);
+    pass = tg_test_xl_same(out, out_len, w, w_len, !k.sse);
+    if (!pass) {
+        fprintf(stderr, "\n  translate case %s: got\n%.*s\n", name,
+                (int)out_len, out);
+    }
+    free(w);
+    free(out);
+    return pass;
+}
+
+
+/* Run every case; <fn> picks "request" or "response" ones. */
+static void
+tg_test_xl_cases(bool requests)
+{
+    char dir[1024], *kind, *in, *want;
+    size_t n, wlen;
+    struct dirent *de;
+    int ran = 0;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%s/" TG_TEST_XL_DIR, tg_test_srcdir());
+    d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        kind = tg_test_xl_read(de->d_name, "kind", NULL);
+        in = tg_test_xl_read(de->d_name, "input", &n);
+        want = tg_test_xl_read(de->d_name, "expected", &wlen);
+        if (kind == NULL || in == NULL || want == NULL) {
+            fprintf(stderr, "\n  translate case %s: missing a file\n",
+                    de->d_name);
+            CU_FAIL("case files missing");
+        } else if (requests && strncmp(kind, "request ", 8) == 0) {
+            CU_ASSERT(
+                tg_test_xl_request_case(de->d_name, kind, in, n, want, wlen));
+            ran++;
+        } else if (!requests && strncmp(kind, "response ", 9) == 0) {
+            CU_ASSERT(
+                tg_test_xl_response_case(de->d_name, kind, in, n, want, wlen));
+            ran++;
+        }
+        free(kind);
+        free(in);
+        free(want);
+    }
+    closedir(d);
+    CU_ASSERT(ran >= 5);
+}
+
+
+static void
+test_translate_requests(void)
+{
+    tg_test_xl_cases(true);
+}
+
+
+static void
+test_translate_responses(void)
+{
+    tg_test_xl_cases(false);
+}
+
+
+/*
+ * Every stream case gives the same bytes cut in two at every byte, and
+ * fed one byte at a time, as fed whole: the translator keeps its state
+ * between pieces and emits nothing early or twice.
+ */
+static void
+test_translate_every_byte(void)
+{
+    char dir[1024], *kind, *in, *whole, *got;
+    size_t n, wlen, glen, cut;
+    struct dirent *de;
+    tg_test_xl_resp_t k;
+    int streams = 0;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%s/" TG_TEST_XL_DIR, tg_test_srcdir());
+    d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        kind = tg_test_xl_read(de->d_name, "kind", NULL);
+        in = tg_test_xl_read(de->d_name, "input", &n);
+        if (kind != NULL && in != NULL && tg_test_xl_parse_kind(kind, &k)) {
+            streams += k.sse;
+            whole = tg_test_xl_response(&k, in, n, 0, 0, &wlen);
+            CU_ASSERT_PTR_NOT_NULL(whole);
+            for (cut = 1; whole != NULL && cut < n; cut++) {
+                got = tg_test_xl_response(&k, in, n, 0, cut, &glen);
+                CU_ASSERT(got != NULL && glen == wlen &&
+                          memcmp(got, whole, wlen) == 0);
+                if (got == NULL || glen != wlen ||
+                    memcmp(got, whole, wlen) != 0) {
+                    fprintf(stderr, "\n  %s differs cut at %zu\n", de->d_name,
+                            cut);
+                    free(got);
+                    break;
+                }
+                free(got);
+            }
+            got = tg_test_xl_response(&k, in, n, 1, 0, &glen);
+            CU_ASSERT(whole != NULL && got != NULL && glen == wlen &&
+                      memcmp(got, whole, wlen) == 0);
+            free(got);
+            free(whole);
+        }
+        free(kind);
+        free(in);
+    }
+    closedir(d);
+    CU_ASSERT(streams >= 4);
+}
+
+
+/* Garbage, a truncated stream and an event past the bound never crash
+ * and end in a bounded way. */
+static void
+test_translate_hostile(void)
+{
+    static const char junk[] = "data: {\"choices\":[{\"delta\":{\"tool_calls\":"
+                               "[{\"index\":-5,\"function\":{\"arguments\":7}}"
+                               "]}}]}\n\ndata: [1,2,3]\n\nevent: "
+                               "content_block_delta\ndata: {\"delta\":null}"
+                               "\n\n";
+    tg_test_xl_resp_t k = {TG_API_ANTHROPIC, 200, true, false};
+    size_t len;
+    char *out;
+
+    out = tg_test_xl_response(&k, junk, sizeof(junk) - 1, 0, 0, &len);
+    CU_ASSERT_PTR_NOT_NULL(out);
+    free(out);
+    k.api = TG_API_OPENAI;
+    out = tg_test_xl_response(&k, junk, sizeof(junk) - 1, 0, 0, &len);
+    CU_ASSERT_PTR_NOT_NULL(out);
+    free(out);
+    /* A body that is not JSON answers with an error in the client's
+     * shape, not a crash or an empty body. */
+    k.sse = false;
+    out = tg_test_xl_response(&k, "<html>", 6, 0, 0, &len);
+    CU_ASSERT(out != NULL && strstr(out, "\"error\"") != NULL);
+    free(out);
+}
+
+
+/* Requests that are not JSON, or not objects, are declined with a
+ * message; none is an error of ours. */
+static void
+test_translate_bad_requests(void)
+{
+    static const char *const bad[] = {"",
+                                      "[]",
+                                      "{",
+                                      "{\"model\":1}",
+                                      "{\"model\":\"m\",\"messages\":{}}",
+                                      "{\"model\":\"m\",\"messages\":[1]}"};
+    tg_translate_req_t q = {TG_API_OPENAI, NULL, 4096, 1};
+    char *out;
+    size_t len, i;
+    tg_err_t err;
+
+    for (i = 0; i < TG_NELEMS(bad); i++) {
+        q.client_api = TG_API_OPENAI;
+        CU_ASSERT_EQUAL(
+            tg_translate_request(&q, bad[i], strlen(bad[i]), &out, &len, &err),
+            TG_DECLINED);
+        CU_ASSERT_PTR_NULL(out);
+        q.client_api = TG_API_ANTHROPIC;
+        CU_ASSERT_EQUAL(
+            tg_translate_request(&q, bad[i], strlen(bad[i]), &out, &len, &err),
+            TG_DECLINED);
+    }
+    CU_ASSERT_EQUAL(tg_translate_status(TG_API_OPENAI, 529), 503);
+    CU_ASSERT_EQUAL(tg_translate_status(TG_API_ANTHROPIC, 529), 529);
+    CU_ASSERT_STRING_EQUAL(tg_translate_path(1), "/v1/chat/completions");
+}
+
+
+/* See unit.h. */
+int
+tg_test_translate_register(void)
+{
+    CU_pSuite s = CU_add_suite("translate", NULL, NULL);
+
+    if (s == NULL ||
+        CU_add_test(s, "request cases translate as expected",
+                    test_translate_requests) == NULL ||
+        CU_add_test(s, "response and stream cases translate as expected",
+                    test_translate_responses) == NULL ||
+        CU_add_test(s, "streams cut at every byte translate as when fed whole",
+                    test_translate_every_byte) == NULL ||
+        CU_add_test(s, "hostile upstream bodies never crash",
+                    test_translate_hostile) == NULL ||
+        CU_add_test(s, "bad request bodies are declined with a message",
+                    test_translate_bad_requests) == NULL) {
+        return -1;
+    }
+    return 0;
+}
