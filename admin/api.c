@@ -773,6 +773,51 @@ tg_api_peer(int fd, char *out, size_t cap)
 }
 
 
+/* Accepting resumes after a pause for want of descriptors. */
+static void
+tg_api_accept_resume(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_api_t *a = t->data;
+
+    (void)tg_ev_mod(loop, a->listen_fd, EPOLLIN);
+}
+
+
+/*
+ * accept4 failed on listening socket <fd> with <err>.  Out of descriptors
+ * or memory, the socket stays readable and the loop would spin on it:
+ * stop accepting for 100 ms (the clients wait in the backlog) and warn
+ * at most once a second with a count, as the workers do.
+ */
+static void
+tg_api_accept_failed(tg_api_t *a, int fd, int err)
+{
+    uint64_t now = tg_ev_now(a->loop);
+
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
+            tg_log(TG_LOG_ERR, err, "accept4() failed");
+        }
+        return;
+    }
+    a->accept_fails++;
+    if (a->accept_logged == 0 || now - a->accept_logged >= 1000) {
+        tg_log(TG_LOG_WARN, err,
+               "accept4() failed %llu time(s) for want of descriptors or "
+               "memory, with %u admin connections open; accepting paused "
+               "for 100 ms each time",
+               (unsigned long long)a->accept_fails, a->nconns);
+        a->accept_fails = 0;
+        a->accept_logged = now;
+    }
+    if (tg_ev_mod(a->loop, fd, 0) == TG_OK) {
+        a->accept_timer.handler = tg_api_accept_resume;
+        a->accept_timer.data = a;
+        tg_ev_timer_add(a->loop, &a->accept_timer, 100);
+    }
+}
+
+
 static void
 tg_api_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 {
@@ -784,6 +829,7 @@ tg_api_accept_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
     for (i = 0; i < 64; i++) {
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd == -1) {
+            tg_api_accept_failed(a, fd, errno);
             return;
         }
         if (a->nconns >= TG_API_CONNS_MAX) {
@@ -927,6 +973,7 @@ tg_api_stop(void)
         tg_pg_forget(tg_api_pg(), a);
     }
     tg_ev_timer_del(a->loop, &a->tick);
+    tg_ev_timer_del(a->loop, &a->accept_timer);
     if (a->listen_fd != -1) {
         tg_ev_del(a->loop, a->listen_fd);
     }

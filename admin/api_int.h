@@ -75,7 +75,10 @@ struct tg_api_s {
     bool bootstrap_logged;
     char bootstrap_hash[TG_CRYPTO_HASH_MAX];
     char bootstrap_pw[TG_CRYPTO_TOKEN_MAX];
-    tg_api_req_t *conns; /* list of open connections */
+    tg_api_req_t *conns;        /* list of open connections */
+    tg_ev_timer_t accept_timer; /* re-enables accepting after EMFILE */
+    uint64_t accept_fails;      /* failed accepts since the last warning */
+    uint64_t accept_logged;     /* loop ms of the last warning */
 };
 
 struct tg_api_req_s {

@@ -217,9 +217,56 @@ static void
 tg_publish_moved(void *arg, uint32_t from, uint32_t to)
 {
     tg_shm_t *shm = arg;
+    tg_shm_quotas_t *qt = tg_shm_quotas(shm);
+    tg_shm_quota_t *qf = tg_shm_quota_get(qt, tg_shm_quota_key(qt, from));
+    tg_shm_quota_t *qto = tg_shm_quota_get(qt, tg_shm_quota_key(qt, to));
+    int i;
 
-    (void)from;
     tg_shm_rl_reset(&tg_shm_rl(shm)[to]);
+    /* The key's quota goes with it, usage included; reservations in
+     * flight stay on the old entry and are settled there (saturating),
+     * so the moved key is briefly under-reserved, never stuck. */
+    if (qf != NULL && qto != NULL && (qf->flags & TG_SHM_QUOTA_F_USED)) {
+        tg_shm_quota_set_limits(qt, tg_shm_quota_key(qt, to), qf->id, qf->flags,
+                                qf->limit);
+        for (i = 0; i < TG_SHM_Q_NPERIODS; i++) {
+            tg_shm_quota_set_base(qt, tg_shm_quota_key(qt, to), i,
+                                  qf->base_start[i],
+                                  qf->base[TG_SHM_Q_I(i, TG_SHM_Q_TOKENS)], 0,
+                                  qf->base[TG_SHM_Q_I(i, TG_SHM_Q_COST)]);
+            atomic_store(
+                &qto->used[TG_SHM_Q_I(i, TG_SHM_Q_TOKENS)],
+                atomic_load(&qf->used[TG_SHM_Q_I(i, TG_SHM_Q_TOKENS)]));
+            atomic_store(&qto->used[TG_SHM_Q_I(i, TG_SHM_Q_COST)],
+                         atomic_load(&qf->used[TG_SHM_Q_I(i, TG_SHM_Q_COST)]));
+            atomic_store(&qto->start[i], atomic_load(&qf->start[i]));
+        }
+        tg_shm_quota_clear(qt, tg_shm_quota_key(qt, from));
+    }
+}
+
+
+/* Publish quota limits <q> of entry <idx> for <id>, or clear the entry
+ * when <q> has none. */
+static void
+tg_publish_quota(tg_shm_t *shm, uint32_t idx, uint32_t id,
+                 const tg_publish_quota_t *q)
+{
+    uint64_t limit[TG_SHM_Q_N];
+
+    limit[TG_SHM_Q_I(TG_SHM_Q_DAY, TG_SHM_Q_TOKENS)] = q->tokens_day;
+    limit[TG_SHM_Q_I(TG_SHM_Q_MONTH, TG_SHM_Q_TOKENS)] = q->tokens_month;
+    limit[TG_SHM_Q_I(TG_SHM_Q_DAY, TG_SHM_Q_COST)] = q->cost_day_pusd;
+    limit[TG_SHM_Q_I(TG_SHM_Q_MONTH, TG_SHM_Q_COST)] = q->cost_month_pusd;
+    if ((limit[0] | limit[1] | limit[2] | limit[3]) == 0) {
+        tg_shm_quota_clear(tg_shm_quotas(shm), idx);
+        return;
+    }
+    tg_shm_quota_set_limits(
+        tg_shm_quotas(shm), idx, id,
+        (q->cache_reads_day ? TG_SHM_QUOTA_F_CACHE_DAY : 0) |
+            (q->cache_reads_month ? TG_SHM_QUOTA_F_CACHE_MONTH : 0),
+        limit);
 }
 
 
@@ -270,6 +317,10 @@ tg_publish_upsert(tg_shm_t *shm, const tg_publish_key_t *k, bool *added,
         tg_shm_rl_reset(&tg_shm_rl(shm)[slot]);
         *added = true;
     }
+    /* The quota goes first: a request that finds the key must find its
+     * limits too. */
+    tg_publish_quota(shm, tg_shm_quota_key(tg_shm_quotas(shm), slot), e.key_id,
+                     &k->quota);
     if (tg_shm_keys_upsert(tg_shm_keys(shm), &e, NULL) != TG_SHM_OK) {
         tg_log(TG_LOG_ERR, 0, "publishing key %u failed", e.key_id);
         return TG_ERROR;
@@ -443,6 +494,7 @@ tg_publish_keys(tg_shm_t *shm, const tg_publish_key_t *keys, size_t n,
 int
 tg_publish_user(tg_shm_t *shm, const tg_publish_user_t *u)
 {
+    tg_publish_quota_t q;
     tg_shm_user_t e;
 
     memset(&e, 0, sizeof(e));
@@ -455,6 +507,22 @@ tg_publish_user(tg_shm_t *shm, const tg_publish_user_t *u)
                u->user_id, u->idx);
         return TG_ERROR;
     }
+    q = u->quota;
+    if ((q.tokens_day | q.tokens_month | q.cost_day_pusd | q.cost_month_pusd) ==
+            0 &&
+        u->quota_tokens > 0) {
+        /* The configuration file's quota_tokens per quota_period is a
+         * token quota of that period (cache reads included, as before). */
+        if (u->period == TG_SHM_USER_PERIOD_DAY) {
+            q.tokens_day = u->quota_tokens;
+            q.cache_reads_day = true;
+        } else if (u->period == TG_SHM_USER_PERIOD_MONTH) {
+            q.tokens_month = u->quota_tokens;
+            q.cache_reads_month = true;
+        }
+    }
+    tg_publish_quota(shm, tg_shm_quota_user(tg_shm_quotas(shm), u->idx),
+                     u->user_id, &q);
     return TG_OK;
 }
 
@@ -572,4 +640,75 @@ tg_publish_all(const tg_conf_t *conf, tg_shm_t *shm)
            "published the configuration: %zu users, %zu keys, %zu endpoints",
            conf->nusers, conf->nkeys, conf->nendpoints);
     return rc;
+}
+
+
+/* See publish.h. */
+int
+tg_publish_prices(tg_shm_t *shm, const tg_publish_price_t *rows, size_t n)
+{
+    tg_shm_price_t *t;
+    size_t i, len;
+    int rc = TG_ERROR;
+
+    if (n > TG_SHM_PRICES_MAX) {
+        tg_log(TG_LOG_ERR, 0,
+               "%zu model prices do not fit the %d shared memory holds; "
+               "prices not published",
+               n, TG_SHM_PRICES_MAX);
+        return TG_ERROR;
+    }
+    t = calloc(n ? n : 1, sizeof(*t));
+    if (t == NULL) {
+        tg_log(TG_LOG_ERR, 0, "calloc(%zu prices) failed", n);
+        return TG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        len = strnlen(rows[i].pattern, sizeof(rows[i].pattern));
+        if (len == 0 || len >= sizeof(t[i].pattern)) {
+            tg_log(TG_LOG_ERR, 0,
+                   "model price %zu has an empty or overlong pattern; "
+                   "prices not published",
+                   i);
+            goto done;
+        }
+        memcpy(t[i].pattern, rows[i].pattern, len);
+        t[i].pusd[TG_PRICE_INPUT] = rows[i].in;
+        t[i].pusd[TG_PRICE_OUTPUT] = rows[i].out;
+        t[i].pusd[TG_PRICE_CACHE_READ] = rows[i].cache_read;
+        t[i].pusd[TG_PRICE_CACHE_5M] = rows[i].cache_5m;
+        t[i].pusd[TG_PRICE_CACHE_1H] = rows[i].cache_1h;
+    }
+    if (tg_shm_prices_set(tg_shm_prices(shm), t, n) != TG_SHM_OK) {
+        tg_log(TG_LOG_ERR, 0, "publishing %zu model prices failed", n);
+        goto done;
+    }
+    tg_log(TG_LOG_INFO, 0, "published %zu model prices", n);
+    rc = TG_OK;
+
+done:
+    free(t);
+    return rc;
+}
+
+
+/* See publish.h. */
+uint32_t
+tg_publish_quota_user(tg_shm_t *shm, uint32_t idx)
+{
+    return tg_shm_quota_user(tg_shm_quotas(shm), idx);
+}
+
+
+/* See publish.h. */
+uint32_t
+tg_publish_quota_key(tg_shm_t *shm, const uint8_t digest[32])
+{
+    tg_shm_key_t k;
+    uint32_t slot;
+
+    if (tg_shm_keys_lookup(tg_shm_keys(shm), digest, &k, &slot) != TG_SHM_OK) {
+        return TG_SHM_QUOTA_NONE;
+    }
+    return tg_shm_quota_key(tg_shm_quotas(shm), slot);
 }

@@ -45,8 +45,10 @@
 #include "core/core.h"
 #include "core/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,43 @@ _Static_assert(TG_LOG_ERR == 0 && TG_LOG_WARN == 1 && TG_LOG_NOTICE == 2 &&
 
 static const char *const tg_conf_levels[] = {"error", "warn",  "notice",
                                              "info",  "debug", NULL};
+
+static const char *const tg_conf_disconnects[] = {"drain", "cancel", NULL};
+
+
+/*
+ * Whether <tz> names a time zone: "UTC", a file under /usr/share/zoneinfo
+ * (an IANA name; no "..", no leading '/'), or a POSIX TZ string (three or
+ * more letters, then an offset: "CET-1", "EST5EDT,M3.2.0,M11.1.0").
+ */
+static bool
+tg_conf_timezone_ok(const char *tz)
+{
+    char path[128];
+    size_t i = 0;
+    int n;
+
+    if (strcmp(tz, "UTC") == 0 || strcmp(tz, "GMT") == 0) {
+        return true;
+    }
+    if (tz[0] == '/' || strstr(tz, "..") != NULL) {
+        return false;
+    }
+    n = snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+    if (n > 0 && (size_t)n < sizeof(path) && access(path, R_OK) == 0) {
+        return true;
+    }
+    while (isalpha((unsigned char)tz[i])) {
+        i++;
+    }
+    if (i < 3) {
+        return false;
+    }
+    if (tz[i] == '+' || tz[i] == '-') {
+        i++;
+    }
+    return isdigit((unsigned char)tz[i]);
+}
 
 static const tg_conf_rule_t tg_conf_listen_rules[] = {
     TG_CONF_TOP("address", TG_CONF_T_ADDR, listen_addr, 1, 63),
@@ -133,6 +172,11 @@ static const tg_conf_rule_t tg_conf_usage_rules[] = {
     TG_CONF_TOP("ring_slots", TG_CONF_T_U32, usage_ring, 64, 16777216),
     TG_CONF_TOP("spool_dir", TG_CONF_T_STRING, spool_dir, 1, 4000),
     TG_CONF_TOP("log", TG_CONF_T_STRING, usage_log, 1, 4095),
+    TG_CONF_TOP("timezone", TG_CONF_T_STRING, usage_timezone, 1, 63),
+    TG_CONF_ENUM("on_client_disconnect", 0, tg_conf_t, usage_disconnect,
+                 tg_conf_disconnects),
+    TG_CONF_DURATION("drain_timeout", drain_timeout_ms),
+    TG_CONF_TOP("drain_bytes", TG_CONF_T_SIZE, drain_bytes, 0, 1073741824),
     TG_CONF_END,
 };
 
@@ -395,6 +439,10 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->usage_ring = 16384;
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
     snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
+    snprintf(conf->usage_timezone, sizeof(conf->usage_timezone), "UTC");
+    conf->usage_disconnect = TG_CONF_DISCONNECT_DRAIN;
+    conf->drain_timeout_ms = 30000;
+    conf->drain_bytes = 8u << 20;
     conf->database_start_timeout_ms = 5000;
     snprintf(conf->secret_key, sizeof(conf->secret_key), "run/secret.key");
     conf->reconcile_interval_ms = 30000;
@@ -435,6 +483,13 @@ tg_conf_finish(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
                                "must differ from admin.port (%d); set "
                                "admin.port, or 0 to disable admin",
                                conf->admin_port);
+    }
+    if (!tg_conf_timezone_ok(conf->usage_timezone)) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "usage.timezone"),
+                               "\"%s\" is not a known time zone (an IANA "
+                               "name such as \"Europe/Paris\", or a POSIX "
+                               "TZ string such as \"CET-1\")",
+                               conf->usage_timezone);
     }
     if ((conf->usage_ring & (conf->usage_ring - 1)) != 0) {
         return tg_conf_invalid(ctx, config_lookup(cfg, "usage.ring_slots"),

@@ -66,15 +66,16 @@ typedef struct {
 } tg_conf_endpoint_t;
 
 typedef struct {
-    char name[64];              /* unique; "default" exists implicitly */
-    int strategy;               /* TG_STRATEGY_*, default weighted */
-    uint32_t failure_threshold; /* consecutive failures that open, 5 */
-    uint32_t cooldown_ms;       /* open breaker wait, default 30 s */
-    uint32_t max_retries;       /* other endpoints tried, default 2 */
-    uint32_t retry_deadline_ms; /* no new attempt after, default 60 s */
-    bool sticky;                /* conversation affinity, default true */
-    uint32_t sticky_ttl_ms;     /* default 1 h */
-    uint32_t explore_milli;     /* latency strategy exploration, 0.05 */
+    char name[64];                 /* unique; "default" exists implicitly */
+    int strategy;                  /* TG_STRATEGY_*, default weighted */
+    uint32_t failure_threshold;    /* consecutive failures that open, 5 */
+    uint32_t cooldown_ms;          /* open breaker wait, default 30 s */
+    uint32_t max_retries;          /* other endpoints tried, default 2 */
+    uint32_t retry_deadline_ms;    /* no new attempt after, default 60 s */
+    uint32_t wait_for_cooldown_ms; /* wait when all cool, default 0 */
+    bool sticky;                   /* conversation affinity, default true */
+    uint32_t sticky_ttl_ms;        /* default 1 h */
+    uint32_t explore_milli;        /* latency strategy exploration, 0.05 */
     bool translate; /* endpoints of the other API style serve too, true */
 } tg_conf_group_t;
 
@@ -89,6 +90,9 @@ typedef struct {
 #define TG_CONF_MODEL_PATTERNS 64 /* distinct patterns in the whole file */
 
 enum { TG_QUOTA_NONE = 0, TG_QUOTA_DAY = 1, TG_QUOTA_MONTH = 2 };
+
+/* usage.on_client_disconnect */
+enum { TG_CONF_DISCONNECT_DRAIN = 0, TG_CONF_DISCONNECT_CANCEL = 1 };
 
 /* Where tg_conf_t.database came from. */
 enum {
@@ -182,9 +186,13 @@ typedef struct tg_conf_s {
     uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
-    uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
-    char spool_dir[4096]; /* overflow spool files, default "spool" */
-    char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
+    uint32_t usage_ring;       /* ring slots, a power of two, default 16384 */
+    char spool_dir[4096];      /* overflow spool files, default "spool" */
+    char usage_log[4096];      /* admin's JSON-lines sink, "off" = none */
+    char usage_timezone[64];   /* quota periods: IANA name or POSIX TZ, UTC */
+    int usage_disconnect;      /* TG_CONF_DISCONNECT_*, default DRAIN */
+    uint32_t drain_timeout_ms; /* drain deadline after the client left, 30s */
+    size_t drain_bytes;        /* drain byte cap after the client left, 8m */
 
     /* database: a libpq conninfo ("env:NAME" resolved at load); a secret
      * (it may hold a password), never logged */

@@ -89,6 +89,8 @@ static const tg_conf_rule_t tg_conf_group_rules[] = {
     TG_CONF_GROUP("max_retries", TG_CONF_T_U32, 0, max_retries, 0, 16),
     TG_CONF_GROUP("retry_deadline", TG_CONF_T_DURATION, 0, retry_deadline_ms, 1,
                   TG_CONF_DAY_MS),
+    TG_CONF_GROUP("wait_for_cooldown", TG_CONF_T_DURATION, 0,
+                  wait_for_cooldown_ms, 0, 60000),
     TG_CONF_GROUP("sticky", TG_CONF_T_BOOL, 0, sticky, 0, 1),
     TG_CONF_GROUP("sticky_ttl", TG_CONF_T_DURATION, 0, sticky_ttl_ms, 1,
                   TG_CONF_DAY_MS * 7u),

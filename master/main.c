@@ -120,6 +120,10 @@ main(int argc, char **argv)
         return 1;
     }
     if (test) {
+        (void)tg_master_nofile(conf, err, sizeof(err));
+        if (err[0] != '\0') {
+            fprintf(stderr, "tollgate: warning: %s\n", err);
+        }
         printf("tollgate: the configuration file %s syntax is ok\n"
                "tollgate: configuration file %s test is successful\n",
                path, path);

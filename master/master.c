@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -455,6 +456,12 @@ tg_master_release(tg_master_proc_t *p)
         tg_log(TG_LOG_NOTICE, 0, "released %u concurrency slots of pid %d", n,
                (int)pid);
     }
+    n = tg_shm_quota_reclaim(tg_shm_quotas(shm), tg_shm_qres(shm, p->shm_idx),
+                             tg_shm_hdr(shm)->leases_per_proc);
+    if (n > 0) {
+        tg_log(TG_LOG_NOTICE, 0, "released %u quota reservations of pid %d", n,
+               (int)pid);
+    }
     if (tg_shm_ring_reap(tg_shm_ring(shm), pid) > 0) {
         tg_log(TG_LOG_WARN, 0,
                "pid %d died while publishing a usage record; "
@@ -823,6 +830,62 @@ tg_master_loop(const sigset_t *blocked)
 }
 
 
+/* See master.h. */
+int
+tg_master_nofile(const tg_conf_t *conf, char *warn, size_t len)
+{
+    uint64_t need, conns, max_files = 0;
+    struct rlimit rl;
+    FILE *fp;
+
+    warn[0] = '\0';
+    conns = conf->max_connections > 256 ? conf->max_connections : 256;
+    need = conns * 2 + TG_MASTER_NOFILE_MARGIN;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+        snprintf(warn, len, "getrlimit(RLIMIT_NOFILE) failed (%d: %s)", errno,
+                 strerror(errno));
+        return 1024;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit want = rl;
+
+        want.rlim_cur = need;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+            want.rlim_max = need;
+        }
+        if (setrlimit(RLIMIT_NOFILE, &want) == -1 &&
+            rl.rlim_cur < rl.rlim_max) {
+            /* Not allowed past the hard limit: take what there is. */
+            want.rlim_cur = rl.rlim_max;
+            want.rlim_max = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &want);
+        }
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        snprintf(warn, len,
+                 "the descriptor limit is %llu, but limits.max_connections = "
+                 "%u needs %llu per worker (two per connection plus %d); "
+                 "raise it (ulimit -n, LimitNOFILE=) or lower "
+                 "limits.max_connections, or connections will be refused "
+                 "when descriptors run out",
+                 (unsigned long long)rl.rlim_cur, conf->max_connections,
+                 (unsigned long long)need, TG_MASTER_NOFILE_MARGIN);
+    } else if ((fp = fopen("/proc/sys/fs/file-max", "r")) != NULL) {
+        if (fscanf(fp, "%llu", (unsigned long long *)&max_files) == 1 &&
+            max_files < need * (uint64_t)conf->workers) {
+            snprintf(warn, len,
+                     "fs.file-max is %llu, less than %d workers x %llu "
+                     "descriptors that limits.max_connections = %u may use",
+                     (unsigned long long)max_files, conf->workers,
+                     (unsigned long long)need, conf->max_connections);
+        }
+        fclose(fp);
+    }
+    return (int)TG_MIN(rl.rlim_cur, (rlim_t)(1 << 30));
+}
+
+
 /*
  * Run master: see master.h.  Startup failures are fatal with a message on
  * the error log (stderr until the log is open).
@@ -832,7 +895,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
 {
     tg_shm_sizes_t sizes;
     sigset_t blocked;
-    char err[256];
+    char err[256], warn[512];
     int nofile;
     int rc = 1;
 
@@ -842,7 +905,11 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
         return 1;
     }
     tg_log_set_role("master", -1);
-    nofile = tg_nofile_raise();
+    nofile = tg_master_nofile(conf, warn, sizeof(warn));
+    if (warn[0] != '\0') {
+        tg_log(TG_LOG_WARN, 0, "%s", warn);
+        fprintf(stderr, "tollgate: warning: %s\n", warn);
+    }
     if (tg_master_open_sockets(NULL, conf) != TG_OK) {
         return 1;
     }

@@ -22,4 +22,19 @@
  */
 int tg_master_run(tg_conf_t *conf, bool daemonize);
 
+/*
+ * Raise this process's descriptor limit (RLIMIT_NOFILE, inherited by the
+ * workers and admin) to what <conf> needs: each worker holds up to
+ * limits.max_connections client sockets and as many upstream ones, plus a
+ * margin (TG_MASTER_NOFILE_MARGIN); admin holds its 256 connections.  The
+ * soft limit goes up to the hard one; past that the hard limit too, when
+ * the process may (CAP_SYS_RESOURCE).  Returns the soft limit now in
+ * force; when it is still short of the need, or the system-wide
+ * fs.file-max is below workers x the need, <warn> (<len> bytes) says so
+ * (otherwise it is empty).
+ */
+int tg_master_nofile(const tg_conf_t *conf, char *warn, size_t len);
+
+#define TG_MASTER_NOFILE_MARGIN 256
+
 #endif /* TG_MASTER_MASTER_H */

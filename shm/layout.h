@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TG_SHM_MAGIC          0x20261204u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 8u
+#define TG_SHM_MAGIC          0x20261205u /* date of the layout below */
+#define TG_SHM_LAYOUT_VERSION 9u
 #define TG_SHM_CACHELINE      64
 
 enum {
@@ -39,6 +39,9 @@ enum {
     TG_SHM_T_STICKY = 9,    /* sticky sessions (shm/sticky.h) */
     TG_SHM_T_EVENTS = 10,   /* endpoint events ring (shm/events.h) */
     TG_SHM_T_INFLIGHT = 11, /* requests in flight, per proc (inflight.h) */
+    TG_SHM_T_PRICES = 12,   /* model prices (shm/prices.h) */
+    TG_SHM_T_QUOTA = 13,    /* quota entries, users then keys (quota.h) */
+    TG_SHM_T_QRES = 14,     /* quota reservations, per proc (quota.h) */
     TG_SHM_T_EPCONF = 15,   /* endpoint and group config (epconf.h) */
     TG_SHM_NTABLES = 16     /* directory size; unused entries are zero */
 };

@@ -107,10 +107,11 @@ enum {
 };
 
 /* tg_usage_rec_t.flags bits. */
-#define TG_USAGE_F_STREAM  0x01u /* the client asked for a stream (SSE) */
-#define TG_USAGE_F_RETRIED 0x02u /* sent to more than one endpoint */
-#define TG_USAGE_F_OPENAI  0x04u /* OpenAI-style API, else Anthropic */
-#define TG_USAGE_F_UNKNOWN 0x08u /* tokens could not be (fully) read */
+#define TG_USAGE_F_STREAM   0x01u /* the client asked for a stream (SSE) */
+#define TG_USAGE_F_RETRIED  0x02u /* sent to more than one endpoint */
+#define TG_USAGE_F_OPENAI   0x04u /* OpenAI-style API, else Anthropic */
+#define TG_USAGE_F_UNKNOWN  0x08u /* tokens could not be (fully) read */
+#define TG_USAGE_F_UNPRICED 0x10u /* no price matched the model: cost 0 */
 
 /* Indexes of tg_usage_rec_t.tokens. */
 enum {
@@ -146,8 +147,10 @@ typedef struct {
     uint64_t ttfb_us;                  /* request received to first byte sent */
     uint64_t bytes_in;                 /* bytes read from the client */
     uint64_t bytes_out;                /* bytes written to the client */
-    uint64_t cost_micro;  /* cost in micro-dollars, as charged to quota */
-    char model[64];       /* model name, NUL-padded, truncated */
+    uint64_t cost_pusd;                /* cost in pico-USD (1e-12 USD) after the
+                                          endpoint's price_factor, as charged to the
+                                          quotas; 0 when unpriced (TG_USAGE_F_UNPRICED) */
+    char model[64];                    /* model name, NUL-padded, truncated */
     uint8_t reserved[64]; /* zero; room to grow without a new size */
 } tg_usage_rec_t;
 
@@ -159,7 +162,7 @@ _Static_assert(sizeof(tg_usage_rec_t) % TG_SHM_CACHELINE == 0,
 _Static_assert(offsetof(tg_usage_rec_t, outcome) == 28, "usage rec layout");
 _Static_assert(offsetof(tg_usage_rec_t, pid) == 32, "usage rec layout");
 _Static_assert(offsetof(tg_usage_rec_t, tokens) == 40, "usage rec layout");
-_Static_assert(offsetof(tg_usage_rec_t, cost_micro) == 120, "usage rec layout");
+_Static_assert(offsetof(tg_usage_rec_t, cost_pusd) == 120, "usage rec layout");
 _Static_assert(offsetof(tg_usage_rec_t, model) == 128, "usage rec layout");
 
 #define TG_SHM_RING_MAGIC 0x52494e47u /* "RING" */

@@ -80,6 +80,18 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     spec[TG_SHM_T_EPCONF] =
         (tg_shm_spec_t){nepconf, (uint32_t)sizeof(tg_shm_epconf_ep_t),
                         tg_shm_epconf_size(nepconf, ngroups)};
+    spec[TG_SHM_T_PRICES] = (tg_shm_spec_t){1, (uint32_t)tg_shm_prices_size(),
+                                            tg_shm_prices_size()};
+    /* The quota table's header line comes before its entries: users
+     * first, then one per key slot. */
+    spec[TG_SHM_T_QUOTA] = (tg_shm_spec_t){
+        sizes->users + key_slots, (uint32_t)sizeof(tg_shm_quota_t),
+        sizes->users > UINT32_MAX - key_slots
+            ? 0
+            : tg_shm_quota_size(sizes->users, key_slots)};
+    spec[TG_SHM_T_QRES] = (tg_shm_spec_t){
+        sizes->procs, sizes->leases * (uint32_t)sizeof(tg_shm_qres_t),
+        tg_shm_qres_size(sizes->leases, sizes->procs)};
     if (key_slots == 0) {
         return false;
     }
@@ -214,7 +226,10 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
         tg_shm_epconf_init(tg_shm_table(shm, TG_SHM_T_EPCONF),
                            hdr->tables[TG_SHM_T_EPCONF].capacity,
                            sizes->groups ? sizes->groups
-                                         : TG_SHM_GROUPS_DEFAULT) == NULL) {
+                                         : TG_SHM_GROUPS_DEFAULT) == NULL ||
+        tg_shm_prices_init(tg_shm_table(shm, TG_SHM_T_PRICES)) == NULL ||
+        tg_shm_quota_format(tg_shm_table(shm, TG_SHM_T_QUOTA), sizes->users,
+                            hdr->tables[TG_SHM_T_KEYS].capacity) == NULL) {
         snprintf(err, errlen, "initialising the shared tables failed");
         munmap(shm->base, size);
         shm->base = NULL;

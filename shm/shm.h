@@ -15,7 +15,9 @@
 #include "shm/inflight.h"
 #include "shm/keys.h"
 #include "shm/layout.h"
+#include "shm/prices.h"
 #include "shm/procs.h"
+#include "shm/quota.h"
 #include "shm/ring.h"
 #include "shm/rl.h"
 #include "shm/sticky.h"
@@ -173,6 +175,28 @@ tg_shm_inflight(const tg_shm_t *shm, uint32_t idx)
 {
     return tg_shm_inflight_of(tg_shm_table(shm, TG_SHM_T_INFLIGHT),
                               tg_shm_hdr(shm)->leases_per_proc, idx);
+}
+
+static inline tg_shm_prices_t *
+tg_shm_prices(const tg_shm_t *shm)
+{
+    return (tg_shm_prices_t *)tg_shm_table(shm, TG_SHM_T_PRICES);
+}
+
+
+static inline tg_shm_quotas_t *
+tg_shm_quotas(const tg_shm_t *shm)
+{
+    return (tg_shm_quotas_t *)tg_shm_table(shm, TG_SHM_T_QUOTA);
+}
+
+
+/* Proc entry <idx>'s quota reservations, one per lease index. */
+static inline tg_shm_qres_t *
+tg_shm_qres(const tg_shm_t *shm, uint32_t idx)
+{
+    return tg_shm_qres_of(tg_shm_table(shm, TG_SHM_T_QRES),
+                          tg_shm_hdr(shm)->leases_per_proc, idx);
 }
 
 #endif /* TG_SHM_SHM_H */

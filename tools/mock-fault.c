@@ -51,6 +51,9 @@ const char *tg_mock_cnt_names[TG_MOCK_C_MAX] = {
     [TG_MOCK_C_FAULT + TG_MOCK_F_ERROR_MID] = "error-mid",
     [TG_MOCK_C_FAULT + TG_MOCK_F_SLOW] = "slow-first-byte",
     [TG_MOCK_C_FAULT + TG_MOCK_F_HANG] = "hang",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_CLOSE_REUSED] = "close-reused",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_GARBAGE] = "garbage",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_BOMB] = "gzip-bomb",
     [TG_MOCK_C_STATUS + 0] = "2xx",
     [TG_MOCK_C_STATUS + 1] = "4xx",
     [TG_MOCK_C_STATUS + 2] = "5xx",
@@ -116,6 +119,12 @@ tg_mock_fault_item(tg_mock_fault_t *f, const char *s, size_t len, char *err,
         f->error_mid = true;
     } else if (tg_mock_lit_eq(name, "hang") && arg == NULL) {
         f->hang = true;
+    } else if (tg_mock_lit_eq(name, "close-reused") && arg == NULL) {
+        f->close_reused = true;
+    } else if (tg_mock_lit_eq(name, "garbage") && arg == NULL) {
+        f->garbage = true;
+    } else if (tg_mock_lit_eq(name, "gzip-bomb") && arg == NULL) {
+        f->bomb = true;
     } else if (tg_mock_lit_eq(name, "slow-first-byte") && arg != NULL &&
                tg_mock_parse_uint(arg, arg_len, TG_MOCK_DELAY_MAX, &v)) {
         f->slow_ms = (uint32_t)v;
@@ -316,6 +325,15 @@ tg_mock_fault_count(const tg_mock_fault_t *f)
     }
     if (f->hang) {
         tg_mock_cnt_add(k + TG_MOCK_F_HANG, 1);
+    }
+    if (f->close_reused) {
+        tg_mock_cnt_add(k + TG_MOCK_F_CLOSE_REUSED, 1);
+    }
+    if (f->garbage) {
+        tg_mock_cnt_add(k + TG_MOCK_F_GARBAGE, 1);
+    }
+    if (f->bomb) {
+        tg_mock_cnt_add(k + TG_MOCK_F_BOMB, 1);
     }
 }
 

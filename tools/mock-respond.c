@@ -10,6 +10,8 @@
  */
 #include "tools/mock.h"
 
+#include <zlib.h>
+
 /* Two "tokens" of text per content delta, cycled. */
 static const char *tg_mock_words[] = {
     "Lorem ipsum ",      "dolor sit ", "amet, consectetur ",
@@ -795,6 +797,69 @@ tg_mock_answer_models(tg_mock_conn_t *c)
         "\"last_id\":\"claude-haiku-4-5-20251001\"}");
 }
 
+#define TG_MOCK_BOMB_BYTES ((size_t)256 << 20) /* inflated size */
+
+/*
+ * gzip-bomb: a 200 application/json answer whose gzip body (about 256 KB)
+ * inflates to 256 MiB of spaces.  Built once per process (a second or so)
+ * and sent whatever the request's accept-encoding said, as a hostile
+ * upstream would.
+ */
+static int
+tg_mock_answer_bomb(tg_mock_conn_t *c)
+{
+    static unsigned char *gz;
+    static size_t gz_len;
+    tg_mock_req_t *r = &c->r;
+    char head[TG_MOCK_HEADROOM];
+    int n;
+
+    if (gz == NULL) {
+        static unsigned char in[1 << 16];
+        size_t cap = TG_MOCK_BOMB_BYTES / 512, left = TG_MOCK_BOMB_BYTES;
+        z_stream z;
+
+        memset(in, ' ', sizeof(in));
+        memset(&z, 0, sizeof(z));
+        gz = malloc(cap);
+        if (gz == NULL || deflateInit2(&z, 9, Z_DEFLATED, 16 + 15, 9,
+                                       Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(gz);
+            gz = NULL;
+            return TG_ERROR;
+        }
+        z.next_out = gz;
+        z.avail_out = (uInt)cap;
+        while (left > 0 && z.avail_out > 0) {
+            z.next_in = in;
+            z.avail_in = (uInt)sizeof(in);
+            left -= sizeof(in);
+            (void)deflate(&z, left > 0 ? Z_NO_FLUSH : Z_FINISH);
+        }
+        gz_len = cap - z.avail_out;
+        deflateEnd(&z);
+    }
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_buf_append(&c->out, gz, gz_len) != TG_OK) {
+        return TG_ERROR;
+    }
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                 "content-encoding: gzip\r\ncontent-length: %zu\r\n"
+                 "request-id: %s\r\nconnection: %s\r\n\r\n",
+                 gz_len, r->id,
+                 (r->keep_alive && !r->close_after) ? "keep-alive" : "close");
+    if (n <= 0 || (size_t)n >= sizeof(head)) {
+        return TG_ERROR;
+    }
+    memcpy(c->out.data + TG_MOCK_HEADROOM - n, head, (size_t)n);
+    c->out.pos = TG_MOCK_HEADROOM - (size_t)n;
+    r->status = 200;
+    c->state = TG_MOCK_S_WRITE;
+    return TG_OK;
+}
+
+
 /* Buffer the answer of a /v1 request once its fault delays are over.
  * TG_OK (the caller drives it out) or TG_ERROR (the caller closes). */
 int
@@ -805,6 +870,8 @@ tg_mock_answer(tg_mock_conn_t *c)
 
     if (r->fault.status != 0) {
         rc = tg_mock_answer_fault(c);
+    } else if (r->fault.bomb) {
+        rc = tg_mock_answer_bomb(c);
     } else if (r->path == TG_MOCK_P_OTHER) {
         rc = r->openai ? tg_mock_error_openai(c, 404, "invalid_request_error",
                                               "Unknown request URL.", NULL,

@@ -603,6 +603,21 @@ tg_mock_dispatch(tg_mock_conn_t *c)
         r->fault.retry_after = -1;
     }
     tg_mock_fault_count(&r->fault);
+    c->served++;
+    if (r->fault.close_reused && c->served > 1) {
+        /* A keep-alive connection the server drops as the next request
+         * arrives: closed cleanly, no answer. */
+        tg_mock_conn_close(c, false);
+        return TG_DONE;
+    }
+    if (r->fault.garbage) {
+        static const char junk[] = "\x16\x03\x01 this is not HTTP at all\r\n"
+                                   "\x00\xff\xfe garbage\r\n\r\n";
+
+        (void)write(c->fd, junk, sizeof(junk) - 1);
+        tg_mock_conn_close(c, false);
+        return TG_DONE;
+    }
     if (r->fault.reset_before) {
         tg_mock_conn_close(c, true);
         return TG_DONE;

@@ -88,7 +88,7 @@ enum {
     TG_MOCK_C_CACHE_CREATE,
     TG_MOCK_C_PATH, /* + TG_MOCK_P_* up to TG_MOCK_P_OTHER */
     TG_MOCK_C_FAULT = TG_MOCK_C_PATH + TG_MOCK_P_OTHER + 1, /* + F_* */
-    TG_MOCK_C_STATUS = TG_MOCK_C_FAULT + 11, /* 2xx, 4xx, 5xx, other */
+    TG_MOCK_C_STATUS = TG_MOCK_C_FAULT + 14, /* 2xx, 4xx, 5xx, other */
     TG_MOCK_C_MAX = TG_MOCK_C_STATUS + 4
 };
 
@@ -104,7 +104,10 @@ enum {
     TG_MOCK_F_RESET_MID,
     TG_MOCK_F_ERROR_MID,
     TG_MOCK_F_SLOW,
-    TG_MOCK_F_HANG
+    TG_MOCK_F_HANG,
+    TG_MOCK_F_CLOSE_REUSED,
+    TG_MOCK_F_GARBAGE,
+    TG_MOCK_F_BOMB
 };
 
 /* Connection states. */
@@ -125,6 +128,9 @@ typedef struct {
     bool reset_mid;    /* RST after half of the response */
     bool error_mid;    /* streams: error event after half */
     bool hang;         /* never answer */
+    bool close_reused; /* close a reused connection without answering */
+    bool garbage;      /* answer bytes that are not HTTP, then close */
+    bool bomb;         /* 200 whose gzip body inflates to 256 MiB */
     uint32_t slow_ms;  /* delay of the response head */
     int64_t times;     /* "*N": next N requests only; -1 = all */
     char spec[TG_MOCK_SPEC_MAX]; /* text as given; "" = no fault */
@@ -204,6 +210,7 @@ struct tg_mock_conn_s {
     tg_ev_timer_t idle;          /* lazy idle check on last_active */
     tg_ev_timer_t step;          /* slow-first-byte and stream delays */
     uint64_t last_active;        /* loop ms of the last read or write */
+    uint32_t served;             /* requests dispatched on it so far */
     tg_mock_conn_t *prev, *next; /* all connections, for shutdown */
     tg_mock_req_t r;
 };

@@ -25,6 +25,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define TG_CONN_LINGER_TIME 5000 /* lingering close: at most, ms */
+#define TG_CONN_LINGER_IDLE 1000 /* ... and between two reads */
+#define TG_CONN_LINGER_MAX  1024 /* lingering sockets per worker */
+
 /* Socket event (EPOLL* bits in <events>) on <c>. */
 typedef void (*tg_conn_event_pt)(tg_conn_t *c, uint32_t events);
 /* <c> is due for writing (queued by tg_conn_want_flush). */
@@ -39,6 +43,7 @@ struct tg_conn_s {
     tg_conn_t *flush_next;    /* on w->flush_head when in_flush */
     tg_conn_t *prev, *next;   /* on w->all_head */
     bool in_flush;            /* queued for the before-sleep flush */
+    bool linger;              /* close lingeringly (tg_conn_close) */
     tg_buf_t in;              /* request bytes (+ pipelined bytes) */
     tg_buf_t out;             /* response bytes not yet written */
     tg_ev_timer_t timer;      /* client-side timeouts */
@@ -53,7 +58,16 @@ struct tg_conn_s {
 void tg_conn_accept_handler(tg_ev_loop_t *loop, int fd, void *data,
                             uint32_t events);
 
-/* Close <c>'s socket, drop it from every list and recycle the struct. */
+/*
+ * Close <c>'s socket, drop it from every list and recycle the struct.
+ * When c->linger is set (an error answer went to a client that may still
+ * be sending) and the worker is not stopping, the socket is first shut
+ * down for writing and its input read and discarded until the client
+ * closes, for at most TG_CONN_LINGER_TIME ms in all and
+ * TG_CONN_LINGER_IDLE ms of silence (nginx's lingering_close): a close
+ * with unread input would send a reset that can destroy the answer
+ * before the client reads it.
+ */
 void tg_conn_close(tg_conn_t *c);
 
 /*

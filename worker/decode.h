@@ -42,11 +42,19 @@ enum {
  * old and the new one while it copies, so a 1 MiB window peaks at 1.5 MiB;
  * the rest is room for its Huffman tables and state. */
 #define TG_DECODE_MEM_MAX ((size_t)(1536 + 256) * 1024)
-/* Past the first TG_DECODE_RATIO_SLACK decoded bytes, at most
- * TG_DECODE_RATIO_MAX decoded bytes per compressed byte (deflate's own
- * ceiling; brotli and zstd go far beyond it only on crafted input). */
-#define TG_DECODE_RATIO_MAX   1032
-#define TG_DECODE_RATIO_SLACK ((uint64_t)16 << 20)
+/*
+ * Past the first TG_DECODE_RATIO_SLACK decoded bytes, at most
+ * TG_DECODE_RATIO_MAX decoded bytes per compressed byte taken so far.
+ * API responses are text: gzip gets 3-10x from them and an event stream
+ * flushed per event far less, so 128 never stops a real response, while a
+ * compression bomb (deflate reaches 1032x, brotli and zstd far more) is
+ * stopped after about a megabyte of work.  Since the budget only grows
+ * with input, decoding work per byte from the upstream is bounded too:
+ * one curl write (upstream.buffer, 16 KB by default) costs at most
+ * 2 MiB of output, a few milliseconds.
+ */
+#define TG_DECODE_RATIO_MAX   128
+#define TG_DECODE_RATIO_SLACK ((uint64_t)1 << 20)
 
 typedef struct tg_decode_s tg_decode_t;
 

@@ -344,13 +344,34 @@ tg_failover_brief(uint32_t rnd)
 }
 
 
+/*
+ * Cool <out> for the upstream's retry-after (capped at 5 min) plus a
+ * jitter of up to 10% (at most 5 s), so endpoints cooled by one storm do
+ * not all come back in the same millisecond.  Returns the capped wait.
+ */
+static uint64_t
+tg_failover_retry_after(const tg_failover_in_t *in, tg_failover_t *out)
+{
+    uint64_t ra = (uint64_t)in->retry_after_ms, jitter;
+
+    if (ra > TG_FAILOVER_RETRY_AFTER_MAX) {
+        ra = TG_FAILOVER_RETRY_AFTER_MAX;
+    }
+    jitter =
+        ra / 10 < TG_FAILOVER_JITTER_MAX ? ra / 10 : TG_FAILOVER_JITTER_MAX;
+    out->until_ms = in->now_ms + ra + in->rnd % (jitter + 1);
+    out->cool_kind = TG_EP_COOL_RETRY_AFTER;
+    return ra;
+}
+
+
 /* See failover.h. */
 void
 tg_failover_classify(const tg_failover_in_t *in, tg_failover_t *out)
 {
     tg_failover_body_t b;
     const char *why = NULL, *regain;
-    uint64_t ra, jitter;
+    uint64_t ra;
     int s = in->status;
 
     memset(out, 0, sizeof(*out));
@@ -400,16 +421,7 @@ tg_failover_classify(const tg_failover_in_t *in, tg_failover_t *out)
     if (s == 429) {
         out->verdict = TG_EP_V_RATE;
         if (in->retry_after_ms >= 0) {
-            ra = (uint64_t)in->retry_after_ms;
-            if (ra > TG_FAILOVER_RETRY_AFTER_MAX) {
-                ra = TG_FAILOVER_RETRY_AFTER_MAX;
-            }
-            /* Jitter, so endpoints cooled by one storm do not all come
-             * back in the same millisecond. */
-            jitter = ra / 10 < TG_FAILOVER_JITTER_MAX ? ra / 10
-                                                      : TG_FAILOVER_JITTER_MAX;
-            out->until_ms = in->now_ms + ra + in->rnd % (jitter + 1);
-            out->cool_kind = TG_EP_COOL_RETRY_AFTER;
+            ra = tg_failover_retry_after(in, out);
             snprintf(out->reason, sizeof(out->reason),
                      "rate limited (status %d, retry-after %llu ms)", s,
                      (unsigned long long)ra);
@@ -424,6 +436,13 @@ tg_failover_classify(const tg_failover_in_t *in, tg_failover_t *out)
     if (s == 529 || strcmp(b.type, "overloaded_error") == 0 ||
         tg_failover_has(b.message, "overloaded")) {
         out->verdict = TG_EP_V_OVERLOAD;
+        if (in->retry_after_ms >= 0) {
+            tg_failover_retry_after(in, out);
+            snprintf(out->reason, sizeof(out->reason),
+                     "overloaded (status %d, retry-after %lld ms)", s,
+                     (long long)in->retry_after_ms);
+            return;
+        }
         out->until_ms = in->now_ms + tg_failover_brief(in->rnd);
         out->cool_kind = TG_EP_COOL_BRIEF;
         snprintf(out->reason, sizeof(out->reason), "overloaded (status %d)", s);

@@ -68,6 +68,7 @@ struct tg_upstream_s {
     bool paused;                /* transfer paused for back-pressure */
     bool discard;               /* attempt failed; drop its body and retry */
     bool probe;                 /* admitted as its endpoint's half-open probe */
+    bool waited;                /* waited once for a cool-down to end */
     uint8_t rate_retries;       /* retries made after a rate-limit 429 */
     int coding;                 /* TG_DECODE_* of the response body */
     uint64_t start_us;          /* attempt start */
@@ -80,6 +81,9 @@ struct tg_upstream_s {
     tg_translate_t *tx; /* translates the committed response, or NULL */
     char *body;         /* body with the model renamed or translated, or NULL */
     size_t body_len;
+    const char *send; /* the attempt's body as curl reads it */
+    size_t send_len;
+    size_t send_off;                    /* bytes curl has read */
     char last_error[128];               /* cause of the last failed attempt */
     uint16_t errbody_len;               /* bytes in errbody */
     char errbody[TG_FAILOVER_BODY_MAX]; /* start of an error body, for
@@ -598,6 +602,7 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     tg_request_t *r = u->r;
     tg_conn_t *c = r->c;
     size_t n = size * nmemb;
+    int rc;
 
     if (u->discard) {
         /* Keep the start of the error body for classification. */
@@ -617,9 +622,15 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
          * the pause check: curl offers paused bytes again.) */
         tg_proxy_errbody_keep(u, ptr, n);
     }
-    if (u->tx != NULL
-            ? tg_translate_feed(u->tx, ptr, n, tg_proxy_emit, r) != TG_OK
-            : tg_respond_body(&r->resp, &c->out, ptr, n) != TG_OK) {
+    if (u->tx != NULL) {
+        rc = tg_translate_feed(u->tx, ptr, n, tg_proxy_emit, r);
+    } else if (r->usage_asked && r->usage.sse &&
+               u->coding == TG_DECODE_IDENTITY) {
+        rc = tg_usage_strip(&r->usage, ptr, n, tg_request_emit, r);
+    } else {
+        rc = tg_respond_body(&r->resp, &c->out, ptr, n);
+    }
+    if (rc != TG_OK) {
         return 0;
     }
     tg_usage_feed(&r->usage, ptr, n);
@@ -656,6 +667,44 @@ tg_proxy_attempt_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
     }
     tg_proxy_attempt_end(u, CURLE_OPERATION_TIMEDOUT,
                          "no data from upstream within read_timeout");
+}
+
+
+/*
+ * Append header <name>: <value> to <list>, formatted in <line> (<cap>
+ * bytes) or, for a longer header, in a heap copy: a header the client was
+ * allowed to send (the head is bounded by limits.header_bytes) is never
+ * dropped.  An empty value is sent as "Name;", curl's way of sending an
+ * empty header.  Returns the new list, or NULL when out of memory (<list>
+ * is left as it was).
+ */
+static struct curl_slist *
+tg_proxy_header_add(struct curl_slist *list, tg_str_t name, tg_str_t value,
+                    char *line, size_t cap)
+{
+    struct curl_slist *t;
+    size_t need = name.len + value.len + 3;
+    char *p = line;
+
+    if (need > cap && (p = malloc(need)) == NULL) {
+        tg_log(TG_LOG_ERR, 0, "malloc(%zu) for a request header failed", need);
+        return NULL;
+    }
+    memcpy(p, name.data, name.len);
+    if (value.len == 0) {
+        p[name.len] = ';';
+        p[name.len + 1] = '\0';
+    } else {
+        p[name.len] = ':';
+        p[name.len + 1] = ' ';
+        memcpy(p + name.len + 2, value.data, value.len);
+        p[name.len + 2 + value.len] = '\0';
+    }
+    t = curl_slist_append(list, p);
+    if (p != line) {
+        free(p);
+    }
+    return t;
 }
 
 
@@ -710,6 +759,11 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e, bool xlate)
         }
         value = h->value;
         if (tg_str_caseeq(h->name, tg_str_lit("accept-encoding"))) {
+            if (r->usage_asked) {
+                /* The usage chunk is cut out of the stream: it must come
+                 * in a coding Tollgate can read and leave as is. */
+                continue;
+            }
             value.data = accept;
             value.len = tg_decode_accept(accept, sizeof(accept), h->value);
             if (value.len == 0) {
@@ -717,18 +771,7 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e, bool xlate)
             }
             have_accept = true;
         }
-        if (value.len == 0) {
-            /* "Name;" is curl's way of sending an empty header. */
-            n = snprintf(line, sizeof(line), "%.*s;", (int)h->name.len,
-                         h->name.data);
-        } else {
-            n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)h->name.len,
-                         h->name.data, (int)value.len, value.data);
-        }
-        if (n < 0 || (size_t)n >= sizeof(line)) {
-            continue;
-        }
-        t = curl_slist_append(list, line);
+        t = tg_proxy_header_add(list, h->name, value, line, sizeof(line));
         if (t == NULL) {
             goto failed;
         }
@@ -753,6 +796,9 @@ tg_proxy_headers(const tg_request_t *r, const tg_conf_endpoint_t *e, bool xlate)
     } else {
         n = snprintf(line, sizeof(line), "Authorization: Bearer %s",
                      e->credential);
+    }
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        goto failed;
     }
     t = curl_slist_append(list, line);
     if (t == NULL) {
@@ -863,12 +909,15 @@ tg_proxy_body_translate(tg_upstream_t *u, const char *to, const char **body,
  * (logged) when out of memory.
  */
 static int
-tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
-              size_t *len)
+tg_proxy_body_model(tg_upstream_t *u, const tg_conf_endpoint_t *e,
+                    const char **body, size_t *len)
 {
     const tg_request_t *r = u->r;
     const char *src = tg_request_body(r), *to = NULL;
-    size_t n = (size_t)r->head.content_length, off = r->model_off, vlen, tlen;
+    /* No content-length and not chunked: no body (-1 would read as
+     * SIZE_MAX). */
+    size_t n = r->head.content_length > 0 ? (size_t)r->head.content_length : 0,
+           off = r->model_off, vlen, tlen;
     char esc[sizeof(e->maps[0].to) * 6 + 3], *p; /* '"' + \u00XX each + '"' */
     uint32_t i;
 
@@ -906,6 +955,94 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
     *body = p;
     *len = u->body_len;
     return TG_OK;
+}
+
+
+/*
+ * The body to send to endpoint <e>: the model renamed (see
+ * tg_proxy_body_model) and, for an OpenAI stream whose client did not
+ * ask for its usage, stream_options.include_usage set, so that the
+ * stream's tokens are known (r->usage_asked: the usage chunk is then
+ * removed from what the client receives, worker/usage.h).
+ */
+static int
+tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
+              size_t *len)
+{
+    tg_request_t *r = u->r;
+    char *asked;
+    size_t alen;
+    int rc;
+
+    if (tg_proxy_body_model(u, e, body, len) != TG_OK) {
+        return TG_ERROR;
+    }
+    r->usage_asked = false;
+    if (u->xlate || r->route != TG_ROUTE_CHAT || !r->stream_req) {
+        return TG_OK;
+    }
+    rc = tg_usage_ask_body(*body, *len, &asked, &alen);
+    if (rc == TG_ERROR) {
+        tg_log(TG_LOG_ERR, 0, "rewriting the request for its usage failed");
+        return TG_ERROR;
+    }
+    if (rc == TG_OK) {
+        free(u->body);
+        u->body = asked;
+        u->body_len = alen;
+        *body = asked;
+        *len = alen;
+        r->usage_asked = true;
+    }
+    return TG_OK;
+}
+
+
+/* curl read callback: the next bytes of the attempt's body. */
+static size_t
+tg_proxy_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    tg_upstream_t *u = userdata;
+    size_t n = TG_MIN(size * nitems, u->send_len - u->send_off);
+
+    memcpy(buf, u->send + u->send_off, n);
+    u->send_off += n;
+    return n;
+}
+
+
+/*
+ * curl seek callback, called when libcurl must send the body again: it
+ * does so on its own when a reused keep-alive connection turns out to be
+ * closed before any answer (libcurl 7.88 cannot be told not to; see
+ * docs/routing.md).  The upstream may have received the first copy, so
+ * the re-send is a new attempt: counted (it uses up a retry), listed in
+ * the access log and logged.  Only a rewind to the start is possible.
+ */
+static int
+tg_proxy_seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+    tg_upstream_t *u = userdata;
+    tg_request_t *r = u->r;
+
+    if (offset != 0 || origin != SEEK_SET) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    if (u->send_off > 0) {
+        if (r->attempts >= 1 && r->attempts <= TG_REQUEST_HIST) {
+            r->hist_ep[r->attempts - 1] = (uint16_t)u->endpoint;
+            r->hist_status[r->attempts - 1] = 1000 + CURLE_GOT_NOTHING;
+        }
+        r->attempts++;
+        tg_log(TG_LOG_INFO, 0,
+               "upstream %s attempt %d: the reused connection was closed "
+               "without an answer; the request is sent again on a new "
+               "connection (attempt %d)",
+               u->w->conf->endpoints[u->endpoint].name, r->attempts - 1,
+               r->attempts);
+    }
+    u->send_off = 0;
+    return CURL_SEEKFUNC_OK;
 }
 
 
@@ -951,7 +1088,16 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, u);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, u->headers);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+    /* The body through a read callback rather than POSTFIELDS, so that a
+     * re-send by libcurl itself has to rewind it (tg_proxy_seek_cb) and
+     * is seen and counted as an attempt. */
+    u->send = body;
+    u->send_len = blen;
+    u->send_off = 0;
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, tg_proxy_read_cb);
+    curl_easy_setopt(easy, CURLOPT_READDATA, u);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, tg_proxy_seek_cb);
+    curl_easy_setopt(easy, CURLOPT_SEEKDATA, u);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, tg_proxy_write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, u);
@@ -984,6 +1130,19 @@ tg_proxy_easy_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PROXY_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     return TG_OK;
+}
+
+
+/* Whether <u>'s request has only one endpoint that could ever serve it
+ * (its group, API style and model). */
+static bool
+tg_proxy_sole(const tg_upstream_t *u)
+{
+    tg_route_req_t q;
+
+    tg_proxy_route_req(u, &q);
+    q.tried = NULL;
+    return tg_route_count(u->w->route, &q) == 1;
 }
 
 
@@ -1023,6 +1182,17 @@ tg_proxy_ep_finish(tg_upstream_t *u, CURLcode rc)
     in.quota_cooldown_ms = e->quota_cooldown_ms;
     in.rnd = tg_proxy_rand();
     tg_failover_classify(&in, &fo);
+    if ((fo.verdict == TG_EP_V_RATE || fo.verdict == TG_EP_V_OVERLOAD) &&
+        tg_proxy_sole(u)) {
+        /* The only endpoint of its group: cooling it would turn one 429
+         * or 529 into seconds of answers made up here instead of the
+         * upstream's own.  It answered, so it is reachable. */
+        snprintf(u->last_error, sizeof(u->last_error),
+                 "%s (sole endpoint, "
+                 "not cooled)",
+                 fo.reason);
+        fo.verdict = TG_EP_V_OK;
+    }
 
     memset(&o, 0, sizeof(o));
     o.verdict = fo.verdict;
@@ -1101,48 +1271,6 @@ tg_proxy_unclaim(tg_upstream_t *u, int idx)
 }
 
 
-/*
- * No endpoint can take <r>'s first attempt.  When that is because every
- * endpoint of its group and API is cooling down, open or out for a while
- * (upstream rate limits), the answer is 429 with the shortest wait as
- * retry-after (written to <hdr> of <len> bytes), as the upstream itself
- * would, rather than a 503.  Returns true in that case.
- */
-static bool
-tg_proxy_all_waiting(const tg_request_t *r, char *hdr, size_t len)
-{
-    const tg_conf_t *conf = r->w->conf;
-    int style =
-        (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
-    uint64_t now = tg_time_wall_ms(), wait, best = 0;
-    bool cross =
-        r->route != TG_ROUTE_COUNT_TOKENS && tg_proxy_group(r)->translate;
-    size_t i;
-
-    for (i = 0; i < conf->nendpoints; i++) {
-        const tg_conf_endpoint_t *e = &conf->endpoints[i];
-
-        if (!e->enabled || (e->style != style && !cross) ||
-            (r->have_key && e->group != r->key.group)) {
-            continue;
-        }
-        wait = tg_shm_ep_wait_ms(
-            tg_shm_ep_get(tg_shm_table(r->w->shm, TG_SHM_T_EPS), (uint32_t)i),
-            now);
-        if (wait == 0) {
-            return false;
-        }
-        best = (best == 0 || wait < best) ? wait : best;
-    }
-    if (best == 0) {
-        return false;
-    }
-    snprintf(hdr, len, "retry-after: %llu\r\n",
-             (unsigned long long)((best + 999) / 1000));
-    return true;
-}
-
-
 /* End <u>'s request for <cause> with answer <status>, <type>, <msg> and
  * header lines <extra>.  <u> is gone afterwards. */
 static void
@@ -1155,26 +1283,76 @@ tg_proxy_end(tg_upstream_t *u, int cause, int status, const char *type,
 }
 
 
-/* Nothing to send <u>'s next attempt to: answer.  <u> is gone after. */
+static void tg_proxy_attempt_on(tg_upstream_t *u, int idx);
+
+
+/* The wait for a cooling endpoint (wait_for_cooldown) is over: choose
+ * again, among whatever is available by now. */
+static void
+tg_proxy_wait_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_upstream_t *u = t->data;
+
+    (void)loop;
+    u->timer.handler = tg_proxy_attempt_timer_handler;
+    u->waited = true;
+    tg_proxy_attempt(u);
+}
+
+
+/*
+ * Nothing available for <u>'s next attempt.  When every candidate is
+ * cooling down after a 429 or 529, the upstream's own answer is worth more
+ * than one made up here: the request waits for the first one to come back
+ * when that is within its group's wait_for_cooldown (once), or goes at
+ * once to the one whose cool-down ends soonest.  A retry that finds
+ * nothing ends with the last failure; a first attempt with no usable
+ * endpoint at all (breakers open, spend caps, none configured) gets 503.
+ * <u> is gone afterwards unless a wait or an attempt started.
+ */
 static void
 tg_proxy_none(tg_upstream_t *u)
 {
-    char hdr[64];
+    const tg_conf_group_t *g = tg_proxy_group(u->r);
+    tg_route_req_t q;
+    uint64_t wait;
+    int idx, rc;
 
     if (u->r->attempts > 0) {
         tg_proxy_end(u, TG_END_UPSTREAM, 502, "api_error", NULL,
                      "all upstream endpoints failed", NULL);
-    } else if (tg_proxy_all_waiting(u->r, hdr, sizeof(hdr))) {
-        tg_proxy_end(u, TG_END_REFUSED, 429, "rate_limit_error",
-                     "rate_limit_exceeded",
-                     "every upstream endpoint is rate limited or cooling "
-                     "down; retry later",
-                     hdr);
-    } else {
+        return;
+    }
+    tg_proxy_route_req(u, &q);
+    idx = tg_route_soonest(u->w->route, &q, &wait);
+    if (idx < 0) {
         tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
                      "no upstream endpoint is available for this request",
                      NULL);
+        return;
     }
+    if (!u->waited && wait > 0 && wait <= g->wait_for_cooldown_ms) {
+        u->timer.handler = tg_proxy_wait_timer_handler;
+        tg_ev_timer_add(u->w->loop, &u->timer, wait);
+        return;
+    }
+    rc = tg_shm_ep_admit(
+        tg_shm_ep_get(tg_shm_table(u->w->shm, TG_SHM_T_EPS), (uint32_t)idx),
+        tg_proxy_pid(), q.now_ms,
+        u->w->conf->groups[u->w->conf->endpoints[idx].group].cooldown_ms,
+        tg_shm_events(u->w->shm));
+    if (rc == TG_SHM_EP_DENY) {
+        tg_proxy_end(u, TG_END_UPSTREAM, 503, "api_error", NULL,
+                     "no upstream endpoint is available for this request",
+                     NULL);
+        return;
+    }
+    u->probe = rc == TG_SHM_EP_PROBE;
+    tg_log(TG_LOG_INFO, 0,
+           "every upstream endpoint is cooling down; trying %s, whose "
+           "cool-down ends soonest (in %llu ms)",
+           u->w->conf->endpoints[idx].name, (unsigned long long)wait);
+    tg_proxy_attempt_on(u, idx);
 }
 
 
@@ -1183,18 +1361,28 @@ tg_proxy_none(tg_upstream_t *u)
 static void
 tg_proxy_attempt(tg_upstream_t *u)
 {
+    int idx = tg_proxy_choose(u);
+
+    if (idx < 0) {
+        tg_proxy_none(u);
+        return;
+    }
+    tg_proxy_attempt_on(u, idx);
+}
+
+
+/* Start an attempt of <u> on endpoint <idx>, admitted (u->probe says
+ * whether as its probe); on failure the request is ended. */
+static void
+tg_proxy_attempt_on(tg_upstream_t *u, int idx)
+{
     tg_worker_t *w = u->w;
     tg_proxy_t *px = w->proxy;
     tg_request_t *r = u->r;
     const tg_conf_endpoint_t *e;
     CURL *easy;
-    int idx, rc;
+    int rc;
 
-    idx = tg_proxy_choose(u);
-    if (idx < 0) {
-        tg_proxy_none(u);
-        return;
-    }
     e = &w->conf->endpoints[idx];
     u->endpoint = idx;
     r->endpoint = idx;
@@ -1310,18 +1498,34 @@ tg_proxy_start(tg_request_t *r)
 static void
 tg_proxy_fail(tg_upstream_t *u, CURLcode rc, int64_t retry_after_ms)
 {
-    char extra[64];
+    tg_failover_body_t b;
+    tg_proxy_text_t body;
+    char extra[64], msg[200];
+    const char *type;
 
-    if (u->discard && u->status == 429) {
-        snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
-                 (long long)(retry_after_ms > 0 ? (retry_after_ms + 999) / 1000
-                                                : 1));
-        tg_proxy_end(u, TG_END_UPSTREAM, 429, "rate_limit_error",
-                     "rate_limit_exceeded",
-                     "upstream endpoints are rate limited", extra);
-    } else if (u->discard && u->status == 529) {
-        tg_proxy_end(u, TG_END_UPSTREAM, 529, "overloaded_error", NULL,
-                     "upstream endpoints are overloaded", NULL);
+    if (u->discard && u->status >= 400) {
+        /* The upstream's own status and error type, in the client's API
+         * shape, with its retry-after. */
+        tg_failover_scan(body.data, tg_proxy_errbody(u, &body), &b);
+        type = b.type[0] != '\0'  ? b.type
+               : u->status == 429 ? "rate_limit_error"
+               : u->status == 529 ? "overloaded_error"
+               : u->status == 401 ? "authentication_error"
+               : u->status == 402 ? "billing_error"
+               : u->status == 504 ? "timeout_error"
+                                  : "api_error";
+        snprintf(msg, sizeof(msg), "%s",
+                 b.message[0] != '\0' ? b.message : "upstream error");
+        extra[0] = '\0';
+        if (retry_after_ms > 0 || u->status == 429) {
+            snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
+                     (long long)(retry_after_ms > 0
+                                     ? (retry_after_ms + 999) / 1000
+                                     : 1));
+        }
+        tg_proxy_end(u, TG_END_UPSTREAM, u->status, type,
+                     b.code[0] != '\0' ? b.code : NULL, msg,
+                     extra[0] != '\0' ? extra : NULL);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         tg_proxy_end(u, TG_END_TIMEOUT, 504, "timeout_error", NULL,
                      "upstream timed out", NULL);

@@ -270,6 +270,63 @@ tg_request_error(tg_request_t *r, const tg_request_error_t *err)
 
 /* See request.h. */
 int
+tg_request_emit(void *ctx, const char *p, size_t len)
+{
+    tg_request_t *r = ctx;
+
+    return tg_respond_body(&r->resp, &r->c->out, p, len);
+}
+
+
+/* The model <r> is billed for: the one the upstream reports, else the
+ * one the client asked for. */
+static const char *
+tg_request_billed_model(const tg_request_t *r)
+{
+    return r->usage_on && r->usage.model[0] != '\0' ? r->usage.model : r->model;
+}
+
+
+/* Price <r>'s tokens (shm/prices.h) at its endpoint's price factor into
+ * r->cost_pusd, or mark it unpriced. */
+static void
+tg_request_price(tg_request_t *r)
+{
+    const tg_conf_t *conf = r->w->conf;
+    const char *model = tg_request_billed_model(r);
+    uint64_t pusd[TG_PRICE_N], tok[TG_PRICE_N];
+    uint32_t factor = 1000;
+
+    r->cost_pusd = 0;
+    r->unpriced = false;
+    if (!r->usage_on || tg_usage_total(&r->usage) == 0) {
+        return;
+    }
+    if (tg_shm_prices_lookup(tg_shm_prices(r->w->shm), model, strlen(model),
+                             pusd) != TG_SHM_OK) {
+        r->unpriced = true;
+        return;
+    }
+    if (r->endpoint >= 0 && (size_t)r->endpoint < conf->nendpoints) {
+        factor = conf->endpoints[r->endpoint].price_milli;
+    }
+    /* Reasoning is a part of output in both APIs: never priced apart. */
+    tok[TG_PRICE_INPUT] = r->usage.tokens[TG_TOK_INPUT];
+    tok[TG_PRICE_OUTPUT] = r->usage.tokens[TG_TOK_OUTPUT];
+    tok[TG_PRICE_CACHE_READ] = r->usage.tokens[TG_TOK_CACHE_READ];
+    tok[TG_PRICE_CACHE_5M] = r->usage.tokens[TG_TOK_CACHE_5M];
+    tok[TG_PRICE_CACHE_1H] = r->usage.tokens[TG_TOK_CACHE_1H];
+    if (tg_shm_prices_cost(tok, pusd, factor, &r->cost_pusd) != TG_SHM_OK) {
+        tg_log(TG_LOG_WARN, 0,
+               "request %016llx: cost overflows 64 bits; charged as the "
+               "largest cost",
+               (unsigned long long)r->id);
+    }
+}
+
+
+/* See request.h. */
+int
 tg_request_end(tg_request_t *r, int cause, const tg_request_error_t *err)
 {
     tg_request_cleanup_pt cleanup = r->cleanup;
@@ -287,7 +344,9 @@ tg_request_end(tg_request_t *r, int cause, const tg_request_error_t *err)
     if (!r->resp.committed && err != NULL) {
         tg_request_error(r, err);
     } else if (r->resp.committed && cause == TG_END_OK) {
-        if (tg_respond_end(&r->resp, &r->c->out) != TG_OK) {
+        if ((r->usage_asked && r->usage_on &&
+             tg_usage_strip_flush(&r->usage, tg_request_emit, r) != TG_OK) ||
+            tg_respond_end(&r->resp, &r->c->out) != TG_OK) {
             r->broken = true;
         }
     } else if (r->resp.committed) {
@@ -300,11 +359,9 @@ tg_request_end(tg_request_t *r, int cause, const tg_request_error_t *err)
     /* The upstream work is over: give the concurrency slot back now, not
      * after the last bytes reach the client, which may already be sending
      * its next request by the time we would. */
-    tg_limit_release(w, &r->lease);
-    if (r->have_key) {
-        tg_limit_charge(w, &r->key, r->key_slot,
-                        r->usage_on ? tg_usage_total(&r->usage) : 0);
-    }
+    tg_request_price(r);
+    tg_limit_end(w, r->have_key ? &r->key : NULL, r->key_slot, &r->lease,
+                 r->usage_on ? r->usage.tokens : NULL, r->cost_pusd);
     if (cause == TG_END_CLIENT_GONE) {
         r->close_after = true;
         return tg_request_finalize(r);
@@ -332,7 +389,9 @@ tg_request_record(const tg_request_t *r, tg_usage_rec_t *rec)
     rec->status = (uint16_t)r->status;
     rec->outcome = (uint8_t)r->outcome;
     rec->flags =
-        (uint8_t)(tg_request_flags(r) | (known ? 0 : TG_USAGE_F_UNKNOWN));
+        (uint8_t)(tg_request_flags(r) | (known ? 0 : TG_USAGE_F_UNKNOWN) |
+                  (r->unpriced ? TG_USAGE_F_UNPRICED : 0));
+    rec->cost_pusd = r->cost_pusd;
     rec->attempts = (uint8_t)TG_MIN(r->attempts, 255);
     rec->pid = r->w->pid;
     if (r->usage_on) {
@@ -345,13 +404,8 @@ tg_request_record(const tg_request_t *r, tg_usage_rec_t *rec)
     rec->bytes_in = r->req_end;
     rec->bytes_out = r->resp.body_bytes;
     /* The model the upstream reports, else the one the client asked for. */
-    if (r->usage_on && r->usage.model[0] != '\0') {
-        memcpy(rec->model, r->usage.model,
-               TG_MIN(strlen(r->usage.model), sizeof(rec->model) - 1));
-    } else {
-        memcpy(rec->model, r->model,
-               TG_MIN(strlen(r->model), sizeof(rec->model) - 1));
-    }
+    memcpy(rec->model, tg_request_billed_model(r),
+           TG_MIN(strlen(tg_request_billed_model(r)), sizeof(rec->model) - 1));
 }
 
 

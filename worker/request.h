@@ -117,6 +117,9 @@ struct tg_request_s {
     size_t model_off, model_vlen; /* its JSON value in the body, 0: none */
     uint64_t session;             /* conversation for sticky routing */
     bool usage_on;                /* usage observes the response */
+    bool unpriced;                /* no price matched its model */
+    bool usage_asked;             /* include_usage added for the client */
+    uint64_t cost_pusd;           /* its cost, set by tg_request_end */
     /* What the upstream exchange reports, for the record and the log. */
     int endpoint;                          /* last endpoint, -1 none */
     int attempts;                          /* attempts made */
@@ -193,6 +196,10 @@ int tg_request_respond(tg_request_t *r, int status, const char *content_type,
  * carry an error event (<error_event>).  Pure.
  */
 int tg_request_outcome(int cause, bool committed, bool error_event);
+
+/* Emit <len> response body bytes of request <ctx> to its client
+ * (tg_usage_emit_pt).  TG_OK or TG_ERROR. */
+int tg_request_emit(void *ctx, const char *p, size_t len);
 
 /* Bytes of the request body and where they are. */
 static inline const char *

@@ -775,6 +775,83 @@ tg_route_select(tg_route_t *rt, const tg_route_req_t *q)
 
 
 /* See route.h. */
+int
+tg_route_soonest(tg_route_t *rt, const tg_route_req_t *q, uint64_t *wait_ms)
+{
+    const uint64_t *serve;
+    uint64_t model_hash, until, best_until = UINT64_MAX;
+    uint32_t l, j, i;
+    int tier, style, best = -1;
+
+    *wait_ms = 0;
+    if (!tg_route_valid(rt, q)) {
+        return -1;
+    }
+    serve = tg_route_serve(rt, q->model, q->model_len, &model_hash);
+    for (tier = TG_PRIO_PRIMARY; tier <= TG_PRIO_FALLBACK; tier++) {
+        for (style = TG_STYLE_ANTHROPIC; style <= TG_STYLE_OPENAI; style++) {
+            if (style != q->style && !q->cross) {
+                continue;
+            }
+            l = tg_route_list(q->group, style, tier);
+            for (j = rt->first[l]; j < rt->first[l + 1]; j++) {
+                const tg_shm_ep_t *e;
+
+                i = rt->members[j];
+                if ((q->tried != NULL && tg_route_bit(q->tried, i)) ||
+                    !tg_route_bit(serve, i)) {
+                    continue;
+                }
+                e = tg_shm_ep_get(rt->eps, i);
+                if (!tg_shm_ep_usable(e, q->now_ms)) {
+                    continue;
+                }
+                until = atomic_load_explicit(&e->cooled_until_ms,
+                                             memory_order_relaxed);
+                if (until < best_until) {
+                    best_until = until;
+                    best = (int)i;
+                }
+            }
+        }
+    }
+    if (best >= 0 && best_until > q->now_ms) {
+        *wait_ms = best_until - q->now_ms;
+    }
+    return best;
+}
+
+
+/* See route.h. */
+unsigned
+tg_route_count(tg_route_t *rt, const tg_route_req_t *q)
+{
+    const uint64_t *serve;
+    uint64_t model_hash;
+    uint32_t l, j;
+    unsigned n = 0;
+    int tier, style;
+
+    if (!tg_route_valid(rt, q)) {
+        return 0;
+    }
+    serve = tg_route_serve(rt, q->model, q->model_len, &model_hash);
+    for (tier = TG_PRIO_PRIMARY; tier <= TG_PRIO_FALLBACK && n < 2; tier++) {
+        for (style = TG_STYLE_ANTHROPIC; style <= TG_STYLE_OPENAI; style++) {
+            if (style != q->style && !q->cross) {
+                continue;
+            }
+            l = tg_route_list(q->group, style, tier);
+            for (j = rt->first[l]; j < rt->first[l + 1] && n < 2; j++) {
+                n += tg_route_bit(serve, rt->members[j]) ? 1 : 0;
+            }
+        }
+    }
+    return n;
+}
+
+
+/* See route.h. */
 bool
 tg_route_any(tg_route_t *rt, const tg_route_req_t *q)
 {

@@ -101,6 +101,20 @@ int tg_route_select(tg_route_t *rt, const tg_route_req_t *q);
 bool tg_route_any(tg_route_t *rt, const tg_route_req_t *q);
 
 /*
+ * When no endpoint is available for <q> because every candidate is
+ * cooling down after a 429 or 529: the untried candidate (any tier) that
+ * is otherwise usable and whose cool-down ends soonest, with the time
+ * left in <*wait_ms>; -1 when there is none.  Reads only; changes no
+ * balancing or sticky state.
+ */
+int tg_route_soonest(tg_route_t *rt, const tg_route_req_t *q,
+                     uint64_t *wait_ms);
+
+/* How many endpoints could ever serve <q> (group, style, enabled, serves
+ * the model; availability and tries not considered), counted up to 2. */
+unsigned tg_route_count(tg_route_t *rt, const tg_route_req_t *q);
+
+/*
  * The conversation key of a request, from the raw JSON text (as the body
  * scanner captured it, possibly cut at its bound) of its top-level
  * members: metadata.user_id inside <metadata> when present, else the

@@ -47,6 +47,12 @@ tg_serve_fail(tg_request_t *r, int cause, int status, const char *type,
 {
     tg_request_error_t err = {status, type, code, msg, extra};
 
+    /* Refused before the whole request was read: the client may still be
+     * sending, and a close with unread input would reset the connection
+     * and could destroy this answer on its way.  Close lingeringly. */
+    if (r->phase == TG_REQ_HEAD || r->phase == TG_REQ_BODY) {
+        r->c->linger = true;
+    }
     return tg_request_end(r, cause, &err);
 }
 
@@ -469,6 +475,7 @@ tg_serve_dispatch(tg_request_t *r)
 {
     tg_worker_t *w = r->w;
     tg_limit_refusal_t why;
+    tg_limit_ask_t ask;
     char hdr[64];
     int rc;
 
@@ -494,7 +501,9 @@ tg_serve_dispatch(tg_request_t *r)
         tg_serve_auth_refuse(r, rc);
         return;
     }
-    if (tg_limit_admit(w, &r->key, r->key_slot, &r->lease, &why) != TG_OK) {
+    ask = (tg_limit_ask_t){tg_request_body(r), r->body_len, r->model};
+    if (tg_limit_admit(w, &r->key, r->key_slot, &ask, &r->lease, &why) !=
+        TG_OK) {
         snprintf(
             hdr, sizeof(hdr), "retry-after: %llu\r\n",
             (unsigned long long)TG_MAX((why.retry_us + 999999) / 1000000, 1));
@@ -576,11 +585,16 @@ tg_serve_head(tg_request_t *r)
         return TG_AGAIN;
     }
     if (rc == TG_ERROR) {
+        char text[sizeof(err.text) + 32];
+
+        /* A head past the limit is refused, never cut: say which limit. */
+        snprintf(text, sizeof(text), "%s%s", err.text,
+                 err.code == 431 ? " (limits.header_bytes)" : "");
         r->close_after = true;
         (void)tg_serve_fail(r, TG_END_BAD_REQUEST, err.code,
                             err.code == 413 ? "request_too_large"
                                             : "invalid_request_error",
-                            NULL, err.text, NULL);
+                            NULL, text, NULL);
         return TG_DONE;
     }
     if (tg_serve_head_done(r) != TG_OK) {

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TG_USAGE_SSE_MAX 65536 /* largest SSE event data we parse */
@@ -46,6 +47,7 @@ tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding, uint64_t req_id)
     u->coding = coding;
     u->req_id = req_id;
     u->dec = NULL;
+    memset(&u->strip, 0, sizeof(u->strip));
     u->opaque = u->unknown = coding == TG_DECODE_OPAQUE;
     u->seen = u->final = u->ended = u->error_event = false;
     if (u->opaque) {
@@ -79,6 +81,9 @@ tg_usage_fini(tg_usage_t *u)
     }
     tg_decode_destroy(u->dec);
     u->dec = NULL;
+    free(u->strip.buf);
+    u->strip.buf = NULL;
+    u->strip.len = 0;
 }
 
 
@@ -330,4 +335,203 @@ tg_usage_total(const tg_usage_t *u)
     return u->tokens[TG_TOK_INPUT] + u->tokens[TG_TOK_OUTPUT] +
            u->tokens[TG_TOK_CACHE_READ] + u->tokens[TG_TOK_CACHE_5M] +
            u->tokens[TG_TOK_CACHE_1H];
+}
+
+
+/* See usage.h. */
+int
+tg_usage_ask_body(const char *body, size_t len, char **out, size_t *out_len)
+{
+    char opts[1024], *val = NULL, *p;
+    tg_json_field_t f = {.name = "stream_options",
+                         .name_len = 14,
+                         .buf = opts,
+                         .cap = sizeof(opts)};
+    tg_json_scan_t s;
+    json_t *o = NULL;
+    size_t off, vlen, nlen, i;
+    int rc = TG_DECLINED;
+
+    tg_json_scan_init(&s, &f, 1);
+    if (!tg_json_scan_feed(&s, body, len) || !s.done || f.truncated) {
+        return TG_DECLINED;
+    }
+    if (f.found) {
+        o = json_loadb(opts, f.len, JSON_DECODE_ANY, NULL);
+        if (json_is_true(json_object_get(o, "include_usage"))) {
+            goto done;
+        }
+        if (!json_is_object(o)) {
+            json_decref(o);
+            o = json_object();
+        }
+        if (o == NULL ||
+            json_object_set_new(o, "include_usage", json_true()) != 0) {
+            rc = TG_ERROR;
+            goto done;
+        }
+        val = json_dumps(o, JSON_COMPACT);
+        if (val == NULL) {
+            rc = TG_ERROR;
+            goto done;
+        }
+        off = f.offset;
+        vlen = f.len;
+        if (off > len || vlen > len - off) {
+            goto done;
+        }
+    } else {
+        /* A new first member, right after the top-level '{'. */
+        for (i = 0; i < len && body[i] != '{'; i++) {
+        }
+        if (i == len) {
+            goto done;
+        }
+        off = i + 1;
+        vlen = 0;
+        for (i = off; i < len && strchr(" \t\r\n", body[i]) != NULL; i++) {
+        }
+        val = strdup(i < len && body[i] == '}'
+                         ? "\"stream_options\":{\"include_usage\":true}"
+                         : "\"stream_options\":{\"include_usage\":true},");
+        if (val == NULL) {
+            rc = TG_ERROR;
+            goto done;
+        }
+    }
+    nlen = strlen(val);
+    p = malloc(len - vlen + nlen);
+    if (p == NULL) {
+        rc = TG_ERROR;
+        goto done;
+    }
+    memcpy(p, body, off);
+    memcpy(p + off, val, nlen);
+    memcpy(p + off + nlen, body + off + vlen, len - off - vlen);
+    *out = p;
+    *out_len = len - vlen + nlen;
+    rc = TG_OK;
+
+done:
+    free(val);
+    json_decref(o);
+    return rc;
+}
+
+
+/* Whether the SSE event <p> of <len> bytes is an OpenAI usage-only chunk:
+ * one data line holding an object with "choices":[] and a usage object. */
+static bool
+tg_usage_strip_is_usage(const char *p, size_t len)
+{
+    const char *d, *end = p + len;
+    json_t *root;
+    bool yes;
+
+    if (memmem(p, len, "\"usage\"", 7) == NULL ||
+        memmem(p, len, "\"choices\"", 9) == NULL) {
+        return false;
+    }
+    d = memmem(p, len, "data:", 5);
+    if (d == NULL) {
+        return false;
+    }
+    d += 5;
+    root = json_loadb(d, (size_t)(end - d), JSON_DISABLE_EOF_CHECK, NULL);
+    yes = json_is_object(json_object_get(root, "usage")) &&
+          json_is_array(json_object_get(root, "choices")) &&
+          json_array_size(json_object_get(root, "choices")) == 0;
+    json_decref(root);
+    return yes;
+}
+
+
+/* The held event is complete: pass it on unless it is the usage chunk. */
+static int
+tg_usage_strip_event(tg_usage_strip_t *s, tg_usage_emit_pt emit, void *ctx)
+{
+    int rc = TG_OK;
+
+    if (!tg_usage_strip_is_usage(s->buf, s->len)) {
+        rc = emit(ctx, s->buf, s->len);
+    }
+    s->len = 0;
+    return rc;
+}
+
+
+/* See usage.h. */
+int
+tg_usage_strip(tg_usage_t *u, const char *p, size_t len, tg_usage_emit_pt emit,
+               void *ctx)
+{
+    tg_usage_strip_t *s = &u->strip;
+    size_t i, from = 0;
+    bool end;
+
+    if (s->buf == NULL) {
+        s->buf = malloc(TG_USAGE_STRIP_MAX);
+        if (s->buf == NULL) {
+            return TG_ERROR;
+        }
+    }
+    for (i = 0; i < len; i++) {
+        if (p[i] == '\r') {
+            continue;
+        }
+        end = p[i] == '\n' && s->nl;
+        s->nl = p[i] == '\n';
+        if (s->passthru) {
+            if (end) {
+                if (emit(ctx, p + from, i + 1 - from) != TG_OK) {
+                    return TG_ERROR;
+                }
+                from = i + 1;
+                s->passthru = false;
+            }
+            continue;
+        }
+        if (s->len + (i + 1 - from) > TG_USAGE_STRIP_MAX) {
+            /* Too long to be the usage chunk: pass it on as it comes. */
+            if ((s->len > 0 && emit(ctx, s->buf, s->len) != TG_OK) ||
+                emit(ctx, p + from, i + 1 - from) != TG_OK) {
+                return TG_ERROR;
+            }
+            s->len = 0;
+            from = i + 1;
+            s->passthru = !end;
+            continue;
+        }
+        if (end) {
+            memcpy(s->buf + s->len, p + from, i + 1 - from);
+            s->len += i + 1 - from;
+            from = i + 1;
+            if (tg_usage_strip_event(s, emit, ctx) != TG_OK) {
+                return TG_ERROR;
+            }
+        }
+    }
+    if (from < len) {
+        if (s->passthru) {
+            return emit(ctx, p + from, len - from);
+        }
+        memcpy(s->buf + s->len, p + from, len - from);
+        s->len += len - from;
+    }
+    return TG_OK;
+}
+
+
+/* See usage.h. */
+int
+tg_usage_strip_flush(tg_usage_t *u, tg_usage_emit_pt emit, void *ctx)
+{
+    tg_usage_strip_t *s = &u->strip;
+    int rc = TG_OK;
+
+    if (s->len > 0) {
+        rc = emit(ctx, s->buf, s->len);
+        s->len = 0;
+    }
+    return rc;
 }

@@ -39,6 +39,26 @@ enum {
     TG_TOK_N
 };
 
+#define TG_USAGE_STRIP_MAX 65536 /* largest SSE event held by the strip */
+
+/* Emits <len> bytes at <p> to the client; TG_OK or TG_ERROR. */
+typedef int (*tg_usage_emit_pt)(void *ctx, const char *p, size_t len);
+
+/*
+ * The strip: removes from an OpenAI stream the usage-only chunk that
+ * Tollgate asked for on the client's behalf (tg_usage_ask_body).  It
+ * holds at most one SSE event (TG_USAGE_STRIP_MAX bytes): every event is
+ * passed on once complete, except a chunk with "choices":[] and a usage
+ * object; a longer event is passed on as it comes (it cannot be that
+ * chunk).
+ */
+typedef struct {
+    char *buf;     /* the event held so far, NULL until needed */
+    size_t len;    /* bytes held */
+    bool passthru; /* the current event is too long: pass it on */
+    bool nl;       /* the last byte other than CR was LF */
+} tg_usage_strip_t;
+
 typedef struct {
     uint64_t tokens[TG_TOK_N];
     char model[64];   /* model the upstream reports, "" if none */
@@ -62,6 +82,7 @@ typedef struct {
     tg_json_field_t fields[2];
     char usage_buf[1024];
     char model_buf[80];
+    tg_usage_strip_t strip; /* used when the client did not ask for usage */
 } tg_usage_t;
 
 /* Start observing the response to request <req_id>: <openai> selects the
@@ -92,5 +113,28 @@ bool tg_usage_known(const tg_usage_t *u, int status);
 
 /* Sum of every token counter except reasoning (a part of output). */
 uint64_t tg_usage_total(const tg_usage_t *u);
+
+/*
+ * For an OpenAI streamed chat request <body> of <len> bytes that does not
+ * ask for stream_options.include_usage: a copy that does, in *<out>
+ * (malloc'd, the caller frees it) of *<out_len> bytes, so that the
+ * upstream reports the stream's usage.  TG_OK; TG_DECLINED when the body
+ * already asks for it or cannot be rewritten safely (not an object, a
+ * stream_options member over 1 KB); TG_ERROR when out of memory.
+ */
+int tg_usage_ask_body(const char *body, size_t len, char **out,
+                      size_t *out_len);
+
+/*
+ * Pass <len> response bytes at <p> through <u>'s strip to <emit>(<ctx>),
+ * dropping the usage-only chunk (see tg_usage_strip_t).  TG_OK, or
+ * TG_ERROR when <emit> failed or memory ran out (the bytes held are then
+ * lost: end the stream).
+ */
+int tg_usage_strip(tg_usage_t *u, const char *p, size_t len,
+                   tg_usage_emit_pt emit, void *ctx);
+
+/* Pass on what the strip still holds (the stream ended mid-event). */
+int tg_usage_strip_flush(tg_usage_t *u, tg_usage_emit_pt emit, void *ctx);
 
 #endif /* TG_WORKER_USAGE_H */

@@ -54,6 +54,8 @@ extern const tg_it_test_t tg_it_admin_tests[];
 extern const tg_it_test_t tg_it_store_tests[];
 extern const tg_it_test_t tg_it_ends_tests[];
 extern const tg_it_test_t tg_it_endpoints_shm_tests[];
+extern const tg_it_test_t tg_it_hostile_tests[];
+extern const tg_it_test_t tg_it_quota_tests[];
 extern const tg_it_test_t tg_it_translate_tests[];
 
 /* ------------------------------------------------------------ checks */

@@ -23,6 +23,7 @@ typedef struct {
     tg_shm_t shm;
     tg_worker_t w;
     tg_shm_key_t key;
+    tg_limit_ask_t ask;
 } limit_fix_t;
 
 #define LIMIT_EXPECT(got, want)                                                \
@@ -48,6 +49,8 @@ limit_init(limit_fix_t *f)
         return false;
     }
     f->conf.max_connections = 8;
+    snprintf(f->conf.usage_timezone, sizeof(f->conf.usage_timezone), "UTC");
+    f->ask = (tg_limit_ask_t){"{}", 2, "m"};
     f->w.conf = &f->conf;
     f->w.shm = &f->shm;
     f->w.shm_idx = 0;
@@ -77,20 +80,21 @@ test_concurrency_is_held_and_given_back(void)
 
     CU_ASSERT_FATAL(limit_init(&f));
     f.key.concurrency = 1;
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 3, &a, &why), TG_OK);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 3, &f.ask, &a, &why), TG_OK);
     CU_ASSERT(a >= 0);
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 3, &b, &why), TG_DECLINED);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 3, &f.ask, &b, &why),
+                 TG_DECLINED);
     LIMIT_EXPECT(b, -1);
     CU_ASSERT_STRING_EQUAL(why.msg, "concurrent requests limit reached");
     /* Another key is not affected. */
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 4, &b, &why), TG_OK);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 4, &f.ask, &b, &why), TG_OK);
     tg_limit_release(&f.w, &b);
     tg_limit_release(&f.w, &a);
     LIMIT_EXPECT(a, -1);
     /* Releasing twice is a no-op, and the slot is free again. */
     tg_limit_release(&f.w, &a);
     LIMIT_EXPECT(f.w.nlease_free, f.w.nleases);
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 3, &a, &why), TG_OK);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 3, &f.ask, &a, &why), TG_OK);
     tg_limit_release(&f.w, &a);
     limit_fini(&f);
 }
@@ -106,8 +110,9 @@ test_a_rate_refusal_holds_nothing(void)
     CU_ASSERT_FATAL(limit_init(&f));
     f.key.rpm = 1;
     f.key.burst = 1;
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 5, &a, &why), TG_OK);
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 5, &b, &why), TG_DECLINED);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 5, &f.ask, &a, &why), TG_OK);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 5, &f.ask, &b, &why),
+                 TG_DECLINED);
     CU_ASSERT_STRING_EQUAL(why.msg, "requests per minute limit reached");
     CU_ASSERT(why.retry_us > 0);
     LIMIT_EXPECT(b, -1);
@@ -128,13 +133,14 @@ test_charged_tokens_close_the_minute(void)
 
     CU_ASSERT_FATAL(limit_init(&f));
     f.key.tpm = 100;
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 6, &a, &why), TG_OK);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 6, &f.ask, &a, &why), TG_OK);
     tg_limit_release(&f.w, &a);
     tg_limit_charge(&f.w, &f.key, 6, 60);
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 6, &a, &why), TG_OK);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 6, &f.ask, &a, &why), TG_OK);
     tg_limit_release(&f.w, &a);
     tg_limit_charge(&f.w, &f.key, 6, 40);
-    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 6, &a, &why), TG_DECLINED);
+    LIMIT_EXPECT(tg_limit_admit(&f.w, &f.key, 6, &f.ask, &a, &why),
+                 TG_DECLINED);
     CU_ASSERT_STRING_EQUAL(why.msg, "tokens per minute limit reached");
     LIMIT_EXPECT(a, -1);
     LIMIT_EXPECT(f.w.nlease_free, f.w.nleases);

@@ -16,6 +16,7 @@
 
 #include <CUnit/CUnit.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* What one recorded response must give. */
@@ -103,7 +104,66 @@ static const char json_error[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
     "\"message\":\"bad\"}}";
 
+/* Cumulative message_delta events: the second repeats output higher and
+ * sends input and cache read as zero; the third omits output.  A later
+ * absent or zero field never overwrites an earlier non-zero one. */
+static const char anthropic_deltas[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+    "\"usage\":{\"input_tokens\":40,\"cache_read_input_tokens\":8,"
+    "\"output_tokens\":1}}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},"
+    "\"usage\":{\"output_tokens\":10}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{"
+    "\"input_tokens\":0,\"cache_read_input_tokens\":0,"
+    "\"output_tokens\":25}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+    "\"end_turn\"},\"usage\":{\"input_tokens\":40}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+
+/* An OpenAI stream with an error chunk after its first content. */
+static const char openai_error[] =
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[{\"delta\":"
+    "{\"content\":\"hi\"}}],\"usage\":null}\n\n"
+    "data: {\"error\":{\"message\":\"server overloaded\","
+    "\"type\":\"server_error\"}}\n\n";
+
+/* A non-streamed OpenAI answer with cached and reasoning tokens. */
+static const char openai_json[] =
+    "{\"id\":\"c2\",\"model\":\"o-x\",\"choices\":[],\"usage\":{"
+    "\"prompt_tokens\":1000,\"completion_tokens\":300,"
+    "\"prompt_tokens_details\":{\"cached_tokens\":800},"
+    "\"completion_tokens_details\":{\"reasoning_tokens\":200}}}";
+
 static const usage_case_t usage_cases[] = {
+    {"anthropic cumulative deltas with zero and absent fields",
+     false,
+     true,
+     anthropic_deltas,
+     200,
+     {40, 25, 8, 0, 0, 0},
+     true,
+     false},
+    {"openai stream with an error chunk after the 200",
+     true,
+     true,
+     openai_error,
+     200,
+     {0, 0, 0, 0, 0, 0},
+     false,
+     true},
+    {"openai json with cached and reasoning tokens",
+     true,
+     false,
+     openai_json,
+     200,
+     {200, 300, 800, 0, 0, 200},
+     true,
+     false},
     {"anthropic stream cut before message_delta",
      false,
      true,
@@ -286,6 +346,146 @@ test_usage_never_lowers(void)
 }
 
 
+/* Collects what the strip passes on. */
+typedef struct {
+    char buf[4096];
+    size_t len;
+} strip_out_t;
+
+
+static int
+strip_emit(void *ctx, const char *p, size_t len)
+{
+    strip_out_t *o = ctx;
+
+    if (o->len + len > sizeof(o->buf)) {
+        return TG_ERROR;
+    }
+    memcpy(o->buf + o->len, p, len);
+    o->len += len;
+    return TG_OK;
+}
+
+
+/* The OpenAI stream with usage, in CRLF framing too, loses exactly its
+ * usage chunk, cut at every byte; the usage is still read. */
+static void
+test_usage_strip_every_byte_boundary(void)
+{
+    static const char usage_chunk[] =
+        "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"choices\":[],\"usage\":{"
+        "\"prompt_tokens\":30,\"completion_tokens\":12,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":10},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":4}}}\n\n";
+    const char *body = openai_stream;
+    size_t len = strlen(body), cut, ulen = strlen(usage_chunk);
+    const char *at = strstr(body, usage_chunk);
+    int bad = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    for (cut = 0; cut <= len && bad < 4; cut++) {
+        strip_out_t o = {.len = 0};
+        tg_usage_t u;
+
+        tg_usage_init(&u, true, true, TG_DECODE_IDENTITY, 1);
+        if (tg_usage_strip(&u, body, cut, strip_emit, &o) != TG_OK ||
+            tg_usage_strip(&u, body + cut, len - cut, strip_emit, &o) !=
+                TG_OK ||
+            tg_usage_strip_flush(&u, strip_emit, &o) != TG_OK) {
+            bad++;
+        }
+        tg_usage_feed(&u, body, cut);
+        tg_usage_feed(&u, body + cut, len - cut);
+        if (o.len != len - ulen ||
+            memcmp(o.buf, body, (size_t)(at - body)) != 0 ||
+            memcmp(o.buf + (at - body), at + ulen,
+                   len - (size_t)(at - body) - ulen) != 0) {
+            fprintf(stderr, "\n  strip cut at %zu: %.*s", cut, (int)o.len,
+                    o.buf);
+            bad++;
+        }
+        if (u.tokens[TG_TOK_OUTPUT] != 12) {
+            bad++;
+        }
+        tg_usage_fini(&u);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+
+/* Anthropic events and other chunks pass through byte for byte, also
+ * a stream cut mid-event (flushed at its end). */
+static void
+test_usage_strip_keeps_everything_else(void)
+{
+    const char *bodies[] = {anthropic_cache_1h, openai_cut, openai_error,
+                            "data: {\"choices\":[],\"usage\":null}\n\n"
+                            "data: [DO"};
+    size_t i, cut, len;
+    int bad = 0;
+
+    for (i = 0; i < TG_NELEMS(bodies); i++) {
+        len = strlen(bodies[i]);
+        for (cut = 0; cut <= len; cut++) {
+            strip_out_t o = {.len = 0};
+            tg_usage_t u;
+
+            tg_usage_init(&u, true, true, TG_DECODE_IDENTITY, 1);
+            (void)tg_usage_strip(&u, bodies[i], cut, strip_emit, &o);
+            (void)tg_usage_strip(&u, bodies[i] + cut, len - cut, strip_emit,
+                                 &o);
+            (void)tg_usage_strip_flush(&u, strip_emit, &o);
+            bad += o.len != len || memcmp(o.buf, bodies[i], len) != 0;
+            tg_usage_fini(&u);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+
+static void
+test_usage_ask_body(void)
+{
+    static const struct {
+        const char *in, *out;
+        int rc;
+    } cases[] = {
+        {"{\"model\":\"m\",\"stream\":true}",
+         "{\"stream_options\":{\"include_usage\":true},\"model\":\"m\","
+         "\"stream\":true}",
+         TG_OK},
+        {" { } ", " {\"stream_options\":{\"include_usage\":true} } ", TG_OK},
+        {"{\"stream\":true,\"stream_options\":{\"include_usage\":false,"
+         "\"x\":1}}",
+         "{\"stream\":true,\"stream_options\":{\"include_usage\":true,"
+         "\"x\":1}}",
+         TG_OK},
+        {"{\"stream_options\":null}",
+         "{\"stream_options\":{\"include_usage\":true}}", TG_OK},
+        {"{\"stream_options\":{\"include_usage\":true}}", NULL, TG_DECLINED},
+        {"[1,2]", NULL, TG_DECLINED},
+        {"{\"model\":", NULL, TG_DECLINED},
+    };
+    size_t i, olen;
+    char *out;
+    int rc;
+
+    for (i = 0; i < TG_NELEMS(cases); i++) {
+        out = NULL;
+        rc = tg_usage_ask_body(cases[i].in, strlen(cases[i].in), &out, &olen);
+        CU_ASSERT_EQUAL(rc, cases[i].rc);
+        if (rc == TG_OK && cases[i].out != NULL) {
+            if (olen != strlen(cases[i].out) ||
+                memcmp(out, cases[i].out, olen) != 0) {
+                fprintf(stderr, "\n  ask_body %zu: %.*s", i, (int)olen, out);
+                CU_FAIL("rewritten body differs");
+            }
+        }
+        free(out);
+    }
+}
+
+
 /* See unit.h. */
 int
 tg_test_usage_register(void)
@@ -300,7 +500,15 @@ tg_test_usage_register(void)
         CU_add_test(s, "one-byte pieces give the same usage as whole",
                     test_usage_one_byte_pieces) == NULL ||
         CU_add_test(s, "a later usage event never lowers a class",
-                    test_usage_never_lowers) == NULL) {
+                    test_usage_never_lowers) == NULL ||
+        CU_add_test(s,
+                    "the strip drops only the usage chunk, cut at every "
+                    "byte",
+                    test_usage_strip_every_byte_boundary) == NULL ||
+        CU_add_test(s, "the strip passes everything else byte for byte",
+                    test_usage_strip_keeps_everything_else) == NULL ||
+        CU_add_test(s, "a streamed chat body is made to ask for usage",
+                    test_usage_ask_body) == NULL) {
         return -1;
     }
     return 0;

@@ -33,6 +33,8 @@ int tg_test_request_register(void);
 int tg_test_limit_register(void);
 int tg_test_shm_inflight_register(void);
 int tg_test_shm_epconf_register(void);
+int tg_test_shm_prices_register(void);
+int tg_test_shm_quota_register(void);
 int tg_test_translate_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
