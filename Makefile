@@ -59,7 +59,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/admin/pg.o: ALL_CFLAGS += $(PQ_CFLAGS)
 
-$(SQL_GEN): tools/embed-sql.sh $(SQL_FILES) $(SQL_DIRS)
+$(SQL_GEN): tools/embed-sql.sh $(SQL_FILES) $(SQL_DIRS) conf/prices.json
 	@mkdir -p $(dir $@)
 	tools/embed-sql.sh $@
 

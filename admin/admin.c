@@ -16,6 +16,7 @@
 #include "admin/health.h"
 #include "admin/publish_ep.h"
 #include "admin/store.h"
+#include "admin/usage.h"
 #include "core/buf.h"
 #include "core/core.h"
 #include "core/ev.h"
@@ -202,6 +203,8 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
         tg_admin_unlock(shm);
         exit(2);
     }
+    (void)tg_agg_start(a->loop);
+    (void)tg_usage_start(a->loop, conf, shm);
     /* Neither the events log nor the health checks are worth refusing to
      * run for: without them admin still serves, drains and publishes. */
     (void)tg_events_init(conf, shm);
@@ -215,6 +218,8 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
      * role, so the next admin starts where this one ended. */
     tg_api_stop();
     tg_health_stop();
+    tg_usage_stop();
+    tg_agg_stop();
     tg_store_stop();
     while (tg_agg_drain() > 0) {
     }

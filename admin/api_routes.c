@@ -18,6 +18,7 @@
  */
 #include "admin/agg.h"
 #include "admin/api_int.h"
+#include "admin/api_usage.h"
 #include "admin/health.h"
 #include "admin/webhook.h"
 #include "core/log.h"
@@ -692,6 +693,20 @@ const tg_api_route_t tg_api_routes[] = {
 
     {TG_HTTP_GET, "/admin/api/audit", TG_API_SQL("audit_list"), NULL,
      tg_api_q_audit, 0, NULL, NULL, NULL, 200},
+
+    {TG_HTTP_GET, "/admin/api/usage", TG_API_SQL("usage_list"), NULL,
+     tg_api_q_usage, 0, NULL, NULL, NULL, 200},
+    {TG_HTTP_GET, "/admin/api/prices", TG_API_SQL("prices_list"), NULL,
+     tg_api_q_prices, 0, NULL, NULL, NULL, 200},
+    {TG_HTTP_POST, "/admin/api/prices", TG_API_SQL("prices_create"),
+     tg_api_b_price, NULL, TG_API_R_ADMIN, NULL, NULL, NULL, 201},
+    {TG_HTTP_GET, "/admin/api/prices/{id}", TG_API_SQL("prices_get"), NULL,
+     NULL, 0, NULL, NULL, NULL, 200},
+    {TG_HTTP_PATCH, "/admin/api/prices/{id}", TG_API_SQL("prices_update"),
+     tg_api_b_price, NULL, TG_API_R_ADMIN | TG_API_R_PARTIAL, NULL, NULL, NULL,
+     200},
+    {TG_HTTP_DELETE, "/admin/api/prices/{id}", TG_API_SQL("prices_delete"),
+     NULL, NULL, TG_API_R_ADMIN, NULL, NULL, NULL, 200},
 };
 
 const size_t tg_api_nroutes = TG_NELEMS(tg_api_routes);

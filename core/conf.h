@@ -91,9 +91,6 @@ typedef struct {
 
 enum { TG_QUOTA_NONE = 0, TG_QUOTA_DAY = 1, TG_QUOTA_MONTH = 2 };
 
-/* usage.on_client_disconnect */
-enum { TG_CONF_DISCONNECT_DRAIN = 0, TG_CONF_DISCONNECT_CANCEL = 1 };
-
 /* Where tg_conf_t.database came from. */
 enum {
     TG_CONF_DB_NONE = 0, /* no database: config-only mode */
@@ -186,13 +183,13 @@ typedef struct tg_conf_s {
     uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
-    uint32_t usage_ring;       /* ring slots, a power of two, default 16384 */
-    char spool_dir[4096];      /* overflow spool files, default "spool" */
-    char usage_log[4096];      /* admin's JSON-lines sink, "off" = none */
-    char usage_timezone[64];   /* quota periods: IANA name or POSIX TZ, UTC */
-    int usage_disconnect;      /* TG_CONF_DISCONNECT_*, default DRAIN */
-    uint32_t drain_timeout_ms; /* drain deadline after the client left, 30s */
-    size_t drain_bytes;        /* drain byte cap after the client left, 8m */
+    uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
+    char spool_dir[4096]; /* overflow spool files, default "spool" */
+    char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
+    bool usage_detail;    /* usage_requests rows, default false */
+    uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
+    uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
+    char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
 
     /* database: a libpq conninfo ("env:NAME" resolved at load); a secret
      * (it may hold a password), never logged */

@@ -741,6 +741,8 @@ tg_master_reload(void)
         tg_log(TG_LOG_WARN, 0, "cannot open the new log files");
     }
     tg_master_conf = conf;
+    /* Children forked from now on compute quota periods in this zone. */
+    tg_shm_quota_zone_set(conf->usage_timezone);
     tg_master_generation++;
     atomic_store(&tg_shm_hdr(&tg_master_shm)->generation, tg_master_generation);
     tg_master_spawn_all(false);
@@ -900,6 +902,7 @@ tg_master_run(tg_conf_t *conf, bool daemonize)
     int rc = 1;
 
     tg_master_conf = conf;
+    tg_shm_quota_zone_set(conf->usage_timezone);
     if (tg_log_open(conf->error_log, conf->access_log, conf->log_level) !=
         TG_OK) {
         return 1;

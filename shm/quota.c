@@ -12,6 +12,7 @@
 #include "shm/quota.h"
 #include "shm/seqlock.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -556,6 +557,24 @@ tg_shm_qres_size(uint32_t per_proc, uint32_t nprocs)
 }
 
 
+/* The quota time zone; "" = the process's TZ. */
+static char tg_shm_quota_zone[128];
+
+
+/* See quota.h. */
+void
+tg_shm_quota_zone_set(const char *tz)
+{
+    size_t n = tz != NULL ? strlen(tz) : 0;
+
+    if (n >= sizeof(tg_shm_quota_zone)) {
+        n = 0;
+    }
+    memcpy(tg_shm_quota_zone, tz != NULL ? tz : "", n);
+    tg_shm_quota_zone[n] = '\0';
+}
+
+
 /* Unix time of local midnight starting day <mday> of <tm>'s month
  * (mktime normalises an out-of-range day into the next month). */
 static uint64_t
@@ -573,12 +592,48 @@ tg_shm_quota_midnight(const struct tm *now, int mday, int mon_add)
 }
 
 
+static void tg_shm_quota_periods_local(time_t t, uint64_t now_s,
+                                       uint64_t starts[TG_SHM_Q_NPERIODS],
+                                       uint64_t ends[TG_SHM_Q_NPERIODS]);
+
+
 /* See quota.h. */
 void
 tg_shm_quota_periods(uint64_t now_s, uint64_t starts[TG_SHM_Q_NPERIODS],
                      uint64_t ends[TG_SHM_Q_NPERIODS])
 {
     time_t t = (time_t)now_s;
+    const char *env;
+    char old[256];
+    bool had = false, swap = tg_shm_quota_zone[0] != '\0';
+
+    if (swap) {
+        env = getenv("TZ");
+        if (env != NULL && strlen(env) < sizeof(old)) {
+            memcpy(old, env, strlen(env) + 1);
+            had = true;
+        }
+        setenv("TZ", tg_shm_quota_zone, 1);
+        tzset();
+    }
+    tg_shm_quota_periods_local(t, now_s, starts, ends);
+    if (swap) {
+        if (had) {
+            setenv("TZ", old, 1);
+        } else {
+            unsetenv("TZ");
+        }
+        tzset();
+    }
+}
+
+
+/* tg_shm_quota_periods in the current TZ. */
+static void
+tg_shm_quota_periods_local(time_t t, uint64_t now_s,
+                           uint64_t starts[TG_SHM_Q_NPERIODS],
+                           uint64_t ends[TG_SHM_Q_NPERIODS])
+{
     struct tm tm;
 
     if (localtime_r(&t, &tm) == NULL) {

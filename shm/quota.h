@@ -253,11 +253,22 @@ int tg_shm_quota_in_use(const tg_shm_quotas_t *t, uint32_t idx,
                         uint64_t out[TG_SHM_Q_N]);
 
 /*
- * The day and month containing <now_s> in the process's time zone (TZ,
- * set from usage.timezone before tzset() at start): their starts into
- * <starts>[TG_SHM_Q_NPERIODS] and their ends (the next starts) into
- * <ends>, unix seconds.  Uses localtime_r and mktime, so a day is 23 or
- * 25 hours long across a daylight-saving change.  Any process.
+ * Set the time zone of quota periods (usage.timezone: an IANA name or a
+ * POSIX TZ string; NULL or "" for the process's own).  Process-local:
+ * master sets it when it loads the configuration, so admin and workers
+ * inherit it at fork.
+ */
+void tg_shm_quota_zone_set(const char *tz);
+
+/*
+ * The day and month containing <now_s> in the quota time zone
+ * (tg_shm_quota_zone_set): their starts into <starts>[TG_SHM_Q_NPERIODS]
+ * and their ends (the next starts) into <ends>, unix seconds.  Uses
+ * localtime_r and mktime under TZ set to that zone for the call only
+ * (the process's TZ, which its log timestamps use, is restored), so a day
+ * is 23 or 25 hours long across a daylight-saving change.  Any
+ * single-threaded process; callers cache the result until the nearest
+ * end.
  */
 void tg_shm_quota_periods(uint64_t now_s, uint64_t starts[TG_SHM_Q_NPERIODS],
                           uint64_t ends[TG_SHM_Q_NPERIODS]);

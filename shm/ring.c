@@ -389,6 +389,54 @@ tg_shm_ring_consume_raw(tg_shm_ring_t *r, void *out, uint64_t *pos)
 }
 
 
+/* See ring.h. */
+int
+tg_shm_ring_peek_raw(tg_shm_ring_t *r, uint32_t k, void *out, uint64_t *pos)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed) + k;
+    char *slot;
+    uint64_t seq;
+
+    if (k >= r->capacity) {
+        return TG_SHM_MISS;
+    }
+    slot = tg_shm_ring_at(r, (uint32_t)t & r->mask, r->rec_size);
+    /* Acquire pairs with the producer's release after its body copy. */
+    seq = atomic_load_explicit((_Atomic uint64_t *)(void *)slot,
+                               memory_order_acquire);
+    if (seq != t + 1) {
+        return TG_SHM_MISS;
+    }
+    memcpy(out, slot + TG_SHM_CACHELINE, r->rec_size);
+    if (pos != NULL) {
+        *pos = t;
+    }
+    return TG_SHM_OK;
+}
+
+
+/* See ring.h. */
+void
+tg_shm_ring_release(tg_shm_ring_t *r, uint32_t n)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t c;
+    uint32_t i;
+
+    /* Slot by slot, as consume does, so a consumer that dies midway
+     * leaves the state tg_shm_ring_skip_stuck() repairs. */
+    for (i = 0; i < n; i++, t++) {
+        char *slot = tg_shm_ring_at(r, (uint32_t)t & r->mask, r->rec_size);
+
+        atomic_store_explicit((_Atomic uint64_t *)(void *)slot, t + r->capacity,
+                              memory_order_release);
+        atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    }
+    c = atomic_load_explicit(&r->consumed, memory_order_relaxed);
+    atomic_store_explicit(&r->consumed, c + n, memory_order_relaxed);
+}
+
+
 /*
  * Copy the oldest published usage record into <out>.  Admin only (the
  * single consumer).  Returns TG_SHM_OK, or TG_SHM_MISS when there is none

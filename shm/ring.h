@@ -280,6 +280,25 @@ int tg_shm_ring_publish_raw(tg_shm_ring_t *r, const void *rec, int32_t pid);
 int tg_shm_ring_consume_raw(tg_shm_ring_t *r, void *out, uint64_t *pos);
 
 /*
+ * Copy the record <k> places after the oldest one (k = 0 is the oldest)
+ * into <out> (r->rec_size bytes) and its position into <*pos> (may be
+ * NULL), without consuming it.  The single consumer only.  Returns
+ * TG_SHM_OK, or TG_SHM_MISS when that slot is not published yet.  With
+ * tg_shm_ring_release() this lets the consumer store records safely
+ * before it hands their slots back: a consumer that dies in between
+ * leaves them published, and the next one reads them again.
+ */
+int tg_shm_ring_peek_raw(tg_shm_ring_t *r, uint32_t k, void *out,
+                         uint64_t *pos);
+
+/*
+ * Consume the <n> oldest records, which tg_shm_ring_peek_raw() reported
+ * published, handing their slots to the next lap.  The single consumer
+ * only.
+ */
+void tg_shm_ring_release(tg_shm_ring_t *r, uint32_t n);
+
+/*
  * Bytes needed for a usage ring of <capacity> slots, header included:
  * (capacity + 1) * sizeof(tg_shm_ring_slot_t).  Returns 0 when <capacity>
  * is not a power of two in [TG_SHM_RING_MIN, TG_SHM_RING_MAX].

@@ -8,7 +8,7 @@
 # records it in schema_migrations (the runner sends the file and that
 # statement as one implicit transaction); sql/functions/*.sql and
 # sql/views/*.sql become tg_sql_functions[] and tg_sql_views[] in name
-# order.  The build fails on a misnamed or duplicate migration, or a
+# order, and conf/prices.json becomes tg_sql_prices_seed.  The build fails on a misnamed or duplicate migration, or a
 # migration that holds its own BEGIN/COMMIT.  Run by the Makefile whenever
 # a file under sql/ changes.
 set -euo pipefail
@@ -71,6 +71,11 @@ files() {
         done
         echo "    {0, NULL, NULL}};"
     done
+    # The shipped price list, seeded into model_prices (admin/usage.c).
+    echo
+    echo "const char tg_sql_prices_seed[] ="
+    literal conf/prices.json
+    echo "    ;"
 } >"$tmp"
 mv "$tmp" "$out"
 trap - EXIT

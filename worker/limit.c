@@ -15,7 +15,6 @@
 #include "shm/users.h"
 #include "worker/usage.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +46,9 @@ tg_limit_init(tg_worker_t *w)
         w->lease_free[i] = w->nleases - 1 - i;
     }
     w->nlease_free = w->nleases;
-    /* Quota periods follow usage.timezone: localtime_r reads TZ. */
-    if (setenv("TZ", w->conf->usage_timezone, 1) != 0) {
-        tg_log(TG_LOG_ERR, errno, "setenv(TZ) failed");
-        return TG_ERROR;
-    }
-    tzset();
+    /* Quota periods follow usage.timezone (master set it before the
+     * fork too; this keeps a worker's own configuration authoritative). */
+    tg_shm_quota_zone_set(w->conf->usage_timezone);
     tg_limit_ends[0] = tg_limit_ends[1] = 0;
     return TG_OK;
 }

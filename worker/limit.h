@@ -5,11 +5,11 @@
  *
  * NOTES
  *      Worker only; never blocks.  Admission checks, cheapest and least
- *      taking first: tokens per minute (reads only), the user's quota
- *      (reads only), concurrency (takes a lease), requests per minute
- *      (charges a GCRA admission).  The two checks that take something
- *      come last and a refusal by the rate check gives the lease back, so
- *      a refused request holds nothing.  The lease is this worker's entry
+ *      taking first: tokens per minute (reads only), concurrency (takes a
+ *      lease), the quotas of the user and the key (reserve an estimate),
+ *      requests per minute (charges a GCRA admission).  A refusal by a
+ *      later check gives back what the earlier ones took, so a refused
+ *      request holds nothing.  The lease is this worker's entry
  *      in its shm lease array (shm/rl.h), so master can give back every
  *      lease of a worker that died.  A request holds at most one lease,
  *      given back by tg_limit_release exactly once (the request's end).

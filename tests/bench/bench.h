@@ -24,5 +24,6 @@ void tg_bench_keys(void);  /* shm/keys: lookup with 1,000,000 keys */
 void tg_bench_rl(void);    /* shm/rl: rate-limit check, 2 processes */
 void tg_bench_ring(void);  /* shm/ring: publish */
 void tg_bench_route(void); /* endpoint selection (routing issue) */
+void tg_bench_agg(void);   /* admin/agg: journal, batch, JSON */
 
 #endif /* TG_TESTS_BENCH_BENCH_H */

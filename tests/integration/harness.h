@@ -57,6 +57,7 @@ extern const tg_it_test_t tg_it_endpoints_shm_tests[];
 extern const tg_it_test_t tg_it_hostile_tests[];
 extern const tg_it_test_t tg_it_quota_tests[];
 extern const tg_it_test_t tg_it_translate_tests[];
+extern const tg_it_test_t tg_it_usage_pg_tests[];
 
 /* ------------------------------------------------------------ checks */
 

@@ -201,6 +201,78 @@ test_publish_prune_users(void)
 }
 
 
+/* Prices and quota limits go where workers look for them. */
+static void
+test_publish_prices_and_quotas(void)
+{
+    tg_publish_price_t rows[2];
+    tg_publish_user_t u;
+    tg_publish_key_t k;
+    tg_shm_quotas_t *qt;
+    tg_shm_quota_t *q;
+    uint64_t p[TG_PRICE_N];
+    uint32_t idx;
+
+    tg_test_pub_create();
+    qt = tg_shm_quotas(&tg_test_pub_shm);
+    memset(rows, 0, sizeof(rows));
+    snprintf(rows[0].pattern, sizeof(rows[0].pattern), "claude-*");
+    rows[0].in = 1;
+    snprintf(rows[1].pattern, sizeof(rows[1].pattern), "claude-opus-4*");
+    rows[1].in = 15000000;
+    rows[1].out = 75000000;
+    rows[1].cache_1h = 30000000;
+    CU_ASSERT_EQUAL(tg_publish_prices(&tg_test_pub_shm, rows, 2), TG_OK);
+    CU_ASSERT_EQUAL(tg_shm_prices_lookup(tg_shm_prices(&tg_test_pub_shm),
+                                         "claude-opus-4-1", 15, p),
+                    TG_SHM_OK);
+    CU_ASSERT_EQUAL(p[TG_PRICE_OUTPUT], 75000000);
+    CU_ASSERT_EQUAL(p[TG_PRICE_CACHE_1H], 30000000);
+    rows[1].pattern[0] = '\0';
+    CU_ASSERT_EQUAL(tg_publish_prices(&tg_test_pub_shm, rows, 2), TG_ERROR);
+
+    /* A user's quota_tokens per day becomes its day token quota. */
+    memset(&u, 0, sizeof(u));
+    u.idx = 3;
+    u.user_id = 4;
+    u.period = TG_SHM_USER_PERIOD_DAY;
+    u.quota_tokens = 500;
+    CU_ASSERT_EQUAL(tg_publish_user(&tg_test_pub_shm, &u), TG_OK);
+    idx = tg_publish_quota_user(&tg_test_pub_shm, 3);
+    q = tg_shm_quota_get(qt, idx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(q->limit[TG_SHM_Q_I(TG_SHM_Q_DAY, TG_SHM_Q_TOKENS)], 500);
+    CU_ASSERT_TRUE((q->flags & TG_SHM_QUOTA_F_CACHE_DAY) != 0);
+    /* Explicit quotas win; none at all clears the entry. */
+    u.quota.cost_month_pusd = 7000000000000ull;
+    CU_ASSERT_EQUAL(tg_publish_user(&tg_test_pub_shm, &u), TG_OK);
+    CU_ASSERT_EQUAL(q->limit[TG_SHM_Q_I(TG_SHM_Q_DAY, TG_SHM_Q_TOKENS)], 0);
+    CU_ASSERT_EQUAL(q->limit[TG_SHM_Q_I(TG_SHM_Q_MONTH, TG_SHM_Q_COST)],
+                    7000000000000ull);
+    memset(&u.quota, 0, sizeof(u.quota));
+    u.quota_tokens = 0;
+    CU_ASSERT_EQUAL(tg_publish_user(&tg_test_pub_shm, &u), TG_OK);
+    CU_ASSERT_EQUAL(q->flags & TG_SHM_QUOTA_F_USED, 0);
+
+    /* A key's quota sits at its slot, found again by its digest. */
+    tg_test_pub_key(&k, 12, NULL, 0);
+    k.quota.tokens_month = 900;
+    k.quota.cache_reads_month = true;
+    CU_ASSERT_EQUAL(tg_publish_key(&tg_test_pub_shm, &k), TG_OK);
+    idx = tg_publish_quota_key(&tg_test_pub_shm, k.digest);
+    q = tg_shm_quota_get(qt, idx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_TRUE(idx >= qt->users);
+    CU_ASSERT_EQUAL(q->id, 12);
+    CU_ASSERT_EQUAL(q->limit[TG_SHM_Q_I(TG_SHM_Q_MONTH, TG_SHM_Q_TOKENS)], 900);
+    CU_ASSERT_TRUE((q->flags & TG_SHM_QUOTA_F_CACHE_MONTH) != 0);
+    k.digest[5] ^= 0xff;
+    CU_ASSERT_EQUAL(tg_publish_quota_key(&tg_test_pub_shm, k.digest),
+                    TG_SHM_QUOTA_NONE);
+    tg_shm_destroy(&tg_test_pub_shm);
+}
+
+
 int
 tg_test_publish_register(void)
 {
@@ -216,6 +288,8 @@ tg_test_publish_register(void)
          test_publish_patterns_full},
         {"a full publish frees users and deletes keys it does not list",
          test_publish_prune_users},
+        {"prices and quota limits land where workers look for them",
+         test_publish_prices_and_quotas},
     };
     CU_pSuite suite;
     size_t i;

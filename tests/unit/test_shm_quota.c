@@ -336,6 +336,7 @@ test_quota_periods_follow_the_time_zone(void)
     uint64_t s[2], e[2];
     char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
 
+    tg_shm_quota_zone_set(NULL);
     setenv("TZ", "UTC", 1);
     tzset();
     /* 2026-12-02 15:00 UTC */
@@ -357,6 +358,13 @@ test_quota_periods_follow_the_time_zone(void)
     /* Local time is 06:00:05 on the 3rd: the day ends 17:59:55 later. */
     CU_ASSERT_EQUAL(s[TG_SHM_Q_DAY], 1796223600ull - 21605);
     CU_ASSERT_EQUAL(e[TG_SHM_Q_DAY], 1796223600ull + 64795);
+    /* A quota zone applies for the call only: the process keeps its TZ
+     * (its log timestamps). */
+    tg_shm_quota_zone_set("CET-1");
+    tg_shm_quota_periods(1796223600ull, s, e);
+    CU_ASSERT_EQUAL(s[TG_SHM_Q_DAY], day1[0] - 3600);
+    CU_ASSERT_STRING_EQUAL(getenv("TZ"), "TST-15:00:05");
+    tg_shm_quota_zone_set(NULL);
     if (old != NULL) {
         setenv("TZ", old, 1);
     } else {

@@ -13,3 +13,30 @@ SELECT tg_api.applications_create('{"actor": 2, "role": "user"}',
 SELECT tg_api.applications_approve(:'root', '{"application_id": 1}');
 SELECT tg_api.auth_login_result('{"role": null, "addr": "192.0.2.1"}',
     '{"user_id": 2, "ok": false}');
+-- Usage, as admin flushes it: two batches over two months, two users,
+-- two keys, two models, two endpoints; the second batch sent twice.
+SELECT tg_api.usage_ingest(jsonb_build_object(
+    'batch_id', '00000000000000aa-1', 'host', 'h1', 'records', 6,
+    'rows', jsonb_build_array(
+        jsonb_build_array(extract(epoch FROM date_trunc('hour', now()
+            - interval '1 month'))::bigint, 2, 1, 'claude-sonnet-4-5', 'ep-a',
+            3, 2, 1, 0, 0, 0, 1, 0, 300, 600, 1200, 50, 0, 0,
+            9000000000, 0, 0, 900, 400, 90, 3000, 9000),
+        jsonb_build_array(extract(epoch FROM date_trunc('hour', now()
+            - interval '1 month'))::bigint, 1, 2, 'gpt-4o', 'ep-b',
+            3, 0, 0, 1, 0, 1, 0, 0, 100, 50, 40, 0, 0, 0,
+            1500000000, 1, 0, 3000, 2000, 300, 1000, 2000))));
+SELECT tg_api.usage_ingest(jsonb_build_object(
+    'batch_id', '00000000000000aa-2', 'host', 'h1', 'records', 2,
+    'rows', jsonb_build_array(
+        jsonb_build_array(extract(epoch FROM date_trunc('hour', now()))::bigint,
+            2, 1, 'claude-sonnet-4-5', 'ep-a', 2, 2, 0, 0, 1, 0, 0, 0,
+            200, 400, 800, 0, 30, 10, 6000000000, 0, 0, 700, 500, 60, 2000,
+            6000))));
+SELECT tg_api.usage_ingest(jsonb_build_object(
+    'batch_id', '00000000000000aa-2', 'host', 'h1', 'records', 2,
+    'rows', jsonb_build_array(
+        jsonb_build_array(extract(epoch FROM date_trunc('hour', now()))::bigint,
+            2, 1, 'claude-sonnet-4-5', 'ep-a', 2, 2, 0, 0, 1, 0, 0, 0,
+            200, 400, 800, 0, 30, 10, 6000000000, 0, 0, 700, 500, 60, 2000,
+            6000))));

@@ -1,0 +1,380 @@
+/*
+ * tests/integration/test_usage_pg.c
+ *      Usage in PostgreSQL: records reach usage_hourly exactly once,
+ *      through a replayed journal, a database outage and admin killed
+ *      with kill -9, and the token sums equal the mock upstream's ledger.
+ *
+ * NOTES
+ *      Load: four loadgen runs at once, Anthropic and OpenAI, streaming
+ *      and not, every body with "cache_control" so the mock reports cache
+ *      reads and writes.  Expected sums come from the mock's ledger (one
+ *      line per request it answered, with the usage it reported):
+ *      Anthropic input = input_tokens, cache read = cache_read_input_
+ *      tokens, cache write 5m = cache_creation_input_tokens; OpenAI input
+ *      = prompt_tokens - cached_tokens (the ledger's input_tokens and
+ *      cache_read_input_tokens), cache read = cached_tokens.  The request
+ *      count must equal what loadgen sent; requests answered by tollgate
+ *      itself (the fixture's /healthz) have no endpoint and are left out.
+ */
+#include "tests/integration/client.h"
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BODY_A                                                                 \
+    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"messages\":"         \
+    "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hello "    \
+    "there, a cached prompt\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]}"
+#define BODY_A_STREAM                                                          \
+    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"stream\":true,"      \
+    "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","        \
+    "\"text\":\"Hello streamed\",\"cache_control\":{\"type\":"                 \
+    "\"ephemeral\"}}]}]}"
+#define BODY_O                                                                 \
+    "{\"model\":\"gpt-4o\",\"cache_control\":1,\"messages\":[{\"role\":"       \
+    "\"user\",\"content\":\"Hello there, an OpenAI prompt\"}]}"
+#define BODY_O_STREAM                                                          \
+    "{\"model\":\"gpt-4o\",\"stream\":true,\"cache_control\":1,"               \
+    "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"     \
+    "\"user\",\"content\":\"Hello streamed OpenAI\"}]}"
+
+/* Sums per token class, in usage_hourly's vocabulary. */
+typedef struct {
+    long long requests, input, output, cache_read, cache_5m, cache_1h;
+} sums_t;
+
+typedef struct {
+    tg_it_proc_t p;
+    long long requests;
+} load_t;
+
+
+/* Run <sql> on <db>; its output (static) or a failed test. */
+static const char *
+sql(const char *db, const char *text)
+{
+    static char out[8192];
+
+    TG_IT_CHECKF(tg_it_pg_exec(db, text, out, sizeof(out)) == 0,
+                 "psql failed: %s\n  for: %s", out, text);
+    return out;
+}
+
+
+static void
+pg_sums(const char *db, sums_t *s)
+{
+    const char *out = sql(
+        db, "SELECT coalesce(sum(requests),0), coalesce(sum(input_tokens),0),"
+            " coalesce(sum(output_tokens),0),"
+            " coalesce(sum(cache_read_tokens),0),"
+            " coalesce(sum(cache_write_5m_tokens),0),"
+            " coalesce(sum(cache_write_1h_tokens),0) FROM usage_hourly"
+            " WHERE endpoint <> ''");
+
+    memset(s, 0, sizeof(*s));
+    TG_IT_CHECKF(sscanf(out, "%lld|%lld|%lld|%lld|%lld|%lld", &s->requests,
+                        &s->input, &s->output, &s->cache_read, &s->cache_5m,
+                        &s->cache_1h) == 6,
+                 "unexpected sums: %s", out);
+}
+
+
+/* The integer after "\"<name>\":" in <line>; 0 when absent. */
+static long long
+field(const char *line, const char *name)
+{
+    char want[64];
+    const char *p;
+
+    snprintf(want, sizeof(want), "\"%s\":", name);
+    p = strstr(line, want);
+    return p != NULL ? strtoll(p + strlen(want), NULL, 10) : 0;
+}
+
+
+/* Expected sums from the mock's ledger (answered 200s only carry usage). */
+static void
+ledger_sums(const char *path, sums_t *s)
+{
+    char *text = tg_it_file_read(path, NULL), *line, *save = NULL;
+
+    TG_IT_CHECKF(text != NULL, "no ledger at %s", path);
+    memset(s, 0, sizeof(*s));
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        long long in = field(line, "input_tokens");
+        long long cr = field(line, "cache_read_input_tokens");
+
+        /* Health checks and model lists carry no usage. */
+        if (strstr(line, "\"path\":\"/v1/messages\"") == NULL &&
+            strstr(line, "\"path\":\"/v1/chat/completions\"") == NULL) {
+            continue;
+        }
+        s->requests++;
+        if (strstr(line, "/v1/chat/completions") != NULL) {
+            s->input += in - cr;
+        } else {
+            s->input += in;
+            s->cache_5m += field(line, "cache_creation_input_tokens");
+        }
+        s->cache_read += cr;
+        s->output += field(line, "output_tokens");
+    }
+    free(text);
+}
+
+
+static void
+load_start(load_t *l, const char *name, int port, const char *path,
+           const char *body, int n, bool openai, int delay_ms)
+{
+    char bin[4096], url[128], nn[16], delay[48];
+    char *argv[24];
+    int i = 0;
+
+    snprintf(bin, sizeof(bin), "%s/loadgen", tg_it_build());
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(nn, sizeof(nn), "%d", n);
+    snprintf(delay, sizeof(delay), "x-mock-delay-ms: %d", delay_ms);
+    argv[i++] = bin;
+    argv[i++] = "-u";
+    argv[i++] = url;
+    argv[i++] = "-c";
+    argv[i++] = "1";
+    argv[i++] = "-n";
+    argv[i++] = nn;
+    argv[i++] = "--body";
+    argv[i++] = (char *)body;
+    argv[i++] = "-H";
+    argv[i++] =
+        openai ? "authorization: Bearer " TG_IT_KEY : "x-api-key: " TG_IT_KEY;
+    argv[i++] = "-H";
+    argv[i++] = "anthropic-version: 2023-06-01";
+    argv[i++] = "-H";
+    argv[i++] = "x-mock-chunks: 8";
+    argv[i++] = "-H";
+    argv[i++] = delay;
+    argv[i++] = "--timeout-s";
+    argv[i++] = "50";
+    argv[i] = NULL;
+    tg_it_proc_start(&l->p, name, argv);
+}
+
+
+static long long
+load_wait(load_t *l)
+{
+    char *out, *p;
+
+    TG_IT_CHECKF(tg_it_proc_wait(&l->p, 55000), "loadgen ran too long");
+    out = tg_it_file_read(l->p.out, NULL);
+    TG_IT_CHECK(out != NULL);
+    p = strstr(out, "requests=");
+    l->requests = p != NULL ? strtoll(p + 9, NULL, 10) : -1;
+    free(out);
+    return l->requests;
+}
+
+
+/* Start the four loads: <n> requests of each non-streaming kind, <n> / 4
+ * streams of each kind, each stream <delay_ms> per chunk (8 chunks). */
+static void
+loads_start(load_t l[4], int port, int n, int delay_ms)
+{
+    load_start(&l[0], "load-a", port, "/v1/messages", BODY_A, n, false, 0);
+    load_start(&l[1], "load-as", port, "/v1/messages", BODY_A_STREAM, n / 4,
+               false, delay_ms);
+    load_start(&l[2], "load-o", port, "/v1/chat/completions", BODY_O, n, true,
+               0);
+    load_start(&l[3], "load-os", port, "/v1/chat/completions", BODY_O_STREAM,
+               n / 4, true, delay_ms);
+}
+
+
+static long long
+loads_wait(load_t l[4])
+{
+    long long total = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        total += load_wait(&l[i]);
+    }
+    return total;
+}
+
+
+/* A fixture on a database of its own, with its journal in the test
+ * directory; started, database ready. */
+static void
+start_db(tg_it_fixture_t *f, char *db, size_t len)
+{
+    char spool[4096];
+    tg_it_resp_t resp;
+    int i;
+
+    tg_it_pg_db_create(db, len);
+    tg_it_fixture_init(f);
+    tg_it_conf_set(&f->conf, "database", "\"%s\"", db);
+    tg_it_conf_set(&f->conf, "log.level", "\"info\"");
+    tg_it_conf_set(&f->conf, "usage.spool_dir", "\"%s\"",
+                   tg_it_path(spool, sizeof(spool), "spool"));
+    tg_it_fixture_start(f);
+    for (i = 0; i < 200; i++) {
+        tg_it_request(f->admin_port, "GET", "/healthz", NULL, NULL, &resp);
+        if (resp.body != NULL && strstr(resp.body, "\"ready\"") != NULL) {
+            tg_it_resp_fini(&resp);
+            return;
+        }
+        tg_it_resp_fini(&resp);
+        tg_it_sleep_ms(100);
+    }
+    tg_it_fail(__FILE__, __LINE__, "the database never got ready");
+}
+
+
+/* Wait until PostgreSQL holds <requests> requests; fails after
+ * <timeout_ms>. */
+static void
+wait_requests(const char *db, long long requests, int timeout_ms)
+{
+    uint64_t end = tg_it_now_ms() + (uint64_t)timeout_ms;
+    sums_t s;
+
+    for (;;) {
+        pg_sums(db, &s);
+        if (s.requests >= requests || tg_it_now_ms() > end) {
+            break;
+        }
+        tg_it_sleep_ms(200);
+    }
+    TG_IT_CHECKF(s.requests == requests,
+                 "usage_hourly holds %lld requests, the load sent %lld",
+                 s.requests, requests);
+}
+
+
+/* PostgreSQL's sums equal the ledger's, class by class. */
+static void
+check_ledger(const char *db, const char *ledger, long long sent)
+{
+    sums_t got, want;
+
+    wait_requests(db, sent, 20000);
+    pg_sums(db, &got);
+    ledger_sums(ledger, &want);
+    tg_it_note("sent %lld; pg: %lld req, in %lld out %lld cr %lld cw5 %lld; "
+               "ledger: %lld req, in %lld out %lld cr %lld cw5 %lld",
+               sent, got.requests, got.input, got.output, got.cache_read,
+               got.cache_5m, want.requests, want.input, want.output,
+               want.cache_read, want.cache_5m);
+    TG_IT_CHECK_INT(want.requests, sent);
+    TG_IT_CHECK_INT(got.input, want.input);
+    TG_IT_CHECK_INT(got.output, want.output);
+    TG_IT_CHECK_INT(got.cache_read, want.cache_read);
+    TG_IT_CHECK_INT(got.cache_5m, want.cache_5m);
+    TG_IT_CHECK_INT(got.cache_1h, 0);
+    TG_IT_CHECK(want.cache_read > 0 && want.cache_5m > 0);
+}
+
+
+/* Kill admin (the child named "admin") with SIGKILL; master respawns it. */
+static void
+kill_admin(tg_it_fixture_t *f)
+{
+    pid_t pids[4];
+    int n = tg_it_children(f->tg.pid, "admin", pids, 4);
+
+    TG_IT_CHECKF(n == 1, "found %d admin processes", n);
+    TG_IT_CHECK(kill(pids[0], SIGKILL) == 0);
+    tg_it_note("killed admin %d", (int)pids[0]);
+}
+
+
+static void
+test_records_reach_pg(void)
+{
+    tg_it_fixture_t f;
+    load_t l[4];
+    char db[512], path[4096];
+    const char *out;
+    long long sent;
+    uint64_t zero = 0;
+    int fd;
+
+    start_db(&f, db, sizeof(db));
+    loads_start(l, f.port, 40, 5);
+    sent = loads_wait(l);
+    TG_IT_CHECK_INT(sent, 100);
+    check_ledger(db, f.ledger, sent);
+    out = sql(db, "SELECT count(*) FROM usage_batches");
+    tg_it_note("%s batches", out);
+    /* The usage API's function answers in the same vocabulary. */
+    out = sql(db, "SELECT tg_api.usage_list('{\"role\":\"admin\"}', "
+                  "'{\"group_by\":\"model\"}')");
+    TG_IT_CHECKF(strstr(out, "\"model\": \"gpt-4o\"") != NULL &&
+                     strstr(out, "\"cache_read_tokens\"") != NULL,
+                 "usage_list: %s", out);
+
+    /* Replay: forget every acknowledgement, as if admin had died between
+     * each commit and its ack; the batches go again and change nothing. */
+    TG_IT_CHECK(tg_it_proc_stop(&f.tg, 10000) == 0);
+    fd = open(tg_it_path(path, sizeof(path), "spool/usage.state"), O_WRONLY);
+    TG_IT_CHECK(fd != -1);
+    TG_IT_CHECK(pwrite(fd, &zero, 8, 16) == 8);
+    TG_IT_CHECK(pwrite(fd, &zero, 8, 24) == 8);
+    close(fd);
+    f.no_mock = true;
+    tg_it_fixture_start(&f);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "database ready", 20000));
+    tg_it_sleep_ms(2500);
+    check_ledger(db, f.ledger, sent);
+    tg_it_fixture_stop(&f);
+}
+
+
+/*
+ * The accuracy test: a mixed load while admin is killed twice and
+ * PostgreSQL stops for 10 s; afterwards PostgreSQL's token sums equal
+ * the ledger's exactly and the request count equals what was sent.
+ */
+static void
+test_accuracy(void)
+{
+    tg_it_fixture_t f;
+    load_t l[4];
+    char db[512];
+    long long sent;
+
+    start_db(&f, db, sizeof(db));
+    /* About 15 s of load, so it spans both kills and the outage. */
+    loads_start(l, f.port, 400, 25);
+    tg_it_sleep_ms(1500);
+    kill_admin(&f);
+    tg_it_sleep_ms(1500);
+    tg_it_pg_stop();
+    tg_it_sleep_ms(10000);
+    tg_it_pg_start();
+    tg_it_sleep_ms(1000);
+    kill_admin(&f);
+    sent = loads_wait(l);
+    TG_IT_CHECK_INT(sent, 1000);
+    check_ledger(db, f.ledger, sent);
+    tg_it_fixture_stop(&f);
+}
+
+
+const tg_it_test_t tg_it_usage_pg_tests[] = {
+    {"usage records reach usage_hourly once, also when replayed",
+     test_records_reach_pg},
+    {"usage in PostgreSQL equals the upstream ledger through admin kills "
+     "and a database outage",
+     test_accuracy},
+    {NULL, NULL},
+};
