@@ -507,6 +507,7 @@ tg_agg_flushed_cb(void *ctx, const tg_pg_res_t *res)
         return;
     }
     a->stats.batches++;
+    a->stats.flushed_ms = tg_time_wall_ms();
 acked:
     a->refused = 0;
     a->retry_ms = TG_AGG_RETRY_MIN;

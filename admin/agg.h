@@ -25,6 +25,7 @@ typedef struct {
     uint64_t bad;          /* spool frames that failed their check */
     uint64_t batches;      /* batches stored in PostgreSQL */
     uint64_t flush_errors; /* flushes that failed (and were retried) */
+    uint64_t flushed_ms;   /* wall clock of the last batch stored, 0 none */
 } tg_agg_stats_t;
 
 /* Open the usage log and, with a database, the journal (recovering it).

@@ -88,20 +88,29 @@ tg_api_is_admin(const tg_api_req_t *r)
 }
 
 
-/* Queue the answer: status line, headers, <body> of <len> bytes. */
-static void
-tg_api_send(tg_api_req_t *r, int status, const char *body, size_t len)
+/* See api_int.h. */
+void
+tg_api_send_type(tg_api_req_t *r, int status, const char *type,
+                 const char *body, size_t len)
 {
     char head[256];
     int n;
 
+    if (r->streaming) {
+        /* The head of a streamed answer has gone out: an error now can
+         * only cut the body short, so the client sees a broken transfer
+         * (no last chunk), never a clean end. */
+        tg_api_stream_abort(r);
+        return;
+    }
     tg_buf_reset(&r->out, 0);
     n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                 "HTTP/1.1 %d %s\r\ncontent-type: %s\r\n"
                  "content-length: %zu\r\ncache-control: no-store\r\n"
                  "connection: close\r\n\r\n",
-                 status, tg_http_reason(status), len);
-    if (tg_buf_append(&r->out, head, (size_t)n) != TG_OK ||
+                 status, tg_http_reason(status), type, len);
+    if (n < 0 || (size_t)n >= sizeof(head) ||
+        tg_buf_append(&r->out, head, (size_t)n) != TG_OK ||
         tg_buf_append(&r->out, body, len) != TG_OK) {
         static const char oom[] =
             "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n"
@@ -113,6 +122,99 @@ tg_api_send(tg_api_req_t *r, int status, const char *body, size_t len)
     r->state = TG_API_S_WRITE;
     if (tg_ev_mod(r->api->loop, r->fd, EPOLLOUT) != TG_OK) {
         tg_api_conn_close(r);
+    }
+}
+
+
+/* Queue a JSON answer: status line, headers, <body> of <len> bytes. */
+static void
+tg_api_send(tg_api_req_t *r, int status, const char *body, size_t len)
+{
+    tg_api_send_type(r, status, "application/json", body, len);
+}
+
+
+/* See api_int.h. */
+int
+tg_api_stream_start(tg_api_req_t *r, int status, const char *type,
+                    const char *extra, tg_api_more_pt more)
+{
+    char head[512];
+    int n;
+
+    tg_buf_reset(&r->out, 0);
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\ncontent-type: %s\r\n"
+                 "transfer-encoding: chunked\r\ncache-control: no-store\r\n"
+                 "%sconnection: close\r\n\r\n",
+                 status, tg_http_reason(status), type, extra ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof(head) ||
+        tg_buf_append(&r->out, head, (size_t)n) != TG_OK) {
+        return TG_ERROR;
+    }
+    r->streaming = true;
+    r->more = more;
+    return TG_OK;
+}
+
+
+/* See api_int.h. */
+int
+tg_api_stream_write(tg_api_req_t *r, const char *p, size_t n)
+{
+    char size[24];
+    int k;
+
+    if (n == 0) {
+        return TG_OK;
+    }
+    k = snprintf(size, sizeof(size), "%zx\r\n", n);
+    if (tg_buf_append(&r->out, size, (size_t)k) != TG_OK ||
+        tg_buf_append(&r->out, p, n) != TG_OK ||
+        tg_buf_append(&r->out, "\r\n", 2) != TG_OK) {
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+
+/* See api_int.h. */
+void
+tg_api_stream_flush(tg_api_req_t *r)
+{
+    r->state = TG_API_S_WRITE;
+    /* Progress: a long export gets the exchange timeout per batch, not
+     * for the whole transfer. */
+    tg_ev_timer_del(r->api->loop, &r->timer);
+    tg_ev_timer_add(r->api->loop, &r->timer, TG_API_TIMEOUT_MS);
+    if (tg_ev_mod(r->api->loop, r->fd, EPOLLOUT) != TG_OK) {
+        /* Closed on the next EPOLLOUT-less turn by the timer. */
+        r->more = NULL;
+    }
+}
+
+
+/* See api_int.h. */
+void
+tg_api_stream_end(tg_api_req_t *r)
+{
+    r->more = NULL;
+    if (tg_buf_append(&r->out, "0\r\n\r\n", 5) != TG_OK) {
+        tg_api_stream_abort(r);
+        return;
+    }
+    tg_api_stream_flush(r);
+}
+
+
+/* See api_int.h. */
+void
+tg_api_stream_abort(tg_api_req_t *r)
+{
+    r->more = NULL;
+    r->state = TG_API_S_WRITE;
+    if (tg_ev_mod(r->api->loop, r->fd, EPOLLOUT) != TG_OK) {
+        r->more = NULL;
     }
 }
 
@@ -668,6 +770,23 @@ tg_api_read(tg_api_req_t *r)
 }
 
 
+/* A streamed answer's output drained: wait for its next piece, watching
+ * the socket only for a close meanwhile. */
+static void
+tg_api_stream_next(tg_api_req_t *r)
+{
+    tg_api_more_pt more = r->more;
+
+    r->state = TG_API_S_WORK;
+    tg_buf_reset(&r->out, 64u << 10);
+    if (tg_ev_mod(r->api->loop, r->fd, EPOLLIN) != TG_OK) {
+        tg_api_conn_close(r);
+        return;
+    }
+    more(r);
+}
+
+
 static void
 tg_api_conn_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 {
@@ -677,13 +796,19 @@ tg_api_conn_handler(tg_ev_loop_t *loop, int fd, void *data, uint32_t events)
 
     (void)loop;
     if (r->state == TG_API_S_WRITE) {
-        n = send(fd, r->out.data + r->out.pos, tg_buf_len(&r->out),
-                 MSG_NOSIGNAL);
+        n = tg_buf_len(&r->out) == 0 ? 0
+                                     : send(fd, r->out.data + r->out.pos,
+                                            tg_buf_len(&r->out), MSG_NOSIGNAL);
         if (n > 0) {
             tg_buf_consume(&r->out, (size_t)n);
         }
-        if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
-            tg_buf_len(&r->out) == 0) {
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            tg_api_conn_close(r);
+        } else if (tg_buf_len(&r->out) == 0 && r->more != NULL) {
+            /* A streamed answer drained: only now is the next piece
+             * asked for, so a slow reader holds at most one piece. */
+            tg_api_stream_next(r);
+        } else if (tg_buf_len(&r->out) == 0) {
             tg_api_conn_close(r);
         }
         return;

@@ -5,7 +5,8 @@
  *
  * NOTES
  *      Admin only.  One tg_api_req_t per connection: admin answers one
- *      request per connection and closes it.  A request that waits for the
+ *      request per connection and closes it; a large answer may be
+ *      streamed in pieces (tg_api_stream_*).  A request that waits for the
  *      database or an outbound request keeps its connection; when the
  *      client goes away first, its pending callbacks are forgotten
  *      (tg_pg_forget, tg_webhook_forget) before it is freed.
@@ -114,6 +115,8 @@ struct tg_api_req_s {
     tg_api_call_cb call_cb;
     bool pg_pending;
     bool hook_pending;
+    bool streaming; /* a chunked answer's head is queued or sent */
+    void (*more)(tg_api_req_t *r);    /* asks for the next piece; NULL: none */
     char secret[TG_CRYPTO_TOKEN_MAX]; /* a key or token to show once */
     char code[8];                     /* a login code in flight */
 };
@@ -123,6 +126,31 @@ extern const size_t tg_api_nroutes;
 
 /* Answer with <body> (reference stolen) and <status>. */
 void tg_api_respond(tg_api_req_t *r, int status, json_t *body);
+
+/* Answer <status> with <len> bytes of <body> of content type <type>. */
+void tg_api_send_type(tg_api_req_t *r, int status, const char *type,
+                      const char *body, size_t len);
+
+/*
+ * Streamed answers (chunked transfer coding), for bodies too large to
+ * hold: tg_api_stream_start queues the head (<extra>: header lines ending
+ * in CRLF, or NULL) and remembers <more>; the route appends pieces with
+ * tg_api_stream_write and hands them to the socket with
+ * tg_api_stream_flush.  When the output has drained completely, <more>
+ * is called to produce the next piece (from a callback, later, if it must
+ * wait), so a slow client holds at most one piece in memory.
+ * tg_api_stream_end queues the last chunk and closes once it is sent;
+ * tg_api_stream_abort (and any error answer once streaming) closes
+ * without it, so the client sees a cut transfer.  tg_api_stream_start
+ * and tg_api_stream_write return TG_OK or TG_ERROR (out of memory).
+ */
+typedef void (*tg_api_more_pt)(tg_api_req_t *r);
+int tg_api_stream_start(tg_api_req_t *r, int status, const char *type,
+                        const char *extra, tg_api_more_pt more);
+int tg_api_stream_write(tg_api_req_t *r, const char *p, size_t n);
+void tg_api_stream_flush(tg_api_req_t *r);
+void tg_api_stream_end(tg_api_req_t *r);
+void tg_api_stream_abort(tg_api_req_t *r);
 
 /* Answer with error <e>. */
 void tg_api_respond_error(tg_api_req_t *r, const tg_api_error_t *e);
@@ -186,6 +214,10 @@ int tg_api_endpoint_post(tg_api_req_t *r, json_t *result, tg_api_error_t *e);
  * TG_OK or TG_ERROR with <e>. */
 int tg_api_endpoint_seal(tg_api_req_t *r, const char *name, const char *cred,
                          size_t len, tg_api_error_t *e);
+
+/* GET /admin/api/keys/export (api_export.c): the keys the caller may
+ * see, streamed as CSV or JSON. */
+void tg_api_keys_export(tg_api_req_t *r);
 
 /* Make the bootstrap administrator's password hash (api_auth.c). TG_OK or
  * TG_ERROR. */

@@ -20,6 +20,7 @@
 #include "admin/api_int.h"
 #include "admin/api_usage.h"
 #include "admin/health.h"
+#include "admin/metrics.h"
 #include "admin/webhook.h"
 #include "core/log.h"
 #include "shm/shm.h"
@@ -72,6 +73,16 @@ static const tg_api_field_t tg_api_q_keys[] = {
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
     {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
     {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_user_status, NULL},
+    TG_API_ID_FIELD("user_id"),
+    TG_API_END};
+static const char *const tg_api_formats[] = {"csv", "json", NULL};
+static const char *const tg_api_masks[] = {"email", NULL};
+static const tg_api_field_t tg_api_q_export[] = {
+    {"format", TG_API_F_ENUM, 0, 0, 0, tg_api_formats, NULL},
+    {"mask", TG_API_F_ENUM, 0, 0, 0, tg_api_masks, NULL},
+    {"q", TG_API_F_STRING, 0, 1, 128, NULL, NULL},
+    {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_user_status, NULL},
+    {"group", TG_API_F_STRING, 0, 1, 63, NULL, NULL},
     TG_API_ID_FIELD("user_id"),
     TG_API_END};
 static const tg_api_field_t tg_api_q_apps[] = {
@@ -584,8 +595,27 @@ tg_api_status(tg_api_req_t *r)
 }
 
 
-/* Routes: order matters only among patterns that match the same paths
- * (none do). */
+/* GET /metrics: unauthenticated, like every Prometheus exporter; the
+ * admin listener is meant for a private address (docs/metrics.md). */
+static void
+tg_api_metrics(tg_api_req_t *r)
+{
+    tg_buf_t b;
+
+    tg_buf_init(&b, TG_METRICS_MAX);
+    if (tg_metrics_render(r->api->conf, r->api->shm, &b) != TG_OK) {
+        tg_log(TG_LOG_ERR, 0, "/metrics: rendering failed (out of memory)");
+        tg_api_fail(r, 503, NULL, "out of memory");
+    } else {
+        tg_api_send_type(r, 200, TG_METRICS_CONTENT_TYPE, b.data + b.pos,
+                         tg_buf_len(&b));
+    }
+    tg_buf_fini(&b);
+}
+
+
+/* Routes: order matters only among patterns that match the same paths:
+ * /admin/api/keys/export comes before /admin/api/keys/{id}. */
 const tg_api_route_t tg_api_routes[] = {
     {TG_HTTP_GET, "/healthz", NULL, NULL, NULL, TG_API_R_PUBLIC, NULL, NULL,
      tg_api_healthz, 200},
@@ -599,6 +629,8 @@ const tg_api_route_t tg_api_routes[] = {
      tg_api_b_none, NULL, 0, tg_api_auth_logout_prep, NULL, NULL, 200},
     {TG_HTTP_GET, "/admin/api/status", NULL, NULL, NULL, TG_API_R_ADMIN, NULL,
      NULL, tg_api_status, 200},
+    {TG_HTTP_GET, "/metrics", NULL, NULL, NULL, TG_API_R_PUBLIC, NULL, NULL,
+     tg_api_metrics, 200},
 
     {TG_HTTP_GET, "/admin/api/tokens", TG_API_SQL("tokens_list"), NULL,
      tg_api_q_page, 0, NULL, tg_api_list_post, NULL, 200},
@@ -628,6 +660,8 @@ const tg_api_route_t tg_api_routes[] = {
 
     {TG_HTTP_GET, "/admin/api/keys", TG_API_SQL("keys_list"), NULL,
      tg_api_q_keys, 0, NULL, tg_api_list_post, NULL, 200},
+    {TG_HTTP_GET, "/admin/api/keys/export", NULL, NULL, tg_api_q_export, 0,
+     NULL, NULL, tg_api_keys_export, 200},
     {TG_HTTP_POST, "/admin/api/keys", TG_API_SQL("keys_create"),
      tg_api_b_key_create, NULL, 0, tg_api_newkey_prep, tg_api_newkey_post, NULL,
      201},

@@ -183,13 +183,13 @@ typedef struct tg_conf_s {
     uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
-    uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
-    char spool_dir[4096]; /* overflow spool files, default "spool" */
-    char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
-    bool usage_detail;    /* usage_requests rows, default false */
+    uint32_t usage_ring;     /* ring slots, a power of two, default 16384 */
+    char spool_dir[4096];    /* overflow spool files, default "spool" */
+    char usage_log[4096];    /* admin's JSON-lines sink, "off" = none */
+    char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
+    bool usage_detail;       /* usage_requests rows, default false */
     uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
     uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
-    char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
 
     /* database: a libpq conninfo ("env:NAME" resolved at load); a secret
      * (it may hold a password), never logged */

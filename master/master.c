@@ -550,6 +550,8 @@ tg_master_reap(void)
          * up to 12.8 s, so a crash loop does not spin the machine. */
         p->respawn_at =
             now + (p->quick_deaths ? (100ull << (p->quick_deaths - 1)) : 0);
+        tg_shm_metrics_restart(tg_shm_metrics(&tg_master_shm),
+                               p->role != TG_ROLE_WORKER);
     }
 }
 

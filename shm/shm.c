@@ -92,6 +92,11 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     spec[TG_SHM_T_QRES] = (tg_shm_spec_t){
         sizes->procs, sizes->leases * (uint32_t)sizeof(tg_shm_qres_t),
         tg_shm_qres_size(sizes->leases, sizes->procs)};
+    /* Header first, then one row per proc entry; the directory gives
+     * the rows. */
+    spec[TG_SHM_T_METRICS] =
+        (tg_shm_spec_t){sizes->procs, tg_shm_metrics_stride(sizes->endpoints),
+                        tg_shm_metrics_size(sizes->procs, sizes->endpoints)};
     if (key_slots == 0) {
         return false;
     }
@@ -229,7 +234,9 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
                                          : TG_SHM_GROUPS_DEFAULT) == NULL ||
         tg_shm_prices_init(tg_shm_table(shm, TG_SHM_T_PRICES)) == NULL ||
         tg_shm_quota_format(tg_shm_table(shm, TG_SHM_T_QUOTA), sizes->users,
-                            hdr->tables[TG_SHM_T_KEYS].capacity) == NULL) {
+                            hdr->tables[TG_SHM_T_KEYS].capacity) == NULL ||
+        tg_shm_metrics_init(tg_shm_table(shm, TG_SHM_T_METRICS), sizes->procs,
+                            sizes->endpoints) == NULL) {
         snprintf(err, errlen, "initialising the shared tables failed");
         munmap(shm->base, size);
         shm->base = NULL;

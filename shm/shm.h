@@ -15,6 +15,7 @@
 #include "shm/inflight.h"
 #include "shm/keys.h"
 #include "shm/layout.h"
+#include "shm/metrics.h"
 #include "shm/prices.h"
 #include "shm/procs.h"
 #include "shm/quota.h"
@@ -197,6 +198,17 @@ tg_shm_qres(const tg_shm_t *shm, uint32_t idx)
 {
     return tg_shm_qres_of(tg_shm_table(shm, TG_SHM_T_QRES),
                           tg_shm_hdr(shm)->leases_per_proc, idx);
+}
+
+
+/* The request metrics table (shm/metrics.h), NULL when the region has
+ * none. */
+static inline tg_shm_metrics_hdr_t *
+tg_shm_metrics(const tg_shm_t *shm)
+{
+    return tg_shm_capacity(shm, TG_SHM_T_METRICS) == 0
+               ? NULL
+               : (tg_shm_metrics_hdr_t *)tg_shm_table(shm, TG_SHM_T_METRICS);
 }
 
 #endif /* TG_SHM_SHM_H */

@@ -28,6 +28,7 @@ tools=(
     "clang:clang"
     "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
     "curl:curl"
+    "promtool:prometheus"
     "node:nodejs"
     "npm:npm"
 )

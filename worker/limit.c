@@ -64,10 +64,12 @@ tg_limit_fini(tg_worker_t *w)
 
 
 static int
-tg_limit_refuse(tg_limit_refusal_t *why, uint64_t retry_us, const char *msg)
+tg_limit_refuse(tg_limit_refusal_t *why, uint32_t reason, uint64_t retry_us,
+                const char *msg)
 {
     why->retry_us = retry_us;
     why->msg = msg;
+    why->reason = reason;
     return TG_DECLINED;
 }
 
@@ -172,6 +174,8 @@ tg_limit_quota_refuse(tg_limit_refusal_t *why, const tg_shm_quotas_t *t,
                  when);
     }
     why->msg = why->text;
+    why->reason = q->measure == TG_SHM_Q_TOKENS ? TG_SHM_REFUSE_QUOTA_TOKENS
+                                                : TG_SHM_REFUSE_QUOTA_COST;
     why->retry_us = (end > now_s ? end - now_s : 1) * 1000000;
     return TG_DECLINED;
 }
@@ -213,7 +217,7 @@ tg_limit_reserve(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
         return TG_OK;
     }
     if (rc == TG_SHM_BUSY) {
-        return tg_limit_refuse(why, 1000000,
+        return tg_limit_refuse(why, TG_SHM_REFUSE_OVERLOAD, 1000000,
                                "quota state is being updated; try again");
     }
     return tg_limit_quota_refuse(why, t, &q, now_s, ends);
@@ -245,16 +249,18 @@ tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
     *lease = -1;
     if (key->tpm != 0 &&
         tg_shm_rl_tpm_check(rl, key->tpm, now_us, &retry) != TG_SHM_OK) {
-        return tg_limit_refuse(why, retry, "tokens per minute limit reached");
+        return tg_limit_refuse(why, TG_SHM_REFUSE_TPM, retry,
+                               "tokens per minute limit reached");
     }
     if (w->nlease_free == 0) {
         /* More requests than connections cannot happen; stay safe. */
-        return tg_limit_refuse(why, 1000000, "too many requests in flight");
+        return tg_limit_refuse(why, TG_SHM_REFUSE_OVERLOAD, 1000000,
+                               "too many requests in flight");
     }
     li = w->lease_free[w->nlease_free - 1];
     if (tg_shm_rl_conc_acquire(tg_shm_rl(w->shm), slot, key->concurrency,
                                &w->leases[li]) != TG_SHM_OK) {
-        return tg_limit_refuse(why, 1000000,
+        return tg_limit_refuse(why, TG_SHM_REFUSE_CONCURRENCY, 1000000,
                                "concurrent requests limit reached");
     }
     w->nlease_free--;
@@ -269,7 +275,8 @@ tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
                                              &retry) != TG_SHM_OK) {
         tg_limit_unreserve(w, li);
         tg_limit_release(w, lease);
-        return tg_limit_refuse(why, retry, "requests per minute limit reached");
+        return tg_limit_refuse(why, TG_SHM_REFUSE_RPM, retry,
+                               "requests per minute limit reached");
     }
     return TG_OK;
 }

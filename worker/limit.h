@@ -38,6 +38,7 @@
 typedef struct {
     uint64_t retry_us; /* when trying again makes sense */
     const char *msg;   /* for the client: static, or <text> */
+    uint32_t reason;   /* TG_SHM_REFUSE_* (shm/metrics.h) */
     char text[256];    /* a message naming the quota and its reset */
 } tg_limit_refusal_t;
 

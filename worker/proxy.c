@@ -963,7 +963,11 @@ tg_proxy_body_model(tg_upstream_t *u, const tg_conf_endpoint_t *e,
  * tg_proxy_body_model) and, for an OpenAI stream whose client did not
  * ask for its usage, stream_options.include_usage set, so that the
  * stream's tokens are known (r->usage_asked: the usage chunk is then
- * removed from what the client receives, worker/usage.h).
+ * removed from what the client receives, worker/usage.h).  A body
+ * translated for an endpoint of the other API is not rewritten: the
+ * translation asks for the usage itself.  TG_OK; TG_DECLINED when the
+ * request cannot be translated for <e> (u->last_error says why); TG_ERROR
+ * when out of memory.
  */
 static int
 tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
@@ -974,8 +978,10 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
     size_t alen;
     int rc;
 
-    if (tg_proxy_body_model(u, e, body, len) != TG_OK) {
-        return TG_ERROR;
+    rc = tg_proxy_body_model(u, e, body, len);
+    if (rc != TG_OK) {
+        /* TG_DECLINED: an untranslatable request, answered 400. */
+        return rc;
     }
     r->usage_asked = false;
     if (u->xlate || r->route != TG_ROUTE_CHAT || !r->stream_req) {

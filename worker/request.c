@@ -417,6 +417,10 @@ tg_request_publish(tg_request_t *r)
     tg_usage_rec_t rec;
 
     tg_request_record(r, &rec);
+    /* The request's metrics: a few stores on this worker's own row. */
+    tg_shm_metrics_observe(
+        tg_shm_metrics(w->shm), w->shm_idx, &rec,
+        &(tg_shm_metrics_extra_t){r->refusal, rec.cost_pusd});
     if (tg_shm_ring_publish(tg_shm_ring(w->shm), &rec) == TG_SHM_OK) {
         return;
     }

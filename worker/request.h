@@ -129,7 +129,8 @@ struct tg_request_s {
     uint64_t first_byte_us;                /* response head, 0 = none */
     tg_request_cleanup_pt cleanup;         /* stops the exchange */
     void *cleanup_data;
-    int inflight; /* entry in the shm in-flight table, -1 none */
+    int inflight;     /* entry in the shm in-flight table, -1 none */
+    uint32_t refusal; /* TG_SHM_REFUSE_* of a refusal, for metrics */
     /* ---- the two large parts, set before use rather than cleared ---- */
     tg_http_req_t head; /* parsed head; strings point into c->in */
     tg_usage_t usage;   /* tokens seen in the response (usage_on) */

@@ -507,6 +507,7 @@ tg_serve_dispatch(tg_request_t *r)
         snprintf(
             hdr, sizeof(hdr), "retry-after: %llu\r\n",
             (unsigned long long)TG_MAX((why.retry_us + 999999) / 1000000, 1));
+        r->refusal = why.reason;
         (void)tg_serve_fail(r, TG_END_REFUSED, 429, "rate_limit_error",
                             "rate_limit_exceeded", why.msg, hdr);
         return;

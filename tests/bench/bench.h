@@ -20,10 +20,11 @@ uint64_t tg_bench_now_ns(void);
 /* Print one result line. */
 void tg_bench_report(const char *name, double ns_per_op, const char *detail);
 
-void tg_bench_keys(void);  /* shm/keys: lookup with 1,000,000 keys */
-void tg_bench_rl(void);    /* shm/rl: rate-limit check, 2 processes */
-void tg_bench_ring(void);  /* shm/ring: publish */
-void tg_bench_route(void); /* endpoint selection (routing issue) */
-void tg_bench_agg(void);   /* admin/agg: journal, batch, JSON */
+void tg_bench_keys(void);      /* shm/keys: lookup with 1,000,000 keys */
+void tg_bench_rl(void);        /* shm/rl: rate-limit check, 2 processes */
+void tg_bench_ring(void);      /* shm/ring: publish */
+void tg_bench_route(void);     /* endpoint selection (routing issue) */
+void tg_bench_agg(void);       /* admin/agg: journal, batch, JSON */
+void tg_bench_translate(void); /* worker/translate: per streamed chunk */
 
 #endif /* TG_TESTS_BENCH_BENCH_H */

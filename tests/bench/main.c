@@ -17,8 +17,9 @@ static const struct {
     const char *name;
     void (*run)(void);
 } tg_bench_families[] = {
-    {"keys", tg_bench_keys},   {"rl", tg_bench_rl},   {"ring", tg_bench_ring},
-    {"route", tg_bench_route}, {"agg", tg_bench_agg},
+    {"keys", tg_bench_keys}, {"rl", tg_bench_rl},
+    {"ring", tg_bench_ring}, {"route", tg_bench_route},
+    {"agg", tg_bench_agg},   {"translate", tg_bench_translate},
 };
 
 

@@ -864,9 +864,20 @@ commands_watch(env_t *e)
     CHECK_ONE_LINE(&r);
     ctl(e, &r, NULL, NULL, NULL, "prices");
     CHECK_RUN(&r, 1, "this server has no such route (404", true);
-    ctl(e, &r, NULL, NULL, NULL, "keys export -o keys.csv");
-    CHECK_RUN(&r, 1, "this server has no such route", true);
-    TG_IT_CHECK(access(tg_it_path(path, sizeof(path), "keys.csv"), F_OK) != 0);
+    /* The keys export streams into its file, written atomically. */
+    ctl(e, &r, NULL, NULL, NULL, "keys export -o keys.csv --mask email");
+    CHECK_RUN(&r, 0, "wrote", true);
+    run_fini(&r);
+    {
+        char *csv =
+            tg_it_file_read(tg_it_path(path, sizeof(path), "keys.csv"), NULL);
+
+        TG_IT_CHECK(csv != NULL &&
+                    strncmp(csv, "key_id,user_id,username,email,", 30) == 0);
+        free(csv);
+    }
+    ctl(e, &r, NULL, NULL, NULL, "export --format json -o keys.json");
+    CHECK_RUN(&r, 0, "wrote", true);
 
     /* A wrong token, and a user reaching for an admin route. */
     ctl(e, &r, "nobody", NULL, "TOLLGATE_TOKEN=tgs_wrong", "users list");

@@ -309,10 +309,28 @@ test_records_reach_pg(void)
     int fd;
 
     start_db(&f, db, sizeof(db));
+    /* Prices are seeded and published before the load, so every request
+     * is priced. */
+    TG_IT_CHECK(
+        tg_it_file_wait(f.error_log, "model prices from the price", 10000));
+    tg_it_sleep_ms(500);
     loads_start(l, f.port, 40, 5);
     sent = loads_wait(l);
     TG_IT_CHECK_INT(sent, 100);
     check_ledger(db, f.ledger, sent);
+    /* Each row's cost is exactly its tokens at the seeded list prices
+     * (endpoints' price_factor is 1), and nothing went unpriced. */
+    out = sql(db, "SELECT count(*), bool_and(h.cost_usd = "
+                  "(h.input_tokens * p.input_usd_per_mtok"
+                  " + h.output_tokens * p.output_usd_per_mtok"
+                  " + h.cache_read_tokens * p.cache_read_usd_per_mtok"
+                  " + h.cache_write_5m_tokens * p.cache_write_5m_usd_per_mtok"
+                  " + h.cache_write_1h_tokens * p.cache_write_1h_usd_per_mtok)"
+                  " / 1000000), sum(h.unpriced_requests), sum(h.cost_usd) > 0"
+                  " FROM usage_hourly h JOIN model_prices p ON p.pattern ="
+                  " CASE h.model WHEN 'gpt-4o' THEN 'gpt-4o'"
+                  " ELSE 'claude-sonnet-4-5*' END WHERE h.endpoint <> ''");
+    TG_IT_CHECKF(strstr(out, "|t|0|t") != NULL, "costs: %s", out);
     out = sql(db, "SELECT count(*) FROM usage_batches");
     tg_it_note("%s batches", out);
     /* The usage API's function answers in the same vocabulary. */

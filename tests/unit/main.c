@@ -32,6 +32,7 @@ static const struct {
     {"shm_ring", tg_test_shm_ring_register},
     {"shm_ep", tg_test_shm_ep_register},
     {"shm_sticky", tg_test_shm_sticky_register},
+    {"shm_metrics", tg_test_shm_metrics_register},
     {"route", tg_test_route_register},
     {"decode", tg_test_decode_register},
     {"crypto", tg_test_crypto_register},

@@ -330,8 +330,10 @@ test_parsers_survive_allocation_failures(void)
 static void
 test_only_healthz_and_login_are_public(void)
 {
+    /* /metrics is the Prometheus scrape: public by design, read-only,
+     * and carries no key, user or secret (docs/metrics.md). */
     static const char *const open_routes[] = {
-        "/healthz", "/admin/api/auth/login", "/admin/api/auth/code",
+        "/healthz", "/metrics", "/admin/api/auth/login", "/admin/api/auth/code",
         "/admin/api/auth/code/verify"};
     size_t i, j, npublic = 0;
 
@@ -341,7 +343,8 @@ test_only_healthz_and_login_are_public(void)
 
         CU_ASSERT(rt->sql != NULL || rt->run != NULL);
         CU_ASSERT(strncmp(rt->pattern, "/admin/api/", 11) == 0 ||
-                  strcmp(rt->pattern, "/healthz") == 0);
+                  strcmp(rt->pattern, "/healthz") == 0 ||
+                  strcmp(rt->pattern, "/metrics") == 0);
         if (!(rt->flags & TG_API_R_PUBLIC)) {
             continue;
         }
@@ -404,7 +407,7 @@ tg_test_api_register(void)
         !CU_add_test(s, "error body shape", test_error_body_shape) ||
         !CU_add_test(s, "parsers survive allocation failures",
                      test_parsers_survive_allocation_failures) ||
-        !CU_add_test(s, "only healthz and login are public",
+        !CU_add_test(s, "only healthz, metrics and login are public",
                      test_only_healthz_and_login_are_public) ||
         !CU_add_test(s, "every route pattern matches itself",
                      test_every_route_pattern_matches_itself)) {

@@ -22,6 +22,7 @@ int tg_test_shm_rl_register(void);
 int tg_test_shm_ring_register(void);
 int tg_test_shm_ep_register(void);
 int tg_test_shm_sticky_register(void);
+int tg_test_shm_metrics_register(void);
 int tg_test_route_register(void);
 int tg_test_decode_register(void);
 int tg_test_crypto_register(void);
