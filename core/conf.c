@@ -62,6 +62,8 @@ _Static_assert(TG_LOG_ERR == 0 && TG_LOG_WARN == 1 && TG_LOG_NOTICE == 2 &&
 static const char *const tg_conf_levels[] = {"error", "warn",  "notice",
                                              "info",  "debug", NULL};
 
+static const char *const tg_conf_disconnects[] = {"drain", "cancel", NULL};
+
 /*
  * Whether <tz> names a time zone: "UTC", a file under /usr/share/zoneinfo
  * (an IANA name; no "..", no leading '/'), or a POSIX TZ string (three or
@@ -170,6 +172,10 @@ static const tg_conf_rule_t tg_conf_usage_rules[] = {
     TG_CONF_TOP("spool_dir", TG_CONF_T_STRING, spool_dir, 1, 4000),
     TG_CONF_TOP("log", TG_CONF_T_STRING, usage_log, 1, 4095),
     TG_CONF_TOP("timezone", TG_CONF_T_STRING, usage_timezone, 1, 63),
+    TG_CONF_ENUM("on_client_disconnect", 0, tg_conf_t, usage_disconnect,
+                 tg_conf_disconnects),
+    TG_CONF_DURATION("drain_timeout", drain_timeout_ms),
+    TG_CONF_TOP("drain_bytes", TG_CONF_T_SIZE, drain_bytes, 1, 1073741824),
     TG_CONF_TOP("detail", TG_CONF_T_BOOL, usage_detail, 0, 1),
     TG_CONF_TOP("detail_months", TG_CONF_T_U32, usage_detail_months, 0, 1200),
     TG_CONF_TOP("sync_interval", TG_CONF_T_DURATION, usage_sync_interval_ms,
@@ -437,6 +443,9 @@ tg_conf_defaults(tg_conf_t *conf)
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
     snprintf(conf->usage_log, sizeof(conf->usage_log), "off");
     snprintf(conf->usage_timezone, sizeof(conf->usage_timezone), "UTC");
+    conf->usage_disconnect = TG_CONF_DISCONNECT_DRAIN;
+    conf->drain_timeout_ms = 30000;
+    conf->drain_bytes = 8u << 20;
     conf->usage_sync_interval_ms = 5000;
     conf->database_start_timeout_ms = 5000;
     snprintf(conf->secret_key, sizeof(conf->secret_key), "run/secret.key");

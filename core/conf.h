@@ -91,6 +91,9 @@ typedef struct {
 
 enum { TG_QUOTA_NONE = 0, TG_QUOTA_DAY = 1, TG_QUOTA_MONTH = 2 };
 
+/* usage.on_client_disconnect */
+enum { TG_CONF_DISCONNECT_DRAIN = 0, TG_CONF_DISCONNECT_CANCEL = 1 };
+
 /* Where tg_conf_t.database came from. */
 enum {
     TG_CONF_DB_NONE = 0, /* no database: config-only mode */
@@ -190,6 +193,9 @@ typedef struct tg_conf_s {
     bool usage_detail;       /* usage_requests rows, default false */
     uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
     uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
+    int usage_disconnect;            /* TG_CONF_DISCONNECT_*, default DRAIN */
+    uint32_t drain_timeout_ms; /* drain deadline once the client left, 30 s */
+    size_t drain_bytes;        /* drain byte cap once the client left, 8 MB */
 
     /* database: a libpq conninfo ("env:NAME" resolved at load); a secret
      * (it may hold a password), never logged */

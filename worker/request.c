@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define TG_REQUEST_KEEP_IN 16384 /* input block kept between requests */
 
@@ -335,6 +336,11 @@ tg_request_end(tg_request_t *r, int cause, const tg_request_error_t *err)
     if (r->phase == TG_REQ_ENDED || r->phase == TG_REQ_IDLE) {
         return TG_OK;
     }
+    if (r->draining) {
+        /* However the drain ended, the client had left. */
+        cause = TG_END_CLIENT_GONE;
+        err = NULL;
+    }
     if (cleanup != NULL) {
         r->cleanup = NULL;
         cleanup(r, r->cleanup_data, cause == TG_END_CLIENT_GONE);
@@ -584,10 +590,67 @@ tg_request_finalize(tg_request_t *r)
 }
 
 
+/* The drain of <t>'s request reached usage.drain_timeout. */
+static void
+tg_request_drain_timer_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
+{
+    tg_conn_t *c = t->data;
+
+    (void)loop;
+    tg_log(TG_LOG_INFO, 0,
+           "upstream still streaming at drain_timeout after the client left; "
+           "cancelled");
+    (void)tg_request_end(c->data, TG_END_TIMEOUT, NULL);
+}
+
+
+/*
+ * The client of <r> left mid-stream: with usage.on_client_disconnect =
+ * drain, keep reading the upstream (bounded by drain_timeout and
+ * drain_bytes) to learn the true usage, which the upstream bills anyway.
+ * Only a committed stream whose final usage is not yet known is drained.
+ * The socket is shut and taken out of the loop; the output is dropped.
+ * True when the drain started (or runs): the request ends later, through
+ * tg_request_end, as client_gone.
+ */
+static bool
+tg_request_drain(tg_request_t *r)
+{
+    tg_conn_t *c = r->c;
+    const tg_conf_t *conf = r->w->conf;
+
+    if (r->draining) {
+        return true;
+    }
+    if (conf->usage_disconnect != TG_CONF_DISCONNECT_DRAIN ||
+        r->phase != TG_REQ_UPSTREAM || !r->resp.committed ||
+        r->cleanup == NULL || r->drain == NULL || !r->usage_on ||
+        r->usage.final || r->usage.unknown) {
+        return false;
+    }
+    r->draining = true;
+    r->close_after = true;
+    tg_ev_del(r->w->loop, c->fd);
+    (void)shutdown(c->fd, SHUT_RDWR);
+    tg_buf_reset(&c->out, 4096);
+    tg_ev_timer_del(r->w->loop, &c->timer);
+    c->timer.handler = tg_request_drain_timer_handler;
+    c->timer.data = c;
+    tg_ev_timer_add(r->w->loop, &c->timer, conf->drain_timeout_ms);
+    r->drain(r, r->cleanup_data);
+    return true;
+}
+
+
 /* See request.h. */
 void
 tg_request_close(tg_request_t *r, int cause)
 {
+    /* A client that left mid-stream: drain, or, while draining, nothing
+     * more to do until the drain ends. */
+    if (cause == TG_END_CLIENT_GONE && tg_request_drain(r)) {
+        return;
+    }
     if (r->phase != TG_REQ_IDLE && r->phase != TG_REQ_ENDED) {
         /* Ending for a gone client finalizes and closes. */
         if (tg_request_end(r, cause, NULL) == TG_DONE) {

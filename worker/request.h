@@ -86,6 +86,10 @@ typedef struct {
 typedef void (*tg_request_cleanup_pt)(tg_request_t *r, void *data,
                                       bool client_gone);
 
+/* Lets the upstream exchange of <r> (<data>) run on without its client
+ * (resumes a paused transfer). */
+typedef void (*tg_request_drain_pt)(tg_request_t *r, void *data);
+
 #define TG_REQUEST_HIST 8 /* attempts listed in the access log */
 
 struct tg_request_s {
@@ -119,6 +123,8 @@ struct tg_request_s {
     bool usage_on;                /* usage observes the response */
     bool unpriced;                /* no price matched its model */
     bool usage_asked;             /* include_usage added for the client */
+    bool draining;                /* client gone: reading on for usage */
+    size_t drained;               /* response bytes read while draining */
     uint64_t cost_pusd;           /* its cost, set by tg_request_end */
     /* What the upstream exchange reports, for the record and the log. */
     int endpoint;                          /* last endpoint, -1 none */
@@ -128,6 +134,7 @@ struct tg_request_s {
     uint16_t hist_status[TG_REQUEST_HIST]; /* its status, 1000 + curl code */
     uint64_t first_byte_us;                /* response head, 0 = none */
     tg_request_cleanup_pt cleanup;         /* stops the exchange */
+    tg_request_drain_pt drain;             /* runs it on without a client */
     void *cleanup_data;
     int inflight;     /* entry in the shm in-flight table, -1 none */
     uint32_t refusal; /* TG_SHM_REFUSE_* of a refusal, for metrics */

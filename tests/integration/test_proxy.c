@@ -658,6 +658,8 @@ test_client_leaves_mid_stream(void)
     int n;
 
     tg_it_fixture_init(&f);
+    /* Draining for usage is the default; this is the other choice. */
+    tg_it_conf_set(&f.conf, "usage.on_client_disconnect", "\"cancel\"");
     tg_it_fixture_start(&f);
     raw = tg_it_request_build("POST", "/v1/messages",
                               TG_IT_H_ANTHROPIC "x-mock-chunks: 100\r\n"
@@ -1126,7 +1128,8 @@ const tg_it_test_t tg_it_proxy_tests[] = {
     {"an upstream reset mid-stream reaches the client as a broken stream, "
      "never a clean end",
      test_reset_mid_stream_is_broken},
-    {"a client that leaves mid-stream stops the upstream transfer",
+    {"a client that leaves mid-stream stops the upstream transfer with "
+     "on_client_disconnect = cancel",
      test_client_leaves_mid_stream},
     {"an upstream failing before the first byte gets 502, and one not "
      "answering gets 504 after first_byte_timeout",

@@ -251,7 +251,91 @@ test_usage_asked_for_the_client(void)
 }
 
 
+/* A client that leaves a slow stream after its first events, with
+ * usage.on_client_disconnect = <mode>; returns the usage record's line
+ * and the ledger's (the caller frees both). */
+static void
+disconnect_run(const char *mode, char **rec, char **led)
+{
+    tg_it_fixture_t f;
+    tg_it_conn_t c;
+    char log[4096], *raw;
+    const char *const gone[] = {"\"outcome\":\"client_gone\"", NULL};
+    const char *const line[] = {"\"path\":\"/v1/messages\"", NULL};
+
+    tg_it_fixture_init(&f);
+    tg_it_path(log, sizeof(log), "usage.log");
+    tg_it_conf_set(&f.conf, "usage.log", "\"%s\"", log);
+    tg_it_conf_set(&f.conf, "usage.on_client_disconnect", "\"%s\"", mode);
+    tg_it_fixture_start(&f);
+    raw = tg_it_request_build(
+        "POST", "/v1/messages",
+        "x-api-key: " TG_IT_KEY "\r\n"
+        "anthropic-version: 2023-06-01\r\n"
+        "content-type: application/json\r\n"
+        "x-mock-chunks: 10\r\nx-mock-delay-ms: 150\r\n",
+        "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"stream\":true,"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}");
+    tg_it_conn_open(&c, f.port);
+    TG_IT_CHECK(tg_it_conn_send_str(&c, raw) == TG_OK);
+    free(raw);
+    tg_it_sleep_ms(400);
+    tg_it_conn_close(&c);
+    TG_IT_CHECKF(tg_it_file_wait_count(log, gone, 1, 8000) == 1,
+                 "no client_gone usage record");
+    TG_IT_CHECKF(tg_it_file_wait_count(f.ledger, line, 1, 8000) == 1,
+                 "no ledger line");
+    *rec = tg_it_file_read(log, NULL);
+    *led = tg_it_file_read(f.ledger, NULL);
+    tg_it_note("%s: record %s", mode, *rec ? *rec : "(none)");
+    tg_it_note("%s: ledger %s", mode, *led ? *led : "(none)");
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
+test_disconnect_drain(void)
+{
+    char *rec = NULL, *led = NULL;
+
+    disconnect_run("drain", &rec, &led);
+    /* The upstream was read to its end: the true usage is known. */
+    TG_IT_CHECKF(led && strstr(led, "\"completed\":true") &&
+                     strstr(led, "\"output_tokens\":20"),
+                 "the upstream was not read to the end: %s", led);
+    TG_IT_CHECKF(rec && strstr(rec, "\"output\":20,") &&
+                     strstr(rec, "\"tokens_known\":true"),
+                 "the record lacks the drained usage: %s", rec);
+    free(rec);
+    free(led);
+}
+
+
+static void
+test_disconnect_cancel(void)
+{
+    char *rec = NULL, *led = NULL;
+
+    disconnect_run("cancel", &rec, &led);
+    /* Cut at once: the mock saw its client leave; the record carries
+     * what was known, flagged as not final. */
+    TG_IT_CHECKF(led && strstr(led, "\"completed\":false"),
+                 "the upstream was not cut: %s", led);
+    TG_IT_CHECKF(rec && strstr(rec, "\"tokens_known\":false") &&
+                     strstr(rec, "\"input\":10,"),
+                 "the record lacks the usage known: %s", rec);
+    free(rec);
+    free(led);
+}
+
+
 const tg_it_test_t tg_it_quota_tests[] = {
+    {"a client that leaves mid-stream with on_client_disconnect = drain: "
+     "the upstream is read to its end and the record has the true usage",
+     test_disconnect_drain},
+    {"a client that leaves mid-stream with on_client_disconnect = cancel: "
+     "the upstream is cut at once and the record has the usage known",
+     test_disconnect_cancel},
     {"an OpenAI stream whose client did not ask for usage is recorded with "
      "its tokens, and the client sees no usage chunk",
      test_usage_asked_for_the_client},
