@@ -963,6 +963,76 @@ tg_xt_o2a_chunk(tg_translate_t *x, json_t *root)
 
 /* Stream events ---------------------------------------------------------- */
 
+/*
+ * Whether <n> bytes at <p> are the inside of a JSON string that can be
+ * copied as it is: ASCII, no raw quote or control byte, and only the
+ * two-character escapes.  Anything else (UTF-8, \u escapes, which need
+ * checking for surrogates) takes the parsing path.
+ */
+static bool
+tg_xt_plain_json_str(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        if (c < 0x20 || c >= 0x80 || c == '"') {
+            return false;
+        }
+        if (c == '\\') {
+            if (++i == n || strchr("\"\\/bfnrt", p[i]) == NULL ||
+                p[i] == '\0') {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+
+/*
+ * The common Anthropic text delta, answered without a parse: data of
+ * exactly the layout the API sends, with a text that can be copied as it
+ * is (tg_xt_plain_json_str).  Returns TG_DECLINED when <ev> is anything
+ * else, for the parsing path.
+ */
+static int
+tg_xt_a2o_fast(tg_translate_t *x, const tg_sse_event_t *ev)
+{
+    static const char pre[] = "{\"type\":\"content_block_delta\",\"index\":";
+    static const char mid[] = ",\"delta\":{\"type\":\"text_delta\",\"text\":\"";
+    const char *p = ev->data.data, *end = p + ev->data.len;
+
+    if (x->block != TG_XT_TEXT || !x->started ||
+        !tg_str_eq(ev->event, tg_str_lit("content_block_delta")) ||
+        ev->data.len < sizeof(pre) + sizeof(mid) + 3 ||
+        memcmp(p, pre, sizeof(pre) - 1) != 0) {
+        return TG_DECLINED;
+    }
+    p += sizeof(pre) - 1;
+    while (p < end && *p >= '0' && *p <= '9') {
+        p++;
+    }
+    if ((size_t)(end - p) < sizeof(mid) - 1 + 3 ||
+        memcmp(p, mid, sizeof(mid) - 1) != 0 ||
+        memcmp(end - 3, "\"}}", 3) != 0) {
+        return TG_DECLINED;
+    }
+    p += sizeof(mid) - 1;
+    end -= 3;
+    if (p == end || !tg_xt_plain_json_str(p, (size_t)(end - p))) {
+        return TG_DECLINED;
+    }
+    if (tg_xt_chunk(x) != TG_OK || tg_xt_puts(x, "{\"content\":\"") != TG_OK ||
+        tg_xt_put(x, p, (size_t)(end - p)) != TG_OK ||
+        tg_xt_puts(x, "\"}") != TG_OK || tg_xt_chunk_end(x, NULL) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_xt_flush(x);
+}
+
+
 static int
 tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
 {
@@ -981,6 +1051,9 @@ tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
     }
     if (ev->truncated) {
         return TG_ERROR;
+    }
+    if (!openai_up && (rc = tg_xt_a2o_fast(x, ev)) != TG_DECLINED) {
+        return rc;
     }
     root = json_loadb(ev->data.data, ev->data.len, 0, NULL);
     if (root == NULL) {

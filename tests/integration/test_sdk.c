@@ -72,6 +72,10 @@ test_sdk_upstream_errors(void)
     }
     tg_it_fixture_init(&f);
     tg_it_conf_set(&f.conf, "log.level", "\"info\"");
+    /* The anthropic endpoint is the sole one for these requests: the
+     * fixture's openai endpoint must not take them translated. */
+    tg_it_conf_set(&f.conf, "groups",
+                   "( { name = \"default\"; translate = false; } )");
     tg_it_fixture_start(&f);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
     snprintf(mock, sizeof(mock), "http://127.0.0.1:%d", f.mock_port);
