@@ -19,7 +19,12 @@
  *      Admin's view (tg_publish_ep_conf) is a copy of the configuration
  *      whose endpoints and groups are the published slots, indexed as in
  *      shared memory: the health checker and the admin API's live state
- *      read it.
+ *      read it.  XXX: a restarted admin starts with an empty view and
+ *      fills it at its first publish (the file's in config-only mode, the
+ *      database's once it answers); until then the health checker has
+ *      nothing to probe and the API lists no live state, while workers
+ *      keep routing with the table.  Rebuilding the view from the table
+ *      at start would close that gap.
  */
 #ifndef TG_ADMIN_PUBLISH_EP_H
 #define TG_ADMIN_PUBLISH_EP_H
