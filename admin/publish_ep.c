@@ -38,6 +38,7 @@ static const tg_conf_group_t tg_pe_default_group = {
     .sticky = true,
     .sticky_ttl_ms = 3600000,
     .explore_milli = 50,
+    .translate = true,
 };
 
 
@@ -105,6 +106,8 @@ tg_pe_group_stage(const tg_conf_group_t *g, uint64_t id,
     s->sticky = g->sticky;
     s->sticky_ttl_ms = g->sticky_ttl_ms;
     s->explore_milli = g->explore_milli;
+    s->wait_for_cooldown_ms = g->wait_for_cooldown_ms;
+    s->translate = g->translate;
 }
 
 

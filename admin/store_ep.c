@@ -123,6 +123,9 @@ tg_store_ep_groups_cb(void *ctx, const tg_pg_res_t *res)
         g->sticky = strcmp(tg_pg_res_value(res, r, 6), "t") == 0;
         g->sticky_ttl_ms = tg_store_ep_u32(res, r, 7, 3600000);
         g->explore_milli = tg_store_ep_u32(res, r, 8, 50);
+        /* Not columns (yet): the configuration file's defaults. */
+        g->wait_for_cooldown_ms = 0;
+        g->translate = true;
     }
 }
 

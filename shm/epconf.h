@@ -115,18 +115,21 @@ typedef struct {
 typedef struct {
     alignas(TG_SHM_CACHELINE) _Atomic uint32_t seq; /* seqlock */
     uint32_t state;                                 /* TG_SHM_EPCONF_* */
-    uint64_t generation;        /* table generation of the last write */
-    uint64_t freed_ms;          /* wall clock of the delete (GONE) */
-    uint64_t id;                /* endpoint_groups.group_id, 0 = file */
-    char name[64];              /* unique, NUL-terminated */
-    uint32_t strategy;          /* TG_STRATEGY_* */
-    uint32_t failure_threshold; /* consecutive failures that open */
-    uint32_t cooldown_ms;       /* open breaker wait */
-    uint32_t max_retries;       /* other endpoints tried */
-    uint32_t retry_deadline_ms; /* no new attempt after */
-    uint32_t sticky;            /* conversation affinity, 0 or 1 */
-    uint32_t sticky_ttl_ms;     /* sticky entry lifetime */
-    uint32_t explore_milli;     /* latency strategy exploration x 1000 */
+    uint64_t generation;           /* table generation of the last write */
+    uint64_t freed_ms;             /* wall clock of the delete (GONE) */
+    uint64_t id;                   /* endpoint_groups.group_id, 0 = file */
+    char name[64];                 /* unique, NUL-terminated */
+    uint32_t strategy;             /* TG_STRATEGY_* */
+    uint32_t failure_threshold;    /* consecutive failures that open */
+    uint32_t cooldown_ms;          /* open breaker wait */
+    uint32_t max_retries;          /* other endpoints tried */
+    uint32_t retry_deadline_ms;    /* no new attempt after */
+    uint32_t sticky;               /* conversation affinity, 0 or 1 */
+    uint32_t sticky_ttl_ms;        /* sticky entry lifetime */
+    uint32_t explore_milli;        /* latency strategy exploration x 1000 */
+    uint32_t wait_for_cooldown_ms; /* wait when every endpoint cools */
+    uint32_t translate;            /* other-style endpoints serve too, 0/1 */
+    uint8_t reserved[56];          /* pads the entry to three cache lines */
 } tg_shm_epconf_group_t;
 
 _Static_assert(sizeof(tg_shm_epconf_hdr_t) == 64, "epconf header line");
@@ -134,8 +137,9 @@ _Static_assert(sizeof(tg_shm_epconf_ep_t) == 7104, "tg_shm_epconf_ep_t");
 _Static_assert(offsetof(tg_shm_epconf_ep_t, name) == 32, "ep name");
 _Static_assert(offsetof(tg_shm_epconf_ep_t, style) == 1888, "ep numbers");
 _Static_assert(offsetof(tg_shm_epconf_ep_t, models) == 1952, "ep models");
-_Static_assert(sizeof(tg_shm_epconf_group_t) == 128, "tg_shm_epconf_group_t");
+_Static_assert(sizeof(tg_shm_epconf_group_t) == 192, "tg_shm_epconf_group_t");
 _Static_assert(offsetof(tg_shm_epconf_group_t, strategy) == 96, "group");
+_Static_assert(offsetof(tg_shm_epconf_group_t, translate) == 132, "group");
 _Static_assert(sizeof(tg_shm_epconf_ep_t) % 8 == 0 &&
                    sizeof(tg_shm_epconf_group_t) % 8 == 0,
                "entries are copied in 64-bit words");

@@ -22,6 +22,15 @@
 
 #define TG_EPCONF_RETRY_MS 100
 
+/* A field added to an endpoint or a group in core/conf.h must travel
+ * through shared memory too (shm/epconf.h, admin/publish_ep.c staging,
+ * the conversions below and admin/store_ep.c), or workers silently lose
+ * it; these fail the build until that is done. */
+_Static_assert(sizeof(tg_conf_endpoint_t) == 7104,
+               "tg_conf_endpoint_t changed: carry the field in shm/epconf.h");
+_Static_assert(sizeof(tg_conf_group_t) == 104,
+               "tg_conf_group_t changed: carry the field in shm/epconf.h");
+
 static struct {
     tg_conf_t conf;           /* the copy w->conf points at */
     const tg_conf_t *file;    /* the file's, restored by fini */
@@ -100,6 +109,8 @@ tg_epconf_group_conv(const tg_shm_epconf_group_t *s, tg_conf_group_t *g)
     g->sticky = s->sticky != 0;
     g->sticky_ttl_ms = s->sticky_ttl_ms;
     g->explore_milli = s->explore_milli;
+    g->wait_for_cooldown_ms = s->wait_for_cooldown_ms;
+    g->translate = s->translate != 0;
 }
 
 
