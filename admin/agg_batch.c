@@ -57,6 +57,16 @@ struct tg_agg_batch_s {
     tg_buf_t det; /* detail rows, JSON arrays separated by commas */
 };
 
+/* The error column of each outcome (TG_USAGE_*); 0 for ok. */
+static const int tg_agg_outcome_col[] = {
+    [TG_USAGE_OK] = 0,
+    [TG_USAGE_UPSTREAM_ERROR] = TG_AGG_V_UPSTREAM_ERROR,
+    [TG_USAGE_CLIENT_GONE] = TG_AGG_V_CLIENT_GONE,
+    [TG_USAGE_TIMEOUT] = TG_AGG_V_TIMEOUT,
+    [TG_USAGE_REJECTED] = TG_AGG_V_REJECTED,
+    [TG_USAGE_BROKEN] = TG_AGG_V_BROKEN,
+    [TG_USAGE_WORKER_CRASHED] = TG_AGG_V_WORKER_CRASHED};
+
 static const char *const tg_agg_outcome_names[] = {
     "ok",       "upstream_error", "client_gone",   "timeout",
     "rejected", "broken_stream",  "worker_crashed"};
@@ -308,8 +318,9 @@ tg_agg_batch_add(tg_agg_batch_t *b, const tg_usage_rec_t *r)
     cost = tg_agg_batch_cost(r, &unpriced);
     row->v[TG_AGG_V_REQUESTS]++;
     row->v[TG_AGG_V_STREAM] += (r->flags & TG_USAGE_F_STREAM) != 0;
-    if (r->outcome >= 1 && r->outcome <= 6) {
-        row->v[TG_AGG_V_STREAM + r->outcome]++;
+    if (r->outcome < TG_NELEMS(tg_agg_outcome_col) &&
+        tg_agg_outcome_col[r->outcome] != 0) {
+        row->v[tg_agg_outcome_col[r->outcome]]++;
     }
     for (i = 0; i < TG_USAGE_NTOKENS; i++) {
         row->v[TG_AGG_V_TOKENS + i] += r->tokens[i];

@@ -34,10 +34,11 @@
  *      A torn tail (a write cut by a crash or a full disk) fails its CRC
  *      and is cut off at open, so later frames follow whole ones.
  *
- *      The journal is emptied when everything in it has been applied and
- *      it has grown past TG_AGG_SPOOL_ROTATE bytes: the state goes to
- *      offset 0 first, then the file is truncated; a crash in between
- *      replays batches PostgreSQL ignores.
+ *      The journal starts over when every closed batch has been applied
+ *      and it has grown past TG_AGG_SPOOL_ROTATE bytes: the open records
+ *      (after the last mark) are copied into usage.journal.new, the state
+ *      goes to offset 0, and the new file is renamed over the old; a crash
+ *      at any point replays batches PostgreSQL ignores.
  */
 #include "admin/agg_spool.h"
 #include "core/core.h"
@@ -54,7 +55,8 @@
 #include <zlib.h>
 
 #define TG_AGG_SPOOL_ROTATE (64ull << 20)
-#define TG_AGG_STATE_MAGIC  0x54534754u /* "TGST" */
+#define TG_AGG_SPOOL_CARRY  (256u << 20) /* open bytes a rotation copies */
+#define TG_AGG_STATE_MAGIC  0x54534754u  /* "TGST" */
 #define TG_AGG_READ_CHUNK   (1u << 20)
 
 /* CRC-32 (IEEE 802.3) of <n> bytes at <p>: zlib's, which is several
@@ -303,6 +305,7 @@ tg_agg_spool_open(tg_agg_spool_t *s, const char *dir, char *err, size_t errlen)
 
     memset(s, 0, sizeof(*s));
     s->fd = s->state_fd = -1;
+    s->rotate_bytes = TG_AGG_SPOOL_ROTATE;
     if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
         snprintf(err, errlen, "mkdir(\"%s\") failed (%d: %s)", dir, errno,
                  strerror(errno));
@@ -475,22 +478,62 @@ tg_agg_spool_read_batch(tg_agg_spool_t *s,
 }
 
 
+/*
+ * Start a new journal holding only the open records (those after the last
+ * batch mark, at most TG_AGG_SPOOL_CARRY bytes), once every closed batch
+ * is applied.  The state goes to offset 0 first: a crash before the
+ * rename replays the old file from its start (PostgreSQL ignores the
+ * batches it has), a crash after it finds the new file.  TG_OK or
+ * TG_ERROR (logged; the old journal stays in use).
+ */
+static int
+tg_agg_spool_rotate(tg_agg_spool_t *s)
+{
+    size_t n = (size_t)(s->size - s->closed_off);
+    char path[4300], *buf = NULL;
+    int fd = -1, rc = TG_ERROR;
+
+    if (n > TG_AGG_SPOOL_CARRY || (n > 0 && (buf = malloc(n)) == NULL) ||
+        (n > 0 && pread(s->fd, buf, n, (off_t)s->closed_off) != (ssize_t)n)) {
+        goto done;
+    }
+    snprintf(path, sizeof(path), "%s.new", s->path);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (fd == -1 || (n > 0 && write(fd, buf, n) != (ssize_t)n) ||
+        fdatasync(fd) == -1) {
+        tg_log(TG_LOG_ERR, errno, "writing \"%s\" failed", path);
+        goto done;
+    }
+    s->acked_off = 0;
+    tg_agg_state_write(s);
+    if (rename(path, s->path) == -1) {
+        tg_log(TG_LOG_ERR, errno, "rename(\"%s\") failed", path);
+        goto done;
+    }
+    close(s->fd);
+    s->fd = fd;
+    fd = -1;
+    s->size = n;
+    s->closed_off = 0;
+    rc = TG_OK;
+done:
+    if (fd != -1) {
+        close(fd);
+    }
+    free(buf);
+    return rc;
+}
+
+
 /* See agg_spool.h. */
 void
 tg_agg_spool_ack(tg_agg_spool_t *s, uint64_t seq, uint64_t end)
 {
     s->acked_off = end;
     s->acked_seq = seq;
-    if (end == s->size && s->open_recs == 0 && s->size > TG_AGG_SPOOL_ROTATE) {
-        s->acked_off = 0;
-        tg_agg_state_write(s);
-        if (ftruncate(s->fd, 0) == -1) {
-            tg_log(TG_LOG_ERR, errno, "ftruncate(\"%s\") failed", s->path);
-            s->acked_off = end;
-        } else {
-            s->size = 0;
-            s->closed_off = 0;
-        }
+    if (end == s->closed_off && s->size > s->rotate_bytes &&
+        tg_agg_spool_rotate(s) != TG_OK) {
+        s->acked_off = end;
     }
     tg_agg_state_write(s);
 }

@@ -53,16 +53,17 @@ typedef struct {
     (sizeof(tg_agg_frame_t) + sizeof(tg_agg_frame_rec_t))
 
 typedef struct {
-    int fd;              /* the journal, O_APPEND */
-    int state_fd;        /* the state file */
-    char path[4200];     /* <dir>/usage.journal */
-    uint64_t spool_id;   /* random, names the batches */
-    uint64_t acked_off;  /* journal offset up to which batches are applied */
-    uint64_t acked_seq;  /* last batch applied */
-    uint64_t next_seq;   /* sequence number of the next batch mark */
-    uint64_t size;       /* bytes in the journal */
-    uint64_t open_recs;  /* records after the last batch mark */
-    uint64_t closed_off; /* end of the last batch mark */
+    int fd;                /* the journal, O_APPEND */
+    int state_fd;          /* the state file */
+    char path[4200];       /* <dir>/usage.journal */
+    uint64_t spool_id;     /* random, names the batches */
+    uint64_t acked_off;    /* journal offset up to which batches are applied */
+    uint64_t acked_seq;    /* last batch applied */
+    uint64_t next_seq;     /* sequence number of the next batch mark */
+    uint64_t size;         /* bytes in the journal */
+    uint64_t open_recs;    /* records after the last batch mark */
+    uint64_t closed_off;   /* end of the last batch mark */
+    uint64_t rotate_bytes; /* start a new journal past this size (64 MB) */
     /* from recovery: the newest ring record already in the journal */
     uint64_t last_ring_id, last_pos;
     bool have_last;

@@ -770,6 +770,9 @@ test_one_record_per_request(void)
                       "( { name = \"limited\"; keys = ( { key = \"" LIMITED_KEY
                       "\"; rpm = 1; burst = 1; } ); } )");
     tg_it_conf_set(&f.conf, "upstream.first_byte_timeout", "1");
+    /* The client that leaves below cuts its upstream stream at once
+     * (draining it is tested in test_quota.c). */
+    tg_it_conf_set(&f.conf, "usage.on_client_disconnect", "\"cancel\"");
     tg_it_fixture_start(&f);
 
     /* The fixture's own GET /healthz: a record without key or tokens. */

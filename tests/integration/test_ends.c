@@ -178,6 +178,9 @@ test_every_end(void)
     tg_it_conf_set(&f.conf, "upstream.first_byte_timeout", "1");
     tg_it_conf_set(&f.conf, "limits.stream_buffer", "4096");
     tg_it_conf_set(&f.conf, "limits.send_timeout", "1");
+    /* Clients that leave end their request at once (draining for usage
+     * is tested in test_quota.c). */
+    tg_it_conf_set(&f.conf, "usage.on_client_disconnect", "\"cancel\"");
     tg_it_fixture_start(&f);
     /* The fixture's own readiness probes are requests too. */
     tg_it_sleep_ms(500);

@@ -21,6 +21,7 @@ static const struct {
     int (*reg)(void);
 } tg_test_suites[] = {
     {"buf", tg_test_buf_register},
+    {"agg_spool", tg_test_agg_spool_register},
     {"tollctl", tg_test_tollctl_register},
     {"ev", tg_test_ev_register},
     {"http", tg_test_http_register},

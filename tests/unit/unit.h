@@ -11,6 +11,7 @@
 #define TG_TESTS_UNIT_UNIT_H
 
 int tg_test_buf_register(void);
+int tg_test_agg_spool_register(void);
 int tg_test_tollctl_register(void);
 int tg_test_ev_register(void);
 int tg_test_http_register(void);
