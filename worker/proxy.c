@@ -988,8 +988,7 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
 
     rc = tg_proxy_body_model(u, e, body, len);
     if (rc != TG_OK) {
-        /* TG_DECLINED: an untranslatable request, answered 400. */
-        return rc;
+        return rc; /* TG_DECLINED: no form in the endpoint's API */
     }
     r->usage_asked = false;
     if (u->xlate || r->route != TG_ROUTE_CHAT || !r->stream_req) {

@@ -182,9 +182,11 @@ hs_fixture(tg_it_fixture_t *f, char *usage, size_t len)
     tg_it_conf_set(&f->conf, "log.level", "\"info\"");
     tg_it_conf_set(&f->conf, "upstream.first_byte_timeout", "1");
     tg_it_conf_set(&f->conf, "upstream.read_timeout", "1");
-    /* The sole endpoint must stay in use whatever it does. */
+    /* The sole endpoint of each API must stay in use whatever it does,
+     * and answer for itself (no translation to the other one). */
     tg_it_conf_set(&f->conf, "groups",
-                   "( { name = \"default\"; failure_threshold = 1000; } )");
+                   "( { name = \"default\"; failure_threshold = 1000; "
+                   "translate = false; } )");
 }
 
 

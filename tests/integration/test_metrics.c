@@ -26,8 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RPM_KEY "tg-it-metrics-rpm-limited-0123"
-#define MAX_FAM 128
+#define RPM_KEY   "tg-it-metrics-rpm-limited-0123"
+#define QUOTA_KEY "tg-it-metrics-quota-limited-012"
+#define MAX_FAM   128
 
 /* ------------------------------------------------------------ parser */
 
@@ -143,6 +144,86 @@ typedef struct {
     double inf_v;
 } hist_t;
 
+static hist_t hs[2048];
+static int nh;
+
+
+/* One sample <v> of histogram family <fam> (<name> with its _bucket, _sum
+ * or _count suffix, labels <norm> without le, <le>) at <line>: buckets
+ * cumulative, +Inf last, _count equal to +Inf. */
+static void
+hist_add(const char *fam, const char *name, const char *norm, const char *le,
+         double v, int line)
+{
+    char key[700];
+    hist_t *h = NULL;
+    int i;
+
+    snprintf(key, sizeof(key), "%s{%s}", fam, norm);
+    for (i = 0; i < nh; i++) {
+        if (strcmp(hs[i].key, key) == 0) {
+            h = &hs[i];
+        }
+    }
+    if (h == NULL) {
+        TG_IT_CHECK(nh < 2048);
+        h = &hs[nh++];
+        memset(h, 0, sizeof(*h));
+        snprintf(h->key, sizeof(h->key), "%s", key);
+    }
+    if (strcmp(name + strlen(fam), "_bucket") == 0) {
+        TG_IT_CHECKF(le[0] != '\0' && !h->inf,
+                     "line %d: bucket without le or after +Inf", line);
+        TG_IT_CHECKF(v >= h->last, "line %d: buckets not cumulative", line);
+        h->last = v;
+        if (strcmp(le, "+Inf") == 0) {
+            h->inf = true;
+            h->inf_v = v;
+        }
+    } else if (strcmp(name + strlen(fam), "_count") == 0) {
+        TG_IT_CHECKF(h->inf && h->inf_v == v,
+                     "line %d: _count differs from le=+Inf", line);
+    }
+}
+
+
+/* A HELP or TYPE line <p> .. <eol> at <line>; returns its family. */
+static fam_t *
+meta_line(const char *p, const char *eol, int line)
+{
+    bool help = p[2] == 'H';
+    const char *q = p + 7;
+    size_t n = strcspn(q, " \n");
+    char name[128];
+    fam_t *f;
+
+    TG_IT_CHECKF(name_ok(q, n, false) && n < sizeof(name),
+                 "line %d: bad family name", line);
+    memcpy(name, q, n);
+    name[n] = '\0';
+    f = fam_find(name, true);
+    TG_IT_CHECKF(!f->closed && (help ? !f->help : f->type[0] == 0),
+                 "line %d: %s of %s repeated or late", line,
+                 help ? "HELP" : "TYPE", name);
+    if (help) {
+        f->help = true;
+        return f;
+    }
+    snprintf(f->type, sizeof(f->type), "%.*s", (int)(eol - q - n - 1),
+             q + n + 1);
+    TG_IT_CHECKF(strcmp(f->type, "counter") == 0 ||
+                     strcmp(f->type, "gauge") == 0 ||
+                     strcmp(f->type, "histogram") == 0,
+                 "line %d: type \"%s\"", line, f->type);
+    TG_IT_CHECKF(strcmp(f->type, "counter") != 0 ||
+                     (n > 6 && strcmp(name + n - 6, "_total") == 0),
+                 "line %d: counter %s without _total", line, name);
+    TG_IT_CHECKF(strncmp(name, "tollgate_", 9) == 0,
+                 "line %d: %s lacks the prefix", line, name);
+    return f;
+}
+
+
 /*
  * Check <text> strictly; fails the test at the first fault.  Returns the
  * number of samples.
@@ -151,12 +232,12 @@ static int
 expo_check(const char *text)
 {
     static char seen[4096][700];
-    static hist_t hs[2048];
-    int nseen = 0, nh = 0, line = 0, samples = 0, i;
+    int nseen = 0, line = 0, samples = 0, i;
     const char *p = text;
     fam_t *cur = NULL;
 
     nfams = 0;
+    nh = 0;
     TG_IT_CHECKF(*text != '\0', "empty exposition");
     while (*p != '\0') {
         const char *eol = strchr(p, '\n');
@@ -169,33 +250,7 @@ expo_check(const char *text)
         line++;
         TG_IT_CHECKF(eol != NULL, "line %d: no final line feed", line);
         if (strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0) {
-            bool help = p[2] == 'H';
-
-            q = p + 7;
-            n = strcspn(q, " \n");
-            TG_IT_CHECKF(name_ok(q, n, false) && n < sizeof(name),
-                         "line %d: bad family name", line);
-            memcpy(name, q, n);
-            name[n] = '\0';
-            f = fam_find(name, true);
-            TG_IT_CHECKF(!f->closed && (help ? !f->help : f->type[0] == 0),
-                         "line %d: %s of %s repeated or late", line,
-                         help ? "HELP" : "TYPE", name);
-            if (help) {
-                f->help = true;
-            } else {
-                snprintf(f->type, sizeof(f->type), "%.*s",
-                         (int)(eol - q - n - 1), q + n + 1);
-                TG_IT_CHECKF(strcmp(f->type, "counter") == 0 ||
-                                 strcmp(f->type, "gauge") == 0 ||
-                                 strcmp(f->type, "histogram") == 0,
-                             "line %d: type \"%s\"", line, f->type);
-                TG_IT_CHECKF(strcmp(f->type, "counter") != 0 ||
-                                 (n > 6 && strcmp(name + n - 6, "_total") == 0),
-                             "line %d: counter %s without _total", line, name);
-                TG_IT_CHECKF(strncmp(name, "tollgate_", 9) == 0,
-                             "line %d: %s lacks the prefix", line, name);
-            }
+            f = meta_line(p, eol, line);
             if (cur != NULL && cur != f) {
                 cur->closed = true;
             }
@@ -242,37 +297,10 @@ expo_check(const char *text)
         TG_IT_CHECKF(v >= 0 || strcmp(f->type, "gauge") == 0,
                      "line %d: negative %s", line, f->type);
         if (strcmp(f->type, "histogram") == 0) {
-            hist_t *h = NULL;
-
-            snprintf(key, sizeof(key), "%s{%s}", fam, norm);
-            for (i = 0; i < nh; i++) {
-                if (strcmp(hs[i].key, key) == 0) {
-                    h = &hs[i];
-                }
-            }
-            if (h == NULL) {
-                TG_IT_CHECK(nh < 2048);
-                h = &hs[nh++];
-                memset(h, 0, sizeof(*h));
-                snprintf(h->key, sizeof(h->key), "%s", key);
-            }
-            if (strcmp(name + strlen(fam), "_bucket") == 0) {
-                TG_IT_CHECKF(le[0] != '\0' && !h->inf,
-                             "line %d: bucket without le or after +Inf", line);
-                TG_IT_CHECKF(v >= h->last, "line %d: buckets not cumulative",
-                             line);
-                h->last = v;
-                if (strcmp(le, "+Inf") == 0) {
-                    h->inf = true;
-                    h->inf_v = v;
-                }
-            } else if (strcmp(name + strlen(fam), "_count") == 0) {
-                TG_IT_CHECKF(h->inf && h->inf_v == v,
-                             "line %d: _count differs from le=+Inf", line);
-            }
+            hist_add(fam, name, norm, le, v, line);
         } else {
-            TG_IT_CHECKF(le[0] == '\0' || strcmp(f->type, "histogram") == 0,
-                         "line %d: le outside a histogram", line);
+            TG_IT_CHECKF(le[0] == '\0', "line %d: le outside a histogram",
+                         line);
         }
         samples++;
         p = eol + 1;
@@ -428,57 +456,78 @@ test_exposition_valid(void)
 }
 
 
+/* What the known load did. */
+typedef struct {
+    double in1, out1;    /* tokens of one chat request */
+    int ok_rpm, refused; /* the rpm-limited key: passed, refused */
+    int ok_quota, over;  /* the quota-limited key: passed, refused */
+} load_t;
+
+
+/* Start the fixture and send the known load: 1 + 9 chat, 19 Messages, 5
+ * streamed Messages, 3 unknown keys, 6 on an rpm-limited key and 6 on a
+ * quota-limited one. */
+static void
+known_load(tg_it_fixture_t *f, load_t *l)
+{
+    char *text;
+    int i, st;
+
+    memset(l, 0, sizeof(*l));
+    tg_it_fixture_init(f);
+    tg_it_conf_set(
+        &f->conf, "users",
+        "( { name = \"alice\"; keys = ( { key = \"" RPM_KEY
+        "\"; rpm = 6; burst = 2; } ); }, { name = \"quinn\"; "
+        "quota_tokens = 100; quota_period = \"day\"; keys = ( \"" QUOTA_KEY
+        "\" ); } )");
+    tg_it_fixture_start(f);
+    /* One chat request: its tokens are the unit of the check. */
+    TG_IT_CHECK_INT(one(f->port, 1, TG_IT_KEY), 200);
+    text = scrape_until(f->admin_port,
+                        "tollgate_model_requests_total{model=\"gpt-4o\"}", 1);
+    l->in1 = expo_value(text, "tollgate_tokens_total{model=\"gpt-4o\","
+                              "class=\"input\"}");
+    l->out1 = expo_value(text, "tollgate_tokens_total{model=\"gpt-4o\","
+                               "class=\"output\"}");
+    TG_IT_CHECK(l->in1 > 0 && l->out1 > 0);
+    free(text);
+    for (i = 0; i < 19; i++) {
+        TG_IT_CHECK_INT(one(f->port, 0, TG_IT_KEY), 200);
+    }
+    for (i = 0; i < 9; i++) {
+        TG_IT_CHECK_INT(one(f->port, 1, TG_IT_KEY), 200);
+    }
+    for (i = 0; i < 5; i++) {
+        TG_IT_CHECK_INT(one(f->port, 2, TG_IT_KEY), 200);
+    }
+    for (i = 0; i < 3; i++) {
+        TG_IT_CHECK_INT(one(f->port, 1, "tg-it-no-such-key-000000000"), 401);
+    }
+    for (i = 0; i < 12; i++) {
+        st = one(f->port, 0, i < 6 ? RPM_KEY : QUOTA_KEY);
+        TG_IT_CHECK(st == 200 || st == 429);
+        *(i < 6 ? &l->ok_rpm : &l->ok_quota) += st == 200;
+        *(i < 6 ? &l->refused : &l->over) += st == 429;
+    }
+    TG_IT_CHECK(l->refused > 0 && l->over > 0);
+}
+
+
 static void
 test_counts_known_load(void)
 {
     tg_it_fixture_t f;
-    double in1, out1, want;
-    int i, ok_rpm = 0, refused = 0;
+    double want;
     char *text;
+    load_t l;
 
-    tg_it_fixture_init(&f);
-    tg_it_conf_set(&f.conf, "users",
-                   "( { name = \"alice\"; keys = ( { key = \"" RPM_KEY
-                   "\"; rpm = 6; burst = 2; } ); } )");
-    tg_it_conf_set(&f.conf, "keys", "( \"" TG_IT_KEY "\" )");
-    tg_it_fixture_start(&f);
-
-    /* One chat request: its tokens are the unit of the check below. */
-    TG_IT_CHECK_INT(one(f.port, 1, TG_IT_KEY), 200);
-    text = scrape_until(f.admin_port,
-                        "tollgate_model_requests_total{model=\"gpt-4o\"}", 1);
-    in1 = expo_value(text, "tollgate_tokens_total{model=\"gpt-4o\","
-                           "class=\"input\"}");
-    out1 = expo_value(text, "tollgate_tokens_total{model=\"gpt-4o\","
-                            "class=\"output\"}");
-    TG_IT_CHECK(in1 > 0 && out1 > 0);
-    free(text);
-
-    for (i = 0; i < 19; i++) {
-        TG_IT_CHECK_INT(one(f.port, 0, TG_IT_KEY), 200);
-    }
-    for (i = 0; i < 9; i++) {
-        TG_IT_CHECK_INT(one(f.port, 1, TG_IT_KEY), 200);
-    }
-    for (i = 0; i < 5; i++) {
-        TG_IT_CHECK_INT(one(f.port, 2, TG_IT_KEY), 200);
-    }
-    for (i = 0; i < 3; i++) {
-        TG_IT_CHECK_INT(one(f.port, 1, "tg-it-no-such-key-000000000"), 401);
-    }
-    for (i = 0; i < 6; i++) {
-        int st = one(f.port, 0, RPM_KEY);
-
-        TG_IT_CHECK(st == 200 || st == 429);
-        ok_rpm += st == 200;
-        refused += st == 429;
-    }
-    TG_IT_CHECK(refused > 0);
-    want = 19 + 5 + ok_rpm;
+    known_load(&f, &l);
+    want = 19 + 5 + l.ok_rpm + l.ok_quota;
     text = scrape_until(f.admin_port,
                         "tollgate_request_duration_seconds_count{endpoint=\""
                         "none\"}",
-                        3 + refused);
+                        3 + l.refused + l.over);
     free(text);
     text = scrape_until(f.admin_port,
                         "tollgate_request_duration_seconds_count{endpoint=\""
@@ -499,11 +548,14 @@ test_counts_known_load(void)
                     3);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_requests_total{endpoint=\""
                                      "none\",api=\"anthropic\",code=\"4xx\"}"),
-                    refused);
+                    l.refused + l.over);
     TG_IT_CHECK_INT(
         expo_value(text, "tollgate_refusals_total{reason=\"auth\"}"), 3);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_refusals_total{reason=\"rpm\"}"),
-                    refused);
+                    l.refused);
+    TG_IT_CHECK_INT(expo_value(text, "tollgate_refusals_total{reason=\""
+                                     "quota_tokens\"}"),
+                    l.over);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_time_to_first_byte_seconds_"
                                      "count{endpoint=\"mock-openai\"}"),
                     10);
@@ -522,10 +574,10 @@ test_counts_known_load(void)
     /* Ten identical chat requests: exactly ten times the tokens of one. */
     TG_IT_CHECK_INT(expo_value(text, "tollgate_tokens_total{model=\"gpt-4o\","
                                      "class=\"input\"}"),
-                    10 * in1);
+                    10 * l.in1);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_tokens_total{model=\"gpt-4o\","
                                      "class=\"output\"}"),
-                    10 * out1);
+                    10 * l.out1);
     TG_IT_CHECK_INT(expo_value(text, "tollgate_process_restarts_total{role=\""
                                      "worker\"}"),
                     0);

@@ -72,8 +72,8 @@ test_sdk_upstream_errors(void)
     }
     tg_it_fixture_init(&f);
     tg_it_conf_set(&f.conf, "log.level", "\"info\"");
-    /* The anthropic endpoint is the sole one for these requests: the
-     * fixture's openai endpoint must not take them translated. */
+    /* One endpoint for the Anthropic API, and no translation to the
+     * OpenAI one: the upstream's own answers are under test. */
     tg_it_conf_set(&f.conf, "groups",
                    "( { name = \"default\"; translate = false; } )");
     tg_it_fixture_start(&f);
