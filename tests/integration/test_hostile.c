@@ -978,7 +978,73 @@ test_half_close(void)
 }
 
 
+#define HS_IDLE 300
+#define HS_SLOW 200
+
+/*
+ * Slowloris and idle floods at once: 300 connections that say nothing and
+ * 200 that trickle a head one byte at a time.  Normal requests are served
+ * meanwhile without delay, every flooding connection is answered 408 and
+ * closed at header_timeout, and no worker dies or grows.
+ */
+static void
+test_slow_and_idle_flood(void)
+{
+    static tg_it_conn_t idle[HS_IDLE], slow[HS_SLOW];
+    tg_it_fixture_t f;
+    char usage[4096];
+    pid_t before[64];
+    uint64_t t0, took, worst = 0;
+    int n, i, round, closed = 0;
+
+    hs_fixture(&f, usage, sizeof(usage));
+    tg_it_conf_set(&f.conf, "limits.header_timeout", "2");
+    tg_it_fixture_start(&f);
+    n = hs_children(&f, before, 64);
+    for (i = 0; i < HS_IDLE; i++) {
+        tg_it_conn_open(&idle[i], f.port);
+    }
+    for (i = 0; i < HS_SLOW; i++) {
+        tg_it_conn_open(&slow[i], f.port);
+        (void)tg_it_conn_send_str(&slow[i], "POST /v1/messages HTTP/1.1\r\n");
+    }
+    for (round = 0; round < 5; round++) {
+        for (i = 0; i < HS_SLOW; i++) {
+            (void)tg_it_conn_send_str(&slow[i], "x");
+        }
+        t0 = tg_it_now_ms();
+        hs_normal(&f);
+        took = tg_it_now_ms() - t0;
+        worst = took > worst ? took : worst;
+        tg_it_sleep_ms(200);
+    }
+    for (i = 0; i < HS_IDLE + HS_SLOW; i++) {
+        tg_it_conn_t *c = i < HS_IDLE ? &idle[i] : &slow[i - HS_IDLE];
+
+        if (tg_it_conn_closed(c, 5000)) {
+            closed++;
+            TG_IT_CHECKF(c->len >= 12 &&
+                             memcmp(c->buf, "HTTP/1.1 408", 12) == 0,
+                         "connection %d: %.12s", i, c->len ? c->buf : "");
+        }
+        tg_it_conn_close(c);
+    }
+    tg_it_note("a normal request during the flood took at most %llu ms; "
+               "%d of %d flooding connections answered 408 and closed",
+               (unsigned long long)worst, closed, HS_IDLE + HS_SLOW);
+    TG_IT_CHECKF(worst < 500, "a normal request took %llu ms",
+                 (unsigned long long)worst);
+    TG_IT_CHECK_INT(closed, HS_IDLE + HS_SLOW);
+    hs_normal(&f);
+    hs_check_children(&f, before, n);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_hostile_tests[] = {
+    {"hostile clients: slowloris and idle floods get 408 at header_timeout "
+     "while other clients are served",
+     test_slow_and_idle_flood},
     {"hostile clients: a client that half-closes after its request is "
      "treated the same way every time",
      test_half_close},
