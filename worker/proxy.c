@@ -986,9 +986,10 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
     size_t alen;
     int rc;
 
+    /* TG_DECLINED (no form in the endpoint's API) stays a 400. */
     rc = tg_proxy_body_model(u, e, body, len);
     if (rc != TG_OK) {
-        return rc; /* TG_DECLINED: no form in the endpoint's API */
+        return rc;
     }
     r->usage_asked = false;
     if (u->xlate || r->route != TG_ROUTE_CHAT || !r->stream_req) {

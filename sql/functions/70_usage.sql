@@ -235,8 +235,14 @@ DECLARE
     v_from timestamptz := coalesce(tg_api._time(p_args, 'from'),
                                    date_trunc('month', now(), 'UTC'));
     v_to timestamptz := coalesce(tg_api._time(p_args, 'to'), 'infinity');
-    v_user bigint := tg_api._int(p_args, 'user', 0, 9223372036854775807);
-    v_key bigint := tg_api._int(p_args, 'key', 0, 9223372036854775807);
+    v_user bigint := coalesce(tg_api._int(p_args, 'user', 0,
+                                          9223372036854775807),
+                              tg_api._int(p_args, 'user_id', 0,
+                                          9223372036854775807));
+    v_key bigint := coalesce(tg_api._int(p_args, 'key', 0,
+                                         9223372036854775807),
+                             tg_api._int(p_args, 'key_id', 0,
+                                         9223372036854775807));
     v_model text := tg_api._str(p_args, 'model', 63);
     v_endpoint text := tg_api._str(p_args, 'endpoint', 63);
     v_limit integer := coalesce(tg_api._int(p_args, 'limit', 1, 10000), 1000);
@@ -442,6 +448,7 @@ SET search_path = pg_catalog, public
 AS $$
 DECLARE
     v_q text := tg_api._str(p_args, 'q', 63);
+    v_model text := tg_api._str(p_args, 'model', 63);
     v_all boolean := coalesce(tg_api._str(p_args, 'all', 5) = 'true', false);
     v_items jsonb;
 BEGIN
@@ -451,6 +458,10 @@ BEGIN
       FROM (SELECT tg_api._price_json(p) AS j, p.pattern, p.effective_from
               FROM model_prices p
              WHERE (v_q IS NULL OR strpos(lower(p.pattern), lower(v_q)) > 0)
+               AND (v_model IS NULL
+                    OR v_model LIKE replace(replace(replace(replace(
+                           p.pattern, '\', '\\'), '%', '\%'), '_', '\_'),
+                           '*', '%'))
              LIMIT 5000) s
      WHERE v_all OR (j ->> 'in_force')::boolean
         OR (s.effective_from > now());

@@ -861,7 +861,10 @@ commands_watch(env_t *e)
 
     /* The usage and prices routes exist now. */
     ctl(e, &r, NULL, NULL, NULL, "usage --from -7d");
-    CHECK_RUN(&r, 0, "requests", false);
+    CHECK_RUN(&r, 0, "cost_usd", false);
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices --model claude-sonnet-4-5");
+    CHECK_RUN(&r, 0, "claude-sonnet-4-5*", false);
     run_fini(&r);
     ctl(e, &r, NULL, NULL, NULL, "prices --json");
     CHECK_RUN(&r, 0, "\"items\"", false);

@@ -286,7 +286,7 @@ loads_wait(load_t l[4])
  * (the fixture's /healthz) have no endpoint and are left out of the
  * counts. */
 static void
-start_db(tg_it_fixture_t *f, char *db, size_t len)
+start_db(tg_it_fixture_t *f, char *db, size_t len, bool detail)
 {
     char spool[4096];
     tg_it_resp_t resp;
@@ -298,6 +298,7 @@ start_db(tg_it_fixture_t *f, char *db, size_t len)
     tg_it_conf_set(&f->conf, "log.level", "\"info\"");
     tg_it_conf_set(&f->conf, "usage.spool_dir", "\"%s\"",
                    tg_it_path(spool, sizeof(spool), "spool"));
+    tg_it_conf_set(&f->conf, "usage.detail", "%s", detail ? "true" : "false");
     tg_it_fixture_start(f);
     for (i = 0; i < 200; i++) {
         tg_it_request(f->admin_port, "GET", "/healthz", NULL, NULL, &resp);
@@ -403,7 +404,7 @@ test_records_reach_pg(void)
     uint64_t zero = 0;
     int fd;
 
-    start_db(&f, db, sizeof(db));
+    start_db(&f, db, sizeof(db), true);
     /* Prices are seeded and published before the load, so every request
      * is priced. */
     TG_IT_CHECK(
@@ -426,6 +427,22 @@ test_records_reach_pg(void)
                   " CASE h.model WHEN 'gpt-4o' THEN 'gpt-4o'"
                   " ELSE 'claude-sonnet-4-5*' END WHERE h.endpoint <> ''");
     TG_IT_CHECKF(strstr(out, "|t|0|t") != NULL, "costs: %s", out);
+    /* usage.detail: one usage_requests row per request, in this month's
+     * partition, with the same token sums. */
+    out = sql(db, "SELECT count(*), sum(input_tokens), sum(output_tokens),"
+                  " (SELECT sum(input_tokens) || '|' || sum(output_tokens)"
+                  " FROM usage_hourly WHERE endpoint <> '')"
+                  " FROM usage_requests WHERE endpoint <> ''");
+    tg_it_note("detail: %s", out);
+    {
+        long long n = 0, in = -1, outp = -1, hin = -2, hout = -2;
+
+        TG_IT_CHECK(sscanf(out, "%lld|%lld|%lld|%lld|%lld", &n, &in, &outp,
+                           &hin, &hout) == 5);
+        TG_IT_CHECK_INT(n, sent);
+        TG_IT_CHECK_INT(in, hin);
+        TG_IT_CHECK_INT(outp, hout);
+    }
     out = sql(db, "SELECT count(*) FROM usage_batches");
     tg_it_note("%s batches", out);
     /* The usage API's function answers in the same vocabulary. */
@@ -465,7 +482,7 @@ test_accuracy(void)
     char db[512];
     long long sent;
 
-    start_db(&f, db, sizeof(db));
+    start_db(&f, db, sizeof(db), false);
     /* About 15 s of load, so it spans both kills and the outage. */
     loads_start(l, f.port, 400, 25);
     tg_it_sleep_ms(1500);
