@@ -14,6 +14,7 @@
 #include "admin/api.h"
 #include "admin/events.h"
 #include "admin/health.h"
+#include "admin/publish_ep.h"
 #include "admin/store.h"
 #include "admin/usage.h"
 #include "core/buf.h"
@@ -192,9 +193,16 @@ tg_admin_main(const tg_conf_t *conf, tg_shm_t *shm, uint32_t shm_idx,
     }
     /* The file (config-only mode) or the database (in the background)
      * is published; "published" is set when master may start workers. */
+    if (tg_publish_ep_init(conf, shm) != TG_OK) {
+        tg_admin_unlock(shm);
+        exit(2);
+    }
     if (tg_store_start(a->loop, conf, shm) != TG_OK) {
         atomic_store(&tg_shm_hdr(shm)->published, 1);
     }
+    /* From here on, endpoints and groups are the published ones (slot
+     * indexes, API-created endpoints included), not the file's. */
+    conf = tg_publish_ep_conf();
     if (tg_api_start(a->loop, conf, shm, listen_fd, &api_opts) != TG_OK) {
         tg_log(TG_LOG_ERR, errno, "admin start-up failed");
         tg_admin_unlock(shm);

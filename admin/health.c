@@ -384,6 +384,10 @@ tg_health_endpoints_json(const tg_conf_t *conf, tg_shm_t *shm, size_t *len)
         tg_shm_ep_t *e =
             tg_shm_ep_get(tg_shm_table(shm, TG_SHM_T_EPS), (uint32_t)i);
 
+        /* A slot with no URL holds no endpoint (never used, or gone). */
+        if (conf->endpoints[i].url[0] == '\0') {
+            continue;
+        }
         tg_json_escape(name, sizeof(name), conf->endpoints[i].name,
                        strlen(conf->endpoints[i].name));
         k = snprintf(p + n, cap - n,
@@ -396,7 +400,7 @@ tg_health_endpoints_json(const tg_conf_t *conf, tg_shm_t *shm, size_t *len)
                      "\"probe_pid\":%d,\"health_ok_milli\":%u,"
                      "\"health_latency_us\":%llu,\"health_checked_ms\":%llu,"
                      "\"now_ms\":%llu}",
-                     i ? "," : "", i, name,
+                     n > 1 ? "," : "", i, name,
                      tg_shm_ep_available(e, now) ? "true" : "false",
                      tg_health_breaker_name(atomic_load(&e->breaker)),
                      tg_health_state_name(atomic_load(&e->health)),
@@ -436,7 +440,8 @@ tg_health_reenable(const tg_conf_t *conf, tg_shm_t *shm, tg_str_t name)
 
     neps = TG_MIN(conf->nendpoints, (size_t)tg_shm_capacity(shm, TG_SHM_T_EPS));
     for (i = 0; i < neps; i++) {
-        if (!tg_str_eq(name, (tg_str_t){conf->endpoints[i].name,
+        if (conf->endpoints[i].url[0] == '\0' ||
+            !tg_str_eq(name, (tg_str_t){conf->endpoints[i].name,
                                         strlen(conf->endpoints[i].name)})) {
             continue;
         }

@@ -134,16 +134,21 @@ tg_metrics_escape(const char *s, char *out, size_t cap)
 }
 
 
-/* The label value of endpoint block <i>. */
-static void
+/* The label value of endpoint block <i>; false for a slot of the
+ * endpoint table that holds no endpoint (never used). */
+static bool
 tg_metrics_ep_name(const tg_conf_t *conf, uint32_t i, uint32_t neps, char *out,
                    size_t cap)
 {
     if (i >= neps || i >= conf->nendpoints) {
         snprintf(out, cap, "none");
-        return;
+        return true;
+    }
+    if (conf->endpoints[i].name[0] == '\0') {
+        return false;
     }
     tg_metrics_escape(conf->endpoints[i].name, out, cap);
+    return true;
 }
 
 
@@ -253,7 +258,9 @@ tg_metrics_requests(const tg_conf_t *conf, const tg_metrics_sum_t *s,
                       "class sent to the client (\"none\" when no status "
                       "was sent).");
     for (e = 0; e <= s->neps; e++) {
-        tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name));
+        if (!tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name))) {
+            continue;
+        }
         for (k = 0; k < TG_SHM_METRICS_APIS; k++) {
             for (j = 0; j < TG_SHM_METRICS_CLASSES; j++) {
                 if (s->eps[e].requests[k][j] == 0) {
@@ -272,7 +279,9 @@ tg_metrics_requests(const tg_conf_t *conf, const tg_metrics_sum_t *s,
                       "Upstream attempts after the first of a request, by "
                       "the endpoint that answered last.");
     for (e = 0; e < s->neps; e++) {
-        tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name));
+        if (!tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name))) {
+            continue;
+        }
         tg_metrics_out(b, rc,
                        "tollgate_upstream_retries_total{endpoint=\"%s\"} "
                        "%llu\n",
@@ -282,7 +291,9 @@ tg_metrics_requests(const tg_conf_t *conf, const tg_metrics_sum_t *s,
                       "Time from the first byte of a request to the first "
                       "byte of its response, by endpoint.");
     for (e = 0; e < s->neps; e++) {
-        tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name));
+        if (!tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name))) {
+            continue;
+        }
         tg_metrics_histogram(b, rc, "tollgate_time_to_first_byte_seconds", name,
                              s->eps[e].ttfb, s->eps[e].ttfb_sum_us);
     }
@@ -291,7 +302,9 @@ tg_metrics_requests(const tg_conf_t *conf, const tg_metrics_sum_t *s,
                       "byte of its response, by endpoint (\"none\": "
                       "answered without an upstream).");
     for (e = 0; e <= s->neps; e++) {
-        tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name));
+        if (!tg_metrics_ep_name(conf, e, s->neps, name, sizeof(name))) {
+            continue;
+        }
         tg_metrics_histogram(b, rc, "tollgate_request_duration_seconds", name,
                              s->eps[e].duration, s->eps[e].duration_sum_us);
     }
@@ -374,6 +387,9 @@ tg_metrics_endpoints(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
 #define TG_METRICS_EACH_EP(stmt)                                               \
     for (i = 0; i < neps; i++) {                                               \
         tg_shm_ep_t *e = tg_shm_ep_get(base, i);                               \
+        if (conf->endpoints[i].name[0] == '\0') {                              \
+            continue;                                                          \
+        }                                                                      \
         tg_metrics_escape(conf->endpoints[i].name, name, sizeof(name));        \
         stmt;                                                                  \
     }

@@ -33,6 +33,7 @@
  *      makes that window fail closed.
  */
 #include "admin/publish.h"
+#include "admin/publish_ep.h"
 #include "core/core.h"
 #include "core/log.h"
 
@@ -615,8 +616,18 @@ tg_publish_all(const tg_conf_t *conf, tg_shm_t *shm)
         users[i].period = periods[conf->users[i].quota_period];
         users[i].quota_tokens = (uint64_t)conf->users[i].quota_tokens;
     }
+    /* Groups first: a key's group is its slot in shared memory. */
+    if (tg_publish_endpoints(shm, conf->groups, conf->ngroups, conf->endpoints,
+                             conf->nendpoints, NULL) < 0) {
+        rc = TG_ERROR;
+    }
     for (i = 0; i < conf->nkeys; i++) {
         tg_publish_conf_key(&conf->keys[i], &keys[i]);
+        keys[i].group = tg_publish_group_index(
+            conf->groups[conf->keys[i].group < conf->ngroups
+                             ? conf->keys[i].group
+                             : 0]
+                .name);
     }
     if (tg_publish_users(shm, users, conf->nusers) != TG_OK ||
         tg_publish_keys(shm, keys, conf->nkeys, true) != TG_OK) {
@@ -625,14 +636,6 @@ tg_publish_all(const tg_conf_t *conf, tg_shm_t *shm)
     explicit_bzero(keys, conf->nkeys * sizeof(*keys));
     free(keys);
     free(users);
-    for (i = 0; i < conf->nendpoints && i < tg_shm_capacity(shm, TG_SHM_T_EPS);
-         i++) {
-        tg_shm_ep_t *ep = tg_shm_ep_get(tg_shm_table(shm, TG_SHM_T_EPS), i);
-
-        tg_shm_ep_set(
-            ep, i, conf->endpoints[i].name,
-            strncmp(ep->name, conf->endpoints[i].name, sizeof(ep->name)) != 0);
-    }
     tg_log(TG_LOG_INFO, 0,
            "published the configuration: %zu users, %zu keys, %zu endpoints",
            conf->nusers, conf->nkeys, conf->nendpoints);

@@ -55,11 +55,13 @@
  *      workers write (slot + 1) carry the user_id.  A user_id beyond
  *      shm.max_users cannot be published: the user's keys are published
  *      disabled and an error is logged.  A key's group is its own
- *      group_name, else its user's, looked up among the groups of the
- *      configuration (routing reads them from there); a group the file
- *      does not declare routes through "default".  XXX: until endpoint
- *      configuration moves into shared memory (#12), groups and endpoints
- *      created over the API are stored but not routable.
+ *      group_name, else its user's, looked up among the published
+ *      groups (admin/publish_ep.c: its slot in shared memory); a
+ *      group that is not published routes through "default".  Endpoints
+ *      and groups are loaded and published whole (admin/store_ep.c) at
+ *      every full load, before users and keys, and on every endpoints
+ *      notification; a group notification runs a full load, since keys
+ *      follow their group's slot.
  *
  *      Quotas: shared memory holds one token quota per user; a user with
  *      both tokens_day and tokens_month is held to the daily one.
@@ -67,6 +69,7 @@
  */
 #include "admin/store.h"
 #include "admin/publish.h"
+#include "admin/publish_ep.h"
 #include "core/core.h"
 #include "core/log.h"
 #include "shm/keys.h"
@@ -550,21 +553,6 @@ tg_store_hex(int c)
 }
 
 
-/* The conf group index of <name>; "default" (0) when the file has none. */
-static uint16_t
-tg_store_group(const tg_store_t *s, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < s->conf->ngroups; i++) {
-        if (strcmp(s->conf->groups[i].name, name) == 0) {
-            return (uint16_t)i;
-        }
-    }
-    return 0;
-}
-
-
 /* Split the 0x1f-separated <list> into the allow-list of <k>. */
 static bool
 tg_store_models(const char *list, tg_publish_key_t *k)
@@ -636,7 +624,7 @@ tg_store_key_row(const tg_store_t *s, const tg_pg_res_t *res, int i,
     }
     k->tpm = (uint32_t)strtoul(tg_pg_res_value(res, i, 8), NULL, 10);
     k->concurrency = (uint32_t)strtoul(tg_pg_res_value(res, i, 9), NULL, 10);
-    k->group = tg_store_group(s, tg_pg_res_value(res, i, 10));
+    k->group = tg_publish_group_index(tg_pg_res_value(res, i, 10));
     snprintf(k->prefix, sizeof(k->prefix), "%s", tg_pg_res_value(res, i, 11));
     return true;
 }
@@ -801,7 +789,24 @@ tg_store_users_cb(void *ctx, const tg_pg_res_t *res)
 }
 
 
-/* Load every user and key and publish them (a full publish). */
+static void
+tg_store_eps_loaded(void *ctx, bool ok, const char *err)
+{
+    tg_store_t *s = ctx;
+
+    if (!ok) {
+        tg_store_fail(s, "loading endpoints", err);
+        return;
+    }
+    if (tg_pg_query(s->pg, tg_store_users_sql, 0, NULL, tg_store_users_cb, s) !=
+        TG_OK) {
+        tg_store_fail(s, "loading users", "the database went away");
+    }
+}
+
+
+/* Load every group, endpoint, user and key and publish them (a full
+ * publish).  Groups come first: a key's group is its slot. */
 static void
 tg_store_load(tg_store_t *s)
 {
@@ -810,9 +815,21 @@ tg_store_load(tg_store_t *s)
         return;
     }
     s->loading = true;
-    if (tg_pg_query(s->pg, tg_store_users_sql, 0, NULL, tg_store_users_cb, s) !=
-        TG_OK) {
-        tg_store_fail(s, "loading users", "the database went away");
+    if (tg_store_ep_load(s->pg, s->conf, s->have_kr ? &s->kr : NULL, s->shm,
+                         tg_store_eps_loaded, s) != TG_OK) {
+        tg_store_fail(s, "loading endpoints", "the database went away");
+    }
+}
+
+
+static void
+tg_store_eps_changed(void *ctx, bool ok, const char *err)
+{
+    (void)ctx;
+    if (!ok) {
+        tg_log(TG_LOG_ERR, 0,
+               "reloading endpoints failed: %s; the next reconcile retries",
+               err);
     }
 }
 
@@ -931,9 +948,18 @@ tg_store_notify_apply(tg_store_t *s, const char *payload)
         /* Its keys follow its group and its slot. */
         tg_store_one(s, tg_store_user_keys_sql, (uint32_t)id, 0,
                      tg_store_one_key_cb);
+    } else if (strcmp(table, "endpoints") == 0) {
+        /* Endpoints and groups are published whole: a few hundred rows
+         * at most, and a rename-free slot assignment needs them all. */
+        if (tg_store_ep_load(s->pg, s->conf, s->have_kr ? &s->kr : NULL, s->shm,
+                             tg_store_eps_changed, s) != TG_OK) {
+            s->again = true;
+        }
+    } else if (strcmp(table, "endpoint_groups") == 0) {
+        /* A group that appears or goes changes the group slot of the keys
+         * that name it: everything is published again. */
+        tg_store_load(s);
     } else {
-        /* endpoints, endpoint_groups: routing reads the configuration
-         * until #12 moves it into shared memory. */
         tg_log(TG_LOG_DEBUG, 0, "database change %s", payload);
     }
 }

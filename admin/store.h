@@ -69,6 +69,20 @@ const char *tg_store_state_name(void);
 tg_pg_t *tg_store_pg(void);
 
 /* <err>: the first error (for the log; names no secret), "" when ok. */
+/* Called when a tg_store_ep_load ends: <ok>, or the error <err>. */
+typedef void (*tg_store_ep_done_pt)(void *ctx, bool ok, const char *err);
+
+/*
+ * Load every endpoint group and endpoint from <pg>, open the credentials
+ * with <kr> (NULL: none opens; config-file endpoints stored without one
+ * take <conf>'s) and publish them into <shm> (admin/publish_ep.h), then
+ * <done>(<ctx>, ...).  Admin only, never blocks.  TG_OK when the load is
+ * under way (done will be called), TG_ERROR when it could not start.
+ */
+int tg_store_ep_load(tg_pg_t *pg, const tg_conf_t *conf,
+                     const tg_crypto_keyring_t *kr, tg_shm_t *shm,
+                     tg_store_ep_done_pt done, void *ctx);
+
 typedef void (*tg_store_import_done_cb)(void *ctx, bool ok, const char *err);
 
 /*

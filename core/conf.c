@@ -161,7 +161,8 @@ static const tg_conf_rule_t tg_conf_upstream_rules[] = {
 static const tg_conf_rule_t tg_conf_shm_rules[] = {
     TG_CONF_TOP("max_keys", TG_CONF_T_U32, max_keys, 16, 100000000),
     TG_CONF_TOP("max_users", TG_CONF_T_U32, max_users, 1, 10000000),
-    TG_CONF_TOP("max_endpoints", TG_CONF_T_U32, max_endpoints, 1, 65536),
+    TG_CONF_TOP("max_endpoints", TG_CONF_T_U32, max_endpoints, 1, 256),
+    TG_CONF_TOP("max_groups", TG_CONF_T_U32, max_groups, 1, 4096),
     TG_CONF_TOP("max_sticky", TG_CONF_T_U32, max_sticky, 1024, 16777216),
     TG_CONF_END,
 };
@@ -436,6 +437,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->max_keys = 1000000;
     conf->max_users = 100000;
     conf->max_endpoints = 256;
+    conf->max_groups = 64;
     conf->max_sticky = 65536;
     conf->usage_ring = 16384;
     snprintf(conf->spool_dir, sizeof(conf->spool_dir), "spool");
@@ -515,6 +517,11 @@ tg_conf_finish(tg_conf_ctx_t *ctx, const config_t *cfg, tg_conf_t *conf)
         return tg_conf_invalid(ctx, config_lookup(cfg, "shm.max_endpoints"),
                                "is smaller than the %zu endpoints configured",
                                conf->nendpoints);
+    }
+    if (conf->ngroups > conf->max_groups) {
+        return tg_conf_invalid(ctx, config_lookup(cfg, "shm.max_groups"),
+                               "is smaller than the %zu groups configured",
+                               conf->ngroups);
     }
     if (tg_conf_check_patterns(ctx, cfg, conf) != TG_OK ||
         tg_conf_finish_groups(ctx, cfg, conf) != TG_OK ||

@@ -181,18 +181,19 @@ typedef struct tg_conf_s {
     /* shm: table capacities, fixed for the life of the master */
     uint32_t max_keys;      /* default 1,000,000 */
     uint32_t max_users;     /* default 100,000 */
-    uint32_t max_endpoints; /* default 256 */
+    uint32_t max_endpoints; /* default 256, at most 256 */
+    uint32_t max_groups;    /* endpoint groups, default 64 */
     uint32_t max_sticky;    /* sticky-session slots, a power of two, 65536 */
 
     /* usage */
-    uint32_t usage_ring;  /* ring slots, a power of two, default 16384 */
-    char spool_dir[4096]; /* overflow spool files, default "spool" */
-    char usage_log[4096]; /* admin's JSON-lines sink, "off" = none */
-    bool usage_detail;    /* usage_requests rows, default false */
+    uint32_t usage_ring;     /* ring slots, a power of two, default 16384 */
+    char spool_dir[4096];    /* overflow spool files, default "spool" */
+    char usage_log[4096];    /* admin's JSON-lines sink, "off" = none */
+    char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
+    bool usage_detail;       /* usage_requests rows, default false */
     uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
     uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
-    char usage_timezone[64];   /* quota periods: IANA name or POSIX TZ, UTC */
-    int usage_disconnect;      /* TG_CONF_DISCONNECT_*, default DRAIN */
+    int usage_disconnect;            /* TG_CONF_DISCONNECT_*, default DRAIN */
     uint32_t drain_timeout_ms; /* drain deadline once the client left, 30 s */
     size_t drain_bytes;        /* drain byte cap once the client left, 8 MB */
 

@@ -394,6 +394,7 @@ tg_master_shm_sizes(const tg_conf_t *conf, tg_shm_sizes_t *sizes)
     sizes->max_keys = conf->max_keys;
     sizes->users = conf->max_users;
     sizes->endpoints = conf->max_endpoints;
+    sizes->groups = conf->max_groups;
     sizes->ring = conf->usage_ring;
     /* One lease per connection a worker may hold. */
     sizes->leases = conf->max_connections;
@@ -411,6 +412,7 @@ tg_master_shm_fits(const tg_conf_t *conf)
                hdr->tables[TG_SHM_T_KEYS].capacity &&
            conf->max_users == hdr->tables[TG_SHM_T_USERS].capacity &&
            conf->max_endpoints == hdr->tables[TG_SHM_T_EPS].capacity &&
+           conf->max_groups == tg_shm_epconf(&tg_master_shm)->ngroups &&
            conf->usage_ring == hdr->tables[TG_SHM_T_RING].capacity &&
            conf->max_sticky == hdr->tables[TG_SHM_T_STICKY].capacity &&
            conf->max_connections <= hdr->leases_per_proc;

@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TG_SHM_MAGIC          0x20261203u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 8u
+#define TG_SHM_MAGIC          0x20261207u /* date of the layout below */
+#define TG_SHM_LAYOUT_VERSION 11u
 #define TG_SHM_CACHELINE      64
 
 enum {
@@ -43,7 +43,8 @@ enum {
     TG_SHM_T_QUOTA = 13,    /* quota entries, users then keys (quota.h) */
     TG_SHM_T_QRES = 14,     /* quota reservations, per proc (quota.h) */
     TG_SHM_T_METRICS = 15,  /* per-proc request metrics (shm/metrics.h) */
-    TG_SHM_NTABLES = 16     /* directory size; unused entries are zero */
+    TG_SHM_T_EPCONF = 16,   /* endpoint and group config (epconf.h) */
+    TG_SHM_NTABLES = 32     /* directory size; unused entries are zero */
 };
 
 /*

@@ -34,6 +34,9 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     uint32_t key_slots = tg_shm_keys_capacity_for(sizes->max_keys);
     uint32_t nevents = sizes->events ? sizes->events : TG_SHM_EVENTS_CAPACITY;
     uint32_t nsticky = sizes->sticky ? sizes->sticky : TG_SHM_STICKY_DEFAULT;
+    uint32_t ngroups = sizes->groups ? sizes->groups : TG_SHM_GROUPS_DEFAULT;
+    uint32_t nepconf = sizes->endpoints < TG_SHM_EPCONF_MAX ? sizes->endpoints
+                                                            : TG_SHM_EPCONF_MAX;
     int i;
 
     memset(spec, 0, sizeof(tg_shm_spec_t) * TG_SHM_NTABLES);
@@ -72,6 +75,11 @@ tg_shm_specs(const tg_shm_sizes_t *sizes, tg_shm_spec_t *spec)
     spec[TG_SHM_T_STICKY] =
         (tg_shm_spec_t){nsticky, (uint32_t)sizeof(tg_shm_sticky_slot_t),
                         tg_shm_sticky_size(nsticky)};
+    /* The configuration table's header line and group entries come around
+     * its endpoint entries; the directory gives the endpoints. */
+    spec[TG_SHM_T_EPCONF] =
+        (tg_shm_spec_t){nepconf, (uint32_t)sizeof(tg_shm_epconf_ep_t),
+                        tg_shm_epconf_size(nepconf, ngroups)};
     spec[TG_SHM_T_PRICES] = (tg_shm_spec_t){1, (uint32_t)tg_shm_prices_size(),
                                             tg_shm_prices_size()};
     /* The quota table's header line comes before its entries: users
@@ -220,6 +228,10 @@ tg_shm_create(tg_shm_t *shm, const tg_shm_sizes_t *sizes, char *err,
                            hdr->tables[TG_SHM_T_EVENTS].capacity) == NULL ||
         tg_shm_sticky_init(tg_shm_table(shm, TG_SHM_T_STICKY),
                            hdr->tables[TG_SHM_T_STICKY].capacity) == NULL ||
+        tg_shm_epconf_init(tg_shm_table(shm, TG_SHM_T_EPCONF),
+                           hdr->tables[TG_SHM_T_EPCONF].capacity,
+                           sizes->groups ? sizes->groups
+                                         : TG_SHM_GROUPS_DEFAULT) == NULL ||
         tg_shm_prices_init(tg_shm_table(shm, TG_SHM_T_PRICES)) == NULL ||
         tg_shm_quota_format(tg_shm_table(shm, TG_SHM_T_QUOTA), sizes->users,
                             hdr->tables[TG_SHM_T_KEYS].capacity) == NULL ||

@@ -10,6 +10,7 @@
 #define TG_SHM_SHM_H
 
 #include "shm/ep.h"
+#include "shm/epconf.h"
 #include "shm/events.h"
 #include "shm/inflight.h"
 #include "shm/keys.h"
@@ -25,6 +26,8 @@
 
 #include <stddef.h>
 
+#define TG_SHM_GROUPS_DEFAULT 64 /* endpoint group slots (shm.max_groups) */
+
 typedef struct {
     uint32_t procs;     /* proc entries: 2 x max workers + admins */
     uint32_t max_keys;  /* keys the key table must hold */
@@ -35,6 +38,7 @@ typedef struct {
     uint32_t events;    /* events ring slots; 0 = TG_SHM_EVENTS_CAPACITY */
     uint32_t sticky;    /* sticky slots, a power of two;
                            0 = TG_SHM_STICKY_DEFAULT */
+    uint32_t groups;    /* endpoint group slots; 0 = TG_SHM_GROUPS_DEFAULT */
 } tg_shm_sizes_t;
 
 typedef struct {
@@ -131,6 +135,13 @@ static inline tg_shm_ring_t *
 tg_shm_events(const tg_shm_t *shm)
 {
     return (tg_shm_ring_t *)tg_shm_table(shm, TG_SHM_T_EVENTS);
+}
+
+/* The endpoint and group configuration table (shm/epconf.h). */
+static inline tg_shm_epconf_hdr_t *
+tg_shm_epconf(const tg_shm_t *shm)
+{
+    return (tg_shm_epconf_hdr_t *)tg_shm_table(shm, TG_SHM_T_EPCONF);
 }
 
 /* The sticky-session table (shm/sticky.h), NULL when the region has

@@ -23,6 +23,7 @@
 #include "core/core.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "worker/epconf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -966,8 +967,12 @@ tg_route_session(tg_str_t metadata, tg_str_t header, tg_str_t system,
 int
 tg_route_init(tg_worker_t *w)
 {
-    const tg_conf_t *conf = w->conf;
+    const tg_conf_t *conf;
 
+    if (tg_epconf_init(w) != TG_OK) {
+        return TG_ERROR;
+    }
+    conf = w->conf;
     if (tg_route_models_build(w) != TG_OK) {
         tg_log(TG_LOG_ERR, 0, "building the model list failed");
         return TG_ERROR;
@@ -999,4 +1004,5 @@ tg_route_fini(tg_worker_t *w)
     w->models_off = NULL;
     tg_route_destroy(w->route);
     w->route = NULL;
+    tg_epconf_fini(w);
 }

@@ -22,6 +22,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "worker/auth.h"
+#include "worker/epconf.h"
 #include "worker/limit.h"
 #include "worker/proxy.h"
 #include "worker/request.h"
@@ -493,6 +494,7 @@ tg_serve_dispatch(tg_request_t *r)
                              NULL);
         return;
     }
+    tg_epconf_refresh(w);
     tg_serve_scan_body(r);
     rc = tg_auth_model(w->shm, &r->key, r->model);
     if (rc != TG_AUTH_OK) {

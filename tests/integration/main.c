@@ -52,12 +52,13 @@
 #define TG_IT_MAX_TESTS 256
 
 static const tg_it_test_t *const tg_it_tables[] = {
-    tg_it_proxy_tests,     tg_it_limits_tests,   tg_it_master_tests,
-    tg_it_load_tests,      tg_it_sdk_tests,      tg_it_auth_tests,
-    tg_it_routing_tests,   tg_it_encoding_tests, tg_it_store_tests,
-    tg_it_admin_tests,     tg_it_tollctl_tests,  tg_it_ends_tests,
-    tg_it_translate_tests, tg_it_hostile_tests,  tg_it_quota_tests,
-    tg_it_metrics_tests,   tg_it_export_tests,   tg_it_usage_pg_tests,
+    tg_it_proxy_tests,         tg_it_limits_tests,    tg_it_master_tests,
+    tg_it_load_tests,          tg_it_sdk_tests,       tg_it_auth_tests,
+    tg_it_routing_tests,       tg_it_encoding_tests,  tg_it_store_tests,
+    tg_it_endpoints_shm_tests, tg_it_admin_tests,     tg_it_tollctl_tests,
+    tg_it_ends_tests,          tg_it_translate_tests, tg_it_hostile_tests,
+    tg_it_quota_tests,         tg_it_usage_pg_tests,  tg_it_metrics_tests,
+    tg_it_export_tests,
 };
 
 static const tg_it_test_t *tg_it_all[TG_IT_MAX_TESTS];

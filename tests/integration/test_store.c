@@ -184,7 +184,7 @@ test_newer_schema_refused(void)
     wait_db(f.admin_port, "refused", 20000);
     snprintf(line, sizeof(line),
              "database schema version 9999 is newer than this tollgate "
-             "supports (schema version 2,");
+             "supports (schema version ");
     TG_IT_CHECK(tg_it_file_wait(f.error_log, line, 5000));
     /* Nothing was written, and the workers serve the file's keys. */
     TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM pg_tables "
@@ -446,8 +446,10 @@ test_two_hosts(void)
     tg_it_fixture_start(&b);
     wait_db(a.admin_port, "ready", 20000);
     wait_db(b.admin_port, "ready", 20000);
-    /* Each migration once (0001 and 0002), whoever applied it. */
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations"), "2");
+    /* One row per migration: each applied once, by one of them. */
+    TG_IT_CHECK_STR(sql(db, "SELECT count(*) = max(version) FROM "
+                            "schema_migrations"),
+                    "t");
     TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys"), "1");
     sql(db, "INSERT INTO users (username) VALUES ('erin');"
             "INSERT INTO api_keys (user_id, digest, prefix, last4) "

@@ -45,6 +45,7 @@ static const struct {
     {"request", tg_test_request_register},
     {"limit", tg_test_limit_register},
     {"shm_inflight", tg_test_shm_inflight_register},
+    {"shm_epconf", tg_test_shm_epconf_register},
     {"shm_prices", tg_test_shm_prices_register},
     {"shm_quota", tg_test_shm_quota_register},
 };

@@ -40,7 +40,7 @@ typedef struct {
 static bool
 limit_init(limit_fix_t *f)
 {
-    tg_shm_sizes_t sizes = {4, 64, 8, 4, 16, 8, 16, 64};
+    tg_shm_sizes_t sizes = {4, 64, 8, 4, 16, 8, 16, 64, 0};
     char err[256];
 
     memset(f, 0, sizeof(*f));

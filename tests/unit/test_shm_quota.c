@@ -37,7 +37,7 @@ static const uint64_t day2[2] = {1796256000ull, 1796083200ull};
 static tg_shm_quotas_t *
 quota_table(void)
 {
-    tg_shm_sizes_t sizes = {4, 64, 8, 4, 16, 64, 16, 64};
+    tg_shm_sizes_t sizes = {4, 64, 8, 4, 16, 64, 16, 64, 0};
     char err[256];
 
     tg_shm_destroy(&quota_shm);

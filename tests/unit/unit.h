@@ -34,6 +34,7 @@ int tg_test_usage_register(void);
 int tg_test_request_register(void);
 int tg_test_limit_register(void);
 int tg_test_shm_inflight_register(void);
+int tg_test_shm_epconf_register(void);
 int tg_test_shm_prices_register(void);
 int tg_test_shm_quota_register(void);
 int tg_test_translate_register(void);
