@@ -58,7 +58,6 @@ extern const tg_it_test_t tg_it_endpoints_shm_tests[];
 extern const tg_it_test_t tg_it_hostile_tests[];
 extern const tg_it_test_t tg_it_quota_tests[];
 extern const tg_it_test_t tg_it_translate_tests[];
-extern const tg_it_test_t tg_it_usage_pg_tests[];
 extern const tg_it_test_t tg_it_metrics_tests[];
 extern const tg_it_test_t tg_it_export_tests[];
 
