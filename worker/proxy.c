@@ -612,6 +612,14 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (!r->resp.committed) {
         return 0;
     }
+    if (r->draining) {
+        /* The client left: only the usage is read, up to drain_bytes. */
+        r->drained += n;
+        tg_usage_feed(&r->usage, ptr, n);
+        tg_request_progress(r);
+        u->last_io = tg_ev_now(u->w->loop);
+        return r->drained > u->w->conf->drain_bytes ? 0 : n;
+    }
     if (tg_buf_len(&c->out) >= u->w->conf->stream_buffer) {
         u->paused = true;
         return CURL_WRITEFUNC_PAUSE;
@@ -1432,6 +1440,22 @@ tg_proxy_attempt_on(tg_upstream_t *u, int idx)
 }
 
 
+/* The client of <r> left and the stream is drained for its usage: a
+ * transfer paused for the client's sake runs on. */
+static void
+tg_proxy_drain(tg_request_t *r, void *data)
+{
+    tg_upstream_t *u = data;
+
+    (void)r;
+    if (u->paused && u->easy != NULL) {
+        u->paused = false;
+        curl_easy_pause(u->easy, CURLPAUSE_CONT);
+        tg_ev_curl_check(u->w->proxy->m);
+    }
+}
+
+
 /* The request's end stops the exchange: abort a running transfer (the
  * endpoint learns nothing from a client that left) and recycle <data>. */
 static void
@@ -1488,6 +1512,7 @@ tg_proxy_start(tg_request_t *r)
     u->timer.data = u;
     r->phase = TG_REQ_UPSTREAM;
     r->cleanup = tg_proxy_cleanup;
+    r->drain = tg_proxy_drain;
     r->cleanup_data = u;
     tg_proxy_attempt(u);
 }
