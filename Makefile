@@ -142,8 +142,8 @@ check:
 	@! grep -ln '#include.*libpq-fe.h' $$(git ls-files '*.c' '*.h') | grep -v '^admin/pg\.c$$' \
 	    || (echo "only admin/pg.c may include libpq-fe.h"; exit 1)
 	@! grep -ln '#include.*curl/curl.h' $$(git ls-files '*.c' '*.h') \
-	    | grep -v '^\(core/ev_curl\.[ch]\|worker/proxy\.c\|admin/health\.c\|tools/tollctl.*\.c\)$$' \
-	    || (echo "only core/ev_curl, worker/proxy.c, admin/health.c and tollctl may include curl/curl.h"; exit 1)
+	    | grep -v '^\(core/ev_curl\.[ch]\|worker/proxy\(_send\)\?\.c\|worker/proxy_int\.h\|admin/health\.c\|tools/tollctl.*\.c\)$$' \
+	    || (echo "only core/ev_curl, the worker proxy, admin/health.c and tollctl may include curl/curl.h"; exit 1)
 	@! grep -n '#include "\(worker\|admin\|master\)/' core/*.c core/*.h \
 	    || (echo "core/ must not depend on worker, admin or master"; exit 1)
 	@echo "layering ok"
