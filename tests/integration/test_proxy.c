@@ -559,8 +559,10 @@ test_429_passes_through(void)
 static void
 test_500_retried_on_other_endpoint(void)
 {
-    static const char *const bad[] = {"\"status\":500", NULL};
-    static const char *const good[] = {"\"status\":200", NULL};
+    static const char *const bad[] = {"\"path\":\"/v1/messages\"",
+                                      "\"status\":500", NULL};
+    static const char *const good[] = {"\"path\":\"/v1/messages\"",
+                                       "\"status\":200", NULL};
     static const char *const fault[] = {"--fault", "500", NULL};
     tg_it_fixture_t f;
     tg_it_proc_t good_mock;
