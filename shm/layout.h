@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TG_SHM_MAGIC          0x20261207u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 11u
+#define TG_SHM_MAGIC          0x20261208u /* date of the layout below */
+#define TG_SHM_LAYOUT_VERSION 12u
 #define TG_SHM_CACHELINE      64
 
 enum {

@@ -145,21 +145,40 @@ tg_shm_quota_read(const tg_shm_quota_t *q, tg_shm_quota_cfg_t *c)
 }
 
 
+/* Open admin's write of entry <idx> (<q>): named in the header first, so
+ * that a repair after a crash finds it. */
+static uint32_t
+tg_shm_quota_write_begin(tg_shm_quotas_t *t, tg_shm_quota_t *q, uint32_t idx)
+{
+    atomic_store_explicit(&t->writing, idx + 1, memory_order_relaxed);
+    return tg_shm_seq_write_begin(&q->seq);
+}
+
+
+static void
+tg_shm_quota_write_end(tg_shm_quotas_t *t, tg_shm_quota_t *q, uint32_t s)
+{
+    tg_shm_seq_write_end(&q->seq, s);
+    atomic_store_explicit(&t->writing, 0, memory_order_release);
+}
+
+
 /* See quota.h. */
 uint32_t
 tg_shm_quota_repair(tg_shm_quotas_t *t)
 {
-    uint32_t i, n = 0, total = t->users + t->keys;
+    uint32_t w = atomic_load_explicit(&t->writing, memory_order_acquire);
+    tg_shm_quota_t *q;
+    uint32_t s, n = 0;
 
-    for (i = 0; i < total; i++) {
-        tg_shm_quota_t *q = tg_shm_quota_get(t, i);
-        uint32_t s = atomic_load_explicit(&q->seq, memory_order_relaxed);
-
+    if (w != 0 && (q = tg_shm_quota_get(t, w - 1)) != NULL) {
+        s = atomic_load_explicit(&q->seq, memory_order_relaxed);
         if (s & 1u) {
             tg_shm_seq_write_end(&q->seq, s);
-            n++;
+            n = 1;
         }
     }
+    atomic_store_explicit(&t->writing, 0, memory_order_release);
     return n;
 }
 
@@ -188,7 +207,7 @@ tg_shm_quota_set_limits(tg_shm_quotas_t *t, uint32_t idx, uint32_t id,
         (flags & (TG_SHM_QUOTA_F_CACHE_DAY | TG_SHM_QUOTA_F_CACHE_MONTH)) |
         TG_SHM_QUOTA_F_USED;
     memcpy(c.limit, limit, sizeof(c.limit));
-    s = tg_shm_seq_write_begin(&q->seq);
+    s = tg_shm_quota_write_begin(t, q, idx);
     if (fresh) {
         for (i = 0; i < TG_SHM_Q_NPERIODS; i++) {
             atomic_store_explicit(&q->start[i], 0, memory_order_relaxed);
@@ -198,7 +217,7 @@ tg_shm_quota_set_limits(tg_shm_quotas_t *t, uint32_t idx, uint32_t id,
         }
     }
     tg_shm_quota_store(q, &c);
-    tg_shm_seq_write_end(&q->seq, s);
+    tg_shm_quota_write_end(t, q, s);
     return TG_SHM_OK;
 }
 
@@ -215,9 +234,9 @@ tg_shm_quota_clear(tg_shm_quotas_t *t, uint32_t idx)
         return TG_SHM_INVAL;
     }
     memset(&c, 0, sizeof(c));
-    s = tg_shm_seq_write_begin(&q->seq);
+    s = tg_shm_quota_write_begin(t, q, idx);
     tg_shm_quota_store(q, &c);
-    tg_shm_seq_write_end(&q->seq, s);
+    tg_shm_quota_write_end(t, q, s);
     return TG_SHM_OK;
 }
 
@@ -258,9 +277,9 @@ tg_shm_quota_set_base(tg_shm_quotas_t *t, uint32_t idx, int period,
     c.base[TG_SHM_Q_I(period, TG_SHM_Q_TOKENS)] =
         tg_shm_quota_counted(c.flags, period, tokens, cache_read);
     c.base[TG_SHM_Q_I(period, TG_SHM_Q_COST)] = cost_pusd;
-    s = tg_shm_seq_write_begin(&q->seq);
+    s = tg_shm_quota_write_begin(t, q, idx);
     tg_shm_quota_store(q, &c);
-    tg_shm_seq_write_end(&q->seq, s);
+    tg_shm_quota_write_end(t, q, s);
     return TG_SHM_OK;
 }
 

@@ -133,7 +133,8 @@ _Static_assert(offsetof(tg_shm_quota_t, held) == 176, "quota layout");
 typedef struct {
     alignas(TG_SHM_CACHELINE) uint32_t users; /* user entries, first */
     uint32_t keys;                            /* key entries, after them */
-    uint8_t reserved[56];                     /* one line */
+    _Atomic uint32_t writing; /* entry admin is writing + 1, 0 = none */
+    uint8_t reserved[52];     /* one line */
 } tg_shm_quotas_t;
 
 _Static_assert(sizeof(tg_shm_quotas_t) == TG_SHM_CACHELINE, "quotas header");
@@ -159,13 +160,15 @@ typedef struct {
 } tg_shm_quota_refusal_t;
 
 /*
- * After an admin crash: close every write the dead admin left open (an
- * odd seq), keeping what it had stored, so that workers read those
- * entries again instead of refusing their requests until the next
- * publish.  A half-finished write leaves a mix of old and new limits or
- * base for at most one sync interval, when the next admin republishes
- * them.  Returns how many entries were closed.  Admin at start, before
- * it publishes.
+ * After an admin crash: close the write the dead admin left open (the
+ * entry named by <writing>, if its seq is odd), keeping what it had
+ * stored, so that workers read that entry again instead of refusing its
+ * requests until the next publish.  Admin writes one entry at a time, so
+ * there is at most one; nothing else of the table is touched (reading
+ * every entry would fault in all of its pages).  A half-finished write leaves a
+ * mix of old and new limits or base for at most one sync interval, when the
+ * next admin republishes them.  Returns how many entries were closed.  Admin at
+ * start, before it publishes.
  */
 uint32_t tg_shm_quota_repair(tg_shm_quotas_t *t);
 

@@ -15,6 +15,7 @@
 #include "tests/unit/unit.h"
 
 #include <CUnit/CUnit.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +399,8 @@ test_quota_repair_closes_a_dead_admins_write(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     memset(&r, 0, sizeof(r));
     quota_limits(t, idx, 0, 1000, 0, 0);
+    /* What admin does when it opens a write (and dies there). */
+    atomic_store(&t->writing, idx + 1);
     s = tg_shm_seq_write_begin(&tg_shm_quota_get(t, idx)->seq);
     CU_ASSERT_EQUAL(s & 1u, 1u);
     CU_ASSERT_EQUAL(tg_shm_quota_reserve(t, &idx, 1, day1, est, &r, &why),
