@@ -860,8 +860,8 @@ commands_watch(env_t *e)
     CHECK_ONE_LINE(&r);
 
     /* The usage and prices routes exist now. */
-    ctl(e, &r, NULL, NULL, NULL, "usage --from -7d");
-    CHECK_RUN(&r, 0, "cost_usd", false);
+    ctl(e, &r, NULL, NULL, NULL, "usage --from -7d --json");
+    CHECK_RUN(&r, 0, "\"items\"", false);
     run_fini(&r);
     ctl(e, &r, NULL, NULL, NULL, "prices --model claude-sonnet-4-5");
     CHECK_RUN(&r, 0, "claude-sonnet-4-5*", false);
