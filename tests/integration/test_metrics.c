@@ -231,7 +231,7 @@ meta_line(const char *p, const char *eol, int line)
 static int
 expo_check(const char *text)
 {
-    static char seen[4096][700];
+    static char seen[4096][720];
     int nseen = 0, line = 0, samples = 0, i;
     const char *p = text;
     fam_t *cur = NULL;
@@ -241,7 +241,7 @@ expo_check(const char *text)
     TG_IT_CHECKF(*text != '\0', "empty exposition");
     while (*p != '\0') {
         const char *eol = strchr(p, '\n');
-        char name[128], fam[128], norm[512], le[64], key[700], *end;
+        char name[128], fam[128], norm[512], le[64], key[720], *end;
         const char *q;
         size_t n;
         double v;
