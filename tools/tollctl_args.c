@@ -59,7 +59,7 @@ const tg_ctl_group_t tg_ctl_groups[] = {
     {"audit", "read the audit log", tg_ctl_audit_cmds, "audit"},
     {"status", "server status", tg_ctl_status_cmds, "status"},
     {"usage", "token and cost usage", tg_ctl_usage_cmds, "usage"},
-    {"prices", "model prices", tg_ctl_prices_cmds, "prices"},
+    {"prices", "model prices", tg_ctl_prices_cmds, NULL},
     {"export", "export API keys to a file", tg_ctl_export_cmds, "export"},
     {NULL, NULL, NULL, NULL},
 };

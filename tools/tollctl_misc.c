@@ -409,15 +409,94 @@ static const tg_ctl_opt_t tg_ctl_usage_opts[] = {
 };
 
 static const tg_ctl_opt_t tg_ctl_prices_opts[] = {
-    {"model", NULL, TG_CTL_T_STR, TG_CTL_O_QUERY, NULL, "one model"},
+    {"model", NULL, TG_CTL_T_STR, TG_CTL_O_QUERY, NULL,
+     "the prices in force for this model"},
+    {"all", NULL, TG_CTL_T_ENUM, TG_CTL_O_QUERY, "true|false",
+     "true: past and future prices too"},
     TG_CTL_LIST_OPTS,
     TG_CTL_END_OPT,
 };
 
+/* The fields of a price; "set" requires every rate, "update" none. */
+#define TG_CTL_PRICE_RATES(req)                                                 \
+    {"input",        "input_usd_per_mtok",                                      \
+     TG_CTL_T_MONEY, req,                                                       \
+     NULL,           "USD per million input tokens (not from cache)"},          \
+        {"output", "output_usd_per_mtok",          TG_CTL_T_MONEY, req,         \
+         NULL,     "USD per million output tokens"},                            \
+        {"cache-read", "cache_read_usd_per_mtok",          TG_CTL_T_MONEY, req, \
+         NULL,         "USD per million cache-read tokens"},                    \
+        {"cache-write-5m",                                                      \
+         "cache_write_5m_usd_per_mtok",                                         \
+         TG_CTL_T_MONEY,                                                        \
+         req,                                                                   \
+         NULL,                                                                  \
+         "USD per million 5-minute cache-write tokens"},                        \
+        {"cache-write-1h",                                                      \
+         "cache_write_1h_usd_per_mtok",                                         \
+         TG_CTL_T_MONEY,                                                        \
+         req,                                                                   \
+         NULL,                                                                  \
+         "USD per million 1-hour cache-write tokens"},                          \
+        {"effective-from",                                                      \
+         "effective_from",                                                      \
+         TG_CTL_T_TIME,                                                         \
+         TG_CTL_O_NULLABLE,                                                     \
+         NULL,                                                                  \
+         "in force from this time (default: always)"},                          \
+    {                                                                           \
+        "comments", NULL, TG_CTL_T_STR, 0, NULL, "where the price comes from"   \
+    }
+
+static const tg_ctl_opt_t tg_ctl_prices_set_opts[] = {
+    {"pattern", NULL, TG_CTL_T_STR, TG_CTL_O_REQUIRED, NULL,
+     "model pattern, '*' matches any run (claude-sonnet-4-*)"},
+    TG_CTL_PRICE_RATES(TG_CTL_O_REQUIRED),
+    TG_CTL_END_OPT,
+};
+
+static const tg_ctl_opt_t tg_ctl_prices_update_opts[] = {
+    {"pattern", NULL, TG_CTL_T_STR, 0, NULL, "model pattern"},
+    TG_CTL_PRICE_RATES(0),
+    TG_CTL_END_OPT,
+};
+
+static const tg_ctl_opt_t tg_ctl_prices_yes_opts[] = {
+    {"yes", NULL, TG_CTL_T_FLAG, TG_CTL_O_LOCAL, NULL,
+     "do not ask for confirmation"},
+    TG_CTL_END_OPT,
+};
+
+static const tg_ctl_col_t tg_ctl_price_cols[] = {
+    {"ID", "price_id", TG_CTL_F_INT, 0},
+    {"PATTERN", "pattern", TG_CTL_F_TEXT, 32},
+    {"INPUT", "input_usd_per_mtok", TG_CTL_F_TEXT, 0},
+    {"OUTPUT", "output_usd_per_mtok", TG_CTL_F_TEXT, 0},
+    {"CACHE READ", "cache_read_usd_per_mtok", TG_CTL_F_TEXT, 0},
+    {"WRITE 5M", "cache_write_5m_usd_per_mtok", TG_CTL_F_TEXT, 0},
+    {"WRITE 1H", "cache_write_1h_usd_per_mtok", TG_CTL_F_TEXT, 0},
+    {"FROM", "effective_from", TG_CTL_F_TIME, 0},
+    {NULL, NULL, 0, 0},
+};
+
 static const tg_ctl_route_t tg_ctl_usage_rt = {
     .method = "GET", .path = "/admin/api/usage", .optional = true};
-static const tg_ctl_route_t tg_ctl_prices_rt = {
-    .method = "GET", .path = "/admin/api/prices", .optional = true};
+static const tg_ctl_route_t tg_ctl_prices_rt = {.method = "GET",
+                                                .path = "/admin/api/prices",
+                                                .cols = tg_ctl_price_cols,
+                                                .optional = true};
+static const tg_ctl_route_t tg_ctl_prices_get_rt = {
+    .method = "GET", .path = "/admin/api/prices/{id}"};
+static const tg_ctl_route_t tg_ctl_prices_set_rt = {
+    .method = "POST", .path = "/admin/api/prices"};
+static const tg_ctl_route_t tg_ctl_prices_update_rt = {
+    .method = "PATCH", .path = "/admin/api/prices/{id}"};
+static const tg_ctl_route_t tg_ctl_prices_delete_rt = {
+    .method = "DELETE",
+    .path = "/admin/api/prices/{id}",
+    .done = "deleted price {id}",
+    .noun = "price",
+    .confirm = true};
 
 const tg_ctl_cmd_t tg_ctl_usage_cmds[] = {
     {"usage", "", 0, 0, "token and cost usage, summed as asked",
@@ -427,8 +506,22 @@ const tg_ctl_cmd_t tg_ctl_usage_cmds[] = {
 };
 
 const tg_ctl_cmd_t tg_ctl_prices_cmds[] = {
-    {"prices", "", 0, 0, "model prices used for cost", NULL, tg_ctl_prices_opts,
-     tg_ctl_run_list, &tg_ctl_prices_rt},
+    {"list", "", 0, 0, "list the model prices in force",
+     "Amounts are USD per million tokens.  The price of a model is the "
+     "most specific pattern in force (see docs/admin-api.md).",
+     tg_ctl_prices_opts, tg_ctl_run_list, &tg_ctl_prices_rt},
+    {"get", "ID", 1, 1, "show one price", NULL, NULL, tg_ctl_run_get,
+     &tg_ctl_prices_get_rt},
+    {"set", "", 0, 0, "add a price for a model pattern",
+     "Example: tollctl prices set --pattern 'claude-sonnet-4-*' --input 3 "
+     "--output 15 --cache-read 0.30 --cache-write-5m 3.75 "
+     "--cache-write-1h 6 --effective-from 2027-01-01",
+     tg_ctl_prices_set_opts, tg_ctl_run_send, &tg_ctl_prices_set_rt},
+    {"update", "ID", 1, 1, "change a price's fields",
+     "Only the fields given change.", tg_ctl_prices_update_opts,
+     tg_ctl_run_send, &tg_ctl_prices_update_rt},
+    {"delete", "ID", 1, 1, "delete a price", NULL, tg_ctl_prices_yes_opts,
+     tg_ctl_run_send, &tg_ctl_prices_delete_rt},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 

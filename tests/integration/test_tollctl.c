@@ -574,6 +574,42 @@ login_code(env_t *e, run_t *r, const char *who, const char *user, bool wrong,
 }
 
 
+/* tollctl prices: set, get, update and delete one price, in both forms. */
+static void
+check_prices(env_t *e)
+{
+    run_t r;
+    long long id;
+
+    ctl(e, &r, NULL, NULL, NULL,
+        "prices set --pattern 'ctl-model-*' --input 1.5 --output 7 "
+        "--cache-read 0.15 --cache-write-5m 1.875 --cache-write-1h 3 --json");
+    CHECK_RUN(&r, 0, "\"price_id\"", false);
+    id = json_integer_value(json_object_get(r.json, "price_id"));
+    TG_IT_CHECK_STR(tg_it_json_str(r.json, "output_usd_per_mtok"), "7");
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices update %lld --output 8.25", id);
+    CHECK_RUN(&r, 0, "8.25", false);
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices list --model ctl-model-x");
+    CHECK_RUN(&r, 0, "ctl-model-*", false);
+    TG_IT_CHECK(strstr(r.out, "8.25") != NULL && strstr(r.out, "1.875"));
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices set --pattern x --input 1");
+    CHECK_RUN(&r, 2, "--output is required", true);
+    ctl(e, &r, NULL, NULL, NULL, "prices update %lld --input -3", id);
+    CHECK_RUN(&r, 2, "--input: expected an amount", true);
+    CHECK_ONE_LINE(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices update %lld --input 123456789", id);
+    CHECK_RUN(&r, 1, "input_usd_per_mtok", true);
+    CHECK_ONE_LINE(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices delete %lld --yes", id);
+    CHECK_RUN(&r, 0, "deleted price", false);
+    run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "prices get %lld", id);
+    CHECK_RUN(&r, 1, "404", true);
+}
+
 static void
 test_login_code(void)
 {
@@ -863,12 +899,14 @@ commands_watch(env_t *e)
     ctl(e, &r, NULL, NULL, NULL, "usage --from -7d --json");
     CHECK_RUN(&r, 0, "\"items\"", false);
     run_fini(&r);
-    ctl(e, &r, NULL, NULL, NULL, "prices --model claude-sonnet-4-5");
+    ctl(e, &r, NULL, NULL, NULL, "prices list --model claude-sonnet-4-5");
     CHECK_RUN(&r, 0, "claude-sonnet-4-5*", false);
+    TG_IT_CHECK(strstr(r.out, "CACHE READ") != NULL);
     run_fini(&r);
-    ctl(e, &r, NULL, NULL, NULL, "prices --json");
+    ctl(e, &r, NULL, NULL, NULL, "prices list --json");
     CHECK_RUN(&r, 0, "\"items\"", false);
     run_fini(&r);
+    check_prices(e);
     /* The keys export streams into its file, written atomically. */
     ctl(e, &r, NULL, NULL, NULL, "keys export -o keys.csv --mask email");
     CHECK_RUN(&r, 0, "wrote", true);
