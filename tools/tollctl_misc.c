@@ -479,6 +479,29 @@ static const tg_ctl_col_t tg_ctl_price_cols[] = {
     {NULL, NULL, 0, 0},
 };
 
+/* The grouping columns come first (tg_ctl_usage_run keeps those asked
+ * for), then the sums. */
+#define TG_CTL_USAGE_GROUPS 7u
+static const tg_ctl_col_t tg_ctl_usage_cols[] = {
+    {"HOUR", "hour", TG_CTL_F_TEXT, 0},
+    {"DAY", "day", TG_CTL_F_TEXT, 0},
+    {"MONTH", "month", TG_CTL_F_TEXT, 0},
+    {"USER", "username|user_id", TG_CTL_F_TEXT, 24},
+    {"KEY", "key_id", TG_CTL_F_INT, 0},
+    {"MODEL", "model", TG_CTL_F_TEXT, 32},
+    {"ENDPOINT", "endpoint", TG_CTL_F_TEXT, 24},
+    {"REQUESTS", "requests", TG_CTL_F_COUNT, 0},
+    {"ERRORS", "errors", TG_CTL_F_COUNT, 0},
+    {"INPUT", "input_tokens", TG_CTL_F_COUNT, 0},
+    {"OUTPUT", "output_tokens", TG_CTL_F_COUNT, 0},
+    {"CACHE READ", "cache_read_tokens", TG_CTL_F_COUNT, 0},
+    {"WRITE 5M", "cache_write_5m_tokens", TG_CTL_F_COUNT, 0},
+    {"WRITE 1H", "cache_write_1h_tokens", TG_CTL_F_COUNT, 0},
+    {"REASONING", "reasoning_tokens", TG_CTL_F_COUNT, 0},
+    {"COST USD", "cost_usd", TG_CTL_F_TEXT, 0},
+    {NULL, NULL, 0, 0},
+};
+
 static const tg_ctl_route_t tg_ctl_usage_rt = {
     .method = "GET", .path = "/admin/api/usage", .optional = true};
 static const tg_ctl_route_t tg_ctl_prices_rt = {.method = "GET",
@@ -498,10 +521,42 @@ static const tg_ctl_route_t tg_ctl_prices_delete_rt = {
     .noun = "price",
     .confirm = true};
 
+/* usage: the table shows the grouping columns of --group-by, in the
+ * order of the table above, then every sum. */
+static int
+tg_ctl_usage_run(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
+{
+    static const char *const words[TG_CTL_USAGE_GROUPS] = {
+        "hour", "day", "month", "user", "key", "model", "endpoint"};
+    tg_ctl_col_t cols[sizeof(tg_ctl_usage_cols) / sizeof(tg_ctl_col_t)];
+    const char *by = json_string_value(json_object_get(a->query, "group_by"));
+    tg_ctl_route_t rt = *cmd->route;
+    tg_ctl_cmd_t c = *cmd;
+    size_t i, n = 0, len;
+    const char *p;
+
+    for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+        bool keep = i >= TG_CTL_USAGE_GROUPS;
+
+        for (p = by; !keep && p != NULL && *p != '\0';
+             p += len + (p[len] != 0)) {
+            len = strcspn(p, ",");
+            keep = len == strlen(words[i]) && strncmp(p, words[i], len) == 0;
+        }
+        if (keep) {
+            cols[n++] = tg_ctl_usage_cols[i];
+        }
+    }
+    rt.cols = cols;
+    c.route = &rt;
+    return tg_ctl_run_list(ctl, &c, a);
+}
+
+
 const tg_ctl_cmd_t tg_ctl_usage_cmds[] = {
     {"usage", "", 0, 0, "token and cost usage, summed as asked",
      "Example: tollctl usage --from -7d --group-by user,model",
-     tg_ctl_usage_opts, tg_ctl_run_list, &tg_ctl_usage_rt},
+     tg_ctl_usage_opts, tg_ctl_usage_run, &tg_ctl_usage_rt},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -899,6 +899,12 @@ commands_watch(env_t *e)
     ctl(e, &r, NULL, NULL, NULL, "usage --from -7d --json");
     CHECK_RUN(&r, 0, "\"items\"", false);
     run_fini(&r);
+    ctl(e, &r, NULL, NULL, NULL, "usage --from -7d --group-by day,model");
+    TG_IT_CHECKF(r.rc == 0 && (strncmp(r.out, "DAY  ", 5) == 0 ||
+                               strcmp(r.out, "(none)\n") == 0),
+                 "usage table: %s", r.out);
+    TG_IT_CHECK(strstr(r.out, "ENDPOINT") == NULL);
+    run_fini(&r);
     ctl(e, &r, NULL, NULL, NULL, "prices list --model claude-sonnet-4-5");
     CHECK_RUN(&r, 0, "claude-sonnet-4-5*", false);
     TG_IT_CHECK(strstr(r.out, "CACHE READ") != NULL);
