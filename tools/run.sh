@@ -123,13 +123,17 @@ MSG
 
 if [ -n "$admin_password" ]; then
     cat <<MSG
-Admin API (docs/admin-api.md): user "admin", password "$admin_password"
+Admin (tollctl, docs/tollctl.md; API, docs/admin-api.md): user "admin", password "$admin_password"
 (kept in run/admin-password; it is set when the administrator is first
 created, so a password changed since then is yours):
 
-  curl -s http://127.0.0.1:8081/admin/api/auth/login \\
-    -H 'content-type: application/json' \\
-    -d '{"username":"admin","password":"$admin_password"}'
+  export TOLLGATE_ADMIN_URL=http://127.0.0.1:8081
+  $build/tollctl login admin --password-stdin < run/admin-password
+  $build/tollctl users list
+  $build/tollctl usage --from -1d --group-by user,model
+  curl -s http://127.0.0.1:8081/metrics | head
+
+The README's tour goes on from here (users, keys, approvals, quotas).
 MSG
 fi
 
