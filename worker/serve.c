@@ -325,6 +325,7 @@ tg_serve_route(tg_request_t *r)
         {"/v1/messages/count_tokens", TG_HTTP_POST, TG_ROUTE_COUNT_TOKENS,
          TG_API_ANTHROPIC},
         {"/v1/chat/completions", TG_HTTP_POST, TG_ROUTE_CHAT, TG_API_OPENAI},
+        {"/v1/responses", TG_HTTP_POST, TG_ROUTE_RESPONSES, TG_API_OPENAI},
         {"/v1/models", TG_HTTP_GET, TG_ROUTE_MODELS, TG_API_ANTHROPIC},
         {"/healthz", TG_HTTP_GET, TG_ROUTE_HEALTH, TG_API_ANTHROPIC},
     };
@@ -333,9 +334,11 @@ tg_serve_route(tg_request_t *r)
     size_t i;
     int rc;
 
-    r->api = (h->path.len >= 8 && memcmp(h->path.data, "/v1/chat", 8) == 0)
-                 ? TG_API_OPENAI
-                 : TG_API_ANTHROPIC;
+    r->api =
+        ((h->path.len >= 8 && memcmp(h->path.data, "/v1/chat", 8) == 0) ||
+         (h->path.len >= 13 && memcmp(h->path.data, "/v1/responses", 13) == 0))
+            ? TG_API_OPENAI
+            : TG_API_ANTHROPIC;
     for (i = 0; i < TG_NELEMS(routes); i++) {
         if (tg_str_eq(h->path,
                       (tg_str_t){routes[i].path, strlen(routes[i].path)})) {
@@ -468,6 +471,34 @@ tg_serve_body_step(tg_request_t *r)
 }
 
 
+/*
+ * POST /v1/responses is passed only to OpenAI-style endpoints: it is not
+ * translated to the Anthropic Messages API (docs/translation.md).  When
+ * the key's group has none, answer 404 naming the group, before any limit
+ * counts the request.  TG_OK to go on, TG_DONE after ending <r>.
+ */
+static int
+tg_serve_responses_check(tg_request_t *r)
+{
+    const tg_conf_t *conf = r->w->conf;
+    uint32_t g = r->key.group < conf->ngroups ? r->key.group : 0;
+    char msg[256];
+
+    if (r->route != TG_ROUTE_RESPONSES ||
+        tg_route_group_has_style(conf, g, TG_STYLE_OPENAI)) {
+        return TG_OK;
+    }
+    snprintf(msg, sizeof(msg),
+             "endpoint group \"%s\" has no OpenAI-style endpoint; "
+             "/v1/responses is served only by OpenAI-style endpoints "
+             "(it is not translated to the Anthropic Messages API)",
+             conf->groups[g].name);
+    (void)tg_serve_fail(r, TG_END_BAD_REQUEST, 404, "invalid_request_error",
+                        "unsupported_route", msg, NULL);
+    return TG_DONE;
+}
+
+
 /* The request is complete: answer locally, or check the model and the
  * limits and start the upstream exchange. */
 static void
@@ -499,6 +530,9 @@ tg_serve_dispatch(tg_request_t *r)
     rc = tg_auth_model(w->shm, &r->key, r->model);
     if (rc != TG_AUTH_OK) {
         tg_serve_auth_refuse(r, rc);
+        return;
+    }
+    if (tg_serve_responses_check(r) != TG_OK) {
         return;
     }
     ask = (tg_limit_ask_t){tg_request_body(r), r->body_len, r->model};
