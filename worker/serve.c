@@ -226,17 +226,21 @@ tg_serve_field(const tg_json_field_t *f)
  * model's value lies in the body (for per-endpoint renames).  When the
  * key's group is sticky, also "metadata", "system" and the start of
  * "messages", for the conversation key (tg_route_session): bounded
- * captures in the same single pass over the body.
+ * captures in the same single pass over the body.  The Responses API
+ * names them "instructions" and "input", and its "prompt_cache_key" (a
+ * conversation id, as Codex sends it) stands in for x-session-id.
  */
 static void
 tg_serve_scan_body(tg_request_t *r)
 {
     const tg_conf_t *conf = r->w->conf;
     const tg_http_header_t *h;
-    tg_json_field_t f[5];
+    tg_json_field_t f[6];
     tg_json_scan_t s;
     char model[160], stream[8], meta[1024], system[4096], messages[4096];
-    bool sticky;
+    char pck[256];
+    bool sticky, resp = r->route == TG_ROUTE_RESPONSES;
+    tg_str_t key;
     json_t *v;
 
     sticky = r->key.group < conf->ngroups && conf->groups[r->key.group].sticky;
@@ -246,13 +250,19 @@ tg_serve_scan_body(tg_request_t *r)
         .name = "stream", .name_len = 6, .buf = stream, .cap = sizeof(stream)};
     f[2] = (tg_json_field_t){
         .name = "metadata", .name_len = 8, .buf = meta, .cap = sizeof(meta)};
-    f[3] = (tg_json_field_t){
-        .name = "system", .name_len = 6, .buf = system, .cap = sizeof(system)};
-    f[4] = (tg_json_field_t){.name = "messages",
-                             .name_len = 8,
+    f[3] = (tg_json_field_t){.name = resp ? "instructions" : "system",
+                             .name_len = resp ? 12 : 6,
+                             .buf = system,
+                             .cap = sizeof(system)};
+    f[4] = (tg_json_field_t){.name = resp ? "input" : "messages",
+                             .name_len = resp ? 5 : 8,
                              .buf = messages,
                              .cap = sizeof(messages)};
-    tg_json_scan_init(&s, f, sticky ? 5 : 2);
+    f[5] = (tg_json_field_t){.name = "prompt_cache_key",
+                             .name_len = 16,
+                             .buf = pck,
+                             .cap = sizeof(pck)};
+    tg_json_scan_init(&s, f, sticky ? (resp ? 6 : 5) : 2);
     tg_json_scan_feed(&s, tg_request_body(r), (size_t)r->head.content_length);
     if (f[0].found && !f[0].truncated) {
         v = json_loadb(model, f[0].len, JSON_DECODE_ANY, NULL);
@@ -273,9 +283,14 @@ tg_serve_scan_body(tg_request_t *r)
     if (sticky) {
         h = tg_http_find_header(r->head.headers, r->head.nheaders,
                                 tg_str_lit("x-session-id"));
-        r->session = tg_route_session(
-            tg_serve_field(&f[2]), h != NULL ? h->value : tg_str_null,
-            tg_serve_field(&f[3]), tg_serve_field(&f[4]));
+        key = h != NULL ? h->value : tg_str_null;
+        if (h == NULL && resp && f[5].found && !f[5].truncated &&
+            f[5].len > 2 && pck[0] == '"') {
+            key = (tg_str_t){pck, f[5].len};
+        }
+        r->session =
+            tg_route_session(tg_serve_field(&f[2]), key, tg_serve_field(&f[3]),
+                             tg_serve_field(&f[4]));
     }
 }
 

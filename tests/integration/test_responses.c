@@ -508,6 +508,139 @@ test_responses_broken(void)
     tg_it_fixture_stop(&f);
 }
 
+/* A client that leaves a slow responses stream after its first events,
+ * with usage.on_client_disconnect = <mode>: its usage record and its
+ * ledger line (the caller decrefs both). */
+static void
+gone_run(const char *mode, json_t **rec, json_t **led)
+{
+    tg_it_fixture_t f;
+    tg_it_conn_t c;
+    char *raw;
+
+    resp_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "usage.on_client_disconnect", "\"%s\"", mode);
+    tg_it_fixture_start(&f);
+    raw = tg_it_request_build("POST", "/v1/responses",
+                              TG_IT_H_OPENAI
+                              "x-mock-chunks: 10\r\nx-mock-delay-ms: 150\r\n",
+                              RESP_BODY_STREAM);
+    tg_it_conn_open(&c, f.port);
+    TG_IT_CHECK(tg_it_conn_send_str(&c, raw) == TG_OK);
+    free(raw);
+    tg_it_sleep_ms(400);
+    tg_it_conn_close(&c);
+    *rec = line_find(usage_log, "\"outcome\":\"client_gone\"");
+    *led = line_find(f.ledger, "\"path\":\"/v1/responses\"");
+    tg_it_fixture_stop(&f);
+    /* The next run starts with neither file. */
+    TG_IT_CHECK(unlink(usage_log) == 0 && unlink(f.ledger) == 0);
+}
+
+
+static void
+test_responses_client_gone(void)
+{
+    json_t *rec, *led;
+
+    /* drain: the upstream is read to its end, the record has its usage. */
+    gone_run("drain", &rec, &led);
+    TG_IT_CHECK(json_is_true(tg_it_json_get(led, "completed")));
+    TG_IT_CHECK_STR(tg_it_json_str(rec, "api"), "responses");
+    expect_tokens(rec, led);
+    TG_IT_CHECK_INT(jint(rec, "tokens.output"), 20);
+    json_decref(rec);
+    json_decref(led);
+    /* cancel: cut at once, the tokens are not known. */
+    gone_run("cancel", &rec, &led);
+    TG_IT_CHECK(json_is_false(tg_it_json_get(led, "completed")));
+    TG_IT_CHECK(json_is_false(tg_it_json_get(rec, "tokens_known")));
+    TG_IT_CHECK_INT(jint(rec, "tokens.output"), 0);
+    json_decref(rec);
+    json_decref(led);
+}
+
+
+/* The endpoint that served a responses request with prompt_cache_key
+ * <conv> (from its usage record). */
+static char *
+served_by(int port, const char *conv)
+{
+    tg_it_resp_t resp;
+    char body[256], *ep;
+    json_t *r;
+
+    snprintf(body, sizeof(body),
+             "{\"model\":\"gpt-4o\",\"input\":\"Hi\",\"instructions\":"
+             "\"You are a coding agent.\",\"prompt_cache_key\":\"%s\"}",
+             conv);
+    tg_it_request(port, "POST", "/v1/responses", TG_IT_H_OPENAI, body, &resp);
+    TG_IT_CHECKF(resp.status == 200, "status %d: %.300s", resp.status,
+                 resp.body ? resp.body : "");
+    r = record_of(&resp);
+    ep = strdup(tg_it_json_str(r, "endpoint"));
+    TG_IT_CHECK(ep != NULL);
+    json_decref(r);
+    tg_it_resp_fini(&resp);
+    return ep;
+}
+
+
+static void
+test_responses_sticky(void)
+{
+    tg_it_fixture_t f;
+    char conv[32], *home, *ep, *first = NULL;
+    bool spread = false;
+    int i, k;
+
+    resp_fixture_init(&f);
+    tg_it_conf_set(&f.conf, "groups",
+                   "( { name = \"default\"; strategy = \"round-robin\"; "
+                   "sticky = true; } )");
+    tg_it_conf_set(&f.conf, "endpoints",
+                   "( { name = \"o1\"; url = \"http://127.0.0.1:%d\"; "
+                   "style = \"openai\"; credential = \"" TG_IT_CRED "\"; "
+                   "health_interval = 0; },\n"
+                   "  { name = \"o2\"; url = \"http://127.0.0.1:%d\"; "
+                   "style = \"openai\"; credential = \"" TG_IT_CRED "\"; "
+                   "health_interval = 0; },\n"
+                   "  { name = \"o3\"; url = \"http://127.0.0.1:%d\"; "
+                   "style = \"openai\"; credential = \"" TG_IT_CRED "\"; "
+                   "health_interval = 0; } )",
+                   f.mock_port, f.mock_port, f.mock_port);
+    tg_it_fixture_start(&f);
+    /* One conversation (Codex's prompt_cache_key) stays on one endpoint
+     * though round-robin would spread its requests. */
+    home = served_by(f.port, "conv-main");
+    for (i = 0; i < 8; i++) {
+        ep = served_by(f.port, "conv-main");
+        TG_IT_CHECK_STR(ep, home);
+        free(ep);
+    }
+    /* Other conversations, each sticking to its own, not all to one. */
+    for (k = 0; k < 6; k++) {
+        snprintf(conv, sizeof(conv), "conv-%02d", k);
+        ep = served_by(f.port, conv);
+        for (i = 0; i < 2; i++) {
+            char *again = served_by(f.port, conv);
+
+            TG_IT_CHECK_STR(again, ep);
+            free(again);
+        }
+        if (first == NULL) {
+            first = ep;
+        } else {
+            spread = spread || strcmp(first, ep) != 0;
+            free(ep);
+        }
+    }
+    TG_IT_CHECK(spread);
+    free(first);
+    free(home);
+    tg_it_fixture_stop(&f);
+}
+
 
 static void
 test_responses_sdk(void)
@@ -557,6 +690,12 @@ const tg_it_test_t tg_it_responses_tests[] = {
     {"a broken responses stream is recorded as broken, an error event as "
      "upstream_error",
      test_responses_broken},
+    {"a client that leaves a responses stream: drained to its usage, or "
+     "cut with its tokens unknown",
+     test_responses_client_gone},
+    {"responses of one prompt_cache_key stay on one endpoint of a sticky "
+     "group",
+     test_responses_sticky},
     {"the official OpenAI SDK creates responses, streamed and not",
      test_responses_sdk},
     {NULL, NULL}};
