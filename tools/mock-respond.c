@@ -825,9 +825,10 @@ tg_mock_answer_messages(tg_mock_conn_t *c)
     return tg_mock_messages_body(c);
 }
 
-/* POST /v1/chat/completions. */
+/* The key and body checks every OpenAI route starts with: TG_DECLINED
+ * when they pass, else the error answer's result (TG_OK or TG_ERROR). */
 static int
-tg_mock_answer_chat(tg_mock_conn_t *c)
+tg_mock_openai_checks(tg_mock_conn_t *c)
 {
     tg_mock_req_t *r = &c->r;
     char msg[256];
@@ -848,6 +849,19 @@ tg_mock_answer_chat(tg_mock_conn_t *c)
                  r->json_err);
         return tg_mock_error_openai(c, 400, "invalid_request_error", msg, NULL,
                                     NULL, "");
+    }
+    return TG_DECLINED;
+}
+
+/* POST /v1/chat/completions. */
+static int
+tg_mock_answer_chat(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    int rc = tg_mock_openai_checks(c);
+
+    if (rc != TG_DECLINED) {
+        return rc;
     }
     if (!r->has_model) {
         return tg_mock_error_openai(c, 400, "invalid_request_error",
@@ -921,24 +935,10 @@ static int
 tg_mock_answer_responses(tg_mock_conn_t *c)
 {
     tg_mock_req_t *r = &c->r;
-    char msg[256];
+    int rc = tg_mock_openai_checks(c);
 
-    if (!r->has_bearer || !r->bearer_ok) {
-        return tg_mock_error_openai(
-            c, 401, "invalid_request_error",
-            !r->has_bearer
-                ? "You didn't provide an API key. You need to provide your "
-                  "API key in an Authorization header using Bearer auth "
-                  "(i.e. Authorization: Bearer YOUR_KEY)."
-                : "Incorrect API key provided.",
-            NULL, "invalid_api_key", "");
-    }
-    if (!r->json_ok) {
-        snprintf(msg, sizeof(msg),
-                 "We could not parse the JSON body of your request. (%s)",
-                 r->json_err);
-        return tg_mock_error_openai(c, 400, "invalid_request_error", msg, NULL,
-                                    NULL, "");
+    if (rc != TG_DECLINED) {
+        return rc;
     }
     if (!r->has_model) {
         return tg_mock_error_openai(c, 400, "invalid_request_error",
