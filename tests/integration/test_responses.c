@@ -372,6 +372,11 @@ test_responses_refusals(void)
     tg_it_request(f.port, "GET", "/v1/responses", TG_IT_H_OPENAI, NULL, &resp);
     expect_openai_error(&resp, 405, "invalid_request_error", NULL);
     tg_it_resp_fini(&resp);
+    /* The API's other paths are not proxied: 404 in the OpenAI shape. */
+    tg_it_request(f.port, "GET", "/v1/responses/resp_0123", TG_IT_H_OPENAI,
+                  NULL, &resp);
+    expect_openai_error(&resp, 404, "not_found_error", "not_found");
+    tg_it_resp_fini(&resp);
     tg_it_fixture_stop(&f);
 }
 
