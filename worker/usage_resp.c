@@ -327,6 +327,30 @@ tg_usage_resp_dispatch(tg_usage_resp_t *s, tg_usage_resp_event_pt cb, void *ctx)
 }
 
 
+/* Whether the event named by the current "event:" field may matter: it
+ * has none (the data's "type" will tell), or one that names the model,
+ * carries usage or reports a failure.  The data of any other event (the
+ * deltas: nearly all of a stream) is skipped without being followed. */
+static bool
+tg_usage_resp_wanted(const tg_usage_resp_t *s)
+{
+    static const char *const names[] = {
+        "response.created", "response.completed", "response.incomplete",
+        "response.failed", "error"};
+    size_t i, n = s->event_cap.len;
+
+    if (n == 0 || s->event_cap.over) {
+        return true;
+    }
+    for (i = 0; i < TG_NELEMS(names); i++) {
+        if (n == strlen(names[i]) && memcmp(s->event, names[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
 /* The field name of the line is complete (its colon, or the line end). */
 static void
 tg_usage_resp_field(tg_usage_resp_t *s)
@@ -336,7 +360,7 @@ tg_usage_resp_field(tg_usage_resp_t *s)
             tg_usage_resp_json_byte(s, '\n');
         }
         s->have_data = true;
-        s->fkind = TG_UR_F_DATA;
+        s->fkind = tg_usage_resp_wanted(s) ? TG_UR_F_DATA : TG_UR_F_OTHER;
     } else if (s->field_len == 5 && memcmp(s->field, "event", 5) == 0) {
         s->event_cap = (tg_usage_resp_cap_t){0, false};
         s->fkind = TG_UR_F_EVENT;
@@ -381,6 +405,22 @@ tg_usage_resp_feed(tg_usage_resp_t *s, const char *p, size_t len,
     char c;
 
     for (i = 0; i < len; i++) {
+        if (s->line == TG_UR_L_VALUE &&
+            (s->fkind == TG_UR_F_OTHER ||
+             (s->fkind == TG_UR_F_DATA && s->in_str && !s->esc && !s->in_key &&
+              s->cap == TG_UR_C_NONE))) {
+            /* A value skipped, or a string nobody captures (the output
+             * text of a terminal event): only a line end, or a quote or
+             * an escape, matters. */
+            while (
+                i < len && p[i] != '\n' && p[i] != '\r' &&
+                (s->fkind == TG_UR_F_OTHER || (p[i] != '"' && p[i] != '\\'))) {
+                i++;
+            }
+            if (i == len) {
+                break;
+            }
+        }
         c = p[i];
         if (s->skip_lf) {
             s->skip_lf = false;

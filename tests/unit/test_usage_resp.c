@@ -145,6 +145,17 @@ static const char stream_decoys[] =
     "\"response\":{\"output\":[{\"response\":{\"usage\":{\"input_tokens\":"
     "888}}}],\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
 
+/* The data of a delta event is skipped, whatever it holds; a multi-line
+ * terminal event after it is still read. */
+static const char stream_skipped[] =
+    "event: response.output_text.delta\n"
+    "data: {\"type\":\"response.completed\",\"response\":{\"usage\":\n"
+    "data: {\"input_tokens\":500,\"output_tokens\":100}}}\n\n"
+    "event: response.completed\n"
+    "data: {\"type\":\"response.completed\",\n"
+    "data: \"response\":{\"usage\":{\"input_tokens\":4,\"output_tokens\":2}}}\n"
+    "\n";
+
 /* A non-streamed response object. */
 static const char json_ok[] =
     RESP_OBJ("completed", "gpt-4.1", OUT_TEXT, USAGE_FULL);
@@ -207,6 +218,14 @@ static const resp_case_t resp_cases[] = {
      stream_decoys,
      200,
      {5, 1, 0, 0, 0, 0},
+     true,
+     false,
+     ""},
+    {"delta events are skipped",
+     true,
+     stream_skipped,
+     200,
+     {4, 2, 0, 0, 0, 0},
      true,
      false,
      ""},
