@@ -230,7 +230,7 @@ tg_agg_line(tg_agg_t *a, const tg_usage_rec_t *r)
         r->outcome < TG_NELEMS(tg_agg_outcomes) ? tg_agg_outcomes[r->outcome]
                                                 : "unknown",
         (r->flags & TG_USAGE_F_STREAM) ? "true" : "false",
-        (r->flags & TG_USAGE_F_OPENAI) ? "openai" : "anthropic", r->attempts,
+        tg_usage_api_name(tg_usage_api(r->flags)), r->attempts,
         (unsigned long long)r->tokens[TG_USAGE_TOK_INPUT],
         (unsigned long long)r->tokens[TG_USAGE_TOK_OUTPUT],
         (unsigned long long)r->tokens[TG_USAGE_TOK_CACHE_READ],

@@ -277,7 +277,7 @@ tg_agg_detail(tg_agg_batch_t *b, const tg_usage_rec_t *r, const char *model,
         line, sizeof(line),
         ",\"%s\",%s,%u,\"%s\",%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%s,%s,"
         "%llu,%llu,%llu,%llu]",
-        (r->flags & TG_USAGE_F_OPENAI) ? "openai" : "anthropic",
+        tg_usage_api_name(tg_usage_api(r->flags)),
         (r->flags & TG_USAGE_F_STREAM) ? "true" : "false", r->status,
         r->outcome < TG_NELEMS(tg_agg_outcome_names)
             ? tg_agg_outcome_names[r->outcome]

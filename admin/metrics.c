@@ -51,8 +51,8 @@ typedef struct {
 
 static const uint64_t tg_metrics_bounds[TG_SHM_METRICS_BUCKETS - 1] =
     TG_SHM_METRICS_BOUNDS_US;
-static const char *const tg_metrics_apis[TG_SHM_METRICS_APIS] = {"anthropic",
-                                                                 "openai"};
+static const char *const tg_metrics_apis[TG_SHM_METRICS_APIS] = {
+    "anthropic", "openai", "responses"};
 static const char *const tg_metrics_classes[TG_SHM_METRICS_CLASSES] = {
     "none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const tg_metrics_tokens[TG_USAGE_NTOKENS] = {

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define TG_SHM_MAGIC          0x20261208u /* date of the layout below */
-#define TG_SHM_LAYOUT_VERSION 12u
+#define TG_SHM_LAYOUT_VERSION 13u
 #define TG_SHM_CACHELINE      64
 
 enum {

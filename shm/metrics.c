@@ -219,7 +219,7 @@ tg_shm_metrics_observe(tg_shm_metrics_hdr_t *m, uint32_t idx,
     epi = rec->endpoint < m->neps ? rec->endpoint : m->neps;
     ep = tg_shm_metrics_ep(m, row, epi);
     cls = rec->status >= 100 && rec->status < 600 ? rec->status / 100u : 0;
-    api = (rec->flags & TG_USAGE_F_OPENAI) ? 1 : 0;
+    api = tg_usage_api(rec->flags);
     tg_shm_metrics_add(&ep->requests[api][cls], 1);
     if (rec->attempts > 0) {
         tg_shm_metrics_add(&ep->attempts, rec->attempts);

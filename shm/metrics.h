@@ -59,7 +59,7 @@
 #define TG_SHM_METRICS_NAME    56u         /* bytes of a model name + NUL */
 #define TG_SHM_METRICS_BUCKETS 16u         /* histogram buckets, +Inf last */
 #define TG_SHM_METRICS_CLASSES 6u          /* status class: none, 1xx..5xx */
-#define TG_SHM_METRICS_APIS    2u          /* anthropic, openai */
+#define TG_SHM_METRICS_APIS    3u          /* anthropic, openai, responses */
 #define TG_SHM_METRICS_REFUSE  16u         /* refusal reasons */
 
 /* Upper bounds of the histogram buckets, in microseconds; the last bucket
@@ -128,12 +128,12 @@ typedef struct {
     _Atomic uint64_t ttfb_sum_us;                  /* sum of the observed */
     _Atomic uint64_t duration[TG_SHM_METRICS_BUCKETS]; /* whole request */
     _Atomic uint64_t duration_sum_us;                  /* sum of the observed */
-    uint64_t reserved[16]; /* zero; rounds to whole lines */
+    uint64_t reserved[10]; /* zero; rounds to whole lines */
 } tg_shm_metrics_ep_t;
 
 _Static_assert(sizeof(tg_shm_metrics_ep_t) == 512,
                "tg_shm_metrics_ep_t changed: bump TG_SHM_LAYOUT_VERSION");
-_Static_assert(offsetof(tg_shm_metrics_ep_t, ttfb) == 112, "metrics ep layout");
+_Static_assert(offsetof(tg_shm_metrics_ep_t, ttfb) == 160, "metrics ep layout");
 
 /* Counters of one process not tied to an endpoint. */
 typedef struct {

@@ -112,6 +112,26 @@ enum {
 #define TG_USAGE_F_OPENAI   0x04u /* OpenAI-style API, else Anthropic */
 #define TG_USAGE_F_UNKNOWN  0x08u /* tokens could not be (fully) read */
 #define TG_USAGE_F_UNPRICED 0x10u /* no price matched the model: cost 0 */
+#define TG_USAGE_F_RESPONSES                                                   \
+    0x20u /* OpenAI Responses API (with F_OPENAI): the "responses" api */
+
+/* The API of a record with flags <flags>: 0 anthropic, 1 openai (Chat
+ * Completions), 2 responses (the OpenAI Responses API), as the api label
+ * of metrics and the "api" of usage rows name them. */
+static inline unsigned
+tg_usage_api(uint32_t flags)
+{
+    return (flags & TG_USAGE_F_RESPONSES) ? 2u
+           : (flags & TG_USAGE_F_OPENAI)  ? 1u
+                                          : 0u;
+}
+
+/* The name of API <api> (tg_usage_api). */
+static inline const char *
+tg_usage_api_name(unsigned api)
+{
+    return api == 2u ? "responses" : api == 1u ? "openai" : "anthropic";
+}
 
 /* Indexes of tg_usage_rec_t.tokens. */
 enum {

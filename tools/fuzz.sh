@@ -5,7 +5,8 @@
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
-# and the compression libraries, fuzz_translate worker/translate*.c) into
+# and the compression libraries, fuzz_translate worker/translate*.c,
+# fuzz_usage_resp worker/usage*.c and worker/decode.c) into
 # build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
 # build/fuzz/, so new inputs found by the fuzzer never pollute the repo.
@@ -70,6 +71,10 @@ for src in "${targets[@]}"; do
     fi
     if [ "$name" = translate ]; then
         extra_src=(worker/translate.c worker/translate_req.c)
+    fi
+    if [ "$name" = usage_resp ]; then
+        extra_src=(worker/usage.c worker/usage_resp.c worker/decode.c)
+        extra_libs="-lz -lbrotlidec -lzstd"
     fi
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \

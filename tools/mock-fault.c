@@ -39,6 +39,7 @@ const char *tg_mock_cnt_names[TG_MOCK_C_MAX] = {
     [TG_MOCK_C_PATH + TG_MOCK_P_COUNT_TOKENS] = "/v1/messages/count_tokens",
     [TG_MOCK_C_PATH + TG_MOCK_P_CHAT] = "/v1/chat/completions",
     [TG_MOCK_C_PATH + TG_MOCK_P_MODELS] = "/v1/models",
+    [TG_MOCK_C_PATH + TG_MOCK_P_RESPONSES] = "/v1/responses",
     [TG_MOCK_C_PATH + TG_MOCK_P_OTHER] = "other",
     [TG_MOCK_C_FAULT + TG_MOCK_F_NONE] = "none",
     [TG_MOCK_C_FAULT + TG_MOCK_F_429] = "429",
@@ -369,11 +370,12 @@ tg_mock_ledger(const tg_mock_req_t *r, bool completed)
                  "{\"t\":%llu,\"path\":\"%s\",\"model\":\"%s\","
                  "\"stream\":%s,\"status\":%d,\"input_tokens\":%u,"
                  "\"output_tokens\":%u,\"cache_read_input_tokens\":%u,"
-                 "\"cache_creation_input_tokens\":%u,\"fault\":\"%s\","
+                 "\"cache_creation_input_tokens\":%u,"
+                 "\"reasoning_tokens\":%u,\"fault\":\"%s\","
                  "\"request_id\":\"%s\",\"completed\":%s}\n",
                  (unsigned long long)tg_time_wall_ms(), path, r->model,
                  r->stream ? "true" : "false", r->status, r->in_tok, r->out_tok,
-                 r->cache_read, r->cache_create,
+                 r->cache_read, r->cache_create, r->reasoning,
                  r->fault.spec[0] ? r->fault.spec : "none", r->id,
                  completed ? "true" : "false");
     if (n <= 0 || (size_t)n >= sizeof(line)) {

@@ -2,7 +2,7 @@
  * tools/mock-respond.c
  *      The mock upstream's answers: buffered output, SSE streams, and the
  *      API shapes of each endpoint (Anthropic Messages, OpenAI Chat
- *      Completions, count_tokens, models, errors).
+ *      Completions and Responses, count_tokens, models, errors).
  *
  * NOTES
  *      See tools/mock-upstream.c for the process model and
@@ -19,42 +19,44 @@ static const char *tg_mock_words[] = {
     "incididunt ut ",    "labore et ",
 };
 
-static int tg_mock_out_printf(tg_mock_conn_t *c, const char *fmt, ...)
+static int tg_mock_buf_printf(tg_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+#define tg_mock_out_printf(c, ...) tg_mock_buf_printf(&(c)->out, __VA_ARGS__)
 
 
 /* ------------------------------------------------------- response output */
 
+/* Append printf output to <b>. */
 static int
-tg_mock_out_printf(tg_mock_conn_t *c, const char *fmt, ...)
+tg_mock_buf_printf(tg_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     size_t room;
     int n;
 
-    if (c->out.data == NULL && tg_buf_reserve(&c->out, 1024) != TG_OK) {
+    if (b->data == NULL && tg_buf_reserve(b, 1024) != TG_OK) {
         return TG_ERROR;
     }
-    room = c->out.cap - c->out.last;
+    room = b->cap - b->last;
     va_start(ap, fmt);
-    n = vsnprintf(c->out.data + c->out.last, room, fmt, ap);
+    n = vsnprintf(b->data + b->last, room, fmt, ap);
     va_end(ap);
     if (n < 0) {
         return TG_ERROR;
     }
     if ((size_t)n >= room) {
-        if (tg_buf_reserve(&c->out, (size_t)n + 1) != TG_OK) {
+        if (tg_buf_reserve(b, (size_t)n + 1) != TG_OK) {
             return TG_ERROR;
         }
         va_start(ap, fmt);
-        n = vsnprintf(c->out.data + c->out.last, c->out.cap - c->out.last, fmt,
-                      ap);
+        n = vsnprintf(b->data + b->last, b->cap - b->last, fmt, ap);
         va_end(ap);
         if (n < 0) {
             return TG_ERROR;
         }
     }
-    c->out.last += (size_t)n;
+    b->last += (size_t)n;
     return TG_OK;
 }
 
@@ -432,6 +434,151 @@ tg_mock_event_openai(const tg_mock_req_t *r, uint32_t i, char *buf, size_t cap)
                     r->cache_read);
 }
 
+/* ------------------------------------------------------ Responses API */
+
+/* The answer's text (N deltas) into <b>. */
+static int
+tg_mock_resp_text(const tg_mock_req_t *r, tg_buf_t *b)
+{
+    uint32_t k;
+
+    for (k = 0; k < r->chunks; k++) {
+        const char *w = tg_mock_words[k % TG_NELEMS(tg_mock_words)];
+
+        if (tg_buf_append(b, w, strlen(w)) != TG_OK) {
+            return TG_ERROR;
+        }
+    }
+    return TG_OK;
+}
+
+/* The output message item of the answer, <status> "in_progress" (no
+ * content yet) or "completed" (all of it), into <b>. */
+static int
+tg_mock_resp_item(const tg_mock_req_t *r, tg_buf_t *b, bool done)
+{
+    if (tg_mock_buf_printf(b,
+                           "{\"id\":\"msg_%s\",\"type\":\"message\","
+                           "\"status\":\"%s\",\"content\":[",
+                           r->id + 4,
+                           done ? "completed" : "in_progress") != TG_OK) {
+        return TG_ERROR;
+    }
+    if (done &&
+        (tg_mock_buf_printf(b, "{\"type\":\"output_text\",\"annotations\":[],"
+                               "\"logprobs\":[],\"text\":\"") != TG_OK ||
+         tg_mock_resp_text(r, b) != TG_OK ||
+         tg_buf_append(b, "\"}", 2) != TG_OK)) {
+        return TG_ERROR;
+    }
+    return tg_mock_buf_printf(b, "],\"role\":\"assistant\"}");
+}
+
+/* The response object, in progress (no output, usage null) or completed
+ * (the message and the usage), into <b>. */
+static int
+tg_mock_resp_object(const tg_mock_req_t *r, tg_buf_t *b, bool done)
+{
+    if (tg_mock_buf_printf(
+            b,
+            "{\"id\":\"%s\",\"object\":\"response\",\"created_at\":%llu,"
+            "\"status\":\"%s\",\"background\":false,\"error\":null,"
+            "\"incomplete_details\":null,\"instructions\":null,"
+            "\"max_output_tokens\":null,\"model\":\"%s\",\"output\":[",
+            r->mid, (unsigned long long)r->created,
+            done ? "completed" : "in_progress", r->model) != TG_OK ||
+        (done && tg_mock_resp_item(r, b, true) != TG_OK) ||
+        tg_mock_buf_printf(
+            b, "],\"parallel_tool_calls\":true,\"previous_response_id\":null,"
+               "\"reasoning\":{\"effort\":null,\"summary\":null},\"store\":"
+               "false,\"temperature\":1.0,\"text\":{\"format\":{\"type\":"
+               "\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,"
+               "\"truncation\":\"disabled\",\"usage\":") != TG_OK) {
+        return TG_ERROR;
+    }
+    if (!done) {
+        return tg_mock_buf_printf(b, "null,\"user\":null,\"metadata\":{}}");
+    }
+    return tg_mock_buf_printf(
+        b,
+        "{\"input_tokens\":%u,\"input_tokens_details\":{\"cached_tokens\":"
+        "%u},\"output_tokens\":%u,\"output_tokens_details\":{"
+        "\"reasoning_tokens\":%u},\"total_tokens\":%u},\"user\":null,"
+        "\"metadata\":{}}",
+        r->in_tok, r->cache_read, r->out_tok, r->reasoning,
+        r->in_tok + r->out_tok);
+}
+
+/* The head of stream event <name> number <i>, up to its own members. */
+static int
+tg_mock_resp_ev(tg_buf_t *b, const char *name, uint32_t i)
+{
+    return tg_mock_buf_printf(b,
+                              "event: %s\ndata: {\"type\":\"%s\","
+                              "\"sequence_number\":%u",
+                              name, name, i);
+}
+
+/* Stream event <i> of a Responses answer into <b> (see
+ * docs/mock-upstream.md for the order). */
+static int
+tg_mock_event_responses(const tg_mock_req_t *r, uint32_t i, tg_buf_t *b)
+{
+    uint32_t n = r->chunks;
+    static const char part[] = "\"part\":{\"type\":\"output_text\","
+                               "\"annotations\":[],\"text\":\"";
+    char loc[128];
+    int rc;
+
+    snprintf(loc, sizeof(loc),
+             ",\"item_id\":\"msg_%s\",\"output_index\":0,"
+             "\"content_index\":0",
+             r->id + 4);
+    if (r->fault.error_mid && i == r->ev_total / 2) {
+        rc = tg_mock_resp_ev(b, "error", i) != TG_OK ||
+             tg_mock_buf_printf(b, ",\"code\":\"server_error\",\"message\":"
+                                   "\"The server had an error while "
+                                   "processing your request. Sorry about "
+                                   "that!\",\"param\":null}\n\n") != TG_OK;
+    } else if (i <= 1 || i == n + 7) {
+        rc = tg_mock_resp_ev(b,
+                             i == 0   ? "response.created"
+                             : i == 1 ? "response.in_progress"
+                                      : "response.completed",
+                             i) != TG_OK ||
+             tg_mock_buf_printf(b, ",\"response\":") != TG_OK ||
+             tg_mock_resp_object(r, b, i > 1) != TG_OK ||
+             tg_buf_append(b, "}\n\n", 3) != TG_OK;
+    } else if (i == 2 || i == n + 6) {
+        rc = tg_mock_resp_ev(b,
+                             i == 2 ? "response.output_item.added"
+                                    : "response.output_item.done",
+                             i) != TG_OK ||
+             tg_mock_buf_printf(b, ",\"output_index\":0,\"item\":") != TG_OK ||
+             tg_mock_resp_item(r, b, i > 2) != TG_OK ||
+             tg_buf_append(b, "}\n\n", 3) != TG_OK;
+    } else if (i == 3 || i == n + 5) {
+        rc = tg_mock_resp_ev(b,
+                             i == 3 ? "response.content_part.added"
+                                    : "response.content_part.done",
+                             i) != TG_OK ||
+             tg_mock_buf_printf(b, "%s,%s", loc, part) != TG_OK ||
+             (i > 3 && tg_mock_resp_text(r, b) != TG_OK) ||
+             tg_buf_append(b, "\"}}\n\n", 5) != TG_OK;
+    } else if (i == n + 4) {
+        rc = tg_mock_resp_ev(b, "response.output_text.done", i) != TG_OK ||
+             tg_mock_buf_printf(b, "%s,\"text\":\"", loc) != TG_OK ||
+             tg_mock_resp_text(r, b) != TG_OK ||
+             tg_mock_buf_printf(b, "\",\"logprobs\":[]}\n\n") != TG_OK;
+    } else {
+        rc = tg_mock_resp_ev(b, "response.output_text.delta", i) != TG_OK ||
+             tg_mock_buf_printf(
+                 b, "%s,\"delta\":\"%s\",\"logprobs\":[]}\n\n", loc,
+                 tg_mock_words[(i - 4) % TG_NELEMS(tg_mock_words)]) != TG_OK;
+    }
+    return rc ? TG_ERROR : TG_OK;
+}
+
 /* Append <len> bytes of <p> as one chunk (or raw for HTTP/1.0). */
 static int
 tg_mock_out_chunk(tg_mock_conn_t *c, const char *p, size_t len)
@@ -484,7 +631,10 @@ tg_mock_stream_next(tg_mock_conn_t *c)
 {
     tg_mock_req_t *r = &c->r;
     char ev[TG_MOCK_EVENT_MAX];
-    uint32_t i = r->ev_idx, first = r->openai ? 1 : 3;
+    uint32_t i = r->ev_idx, first = r->path == TG_MOCK_P_RESPONSES ? 4
+                                    : r->openai                    ? 1
+                                                                   : 3;
+    tg_buf_t z;
     int n;
 
     if (i >= r->ev_total) {
@@ -505,6 +655,18 @@ tg_mock_stream_next(tg_mock_conn_t *c)
         return TG_AGAIN;
     }
     r->ev_waited = false;
+    if (r->path == TG_MOCK_P_RESPONSES) {
+        /* Its done events repeat the whole text: built in a buffer. */
+        tg_buf_init(&z, TG_MOCK_OUT_MAX);
+        n = tg_mock_event_responses(r, i, &z);
+        r->ev_idx =
+            (r->fault.error_mid && i == r->ev_total / 2) ? r->ev_total : i + 1;
+        if (n == TG_OK) {
+            n = tg_mock_out_stream(c, z.data + z.pos, tg_buf_len(&z), false);
+        }
+        tg_buf_fini(&z);
+        return n;
+    }
     n = r->openai ? tg_mock_event_openai(r, i, ev, sizeof(ev))
                   : tg_mock_event_anthropic(r, i, ev, sizeof(ev));
     if (n <= 0 || (size_t)n >= sizeof(ev)) {
@@ -528,8 +690,9 @@ tg_mock_stream_start(tg_mock_conn_t *c)
     }
     r->status = 200;
     r->ev_idx = 0;
-    r->ev_total =
-        r->openai ? r->chunks + 3 + (r->include_usage ? 1 : 0) : r->chunks + 6;
+    r->ev_total = r->path == TG_MOCK_P_RESPONSES ? r->chunks + 8
+                  : r->openai ? r->chunks + 3 + (r->include_usage ? 1 : 0)
+                              : r->chunks + 6;
     if (r->enc != TG_MOCK_ENC_NONE) {
         r->encoder = tg_mock_enc_create(r->enc);
         if (r->encoder == NULL) {
@@ -662,9 +825,10 @@ tg_mock_answer_messages(tg_mock_conn_t *c)
     return tg_mock_messages_body(c);
 }
 
-/* POST /v1/chat/completions. */
+/* The key and body checks every OpenAI route starts with: TG_DECLINED
+ * when they pass, else the error answer's result (TG_OK or TG_ERROR). */
 static int
-tg_mock_answer_chat(tg_mock_conn_t *c)
+tg_mock_openai_checks(tg_mock_conn_t *c)
 {
     tg_mock_req_t *r = &c->r;
     char msg[256];
@@ -685,6 +849,19 @@ tg_mock_answer_chat(tg_mock_conn_t *c)
                  r->json_err);
         return tg_mock_error_openai(c, 400, "invalid_request_error", msg, NULL,
                                     NULL, "");
+    }
+    return TG_DECLINED;
+}
+
+/* POST /v1/chat/completions. */
+static int
+tg_mock_answer_chat(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    int rc = tg_mock_openai_checks(c);
+
+    if (rc != TG_DECLINED) {
+        return rc;
     }
     if (!r->has_model) {
         return tg_mock_error_openai(c, 400, "invalid_request_error",
@@ -748,6 +925,38 @@ tg_mock_answer_chat(tg_mock_conn_t *c)
             "\"system_fingerprint\":\"fp_mock\"}",
             r->in_tok, r->out_tok, r->in_tok + r->out_tok,
             r->cache_read) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_mock_body_end(c, 200, "application/json", "");
+}
+
+/* POST /v1/responses: the OpenAI Responses API, text answers only. */
+static int
+tg_mock_answer_responses(tg_mock_conn_t *c)
+{
+    tg_mock_req_t *r = &c->r;
+    int rc = tg_mock_openai_checks(c);
+
+    if (rc != TG_DECLINED) {
+        return rc;
+    }
+    if (!r->has_model) {
+        return tg_mock_error_openai(c, 400, "invalid_request_error",
+                                    "Missing required parameter: 'model'.",
+                                    "model", "missing_required_parameter", "");
+    }
+    if (!r->has_messages) {
+        return tg_mock_error_openai(c, 400, "invalid_request_error",
+                                    "Missing required parameter: 'input'.",
+                                    "input", "missing_required_parameter", "");
+    }
+    r->tool[0] = '\0';
+    r->created = tg_time_wall_ms() / 1000;
+    if (r->stream) {
+        return tg_mock_stream_start(c);
+    }
+    if (tg_mock_body_begin(c) != TG_OK ||
+        tg_mock_resp_object(r, &c->out, true) != TG_OK) {
         return TG_ERROR;
     }
     return tg_mock_body_end(c, 200, "application/json", "");
@@ -888,6 +1097,8 @@ tg_mock_answer(tg_mock_conn_t *c)
         rc = tg_mock_answer_models(c);
     } else if (r->path == TG_MOCK_P_CHAT) {
         rc = tg_mock_answer_chat(c);
+    } else if (r->path == TG_MOCK_P_RESPONSES) {
+        rc = tg_mock_answer_responses(c);
     } else {
         rc = tg_mock_answer_messages(c);
     }
@@ -898,6 +1109,7 @@ tg_mock_answer(tg_mock_conn_t *c)
     if (r->status != 200) {
         /* Token counts belong to successful answers only. */
         r->in_tok = r->out_tok = r->cache_read = r->cache_create = 0;
+        r->reasoning = 0;
     }
     return TG_OK;
 }

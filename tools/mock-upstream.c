@@ -69,7 +69,9 @@ tg_mock_make_ids(tg_mock_req_t *r)
     unsigned p = tg_mock_pid & 0xffffff;
 
     snprintf(r->id, sizeof(r->id), "req_mock%06x%012llx", p, n);
-    if (r->openai) {
+    if (r->path == TG_MOCK_P_RESPONSES) {
+        snprintf(r->mid, sizeof(r->mid), "resp_mock%06x%012llx", p, n);
+    } else if (r->openai) {
         snprintf(r->mid, sizeof(r->mid), "chatcmpl-mock%06x%012llx", p, n);
     } else {
         snprintf(r->mid, sizeof(r->mid), "msg_mock%06x%012llx", p, n);
@@ -243,7 +245,10 @@ tg_mock_req_parse_body(tg_mock_req_t *r, const char *body, size_t len)
     json_t *root, *v;
     size_t n;
 
-    r->cache = len > 0 && memmem(body, len, "\"cache_control\"", 15) != NULL;
+    r->cache =
+        len > 0 && (memmem(body, len, "\"cache_control\"", 15) != NULL ||
+                    (r->path == TG_MOCK_P_RESPONSES &&
+                     memmem(body, len, "\"prompt_cache_key\"", 18) != NULL));
     root = json_loadb(body, len, 0, &jerr);
     if (root == NULL) {
         tg_json_escape(r->json_err, sizeof(r->json_err), jerr.text,
@@ -263,16 +268,22 @@ tg_mock_req_parse_body(tg_mock_req_t *r, const char *body, size_t len)
                        json_string_length(v));
     }
     r->has_max_tokens = json_is_integer(json_object_get(root, "max_tokens"));
-    v = json_object_get(root, "messages");
-    if (json_is_array(v)) {
+    /* The Responses API's "input" (a string or an array of items) stands
+     * for "messages". */
+    v = json_object_get(root,
+                        r->path == TG_MOCK_P_RESPONSES ? "input" : "messages");
+    if (json_is_array(v) ||
+        (r->path == TG_MOCK_P_RESPONSES && json_is_string(v))) {
         r->has_messages = true;
-        n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
+        n = json_dumpb(v, NULL, 0,
+                       JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         r->in_tok = (uint32_t)((n + 3) / 4 + 1);
     }
     r->stream = json_is_true(json_object_get(root, "stream"));
     v = json_object_get(root, "stream_options");
     r->include_usage = json_is_true(json_object_get(v, "include_usage"));
     r->out_tok = 2 * r->chunks;
+    r->reasoning = r->path == TG_MOCK_P_RESPONSES ? r->out_tok / 4 : 0;
     tg_mock_req_tool(r, root);
     if (r->cache) {
         r->cache_read = r->in_tok / 2;
@@ -293,6 +304,9 @@ tg_mock_route(tg_str_t path)
     }
     if (tg_mock_lit_eq(path, "/v1/chat/completions")) {
         return TG_MOCK_P_CHAT;
+    }
+    if (tg_mock_lit_eq(path, "/v1/responses")) {
+        return TG_MOCK_P_RESPONSES;
     }
     if (tg_mock_lit_eq(path, "/v1/messages/count_tokens")) {
         return TG_MOCK_P_COUNT_TOKENS;
@@ -435,7 +449,7 @@ tg_mock_req_init(tg_mock_conn_t *c, const tg_http_req_t *h)
     r->chunks = tg_mock_conf.chunks;
     r->delay_ms = tg_mock_conf.delay_ms;
     r->enc_want = -1;
-    r->openai = r->path == TG_MOCK_P_CHAT;
+    r->openai = r->path == TG_MOCK_P_CHAT || r->path == TG_MOCK_P_RESPONSES;
     n = TG_MIN(h->path.len, (size_t)TG_MOCK_PATH_COPY);
     memcpy(r->path_text, h->path.data, n);
     r->path_text[n] = '\0';

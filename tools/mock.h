@@ -68,7 +68,8 @@ enum {
     TG_MOCK_P_COUNT_TOKENS,
     TG_MOCK_P_CHAT,
     TG_MOCK_P_MODELS,
-    TG_MOCK_P_OTHER, /* unknown path: 404, counted and logged */
+    TG_MOCK_P_RESPONSES, /* OpenAI Responses API */
+    TG_MOCK_P_OTHER,     /* unknown path: 404, counted and logged */
     TG_MOCK_P_HEALTHZ,
     TG_MOCK_P_FAULT,
     TG_MOCK_P_STATS,
@@ -186,6 +187,7 @@ typedef struct {
     char json_err[160];                    /* escaped parse error */
     char model[TG_MOCK_MODEL_MAX * 6 + 1]; /* escaped model name */
     uint32_t in_tok, out_tok, cache_read, cache_create;
+    uint32_t reasoning; /* Responses API: reasoning part of out_tok */
     char tool[TG_MOCK_MODEL_MAX * 6 + 1]; /* escaped name of the tool the
                                              answer calls, "" = text */
     /* response */

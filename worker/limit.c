@@ -110,22 +110,30 @@ tg_limit_field_int(const tg_json_field_t *f)
 uint64_t
 tg_limit_estimate(const char *body, size_t len, uint64_t *out)
 {
-    char b0[32], b1[32];
-    tg_json_field_t f[2] = {
+    char b0[32], b1[32], b2[32];
+    tg_json_field_t f[3] = {
         {.name = "max_tokens", .name_len = 10, .buf = b0, .cap = sizeof(b0)},
         {.name = "max_completion_tokens",
          .name_len = 21,
          .buf = b1,
          .cap = sizeof(b1)},
+        /* The Responses API's name for it. */
+        {.name = "max_output_tokens",
+         .name_len = 17,
+         .buf = b2,
+         .cap = sizeof(b2)},
     };
     tg_json_scan_t s;
     uint64_t o;
 
-    tg_json_scan_init(&s, f, 2);
+    tg_json_scan_init(&s, f, 3);
     if (body != NULL && len > 0) {
         tg_json_scan_feed(&s, body, len);
     }
     o = tg_limit_field_int(&f[1]);
+    if (o == 0) {
+        o = tg_limit_field_int(&f[2]);
+    }
     if (o == 0) {
         o = tg_limit_field_int(&f[0]);
     }

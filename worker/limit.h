@@ -15,8 +15,9 @@
  *      given back by tg_limit_release exactly once (the request's end).
  *
  *      Quotas (shm/quota.h): after the lease, the request's estimate
- *      (tg_limit_estimate: body bytes / 4 for input plus max_tokens or
- *      max_completion_tokens, TG_LIMIT_OUTPUT_DEFAULT when absent; its
+ *      (tg_limit_estimate: body bytes / 4 for input plus max_tokens,
+ *      max_completion_tokens or max_output_tokens (Responses API),
+ *      TG_LIMIT_OUTPUT_DEFAULT when absent; its
  *      cost at the model's list price) is reserved on the user's and the
  *      key's quota entries, recorded in this worker's reservation array
  *      at the lease's index.  tg_limit_end, called once by the request's
@@ -65,7 +66,8 @@ int tg_limit_admit(tg_worker_t *w, const tg_shm_key_t *key, uint32_t slot,
 
 /*
  * The token estimate of a request body of <len> bytes at <body>: input
- * as len / 4, plus its max_tokens (or max_completion_tokens), or
+ * as len / 4, plus its max_tokens (or max_completion_tokens, or the
+ * Responses API's max_output_tokens), or
  * TG_LIMIT_OUTPUT_DEFAULT; *<out> gets the output part.  Pure.
  */
 uint64_t tg_limit_estimate(const char *body, size_t len, uint64_t *out);

@@ -267,9 +267,10 @@ tg_proxy_route_req(const tg_upstream_t *u, tg_route_req_t *q)
 
     q->group = r->key.group;
     q->style = (r->api == TG_API_OPENAI) ? TG_STYLE_OPENAI : TG_STYLE_ANTHROPIC;
-    /* count_tokens has no OpenAI equivalent. */
-    q->cross =
-        r->route != TG_ROUTE_COUNT_TOKENS && tg_proxy_group(r)->translate;
+    /* count_tokens has no OpenAI equivalent; the Responses API is not
+     * translated (docs/translation.md): OpenAI-style endpoints only. */
+    q->cross = r->route != TG_ROUTE_COUNT_TOKENS &&
+               r->route != TG_ROUTE_RESPONSES && tg_proxy_group(r)->translate;
     q->model = r->model;
     q->model_len = strnlen(r->model, sizeof(r->model));
     q->tried = u->tried;
@@ -477,9 +478,16 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
     }
     r->close_after = r->close_after || r->resp.close;
     /* Usage reads the upstream's own format, translated or not. */
-    tg_usage_init(
-        &r->usage, w->conf->endpoints[u->endpoint].style == TG_STYLE_OPENAI,
-        tg_proxy_is_stream(resp->headers, resp->nheaders), u->coding, r->id);
+    if (r->route == TG_ROUTE_RESPONSES) {
+        tg_usage_init_responses(
+            &r->usage, tg_proxy_is_stream(resp->headers, resp->nheaders),
+            u->coding, r->id);
+    } else {
+        tg_usage_init(&r->usage,
+                      w->conf->endpoints[u->endpoint].style == TG_STYLE_OPENAI,
+                      tg_proxy_is_stream(resp->headers, resp->nheaders),
+                      u->coding, r->id);
+    }
     r->usage_on = true;
     r->first_byte_us = tg_time_mono_us();
     tg_request_progress(r);

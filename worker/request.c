@@ -71,9 +71,11 @@ tg_request_fini(tg_worker_t *w)
 static uint8_t
 tg_request_flags(const tg_request_t *r)
 {
-    return (uint8_t)((r->stream_req ? TG_USAGE_F_STREAM : 0) |
-                     (r->attempts > 1 ? TG_USAGE_F_RETRIED : 0) |
-                     (r->api == TG_API_OPENAI ? TG_USAGE_F_OPENAI : 0));
+    return (
+        uint8_t)((r->stream_req ? TG_USAGE_F_STREAM : 0) |
+                 (r->attempts > 1 ? TG_USAGE_F_RETRIED : 0) |
+                 (r->api == TG_API_OPENAI ? TG_USAGE_F_OPENAI : 0) |
+                 (r->route == TG_ROUTE_RESPONSES ? TG_USAGE_F_RESPONSES : 0));
 }
 
 

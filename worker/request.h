@@ -58,7 +58,8 @@ enum {
     TG_ROUTE_COUNT_TOKENS,
     TG_ROUTE_CHAT,
     TG_ROUTE_MODELS,
-    TG_ROUTE_HEALTH
+    TG_ROUTE_HEALTH,
+    TG_ROUTE_RESPONSES /* POST /v1/responses: OpenAI-style endpoints only */
 };
 
 /* What ended a request (tg_request_end). */

@@ -694,6 +694,22 @@ tg_route_sticky_key(const tg_route_req_t *q, uint64_t model_hash)
 
 
 /* See route.h. */
+bool
+tg_route_group_has_style(const tg_conf_t *conf, uint32_t group, int style)
+{
+    size_t i;
+
+    for (i = 0; i < conf->nendpoints; i++) {
+        if (conf->endpoints[i].group == group &&
+            (int)conf->endpoints[i].style == style) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
+/* See route.h. */
 int
 tg_route_choose(tg_route_t *rt, const tg_route_req_t *q, tg_route_choice_t *ch)
 {

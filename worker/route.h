@@ -114,6 +114,10 @@ int tg_route_soonest(tg_route_t *rt, const tg_route_req_t *q,
  * the model; availability and tries not considered), counted up to 2. */
 unsigned tg_route_count(tg_route_t *rt, const tg_route_req_t *q);
 
+/* Whether group <group> of <conf> has an endpoint of API style <style>
+ * (TG_STYLE_*), enabled or not.  Pure. */
+bool tg_route_group_has_style(const tg_conf_t *conf, uint32_t group, int style);
+
 /*
  * The conversation key of a request, from the raw JSON text (as the body
  * scanner captured it, possibly cut at its bound) of its top-level

@@ -226,17 +226,21 @@ tg_serve_field(const tg_json_field_t *f)
  * model's value lies in the body (for per-endpoint renames).  When the
  * key's group is sticky, also "metadata", "system" and the start of
  * "messages", for the conversation key (tg_route_session): bounded
- * captures in the same single pass over the body.
+ * captures in the same single pass over the body.  The Responses API
+ * names them "instructions" and "input", and its "prompt_cache_key" (a
+ * conversation id, as Codex sends it) stands in for x-session-id.
  */
 static void
 tg_serve_scan_body(tg_request_t *r)
 {
     const tg_conf_t *conf = r->w->conf;
     const tg_http_header_t *h;
-    tg_json_field_t f[5];
+    tg_json_field_t f[6];
     tg_json_scan_t s;
     char model[160], stream[8], meta[1024], system[4096], messages[4096];
-    bool sticky;
+    char pck[256];
+    bool sticky, resp = r->route == TG_ROUTE_RESPONSES;
+    tg_str_t key;
     json_t *v;
 
     sticky = r->key.group < conf->ngroups && conf->groups[r->key.group].sticky;
@@ -246,13 +250,19 @@ tg_serve_scan_body(tg_request_t *r)
         .name = "stream", .name_len = 6, .buf = stream, .cap = sizeof(stream)};
     f[2] = (tg_json_field_t){
         .name = "metadata", .name_len = 8, .buf = meta, .cap = sizeof(meta)};
-    f[3] = (tg_json_field_t){
-        .name = "system", .name_len = 6, .buf = system, .cap = sizeof(system)};
-    f[4] = (tg_json_field_t){.name = "messages",
-                             .name_len = 8,
+    f[3] = (tg_json_field_t){.name = resp ? "instructions" : "system",
+                             .name_len = resp ? 12 : 6,
+                             .buf = system,
+                             .cap = sizeof(system)};
+    f[4] = (tg_json_field_t){.name = resp ? "input" : "messages",
+                             .name_len = resp ? 5 : 8,
                              .buf = messages,
                              .cap = sizeof(messages)};
-    tg_json_scan_init(&s, f, sticky ? 5 : 2);
+    f[5] = (tg_json_field_t){.name = "prompt_cache_key",
+                             .name_len = 16,
+                             .buf = pck,
+                             .cap = sizeof(pck)};
+    tg_json_scan_init(&s, f, sticky ? (resp ? 6 : 5) : 2);
     tg_json_scan_feed(&s, tg_request_body(r), (size_t)r->head.content_length);
     if (f[0].found && !f[0].truncated) {
         v = json_loadb(model, f[0].len, JSON_DECODE_ANY, NULL);
@@ -273,9 +283,14 @@ tg_serve_scan_body(tg_request_t *r)
     if (sticky) {
         h = tg_http_find_header(r->head.headers, r->head.nheaders,
                                 tg_str_lit("x-session-id"));
-        r->session = tg_route_session(
-            tg_serve_field(&f[2]), h != NULL ? h->value : tg_str_null,
-            tg_serve_field(&f[3]), tg_serve_field(&f[4]));
+        key = h != NULL ? h->value : tg_str_null;
+        if (h == NULL && resp && f[5].found && !f[5].truncated &&
+            f[5].len > 2 && pck[0] == '"') {
+            key = (tg_str_t){pck, f[5].len};
+        }
+        r->session =
+            tg_route_session(tg_serve_field(&f[2]), key, tg_serve_field(&f[3]),
+                             tg_serve_field(&f[4]));
     }
 }
 
@@ -325,6 +340,7 @@ tg_serve_route(tg_request_t *r)
         {"/v1/messages/count_tokens", TG_HTTP_POST, TG_ROUTE_COUNT_TOKENS,
          TG_API_ANTHROPIC},
         {"/v1/chat/completions", TG_HTTP_POST, TG_ROUTE_CHAT, TG_API_OPENAI},
+        {"/v1/responses", TG_HTTP_POST, TG_ROUTE_RESPONSES, TG_API_OPENAI},
         {"/v1/models", TG_HTTP_GET, TG_ROUTE_MODELS, TG_API_ANTHROPIC},
         {"/healthz", TG_HTTP_GET, TG_ROUTE_HEALTH, TG_API_ANTHROPIC},
     };
@@ -333,9 +349,11 @@ tg_serve_route(tg_request_t *r)
     size_t i;
     int rc;
 
-    r->api = (h->path.len >= 8 && memcmp(h->path.data, "/v1/chat", 8) == 0)
-                 ? TG_API_OPENAI
-                 : TG_API_ANTHROPIC;
+    r->api =
+        ((h->path.len >= 8 && memcmp(h->path.data, "/v1/chat", 8) == 0) ||
+         (h->path.len >= 13 && memcmp(h->path.data, "/v1/responses", 13) == 0))
+            ? TG_API_OPENAI
+            : TG_API_ANTHROPIC;
     for (i = 0; i < TG_NELEMS(routes); i++) {
         if (tg_str_eq(h->path,
                       (tg_str_t){routes[i].path, strlen(routes[i].path)})) {
@@ -468,6 +486,34 @@ tg_serve_body_step(tg_request_t *r)
 }
 
 
+/*
+ * POST /v1/responses is passed only to OpenAI-style endpoints: it is not
+ * translated to the Anthropic Messages API (docs/translation.md).  When
+ * the key's group has none, answer 404 naming the group, before any limit
+ * counts the request.  TG_OK to go on, TG_DONE after ending <r>.
+ */
+static int
+tg_serve_responses_check(tg_request_t *r)
+{
+    const tg_conf_t *conf = r->w->conf;
+    uint32_t g = r->key.group < conf->ngroups ? r->key.group : 0;
+    char msg[256];
+
+    if (r->route != TG_ROUTE_RESPONSES ||
+        tg_route_group_has_style(conf, g, TG_STYLE_OPENAI)) {
+        return TG_OK;
+    }
+    snprintf(msg, sizeof(msg),
+             "endpoint group \"%s\" has no OpenAI-style endpoint; "
+             "/v1/responses is served only by OpenAI-style endpoints "
+             "(it is not translated to the Anthropic Messages API)",
+             conf->groups[g].name);
+    (void)tg_serve_fail(r, TG_END_BAD_REQUEST, 404, "invalid_request_error",
+                        "unsupported_route", msg, NULL);
+    return TG_DONE;
+}
+
+
 /* The request is complete: answer locally, or check the model and the
  * limits and start the upstream exchange. */
 static void
@@ -499,6 +545,9 @@ tg_serve_dispatch(tg_request_t *r)
     rc = tg_auth_model(w->shm, &r->key, r->model);
     if (rc != TG_AUTH_OK) {
         tg_serve_auth_refuse(r, rc);
+        return;
+    }
+    if (tg_serve_responses_check(r) != TG_OK) {
         return;
     }
     ask = (tg_limit_ask_t){tg_request_body(r), r->body_len, r->model};

@@ -50,6 +50,7 @@ tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding, uint64_t req_id)
     memset(&u->strip, 0, sizeof(u->strip));
     u->opaque = u->unknown = coding == TG_DECODE_OPAQUE;
     u->seen = u->final = u->ended = u->error_event = false;
+    u->responses = false;
     if (u->opaque) {
         tg_log(TG_LOG_WARN, 0,
                "request %016llx: response content coding cannot be decoded; "
@@ -69,6 +70,16 @@ tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding, uint64_t req_id)
                                      .buf = u->model_buf,
                                      .cap = sizeof(u->model_buf)};
     tg_json_scan_init(&u->scan, u->fields, 2);
+}
+
+
+/* See usage.h. */
+void
+tg_usage_init_responses(tg_usage_t *u, bool sse, int coding, uint64_t req_id)
+{
+    tg_usage_init(u, true, sse, coding, req_id);
+    u->responses = true;
+    tg_usage_resp_init(&u->resp);
 }
 
 
@@ -124,6 +135,10 @@ tg_usage_apply(tg_usage_t *u, json_t *usage, bool placeholder, bool final)
     bool has = false;
 
     if (!json_is_object(usage)) {
+        return;
+    }
+    if (u->responses) {
+        tg_usage_resp_apply(u, usage, final);
         return;
     }
     if (u->openai) {
@@ -242,6 +257,10 @@ tg_usage_plain(void *ctx, const char *p, size_t len)
 {
     tg_usage_t *u = ctx;
 
+    if (u->responses && u->sse) {
+        tg_usage_resp_feed(&u->resp, p, len, tg_usage_resp_event, u);
+        return;
+    }
     if (u->sse) {
         /* Out of memory only loses the usage of this stream; the bytes
          * still reach the client. */

@@ -24,6 +24,7 @@
 #include "core/json.h"
 #include "core/sse.h"
 #include "worker/decode.h"
+#include "worker/usage_resp.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -83,6 +84,8 @@ typedef struct {
     char usage_buf[1024];
     char model_buf[80];
     tg_usage_strip_t strip; /* used when the client did not ask for usage */
+    bool responses;         /* OpenAI Responses API shapes */
+    tg_usage_resp_t resp;   /* its stream scanner (worker/usage_resp.h) */
 } tg_usage_t;
 
 /* Start observing the response to request <req_id>: <openai> selects the
@@ -90,6 +93,22 @@ typedef struct {
  * tg_decode_coding) the content coding of the body.  Allocates nothing. */
 void tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding,
                    uint64_t req_id);
+
+/* tg_usage_init for a response of the OpenAI Responses API
+ * (POST /v1/responses), whose usage object and stream events differ from
+ * Chat Completions' (worker/usage_resp.c). */
+void tg_usage_init_responses(tg_usage_t *u, bool sse, int coding,
+                             uint64_t req_id);
+
+struct json_t;
+
+/* Apply the Responses API usage object <usage> to <u>; <final>: it
+ * carries the final counts.  (worker/usage_resp.c) */
+void tg_usage_resp_apply(tg_usage_t *u, struct json_t *usage, bool final);
+
+/* The Responses stream event <ev> was seen (a tg_usage_resp_event_pt
+ * whose <ctx> is the tg_usage_t).  (worker/usage_resp.c) */
+void tg_usage_resp_event(void *ctx, const tg_usage_resp_event_t *ev);
 
 /* Release what observing the response holds (SSE buffer, decoder). */
 void tg_usage_fini(tg_usage_t *u);

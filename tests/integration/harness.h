@@ -60,6 +60,7 @@ extern const tg_it_test_t tg_it_quota_tests[];
 extern const tg_it_test_t tg_it_translate_tests[];
 extern const tg_it_test_t tg_it_metrics_tests[];
 extern const tg_it_test_t tg_it_export_tests[];
+extern const tg_it_test_t tg_it_responses_tests[];
 
 /* ------------------------------------------------------------ checks */
 

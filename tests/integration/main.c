@@ -58,7 +58,7 @@ static const tg_it_test_t *const tg_it_tables[] = {
     tg_it_endpoints_shm_tests, tg_it_admin_tests,     tg_it_tollctl_tests,
     tg_it_ends_tests,          tg_it_translate_tests, tg_it_hostile_tests,
     tg_it_quota_tests,         tg_it_usage_pg_tests,  tg_it_metrics_tests,
-    tg_it_export_tests,
+    tg_it_export_tests,        tg_it_responses_tests,
 };
 
 static const tg_it_test_t *tg_it_all[TG_IT_MAX_TESTS];
