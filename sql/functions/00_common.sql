@@ -552,6 +552,8 @@ RETURN jsonb_build_object(
     'sticky', g.sticky,
     'sticky_ttl_ms', g.sticky_ttl_ms,
     'exploration', trim_scale(g.exploration),
+    'translate', g.translate,
+    'wait_for_cooldown_ms', g.wait_for_cooldown_ms,
     'managed_by', g.managed_by,
     'created_at', tg_api._ts(g.created_at),
     'updated_at', tg_api._ts(g.updated_at));
