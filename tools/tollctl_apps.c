@@ -521,13 +521,17 @@ static const tg_ctl_col_t tg_ctl_health_cols[] = {
     {NULL, NULL, 0, 0},
 };
 
+/* Event times to the millisecond: transitions come seconds apart. */
 static const tg_ctl_col_t tg_ctl_event_cols[] = {
-    {"AT", "at|time|created_at", TG_CTL_F_TIME, 0},
-    {"ENDPOINT", "endpoint|endpoint_name|name", TG_CTL_F_TEXT, 24},
-    {"EVENT", "event|kind|type", TG_CTL_F_TEXT, 0},
-    {"FROM", "from", TG_CTL_F_STATE, 0},
-    {"TO", "to", TG_CTL_F_STATE, 0},
-    {"REASON", "reason|detail|message", TG_CTL_F_TEXT, 48},
+    {"AT", "at", TG_CTL_F_TEXT, 0},
+    {"HOST", "host", TG_CTL_F_TEXT, 16},
+    {"EVENT", "type", TG_CTL_F_STATE, 0},
+    {"FROM", "from_state", TG_CTL_F_STATE, 0},
+    {"TO", "to_state", TG_CTL_F_STATE, 0},
+    {"STATUS", "status", TG_CTL_F_INT, 0},
+    {"FAILS", "consecutive", TG_CTL_F_INT, 0},
+    {"SOURCE", "source", TG_CTL_F_TEXT, 0},
+    {"REASON", "reason", TG_CTL_F_TEXT, 48},
     {NULL, NULL, 0, 0},
 };
 
@@ -538,9 +542,12 @@ static const tg_ctl_opt_t tg_ctl_health_status_opts[] = {
 };
 
 static const tg_ctl_opt_t tg_ctl_health_history_opts[] = {
+    {"since", NULL, TG_CTL_T_STR, TG_CTL_O_LOCAL, NULL,
+     "events since this long ago or this time (24h, 7d, 2026-12-01)"},
     {"from", NULL, TG_CTL_T_TIME, TG_CTL_O_QUERY, NULL,
      "events from this time (2026-12-01, -24h)"},
-    {"to", NULL, TG_CTL_T_TIME, TG_CTL_O_QUERY, NULL, "events up to this time"},
+    {"to", NULL, TG_CTL_T_TIME, TG_CTL_O_QUERY, NULL,
+     "events before this time"},
     TG_CTL_LIST_OPTS,
     TG_CTL_END_OPT,
 };
@@ -635,45 +642,109 @@ tg_ctl_health_status(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 }
 
 
-/* health history [ID]: endpoint events, when the server has a route. */
+/*
+ * The id of endpoint <ref> (an id, or a name looked up in the endpoint
+ * list) into <id> of <len> bytes.  An exit code.
+ */
+static int
+tg_ctl_health_endpoint(tg_ctl_t *ctl, const char *ref, char *id, size_t len)
+{
+    json_t *items = NULL, *last = NULL, *q, *it;
+    bool all = ctl->all;
+    size_t i;
+    int rc;
+
+    if (tg_ctl_id_valid(ref)) {
+        snprintf(id, len, "%s", ref);
+        return TG_CTL_EXIT_OK;
+    }
+    q = json_pack("{s:s}", "q", ref);
+    if (q == NULL) {
+        return TG_CTL_EXIT_FAILED;
+    }
+    ctl->all = true;
+    rc =
+        tg_ctl_fetch_list(ctl, "/admin/api/endpoints", q, false, &items, &last);
+    ctl->all = all;
+    json_decref(q);
+    if (rc == TG_CTL_EXIT_OK) {
+        rc = TG_CTL_EXIT_FAILED;
+        json_array_foreach(items, i, it)
+        {
+            const char *name = json_string_value(json_object_get(it, "name"));
+            json_t *eid = json_object_get(it, "endpoint_id");
+
+            if (name != NULL && strcmp(name, ref) == 0 &&
+                json_is_integer(eid)) {
+                snprintf(id, len, "%lld", (long long)json_integer_value(eid));
+                rc = TG_CTL_EXIT_OK;
+                break;
+            }
+        }
+        if (rc != TG_CTL_EXIT_OK) {
+            tg_ctl_errorf(ctl, "no endpoint named '%.63s'", ref);
+        }
+    }
+    json_decref(items);
+    json_decref(last);
+    return rc;
+}
+
+
+/* --since: a bare duration ("24h") means that long ago, else a time as
+ * --from takes it; into the "from" query parameter.  An exit code. */
+static int
+tg_ctl_health_since(tg_ctl_t *ctl, tg_ctl_args_t *a)
+{
+    const char *since = tg_ctl_local_str(a, "since");
+    char in[64], out[64];
+    long long secs;
+
+    if (since == NULL) {
+        return TG_CTL_EXIT_OK;
+    }
+    snprintf(in, sizeof(in), "%s%.60s",
+             tg_ctl_duration_parse(since, &secs) ? "-" : "", since);
+    if (!tg_ctl_time_parse(in, time(NULL), out, sizeof(out))) {
+        tg_ctl_errorf(ctl,
+                      "--since: expected a duration like 24h or 7d, or a "
+                      "time like 2026-12-01, got '%.40s'",
+                      since);
+        return TG_CTL_EXIT_USAGE;
+    }
+    if (json_object_set_new(a->query, "from", json_string(out)) != 0) {
+        return TG_CTL_EXIT_FAILED;
+    }
+    return TG_CTL_EXIT_OK;
+}
+
+
+/* health history ENDPOINT: the endpoint's events, newest first. */
 static int
 tg_ctl_health_history(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 {
     json_t *items = NULL, *last = NULL;
-    char path[256];
-    tg_ctl_resp_t r;
+    char id[32], path[96];
     int rc;
 
     (void)cmd;
-    rc = tg_ctl_route_path(ctl,
-                           a->npos > 0 ? "/admin/api/endpoints/{id}/events"
-                                       : "/admin/api/events",
-                           a, path, sizeof(path));
+    rc = tg_ctl_health_since(ctl, a);
+    if (rc == TG_CTL_EXIT_OK) {
+        rc = tg_ctl_health_endpoint(ctl, a->pos[0], id, sizeof(id));
+    }
     if (rc != TG_CTL_EXIT_OK) {
         return rc;
     }
-    rc = tg_ctl_request(ctl, "GET", path, a->query, NULL, &r, NULL, false);
-    if (rc != TG_CTL_EXIT_OK) {
-        return rc;
-    }
-    if (r.status == 404) {
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(r.json, "error"), "message"));
-
-        tg_ctl_errorf(ctl,
-                      "this server has no route for endpoint events "
-                      "(404 GET %s: %s); admin writes them to the events "
-                      "log (log.events in the config, one JSON line "
-                      "each)",
-                      path, msg ? msg : "not found");
-        tg_ctl_resp_fini(&r);
-        return TG_CTL_EXIT_FAILED;
-    }
-    tg_ctl_resp_fini(&r);
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%s/events", id);
     rc = tg_ctl_fetch_list(ctl, path, a->query, false, &items, &last);
     if (rc == TG_CTL_EXIT_OK) {
-        if (ctl->json) {
-            tg_ctl_print_json(ctl, ctl->all ? items : last);
+        if (ctl->json && !ctl->all) {
+            tg_ctl_print_json(ctl, last);
+        } else if (ctl->json) {
+            json_t *o = json_pack("{s:O, s:n}", "items", items, "next_cursor");
+
+            tg_ctl_print_json(ctl, o);
+            json_decref(o);
         } else {
             tg_ctl_table(ctl, items, tg_ctl_event_cols);
         }
@@ -689,9 +760,10 @@ const tg_ctl_cmd_t tg_ctl_health_cmds[] = {
      "Reads GET /admin/api/endpoints (every page); servers without the admin "
      "API answer on GET /endpoints.",
      tg_ctl_health_status_opts, tg_ctl_health_status, NULL},
-    {"history", "[ID]", 0, 1, "endpoint events (breaker, cool-down, health)",
-     "Reads GET /admin/api/endpoints/ID/events, or GET /admin/api/events for "
-     "every endpoint.",
+    {"history", "ENDPOINT", 1, 1,
+     "an endpoint's events (breaker, cool-down, health), newest first",
+     "ENDPOINT is an id or a name.  Reads GET "
+     "/admin/api/endpoints/ID/events.",
      tg_ctl_health_history_opts, tg_ctl_health_history, NULL},
     TG_CTL_NO_CMD,
 };
