@@ -452,6 +452,12 @@ static const tg_ctl_opt_t tg_ctl_groups_list_opts[] = {
         {"max-retries", "max_retries",                                         \
          TG_CTL_T_INT,  0,                                                     \
          NULL,          "other endpoints tried before giving up"},             \
+        {"wait-for-cooldown-ms",                                               \
+         "wait_for_cooldown_ms",                                               \
+         TG_CTL_T_INT,                                                         \
+         0,                                                                    \
+         NULL,                                                                 \
+         "wait when every endpoint cools down (0..60000 ms)"},                 \
         TG_CTL_SET_OPT
 
 static const tg_ctl_opt_t tg_ctl_groups_create_opts[] = {
