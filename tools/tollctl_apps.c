@@ -106,14 +106,11 @@ static const tg_ctl_opt_t tg_ctl_apps_decide_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_apps_list_rt = {
-    .method = "GET",
-    .path = "/admin/api/applications",
-    .cols = tg_ctl_app_cols};
+static const tg_ctl_route_t tg_ctl_apps_rt[TG_CTL_RT_N] = TG_CTL_RESOURCE(
+    "/admin/api/applications", "application", tg_ctl_app_cols, "deleted");
+/* An approved new key is in the answer, once. */
 static const tg_ctl_route_t tg_ctl_apps_get_rt = {
     .method = "GET", .path = "/admin/api/applications/{id}", .secret = true};
-static const tg_ctl_route_t tg_ctl_apps_apply_rt = {
-    .method = "POST", .path = "/admin/api/applications"};
 static const tg_ctl_route_t tg_ctl_apps_approve_rt = {
     .method = "POST",
     .path = "/admin/api/applications/{id}/approve",
@@ -237,9 +234,10 @@ const tg_ctl_cmd_t tg_ctl_apps_cmds[] = {
      "'launch week'\n"
      "  tollctl apps apply new-key --name laptop --models 'claude-*'\n"
      "An approved new key is shown once by `tollctl apps get ID`.",
-     tg_ctl_apps_apply_opts, tg_ctl_apps_apply, &tg_ctl_apps_apply_rt},
+     tg_ctl_apps_apply_opts, tg_ctl_apps_apply,
+     &tg_ctl_apps_rt[TG_CTL_RT_CREATE]},
     {"list", "", 0, 0, "list applications", NULL, tg_ctl_apps_list_opts,
-     tg_ctl_run_list, &tg_ctl_apps_list_rt},
+     tg_ctl_run_list, &tg_ctl_apps_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show an application (and, once, an approved key)",
      NULL, NULL, tg_ctl_run_get, &tg_ctl_apps_get_rt},
     {"approve", "ID", 1, 1, "approve an application: its change applies", NULL,
@@ -311,28 +309,8 @@ static const tg_ctl_opt_t tg_ctl_eps_test_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_eps_list_rt = {
-    .method = "GET", .path = "/admin/api/endpoints", .cols = tg_ctl_ep_cols};
-static const tg_ctl_route_t tg_ctl_eps_get_rt = {
-    .method = "GET", .path = "/admin/api/endpoints/{id}"};
-static const tg_ctl_route_t tg_ctl_eps_add_rt = {
-    .method = "POST", .path = "/admin/api/endpoints"};
-static const tg_ctl_route_t tg_ctl_eps_update_rt = {
-    .method = "PATCH", .path = "/admin/api/endpoints/{id}"};
-static const tg_ctl_route_t tg_ctl_eps_remove_rt = {
-    .method = "DELETE",
-    .path = "/admin/api/endpoints/{id}",
-    .done = "removed endpoint {id}",
-    .noun = "endpoint",
-    .confirm = true};
-static const tg_ctl_route_t tg_ctl_eps_enable_rt = {
-    .method = "POST",
-    .path = "/admin/api/endpoints/{id}/enable",
-    .done = "enabled endpoint {id}"};
-static const tg_ctl_route_t tg_ctl_eps_disable_rt = {
-    .method = "POST",
-    .path = "/admin/api/endpoints/{id}/disable",
-    .done = "disabled endpoint {id}"};
+static const tg_ctl_route_t tg_ctl_eps_rt[TG_CTL_RT_N] = TG_CTL_RESOURCE(
+    "/admin/api/endpoints", "endpoint", tg_ctl_ep_cols, "removed");
 static const tg_ctl_route_t tg_ctl_eps_test_rt = {
     .method = "POST", .path = "/admin/api/endpoints/{id}/test"};
 
@@ -399,19 +377,19 @@ const tg_ctl_cmd_t tg_ctl_endpoints_cmds[] = {
      "Example: tollctl endpoints add anthropic-2 --url "
      "https://api.anthropic.com --style anthropic --group default "
      "--credential-env ANTHROPIC_KEY",
-     tg_ctl_eps_add_opts, tg_ctl_eps_send, &tg_ctl_eps_add_rt},
+     tg_ctl_eps_add_opts, tg_ctl_eps_send, &tg_ctl_eps_rt[TG_CTL_RT_CREATE]},
     {"list", "", 0, 0, "list endpoints", NULL, tg_ctl_eps_list_opts,
-     tg_ctl_run_list, &tg_ctl_eps_list_rt},
+     tg_ctl_run_list, &tg_ctl_eps_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show an endpoint with its live state", NULL, NULL,
-     tg_ctl_run_get, &tg_ctl_eps_get_rt},
+     tg_ctl_run_get, &tg_ctl_eps_rt[TG_CTL_RT_GET]},
     {"update", "ID", 1, 1, "change an endpoint's fields", NULL,
-     tg_ctl_eps_update_opts, tg_ctl_eps_send, &tg_ctl_eps_update_rt},
+     tg_ctl_eps_update_opts, tg_ctl_eps_send, &tg_ctl_eps_rt[TG_CTL_RT_UPDATE]},
     {"remove", "ID", 1, 1, "remove an endpoint", NULL, tg_ctl_yes_opts,
-     tg_ctl_run_send, &tg_ctl_eps_remove_rt},
+     tg_ctl_run_send, &tg_ctl_eps_rt[TG_CTL_RT_DELETE]},
     {"enable", "ID", 1, 1, "enable an endpoint (also ends a cool-down)", NULL,
-     NULL, tg_ctl_run_send, &tg_ctl_eps_enable_rt},
+     NULL, tg_ctl_run_send, &tg_ctl_eps_rt[TG_CTL_RT_ENABLE]},
     {"disable", "ID", 1, 1, "take an endpoint out of routing", NULL, NULL,
-     tg_ctl_run_send, &tg_ctl_eps_disable_rt},
+     tg_ctl_run_send, &tg_ctl_eps_rt[TG_CTL_RT_DISABLE]},
     {"test", "ID", 1, 1, "send one minimal real request through it",
      "Reports the upstream status, latency and error.", tg_ctl_eps_test_opts,
      tg_ctl_run_send, &tg_ctl_eps_test_rt},
@@ -471,20 +449,8 @@ static const tg_ctl_opt_t tg_ctl_groups_update_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_groups_list_rt = {
-    .method = "GET", .path = "/admin/api/groups", .cols = tg_ctl_group_cols};
-static const tg_ctl_route_t tg_ctl_groups_get_rt = {
-    .method = "GET", .path = "/admin/api/groups/{id}"};
-static const tg_ctl_route_t tg_ctl_groups_create_rt = {
-    .method = "POST", .path = "/admin/api/groups"};
-static const tg_ctl_route_t tg_ctl_groups_update_rt = {
-    .method = "PATCH", .path = "/admin/api/groups/{id}"};
-static const tg_ctl_route_t tg_ctl_groups_delete_rt = {
-    .method = "DELETE",
-    .path = "/admin/api/groups/{id}",
-    .done = "deleted group {id}",
-    .noun = "group",
-    .confirm = true};
+static const tg_ctl_route_t tg_ctl_groups_rt[TG_CTL_RT_N] =
+    TG_CTL_RESOURCE("/admin/api/groups", "group", tg_ctl_group_cols, "deleted");
 
 
 /* groups create NAME */
@@ -499,15 +465,16 @@ tg_ctl_groups_create(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 
 const tg_ctl_cmd_t tg_ctl_groups_cmds[] = {
     {"list", "", 0, 0, "list endpoint groups", NULL, tg_ctl_groups_list_opts,
-     tg_ctl_run_list, &tg_ctl_groups_list_rt},
+     tg_ctl_run_list, &tg_ctl_groups_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show a group", NULL, NULL, tg_ctl_run_get,
-     &tg_ctl_groups_get_rt},
+     &tg_ctl_groups_rt[TG_CTL_RT_GET]},
     {"create", "NAME", 1, 1, "create a group", NULL, tg_ctl_groups_create_opts,
-     tg_ctl_groups_create, &tg_ctl_groups_create_rt},
+     tg_ctl_groups_create, &tg_ctl_groups_rt[TG_CTL_RT_CREATE]},
     {"update", "ID", 1, 1, "change a group's fields", NULL,
-     tg_ctl_groups_update_opts, tg_ctl_run_send, &tg_ctl_groups_update_rt},
+     tg_ctl_groups_update_opts, tg_ctl_run_send,
+     &tg_ctl_groups_rt[TG_CTL_RT_UPDATE]},
     {"delete", "ID", 1, 1, "delete a group", NULL, tg_ctl_yes_opts,
-     tg_ctl_run_send, &tg_ctl_groups_delete_rt},
+     tg_ctl_run_send, &tg_ctl_groups_rt[TG_CTL_RT_DELETE]},
     TG_CTL_NO_CMD,
 };
 
@@ -744,16 +711,7 @@ tg_ctl_health_history(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
     snprintf(path, sizeof(path), "/admin/api/endpoints/%s/events", id);
     rc = tg_ctl_fetch_list(ctl, path, a->query, false, &items, &last);
     if (rc == TG_CTL_EXIT_OK) {
-        if (ctl->json && !ctl->all) {
-            tg_ctl_print_json(ctl, last);
-        } else if (ctl->json) {
-            json_t *o = json_pack("{s:O, s:n}", "items", items, "next_cursor");
-
-            tg_ctl_print_json(ctl, o);
-            json_decref(o);
-        } else {
-            tg_ctl_table(ctl, items, tg_ctl_event_cols);
-        }
+        tg_ctl_print_list(ctl, items, last, tg_ctl_event_cols);
     }
     json_decref(items);
     json_decref(last);
