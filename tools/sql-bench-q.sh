@@ -44,6 +44,12 @@ for f in "$root"/sql/views/*.sql "$root"/sql/functions/*.sql; do
 done
 "${psql_db[@]}" -1 "${args[@]}" >/dev/null
 
+# The trigram indexes (migration 0003) are built after the rows go in,
+# which is much faster than maintaining them row by row; their build time
+# is reported.
+trgm_drop="DROP INDEX IF EXISTS users_username_trgm_idx, users_email_trgm_idx,
+    api_keys_name_trgm_idx, api_keys_prefix_trgm_idx"
+"${psql_db[@]}" -c "$trgm_drop"
 echo "seeding $users users and $keys keys..." >&2
 "${psql_db[@]}" <<EOF >/dev/null
 SET session_replication_role = replica;
@@ -58,6 +64,18 @@ SELECT 1 + (i % $users),
        'sk-tg-' || substr(md5('p' || i), 1, 4),
        substr(md5('l' || i), 1, 4)
   FROM generate_series(1, $keys) AS i;
+EOF
+"${psql_db[@]}" <<EOF | sed -n 's/^Time: \([0-9.]*\) ms.*/trigram index built in \1 ms/p' >&2
+\timing on
+CREATE INDEX users_username_trgm_idx ON users
+    USING gin (lower(username) gin_trgm_ops);
+CREATE INDEX users_email_trgm_idx ON users
+    USING gin (lower(coalesce(email, '')) gin_trgm_ops);
+CREATE INDEX api_keys_name_trgm_idx ON api_keys
+    USING gin (lower(name) gin_trgm_ops);
+CREATE INDEX api_keys_prefix_trgm_idx ON api_keys
+    USING gin (lower(prefix) gin_trgm_ops);
+\timing off
 VACUUM ANALYZE users;
 VACUUM ANALYZE api_keys;
 EOF
@@ -90,8 +108,7 @@ run_cases() {
 }
 
 mapfile -t with < <(run_cases)
-"${psql_db[@]}" -c "DROP INDEX IF EXISTS users_username_trgm_idx,
-    users_email_trgm_idx, api_keys_name_trgm_idx, api_keys_prefix_trgm_idx"
+"${psql_db[@]}" -c "$trgm_drop"
 mapfile -t without < <(run_cases)
 
 printf '%-30s %14s %14s\n' "case" "trigram ms" "no index ms"

@@ -438,6 +438,18 @@ BEGIN
 END
 $$;
 
+-- Search ------------------------------------------------------------------
+
+-- The LIKE pattern that finds <p_q> anywhere in a text: '%' around it,
+-- with the pattern characters of <p_q> (%, _ and the escape \) escaped.
+-- The q filters match lower(column) LIKE this, which the trigram indexes
+-- of migration 0003 serve when pg_trgm is there (docs/admin-api.md).
+CREATE FUNCTION tg_api._contains(p_q text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN '%' || replace(replace(replace(p_q, '\', '\\'), '%', '\%'), '_', '\_')
+       || '%';
+
 -- Pagination --------------------------------------------------------------
 
 CREATE FUNCTION tg_api._limit(p_args jsonb)
