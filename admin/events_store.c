@@ -94,8 +94,8 @@ tg_events_store_fini(void)
 void
 tg_events_store_add(const char *json, size_t len)
 {
-    if (tg_es.conf == NULL || tg_store_state() == TG_STORE_NONE) {
-        return;
+    if (tg_es.conf == NULL || tg_es.conf->database[0] == '\0') {
+        return; /* config-only mode: nowhere to store them */
     }
     /* Room for the comma and the object first, so a refusal leaves the
      * pending text a well-formed list. */

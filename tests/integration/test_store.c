@@ -324,11 +324,29 @@ test_database_restart(void)
         TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
         tg_it_sleep_ms(200);
     }
+    /* A 429 cools mock-anthropic (mock-openai could serve too, by
+     * translation): its endpoint event waits in admin meanwhile. */
+    {
+        tg_it_resp_t resp;
+
+        tg_it_request(f.port, "POST", "/v1/messages",
+                      TG_IT_H_ANTHROPIC "x-mock-fault: 429:1\r\n",
+                      TG_IT_BODY_MESSAGES, &resp);
+        tg_it_resp_fini(&resp);
+    }
     tg_it_pg_start();
     /* Back-off is at most a few seconds after this short an outage. */
     wait_db(f.admin_port, "ready", 40000);
     TG_IT_CHECK(
         tg_it_file_wait(f.error_log, "database connection ready", 5000));
+    /* The event made during the outage is stored once it is over. */
+    for (i = 0; i < 100 && atoi(sql(db, "SELECT count(*) FROM endpoint_events"
+                                        " WHERE type = 'cooled' AND endpoint ="
+                                        " 'mock-anthropic'")) < 1;
+         i++) {
+        tg_it_sleep_ms(100);
+    }
+    TG_IT_CHECKF(i < 100, "the cool-down during the outage was not stored");
     /* Listening again: a change reaches the workers. */
     sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
             "'tg-it-db'");
@@ -482,7 +500,8 @@ const tg_it_test_t tg_it_store_tests[] = {
      "within 100 ms",
      test_change_reaches_workers},
     {"PostgreSQL stopped: workers keep serving, admin reconnects when it "
-     "returns and /healthz says so",
+     "returns and /healthz says so, and stores the endpoint events made "
+     "meanwhile",
      test_database_restart},
     {"a database that stops answering is dropped after the statement bound "
      "and admin reconnects",

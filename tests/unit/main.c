@@ -48,6 +48,7 @@ static const struct {
     {"shm_epconf", tg_test_shm_epconf_register},
     {"shm_prices", tg_test_shm_prices_register},
     {"shm_quota", tg_test_shm_quota_register},
+    {"events_store", tg_test_events_store_register},
 };
 
 
