@@ -207,7 +207,16 @@ test_file_import(void)
                    "( { name = \"alice\"; quota_tokens = 100000; "
                    "quota_period = \"day\"; keys = ( { key = \"" KEY_FILE
                    "\"; models = [ \"claude-*\" ]; rpm = 600; } ); } )");
+    tg_it_conf_set(&f.conf, "groups",
+                   "( { name = \"default\"; failure_threshold = 9; "
+                   "wait_for_cooldown = 2; translate = false; } )");
     start_on(&f, db);
+    /* The file declares "default": its settings, file-managed. */
+    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || failure_threshold "
+                            "|| ',' || wait_for_cooldown_ms || ',' || "
+                            "translate FROM endpoint_groups WHERE name = "
+                            "'default'"),
+                    "file,9,2000,false");
     TG_IT_CHECK_STR(sql(db, "SELECT username || ',' || managed_by || ',' || "
                             "tokens_day FROM users"),
                     "alice,file,100000");
@@ -235,6 +244,7 @@ test_file_import(void)
                    "( { name = \"alice\"; keys = ( { key = \"" KEY_FILE
                    "\"; disabled = true; } ); } )");
     tg_it_conf_set(&f.conf, "keys", "( \"" TG_IT_KEY "\", \"" KEY_DB2 "\" )");
+    tg_it_conf_unset(&f.conf, "groups");
     tg_it_conf_write(&f.conf, f.conf_path);
     tg_it_proc_signal(&f.tg, SIGHUP);
     /* Poll only once the old generation is gone: this test is about the
@@ -252,6 +262,10 @@ test_file_import(void)
     TG_IT_CHECK_STR(sql(db, "SELECT string_agg(status, ',' ORDER BY key_id) "
                             "FROM api_keys WHERE managed_by = 'file'"),
                     "active,disabled,active");
+    /* No longer declared: "default" keeps its settings and is the API's. */
+    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || failure_threshold "
+                            "FROM endpoint_groups WHERE name = 'default'"),
+                    "api,9");
     tg_it_fixture_stop(&f);
 }
 
@@ -493,8 +507,8 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"a database with a newer schema is refused with a message naming both "
      "versions",
      test_newer_schema_refused},
-    {"config-file users and keys are imported as managed_by file, and again "
-     "on HUP",
+    {"config-file users, keys and the default group are imported as "
+     "managed_by file, and again on HUP",
      test_file_import},
     {"a key inserted, disabled or deleted in PostgreSQL reaches the workers "
      "within 100 ms",
