@@ -99,6 +99,12 @@ static const tg_api_field_t tg_api_q_eps[] = {
     {"status", TG_API_F_ENUM, 0, 0, 0, tg_api_ep_status, NULL},
     {"group", TG_API_F_STRING, 0, 1, 63, NULL, NULL},
     TG_API_END};
+static const tg_api_field_t tg_api_q_ep_events[] = {
+    {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
+    {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
+    {"from", TG_API_F_TIME, 0, 0, 0, NULL, NULL},
+    {"to", TG_API_F_TIME, 0, 0, 0, NULL, NULL},
+    TG_API_END};
 static const tg_api_field_t tg_api_q_audit[] = {
     {"limit", TG_API_F_INT, 0, 1, 500, NULL, NULL},
     {"cursor", TG_API_F_INT, 0, 0, TG_API_ID_MAX, NULL, NULL},
@@ -223,6 +229,8 @@ static const tg_api_field_t tg_api_b_group[] = {
     {"sticky", TG_API_F_BOOL, 0, 0, 0, NULL, NULL},
     {"sticky_ttl_ms", TG_API_F_INT, 0, 1, 604800000, NULL, NULL},
     {"exploration", TG_API_F_DECIMAL, 0, 0, 0, NULL, NULL},
+    {"translate", TG_API_F_BOOL, 0, 0, 0, NULL, NULL},
+    {"wait_for_cooldown_ms", TG_API_F_INT, 0, 0, 60000, NULL, NULL},
     TG_API_END};
 static const tg_api_field_t tg_api_b_none[] = {TG_API_END};
 
@@ -713,6 +721,9 @@ const tg_api_route_t tg_api_routes[] = {
      tg_api_endpoint_enable_post, tg_api_endpoint_enable, 200},
     {TG_HTTP_POST, "/admin/api/endpoints/{id}/test", NULL, tg_api_b_ep_test,
      NULL, TG_API_R_ADMIN, NULL, NULL, tg_api_endpoint_test, 200},
+    {TG_HTTP_GET, "/admin/api/endpoints/{id}/events",
+     TG_API_SQL("endpoint_events_list"), NULL, tg_api_q_ep_events,
+     TG_API_R_ADMIN, NULL, NULL, NULL, 200},
 
     {TG_HTTP_GET, "/admin/api/groups", TG_API_SQL("groups_list"), NULL,
      tg_api_q_page, 0, NULL, NULL, NULL, 200},

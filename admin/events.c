@@ -5,12 +5,15 @@
  * NOTES
  *      Admin only, on the usage drain tick (every 100 ms) and once more at
  *      stop.  Lines are formatted into one buffer and written with one
- *      write(2) per drain round, like the usage log.  A full ring drops
+ *      write(2) per drain round, like the usage log; the same objects go
+ *      to PostgreSQL's endpoint_events in batches (admin/events_store.c),
+ *      whether or not the log is on.  A full ring drops
  *      events at the producer (shm/events.h); the drops are counted in the
  *      ring header and logged here when the count moves.  Slots left by a
  *      producer that died mid-publish are skipped as in the usage ring.
  */
 #include "admin/events.h"
+#include "admin/events_store.h"
 #include "core/buf.h"
 #include "core/core.h"
 #include "core/json.h"
@@ -45,18 +48,16 @@ tg_events_open(void)
 int
 tg_events_init(const tg_conf_t *conf, tg_shm_t *shm)
 {
-    char host[256];
-
     tg_events_conf = conf;
     tg_events_shm = shm;
     tg_buf_init(&tg_events_out, 4u << 20);
-    if (gethostname(host, sizeof(host)) == -1) {
-        snprintf(host, sizeof(host), "localhost");
-    }
-    host[sizeof(host) - 1] = '\0';
-    tg_json_escape(tg_events_host, sizeof(tg_events_host), host, strlen(host));
+    /* admin.host_name (the system's by default), as usage and audit
+     * rows name the host. */
+    tg_json_escape(tg_events_host, sizeof(tg_events_host), conf->host_name,
+                   strlen(conf->host_name));
     tg_events_full =
         atomic_load_explicit(&tg_shm_events(shm)->full, memory_order_relaxed);
+    (void)tg_events_store_init(conf);
     return tg_events_open();
 }
 
@@ -78,6 +79,7 @@ tg_events_fini(void)
         tg_events_fd = -1;
     }
     tg_buf_fini(&tg_events_out);
+    tg_events_store_fini();
 }
 
 
@@ -176,16 +178,18 @@ tg_events_drain(void)
     while (n < TG_EVENTS_BATCH &&
            tg_shm_events_consume(ring, &ev, &id) == TG_SHM_OK) {
         n++;
-        if (tg_events_fd == -1) {
+        len = tg_events_format(line, sizeof(line), &ev, id, tg_events_host);
+        if (len == 0) {
             continue;
         }
-        len = tg_events_format(line, sizeof(line), &ev, id, tg_events_host);
-        if (len > 0) {
+        if (tg_events_fd != -1) {
             tg_buf_append(&tg_events_out, line, len);
         }
+        tg_events_store_add(line, len - 1); /* without the newline */
     }
     if (tg_events_fd != -1 && tg_buf_len(&tg_events_out) > 0) {
         tg_events_flush();
     }
+    tg_events_store_tick(tg_time_mono_ms());
     return n;
 }

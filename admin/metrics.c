@@ -19,6 +19,7 @@
  */
 #include "admin/metrics.h"
 #include "admin/agg.h"
+#include "admin/events_store.h"
 #include "admin/store.h"
 #include "core/core.h"
 
@@ -608,6 +609,32 @@ tg_metrics_usage(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *b, int *rc)
 }
 
 
+/* Endpoint events: the shared ring and their way into PostgreSQL. */
+static void
+tg_metrics_events(tg_shm_t *shm, tg_buf_t *b, int *rc)
+{
+    const tg_events_store_stats_t *st = tg_events_store_stats();
+    tg_shm_ring_t *ring = tg_shm_events(shm);
+
+    tg_metrics_family(b, rc, "tollgate_endpoint_events_total", "counter",
+                      "Endpoint events, by what became of them: stored in "
+                      "PostgreSQL, dropped by admin (buffer full while the "
+                      "database was down, or refused), dropped at the "
+                      "shared ring (full).");
+    tg_metrics_out(
+        b, rc,
+        "tollgate_endpoint_events_total{result=\"stored\"} %llu\n"
+        "tollgate_endpoint_events_total{result=\"dropped\"} %llu\n"
+        "tollgate_endpoint_events_total{result=\"ring_full\"} "
+        "%llu\n",
+        (unsigned long long)st->stored, (unsigned long long)st->dropped,
+        (unsigned long long)(ring != NULL ? atomic_load(&ring->full) : 0));
+    tg_metrics_family(b, rc, "tollgate_endpoint_events_pending", "gauge",
+                      "Endpoint events admin holds for PostgreSQL.");
+    tg_metrics_out(b, rc, "tollgate_endpoint_events_pending %u\n", st->pending);
+}
+
+
 /* See metrics.h. */
 int
 tg_metrics_render(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *out)
@@ -638,6 +665,7 @@ tg_metrics_render(const tg_conf_t *conf, tg_shm_t *shm, tg_buf_t *out)
     tg_metrics_endpoints(conf, shm, out, &rc);
     tg_metrics_procs(shm, out, &rc);
     tg_metrics_usage(conf, shm, out, &rc);
+    tg_metrics_events(shm, out, &rc);
     free(s->eps);
     free(s);
     return rc;

@@ -26,7 +26,8 @@
 static const char tg_store_ep_groups_sql[] =
     "SELECT name, strategy, failure_threshold, cooldown_ms, max_retries,"
     " retry_deadline_ms, sticky, sticky_ttl_ms,"
-    " (exploration * 1000)::integer FROM endpoint_groups ORDER BY group_id";
+    " (exploration * 1000)::integer, translate, wait_for_cooldown_ms"
+    " FROM endpoint_groups ORDER BY group_id";
 
 static const char tg_store_ep_sql[] =
     "SELECT endpoint_id, name, group_name, url, style,"
@@ -123,9 +124,8 @@ tg_store_ep_groups_cb(void *ctx, const tg_pg_res_t *res)
         g->sticky = strcmp(tg_pg_res_value(res, r, 6), "t") == 0;
         g->sticky_ttl_ms = tg_store_ep_u32(res, r, 7, 3600000);
         g->explore_milli = tg_store_ep_u32(res, r, 8, 50);
-        /* Not columns (yet): the configuration file's defaults. */
-        g->wait_for_cooldown_ms = 0;
-        g->translate = true;
+        g->translate = strcmp(tg_pg_res_value(res, r, 9), "f") != 0;
+        g->wait_for_cooldown_ms = tg_store_ep_u32(res, r, 10, 0);
     }
 }
 

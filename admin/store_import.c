@@ -27,7 +27,9 @@
  *      Users: names match case-insensitively, as the unique index does.
  *      The implicit user "default" of top-level keys is not imported; its
  *      keys get user_id NULL.  The group "default" is the database's own
- *      and is not imported either.
+ *      row: it is imported (managed_by = 'file') only when the file's
+ *      groups declare it, and handed back to the API with its last
+ *      settings when the file stops declaring it; it is never deleted.
  */
 #include "admin/crypto.h"
 #include "admin/store.h"
@@ -46,30 +48,39 @@ static const char tg_import_groups_sql[] =
     "WITH src AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS s("
     " name text, strategy text, failure_threshold integer,"
     " cooldown_ms integer, max_retries integer, retry_deadline_ms integer,"
-    " sticky boolean, sticky_ttl_ms integer, exploration numeric)),"
+    " sticky boolean, sticky_ttl_ms integer, exploration numeric,"
+    " translate boolean, wait_for_cooldown_ms integer)),"
     " upd AS (UPDATE endpoint_groups g SET strategy = s.strategy,"
     " failure_threshold = s.failure_threshold, cooldown_ms = s.cooldown_ms,"
     " max_retries = s.max_retries, retry_deadline_ms = s.retry_deadline_ms,"
     " sticky = s.sticky, sticky_ttl_ms = s.sticky_ttl_ms,"
-    " exploration = s.exploration, managed_by = 'file'"
+    " exploration = s.exploration, translate = s.translate,"
+    " wait_for_cooldown_ms = s.wait_for_cooldown_ms, managed_by = 'file'"
     " FROM src s WHERE g.name = s.name AND (g.strategy, g.failure_threshold,"
     " g.cooldown_ms, g.max_retries, g.retry_deadline_ms, g.sticky,"
-    " g.sticky_ttl_ms, g.exploration, g.managed_by) IS DISTINCT FROM"
-    " (s.strategy, s.failure_threshold, s.cooldown_ms, s.max_retries,"
-    " s.retry_deadline_ms, s.sticky, s.sticky_ttl_ms, s.exploration, 'file')"
-    " RETURNING 1),"
+    " g.sticky_ttl_ms, g.exploration, g.translate, g.wait_for_cooldown_ms,"
+    " g.managed_by) IS DISTINCT FROM (s.strategy, s.failure_threshold,"
+    " s.cooldown_ms, s.max_retries, s.retry_deadline_ms, s.sticky,"
+    " s.sticky_ttl_ms, s.exploration, s.translate, s.wait_for_cooldown_ms,"
+    " 'file') RETURNING 1),"
     " ins AS (INSERT INTO endpoint_groups (name, strategy, failure_threshold,"
     " cooldown_ms, max_retries, retry_deadline_ms, sticky, sticky_ttl_ms,"
-    " exploration, managed_by) SELECT s.name, s.strategy,"
-    " s.failure_threshold, s.cooldown_ms, s.max_retries, s.retry_deadline_ms,"
-    " s.sticky, s.sticky_ttl_ms, s.exploration, 'file' FROM src s"
+    " exploration, translate, wait_for_cooldown_ms, managed_by)"
+    " SELECT s.name, s.strategy, s.failure_threshold, s.cooldown_ms,"
+    " s.max_retries, s.retry_deadline_ms, s.sticky, s.sticky_ttl_ms,"
+    " s.exploration, s.translate, s.wait_for_cooldown_ms, 'file' FROM src s"
     " WHERE NOT EXISTS (SELECT 1 FROM endpoint_groups g WHERE g.name = s.name)"
     " RETURNING 1),"
     " del AS (DELETE FROM endpoint_groups g WHERE g.managed_by = 'file'"
     " AND g.name <> 'default' AND NOT EXISTS (SELECT 1 FROM src s"
-    " WHERE s.name = g.name) RETURNING 1)"
-    " SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM ins),"
-    " (SELECT count(*) FROM del)";
+    " WHERE s.name = g.name) RETURNING 1),"
+    /* "default" is never deleted: when the file stops declaring it, the
+     * row keeps its last settings and goes back to the API. */
+    " rel AS (UPDATE endpoint_groups g SET managed_by = 'api'"
+    " WHERE g.name = 'default' AND g.managed_by = 'file' AND NOT EXISTS"
+    " (SELECT 1 FROM src s WHERE s.name = 'default') RETURNING 1)"
+    " SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM rel),"
+    " (SELECT count(*) FROM ins), (SELECT count(*) FROM del)";
 
 static const char tg_import_users_sql[] =
     "WITH src AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS s("
@@ -300,17 +311,22 @@ tg_import_groups_json(const tg_conf_t *conf)
     char *text;
     size_t i;
 
-    for (i = 1; a != NULL && i < conf->ngroups; i++) {
+    /* groups[0] is "default": imported only when the file declares it,
+     * else it stays the database's row. */
+    for (i = conf->default_group_declared ? 0 : 1;
+         a != NULL && i < conf->ngroups; i++) {
         g = &conf->groups[i];
-        o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:f}", "name",
-                      g->name, "strategy",
+        o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:f, s:b, s:I}",
+                      "name", g->name, "strategy",
                       strategies[g->strategy % TG_NELEMS(strategies)],
                       "failure_threshold", (json_int_t)g->failure_threshold,
                       "cooldown_ms", (json_int_t)g->cooldown_ms, "max_retries",
                       (json_int_t)g->max_retries, "retry_deadline_ms",
                       (json_int_t)g->retry_deadline_ms, "sticky", g->sticky,
                       "sticky_ttl_ms", (json_int_t)g->sticky_ttl_ms,
-                      "exploration", g->explore_milli / 1000.0);
+                      "exploration", g->explore_milli / 1000.0, "translate",
+                      g->translate, "wait_for_cooldown_ms",
+                      (json_int_t)g->wait_for_cooldown_ms);
         json_array_append_new(a, o);
     }
     text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;

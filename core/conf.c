@@ -131,6 +131,7 @@ static const tg_conf_rule_t tg_conf_log_rules[] = {
     TG_CONF_TOP("error", TG_CONF_T_STRING, error_log, 1, 4095),
     TG_CONF_TOP("access", TG_CONF_T_STRING, access_log, 1, 4095),
     TG_CONF_TOP("events", TG_CONF_T_STRING, events_log, 1, 4095),
+    TG_CONF_TOP("events_months", TG_CONF_T_U32, events_months, 0, 1200),
     TG_CONF_ENUM("level", 0, tg_conf_t, log_level, tg_conf_levels),
     TG_CONF_END,
 };
@@ -418,6 +419,7 @@ tg_conf_defaults(tg_conf_t *conf)
     snprintf(conf->error_log, sizeof(conf->error_log), "-");
     snprintf(conf->access_log, sizeof(conf->access_log), "-");
     snprintf(conf->events_log, sizeof(conf->events_log), "off");
+    conf->events_months = 12;
     conf->log_level = TG_LOG_INFO;
     conf->header_bytes = 32768;
     conf->body_bytes = 33554432;

@@ -141,10 +141,11 @@ typedef struct tg_conf_s {
     uint32_t shutdown_timeout_ms; /* graceful stop deadline, default 30 s */
 
     /* log */
-    char error_log[4096];  /* log.error, "-" = stderr */
-    char access_log[4096]; /* log.access, "-" = stderr, "off" */
-    char events_log[4096]; /* log.events: endpoint events, "off" */
-    int log_level;         /* TG_LOG_* */
+    char error_log[4096];   /* log.error, "-" = stderr */
+    char access_log[4096];  /* log.access, "-" = stderr, "off" */
+    char events_log[4096];  /* log.events: endpoint events, "off" */
+    uint32_t events_months; /* endpoint_events partitions kept, 0 = all */
+    int log_level;          /* TG_LOG_* */
 
     /* limits */
     size_t header_bytes;        /* default 32 KB; 431 past it */
@@ -171,6 +172,7 @@ typedef struct tg_conf_s {
     size_t nendpoints;
     tg_conf_group_t *groups; /* groups[0] is "default" */
     size_t ngroups;
+    bool default_group_declared; /* the file's groups declare "default" */
     tg_conf_model_t *models;
     size_t nmodels;
     tg_conf_key_t *keys; /* every key; top-level ones belong to user 0 */

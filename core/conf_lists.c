@@ -585,6 +585,7 @@ tg_conf_parse_groups(tg_conf_ctx_t *ctx, const config_setting_t *s, void *base)
         if (j == 0 && !ctx->default_group_set) {
             conf->groups[0] = g;
             ctx->default_group_set = true;
+            conf->default_group_declared = true;
             continue;
         }
         if (j < conf->ngroups) {

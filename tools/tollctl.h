@@ -151,6 +151,43 @@ typedef struct {
     bool optional;            /* a 404 means this server lacks the route */
 } tg_ctl_route_t;
 
+/*
+ * The routes of a resource at <path> ("/admin/api/users"), indexed by
+ * TG_CTL_RT_*: list (columns <cols>), get, create, update, delete (done
+ * message "<gone> <noun> {id}", confirmed), disable and enable.  One
+ * table per resource, so users, keys, endpoints and groups read alike;
+ * a resource without some of them simply does not use those entries.
+ */
+enum {
+    TG_CTL_RT_LIST = 0,
+    TG_CTL_RT_GET,
+    TG_CTL_RT_CREATE,
+    TG_CTL_RT_UPDATE,
+    TG_CTL_RT_DELETE,
+    TG_CTL_RT_DISABLE,
+    TG_CTL_RT_ENABLE,
+    TG_CTL_RT_N
+};
+
+#define TG_CTL_RESOURCE(path_, noun_, cols_, gone_)                            \
+    {                                                                          \
+        [TG_CTL_RT_LIST] = {.method = "GET", .path = path_, .cols = cols_},    \
+        [TG_CTL_RT_GET] = {.method = "GET", .path = path_ "/{id}"},            \
+        [TG_CTL_RT_CREATE] = {.method = "POST", .path = path_},                \
+        [TG_CTL_RT_UPDATE] = {.method = "PATCH", .path = path_ "/{id}"},       \
+        [TG_CTL_RT_DELETE] = {.method = "DELETE",                              \
+                              .path = path_ "/{id}",                           \
+                              .done = gone_ " " noun_ " {id}",                 \
+                              .noun = noun_,                                   \
+                              .confirm = true},                                \
+        [TG_CTL_RT_DISABLE] = {.method = "POST",                               \
+                               .path = path_ "/{id}/disable",                  \
+                               .done = "disabled " noun_ " {id}"},             \
+        [TG_CTL_RT_ENABLE] = {.method = "POST",                                \
+                              .path = path_ "/{id}/enable",                    \
+                              .done = "enabled " noun_ " {id}"},               \
+    }
+
 struct tg_ctl_cmd_s {
     const char *name;         /* "create" */
     const char *synopsis;     /* positional part, "ID" */
@@ -386,6 +423,15 @@ int tg_ctl_run_get(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a);
 /* Send the route with the body from the options and show the answer
  * (create, update, delete, enable, ...). */
 int tg_ctl_run_send(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a);
+
+/*
+ * Print a fetched list: with --json the last page as the server sent it
+ * (every page as one {"items", "next_cursor": null} with --all), else a
+ * table of <items> with <cols> (NULL: from the items) and, when <last>
+ * names a next page, a hint on stderr.
+ */
+void tg_ctl_print_list(tg_ctl_t *ctl, json_t *items, json_t *last,
+                       const tg_ctl_col_t *cols);
 
 /* Fetch a whole list (every page with --all) into <*items>. */
 int tg_ctl_fetch_list(tg_ctl_t *ctl, const char *path, const json_t *query,

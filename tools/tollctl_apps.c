@@ -106,14 +106,11 @@ static const tg_ctl_opt_t tg_ctl_apps_decide_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_apps_list_rt = {
-    .method = "GET",
-    .path = "/admin/api/applications",
-    .cols = tg_ctl_app_cols};
+static const tg_ctl_route_t tg_ctl_apps_rt[TG_CTL_RT_N] = TG_CTL_RESOURCE(
+    "/admin/api/applications", "application", tg_ctl_app_cols, "deleted");
+/* An approved new key is in the answer, once. */
 static const tg_ctl_route_t tg_ctl_apps_get_rt = {
     .method = "GET", .path = "/admin/api/applications/{id}", .secret = true};
-static const tg_ctl_route_t tg_ctl_apps_apply_rt = {
-    .method = "POST", .path = "/admin/api/applications"};
 static const tg_ctl_route_t tg_ctl_apps_approve_rt = {
     .method = "POST",
     .path = "/admin/api/applications/{id}/approve",
@@ -237,9 +234,10 @@ const tg_ctl_cmd_t tg_ctl_apps_cmds[] = {
      "'launch week'\n"
      "  tollctl apps apply new-key --name laptop --models 'claude-*'\n"
      "An approved new key is shown once by `tollctl apps get ID`.",
-     tg_ctl_apps_apply_opts, tg_ctl_apps_apply, &tg_ctl_apps_apply_rt},
+     tg_ctl_apps_apply_opts, tg_ctl_apps_apply,
+     &tg_ctl_apps_rt[TG_CTL_RT_CREATE]},
     {"list", "", 0, 0, "list applications", NULL, tg_ctl_apps_list_opts,
-     tg_ctl_run_list, &tg_ctl_apps_list_rt},
+     tg_ctl_run_list, &tg_ctl_apps_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show an application (and, once, an approved key)",
      NULL, NULL, tg_ctl_run_get, &tg_ctl_apps_get_rt},
     {"approve", "ID", 1, 1, "approve an application: its change applies", NULL,
@@ -311,28 +309,8 @@ static const tg_ctl_opt_t tg_ctl_eps_test_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_eps_list_rt = {
-    .method = "GET", .path = "/admin/api/endpoints", .cols = tg_ctl_ep_cols};
-static const tg_ctl_route_t tg_ctl_eps_get_rt = {
-    .method = "GET", .path = "/admin/api/endpoints/{id}"};
-static const tg_ctl_route_t tg_ctl_eps_add_rt = {
-    .method = "POST", .path = "/admin/api/endpoints"};
-static const tg_ctl_route_t tg_ctl_eps_update_rt = {
-    .method = "PATCH", .path = "/admin/api/endpoints/{id}"};
-static const tg_ctl_route_t tg_ctl_eps_remove_rt = {
-    .method = "DELETE",
-    .path = "/admin/api/endpoints/{id}",
-    .done = "removed endpoint {id}",
-    .noun = "endpoint",
-    .confirm = true};
-static const tg_ctl_route_t tg_ctl_eps_enable_rt = {
-    .method = "POST",
-    .path = "/admin/api/endpoints/{id}/enable",
-    .done = "enabled endpoint {id}"};
-static const tg_ctl_route_t tg_ctl_eps_disable_rt = {
-    .method = "POST",
-    .path = "/admin/api/endpoints/{id}/disable",
-    .done = "disabled endpoint {id}"};
+static const tg_ctl_route_t tg_ctl_eps_rt[TG_CTL_RT_N] = TG_CTL_RESOURCE(
+    "/admin/api/endpoints", "endpoint", tg_ctl_ep_cols, "removed");
 static const tg_ctl_route_t tg_ctl_eps_test_rt = {
     .method = "POST", .path = "/admin/api/endpoints/{id}/test"};
 
@@ -399,19 +377,19 @@ const tg_ctl_cmd_t tg_ctl_endpoints_cmds[] = {
      "Example: tollctl endpoints add anthropic-2 --url "
      "https://api.anthropic.com --style anthropic --group default "
      "--credential-env ANTHROPIC_KEY",
-     tg_ctl_eps_add_opts, tg_ctl_eps_send, &tg_ctl_eps_add_rt},
+     tg_ctl_eps_add_opts, tg_ctl_eps_send, &tg_ctl_eps_rt[TG_CTL_RT_CREATE]},
     {"list", "", 0, 0, "list endpoints", NULL, tg_ctl_eps_list_opts,
-     tg_ctl_run_list, &tg_ctl_eps_list_rt},
+     tg_ctl_run_list, &tg_ctl_eps_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show an endpoint with its live state", NULL, NULL,
-     tg_ctl_run_get, &tg_ctl_eps_get_rt},
+     tg_ctl_run_get, &tg_ctl_eps_rt[TG_CTL_RT_GET]},
     {"update", "ID", 1, 1, "change an endpoint's fields", NULL,
-     tg_ctl_eps_update_opts, tg_ctl_eps_send, &tg_ctl_eps_update_rt},
+     tg_ctl_eps_update_opts, tg_ctl_eps_send, &tg_ctl_eps_rt[TG_CTL_RT_UPDATE]},
     {"remove", "ID", 1, 1, "remove an endpoint", NULL, tg_ctl_yes_opts,
-     tg_ctl_run_send, &tg_ctl_eps_remove_rt},
+     tg_ctl_run_send, &tg_ctl_eps_rt[TG_CTL_RT_DELETE]},
     {"enable", "ID", 1, 1, "enable an endpoint (also ends a cool-down)", NULL,
-     NULL, tg_ctl_run_send, &tg_ctl_eps_enable_rt},
+     NULL, tg_ctl_run_send, &tg_ctl_eps_rt[TG_CTL_RT_ENABLE]},
     {"disable", "ID", 1, 1, "take an endpoint out of routing", NULL, NULL,
-     tg_ctl_run_send, &tg_ctl_eps_disable_rt},
+     tg_ctl_run_send, &tg_ctl_eps_rt[TG_CTL_RT_DISABLE]},
     {"test", "ID", 1, 1, "send one minimal real request through it",
      "Reports the upstream status, latency and error.", tg_ctl_eps_test_opts,
      tg_ctl_run_send, &tg_ctl_eps_test_rt},
@@ -452,6 +430,12 @@ static const tg_ctl_opt_t tg_ctl_groups_list_opts[] = {
         {"max-retries", "max_retries",                                         \
          TG_CTL_T_INT,  0,                                                     \
          NULL,          "other endpoints tried before giving up"},             \
+        {"wait-for-cooldown-ms",                                               \
+         "wait_for_cooldown_ms",                                               \
+         TG_CTL_T_INT,                                                         \
+         0,                                                                    \
+         NULL,                                                                 \
+         "wait when every endpoint cools down (0..60000 ms)"},                 \
         TG_CTL_SET_OPT
 
 static const tg_ctl_opt_t tg_ctl_groups_create_opts[] = {
@@ -465,20 +449,8 @@ static const tg_ctl_opt_t tg_ctl_groups_update_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_groups_list_rt = {
-    .method = "GET", .path = "/admin/api/groups", .cols = tg_ctl_group_cols};
-static const tg_ctl_route_t tg_ctl_groups_get_rt = {
-    .method = "GET", .path = "/admin/api/groups/{id}"};
-static const tg_ctl_route_t tg_ctl_groups_create_rt = {
-    .method = "POST", .path = "/admin/api/groups"};
-static const tg_ctl_route_t tg_ctl_groups_update_rt = {
-    .method = "PATCH", .path = "/admin/api/groups/{id}"};
-static const tg_ctl_route_t tg_ctl_groups_delete_rt = {
-    .method = "DELETE",
-    .path = "/admin/api/groups/{id}",
-    .done = "deleted group {id}",
-    .noun = "group",
-    .confirm = true};
+static const tg_ctl_route_t tg_ctl_groups_rt[TG_CTL_RT_N] =
+    TG_CTL_RESOURCE("/admin/api/groups", "group", tg_ctl_group_cols, "deleted");
 
 
 /* groups create NAME */
@@ -493,15 +465,16 @@ tg_ctl_groups_create(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 
 const tg_ctl_cmd_t tg_ctl_groups_cmds[] = {
     {"list", "", 0, 0, "list endpoint groups", NULL, tg_ctl_groups_list_opts,
-     tg_ctl_run_list, &tg_ctl_groups_list_rt},
+     tg_ctl_run_list, &tg_ctl_groups_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show a group", NULL, NULL, tg_ctl_run_get,
-     &tg_ctl_groups_get_rt},
+     &tg_ctl_groups_rt[TG_CTL_RT_GET]},
     {"create", "NAME", 1, 1, "create a group", NULL, tg_ctl_groups_create_opts,
-     tg_ctl_groups_create, &tg_ctl_groups_create_rt},
+     tg_ctl_groups_create, &tg_ctl_groups_rt[TG_CTL_RT_CREATE]},
     {"update", "ID", 1, 1, "change a group's fields", NULL,
-     tg_ctl_groups_update_opts, tg_ctl_run_send, &tg_ctl_groups_update_rt},
+     tg_ctl_groups_update_opts, tg_ctl_run_send,
+     &tg_ctl_groups_rt[TG_CTL_RT_UPDATE]},
     {"delete", "ID", 1, 1, "delete a group", NULL, tg_ctl_yes_opts,
-     tg_ctl_run_send, &tg_ctl_groups_delete_rt},
+     tg_ctl_run_send, &tg_ctl_groups_rt[TG_CTL_RT_DELETE]},
     TG_CTL_NO_CMD,
 };
 
@@ -521,13 +494,17 @@ static const tg_ctl_col_t tg_ctl_health_cols[] = {
     {NULL, NULL, 0, 0},
 };
 
+/* Event times to the millisecond: transitions come seconds apart. */
 static const tg_ctl_col_t tg_ctl_event_cols[] = {
-    {"AT", "at|time|created_at", TG_CTL_F_TIME, 0},
-    {"ENDPOINT", "endpoint|endpoint_name|name", TG_CTL_F_TEXT, 24},
-    {"EVENT", "event|kind|type", TG_CTL_F_TEXT, 0},
-    {"FROM", "from", TG_CTL_F_STATE, 0},
-    {"TO", "to", TG_CTL_F_STATE, 0},
-    {"REASON", "reason|detail|message", TG_CTL_F_TEXT, 48},
+    {"AT", "at", TG_CTL_F_TEXT, 0},
+    {"HOST", "host", TG_CTL_F_TEXT, 16},
+    {"EVENT", "type", TG_CTL_F_STATE, 0},
+    {"FROM", "from_state", TG_CTL_F_STATE, 0},
+    {"TO", "to_state", TG_CTL_F_STATE, 0},
+    {"STATUS", "status", TG_CTL_F_INT, 0},
+    {"FAILS", "consecutive", TG_CTL_F_INT, 0},
+    {"SOURCE", "source", TG_CTL_F_TEXT, 0},
+    {"REASON", "reason", TG_CTL_F_TEXT, 48},
     {NULL, NULL, 0, 0},
 };
 
@@ -538,9 +515,12 @@ static const tg_ctl_opt_t tg_ctl_health_status_opts[] = {
 };
 
 static const tg_ctl_opt_t tg_ctl_health_history_opts[] = {
+    {"since", NULL, TG_CTL_T_STR, TG_CTL_O_LOCAL, NULL,
+     "events since this long ago or this time (24h, 7d, 2026-12-01)"},
     {"from", NULL, TG_CTL_T_TIME, TG_CTL_O_QUERY, NULL,
      "events from this time (2026-12-01, -24h)"},
-    {"to", NULL, TG_CTL_T_TIME, TG_CTL_O_QUERY, NULL, "events up to this time"},
+    {"to", NULL, TG_CTL_T_TIME, TG_CTL_O_QUERY, NULL,
+     "events before this time"},
     TG_CTL_LIST_OPTS,
     TG_CTL_END_OPT,
 };
@@ -635,48 +615,103 @@ tg_ctl_health_status(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 }
 
 
-/* health history [ID]: endpoint events, when the server has a route. */
+/*
+ * The id of endpoint <ref> (an id, or a name looked up in the endpoint
+ * list) into <id> of <len> bytes.  An exit code.
+ */
+static int
+tg_ctl_health_endpoint(tg_ctl_t *ctl, const char *ref, char *id, size_t len)
+{
+    json_t *items = NULL, *last = NULL, *q, *it;
+    bool all = ctl->all;
+    size_t i;
+    int rc;
+
+    if (tg_ctl_id_valid(ref)) {
+        snprintf(id, len, "%s", ref);
+        return TG_CTL_EXIT_OK;
+    }
+    q = json_pack("{s:s}", "q", ref);
+    if (q == NULL) {
+        return TG_CTL_EXIT_FAILED;
+    }
+    ctl->all = true;
+    rc =
+        tg_ctl_fetch_list(ctl, "/admin/api/endpoints", q, false, &items, &last);
+    ctl->all = all;
+    json_decref(q);
+    if (rc == TG_CTL_EXIT_OK) {
+        rc = TG_CTL_EXIT_FAILED;
+        json_array_foreach(items, i, it)
+        {
+            const char *name = json_string_value(json_object_get(it, "name"));
+            json_t *eid = json_object_get(it, "endpoint_id");
+
+            if (name != NULL && strcmp(name, ref) == 0 &&
+                json_is_integer(eid)) {
+                snprintf(id, len, "%lld", (long long)json_integer_value(eid));
+                rc = TG_CTL_EXIT_OK;
+                break;
+            }
+        }
+        if (rc != TG_CTL_EXIT_OK) {
+            tg_ctl_errorf(ctl, "no endpoint named '%.63s'", ref);
+        }
+    }
+    json_decref(items);
+    json_decref(last);
+    return rc;
+}
+
+
+/* --since: a bare duration ("24h") means that long ago, else a time as
+ * --from takes it; into the "from" query parameter.  An exit code. */
+static int
+tg_ctl_health_since(tg_ctl_t *ctl, tg_ctl_args_t *a)
+{
+    const char *since = tg_ctl_local_str(a, "since");
+    char in[64], out[64];
+    long long secs;
+
+    if (since == NULL) {
+        return TG_CTL_EXIT_OK;
+    }
+    snprintf(in, sizeof(in), "%s%.60s",
+             tg_ctl_duration_parse(since, &secs) ? "-" : "", since);
+    if (!tg_ctl_time_parse(in, time(NULL), out, sizeof(out))) {
+        tg_ctl_errorf(ctl,
+                      "--since: expected a duration like 24h or 7d, or a "
+                      "time like 2026-12-01, got '%.40s'",
+                      since);
+        return TG_CTL_EXIT_USAGE;
+    }
+    if (json_object_set_new(a->query, "from", json_string(out)) != 0) {
+        return TG_CTL_EXIT_FAILED;
+    }
+    return TG_CTL_EXIT_OK;
+}
+
+
+/* health history ENDPOINT: the endpoint's events, newest first. */
 static int
 tg_ctl_health_history(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 {
     json_t *items = NULL, *last = NULL;
-    char path[256];
-    tg_ctl_resp_t r;
+    char id[32], path[96];
     int rc;
 
     (void)cmd;
-    rc = tg_ctl_route_path(ctl,
-                           a->npos > 0 ? "/admin/api/endpoints/{id}/events"
-                                       : "/admin/api/events",
-                           a, path, sizeof(path));
+    rc = tg_ctl_health_since(ctl, a);
+    if (rc == TG_CTL_EXIT_OK) {
+        rc = tg_ctl_health_endpoint(ctl, a->pos[0], id, sizeof(id));
+    }
     if (rc != TG_CTL_EXIT_OK) {
         return rc;
     }
-    rc = tg_ctl_request(ctl, "GET", path, a->query, NULL, &r, NULL, false);
-    if (rc != TG_CTL_EXIT_OK) {
-        return rc;
-    }
-    if (r.status == 404) {
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(r.json, "error"), "message"));
-
-        tg_ctl_errorf(ctl,
-                      "this server has no route for endpoint events "
-                      "(404 GET %s: %s); admin writes them to the events "
-                      "log (log.events in the config, one JSON line "
-                      "each)",
-                      path, msg ? msg : "not found");
-        tg_ctl_resp_fini(&r);
-        return TG_CTL_EXIT_FAILED;
-    }
-    tg_ctl_resp_fini(&r);
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%s/events", id);
     rc = tg_ctl_fetch_list(ctl, path, a->query, false, &items, &last);
     if (rc == TG_CTL_EXIT_OK) {
-        if (ctl->json) {
-            tg_ctl_print_json(ctl, ctl->all ? items : last);
-        } else {
-            tg_ctl_table(ctl, items, tg_ctl_event_cols);
-        }
+        tg_ctl_print_list(ctl, items, last, tg_ctl_event_cols);
     }
     json_decref(items);
     json_decref(last);
@@ -689,9 +724,10 @@ const tg_ctl_cmd_t tg_ctl_health_cmds[] = {
      "Reads GET /admin/api/endpoints (every page); servers without the admin "
      "API answer on GET /endpoints.",
      tg_ctl_health_status_opts, tg_ctl_health_status, NULL},
-    {"history", "[ID]", 0, 1, "endpoint events (breaker, cool-down, health)",
-     "Reads GET /admin/api/endpoints/ID/events, or GET /admin/api/events for "
-     "every endpoint.",
+    {"history", "ENDPOINT", 1, 1,
+     "an endpoint's events (breaker, cool-down, health), newest first",
+     "ENDPOINT is an id or a name.  Reads GET "
+     "/admin/api/endpoints/ID/events.",
      tg_ctl_health_history_opts, tg_ctl_health_history, NULL},
     TG_CTL_NO_CMD,
 };

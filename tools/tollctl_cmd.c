@@ -147,7 +147,6 @@ tg_ctl_run_list(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 {
     const tg_ctl_route_t *rt = cmd->route;
     json_t *items = NULL, *last = NULL;
-    char cursor[300];
     char path[512];
     int rc;
 
@@ -159,6 +158,20 @@ tg_ctl_run_list(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
     if (rc != TG_CTL_EXIT_OK) {
         return rc;
     }
+    tg_ctl_print_list(ctl, items, last, rt->cols);
+    json_decref(items);
+    json_decref(last);
+    return TG_CTL_EXIT_OK;
+}
+
+
+/* See tollctl.h. */
+void
+tg_ctl_print_list(tg_ctl_t *ctl, json_t *items, json_t *last,
+                  const tg_ctl_col_t *cols)
+{
+    char cursor[300];
+
     if (ctl->json && !ctl->all) {
         tg_ctl_print_json(ctl, last);
     } else if (ctl->json) {
@@ -167,14 +180,11 @@ tg_ctl_run_list(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
         tg_ctl_print_json(ctl, o);
         json_decref(o);
     } else {
-        tg_ctl_table(ctl, items, rt->cols);
+        tg_ctl_table(ctl, items, cols);
         if (!ctl->all && tg_ctl_cursor(last, cursor, sizeof(cursor))) {
             fprintf(ctl->err, "(more rows: --cursor %s, or --all)\n", cursor);
         }
     }
-    json_decref(items);
-    json_decref(last);
-    return TG_CTL_EXIT_OK;
 }
 
 

@@ -112,28 +112,8 @@ static const tg_ctl_opt_t tg_ctl_yes_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_users_list_rt = {
-    .method = "GET", .path = "/admin/api/users", .cols = tg_ctl_user_cols};
-static const tg_ctl_route_t tg_ctl_users_get_rt = {
-    .method = "GET", .path = "/admin/api/users/{id}"};
-static const tg_ctl_route_t tg_ctl_users_create_rt = {
-    .method = "POST", .path = "/admin/api/users"};
-static const tg_ctl_route_t tg_ctl_users_update_rt = {
-    .method = "PATCH", .path = "/admin/api/users/{id}"};
-static const tg_ctl_route_t tg_ctl_users_delete_rt = {
-    .method = "DELETE",
-    .path = "/admin/api/users/{id}",
-    .done = "deleted user {id}",
-    .noun = "user",
-    .confirm = true};
-static const tg_ctl_route_t tg_ctl_users_disable_rt = {
-    .method = "POST",
-    .path = "/admin/api/users/{id}/disable",
-    .done = "disabled user {id}"};
-static const tg_ctl_route_t tg_ctl_users_enable_rt = {
-    .method = "POST",
-    .path = "/admin/api/users/{id}/enable",
-    .done = "enabled user {id}"};
+static const tg_ctl_route_t tg_ctl_users_rt[TG_CTL_RT_N] =
+    TG_CTL_RESOURCE("/admin/api/users", "user", tg_ctl_user_cols, "deleted");
 
 
 /* users create/update: read the password when asked, then send. */
@@ -176,23 +156,25 @@ tg_ctl_users_send(tg_ctl_t *ctl, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a)
 
 const tg_ctl_cmd_t tg_ctl_users_cmds[] = {
     {"list", "", 0, 0, "list users", NULL, tg_ctl_users_list_opts,
-     tg_ctl_run_list, &tg_ctl_users_list_rt},
+     tg_ctl_run_list, &tg_ctl_users_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show one user", NULL, NULL, tg_ctl_run_get,
-     &tg_ctl_users_get_rt},
+     &tg_ctl_users_rt[TG_CTL_RT_GET]},
     {"create", "", 0, 0, "create a user",
      "A user without a password logs in with a verification code "
      "(tollctl login --code).\nExample: tollctl users create --username alice "
      "--email alice@example.com --tokens-month 5000000",
-     tg_ctl_users_create_opts, tg_ctl_users_send, &tg_ctl_users_create_rt},
+     tg_ctl_users_create_opts, tg_ctl_users_send,
+     &tg_ctl_users_rt[TG_CTL_RT_CREATE]},
     {"update", "ID", 1, 1, "change a user's fields",
      "Only the fields given change; \"none\" removes a limit.",
-     tg_ctl_users_update_opts, tg_ctl_users_send, &tg_ctl_users_update_rt},
+     tg_ctl_users_update_opts, tg_ctl_users_send,
+     &tg_ctl_users_rt[TG_CTL_RT_UPDATE]},
     {"delete", "ID", 1, 1, "delete a user", NULL, tg_ctl_yes_opts,
-     tg_ctl_run_send, &tg_ctl_users_delete_rt},
+     tg_ctl_run_send, &tg_ctl_users_rt[TG_CTL_RT_DELETE]},
     {"disable", "ID", 1, 1, "disable a user (their keys stop working)", NULL,
-     NULL, tg_ctl_run_send, &tg_ctl_users_disable_rt},
+     NULL, tg_ctl_run_send, &tg_ctl_users_rt[TG_CTL_RT_DISABLE]},
     {"enable", "ID", 1, 1, "enable a disabled user", NULL, NULL,
-     tg_ctl_run_send, &tg_ctl_users_enable_rt},
+     tg_ctl_run_send, &tg_ctl_users_rt[TG_CTL_RT_ENABLE]},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -270,28 +252,11 @@ static const tg_ctl_opt_t tg_ctl_keys_update_opts[] = {
     TG_CTL_END_OPT,
 };
 
-static const tg_ctl_route_t tg_ctl_keys_list_rt = {
-    .method = "GET", .path = "/admin/api/keys", .cols = tg_ctl_key_cols};
-static const tg_ctl_route_t tg_ctl_keys_get_rt = {
-    .method = "GET", .path = "/admin/api/keys/{id}"};
+static const tg_ctl_route_t tg_ctl_keys_rt[TG_CTL_RT_N] =
+    TG_CTL_RESOURCE("/admin/api/keys", "key", tg_ctl_key_cols, "deleted");
+/* Unlike the table's create, the answer holds the key, shown once. */
 static const tg_ctl_route_t tg_ctl_keys_create_rt = {
     .method = "POST", .path = "/admin/api/keys", .secret = true};
-static const tg_ctl_route_t tg_ctl_keys_update_rt = {
-    .method = "PATCH", .path = "/admin/api/keys/{id}"};
-static const tg_ctl_route_t tg_ctl_keys_delete_rt = {.method = "DELETE",
-                                                     .path =
-                                                         "/admin/api/keys/{id}",
-                                                     .done = "deleted key {id}",
-                                                     .noun = "key",
-                                                     .confirm = true};
-static const tg_ctl_route_t tg_ctl_keys_disable_rt = {
-    .method = "POST",
-    .path = "/admin/api/keys/{id}/disable",
-    .done = "disabled key {id}"};
-static const tg_ctl_route_t tg_ctl_keys_enable_rt = {
-    .method = "POST",
-    .path = "/admin/api/keys/{id}/enable",
-    .done = "enabled key {id}"};
 static const tg_ctl_route_t tg_ctl_keys_rotate_rt = {
     .method = "POST",
     .path = "/admin/api/keys/{id}/rotate",
@@ -301,9 +266,9 @@ static const tg_ctl_route_t tg_ctl_keys_rotate_rt = {
 
 const tg_ctl_cmd_t tg_ctl_keys_cmds[] = {
     {"list", "", 0, 0, "list API keys (prefix and last 4 only)", NULL,
-     tg_ctl_keys_list_opts, tg_ctl_run_list, &tg_ctl_keys_list_rt},
+     tg_ctl_keys_list_opts, tg_ctl_run_list, &tg_ctl_keys_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show one key", NULL, NULL, tg_ctl_run_get,
-     &tg_ctl_keys_get_rt},
+     &tg_ctl_keys_rt[TG_CTL_RT_GET]},
     {"create", "", 0, 0, "create a key; the key is printed once",
      "The key itself is printed on stdout once and cannot be shown again.\n"
      "Example: tollctl keys create --user-id 7 --name ci --models "
@@ -311,13 +276,13 @@ const tg_ctl_cmd_t tg_ctl_keys_cmds[] = {
      tg_ctl_keys_create_opts, tg_ctl_run_send, &tg_ctl_keys_create_rt},
     {"update", "ID", 1, 1, "change a key's fields",
      "Only the fields given change.", tg_ctl_keys_update_opts, tg_ctl_run_send,
-     &tg_ctl_keys_update_rt},
+     &tg_ctl_keys_rt[TG_CTL_RT_UPDATE]},
     {"delete", "ID", 1, 1, "delete a key", NULL, tg_ctl_yes_opts,
-     tg_ctl_run_send, &tg_ctl_keys_delete_rt},
+     tg_ctl_run_send, &tg_ctl_keys_rt[TG_CTL_RT_DELETE]},
     {"disable", "ID", 1, 1, "disable a key", NULL, NULL, tg_ctl_run_send,
-     &tg_ctl_keys_disable_rt},
+     &tg_ctl_keys_rt[TG_CTL_RT_DISABLE]},
     {"enable", "ID", 1, 1, "enable a disabled key", NULL, NULL, tg_ctl_run_send,
-     &tg_ctl_keys_enable_rt},
+     &tg_ctl_keys_rt[TG_CTL_RT_ENABLE]},
     {"rotate", "ID", 1, 1,
      "replace a key's secret; the new key is printed "
      "once",

@@ -438,6 +438,18 @@ BEGIN
 END
 $$;
 
+-- Search ------------------------------------------------------------------
+
+-- The LIKE pattern that finds <p_q> anywhere in a text: '%' around it,
+-- with the pattern characters of <p_q> (%, _ and the escape \) escaped.
+-- The q filters match lower(column) LIKE this, which the trigram indexes
+-- of migration 0003 serve when pg_trgm is there (docs/admin-api.md).
+CREATE FUNCTION tg_api._contains(p_q text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN '%' || replace(replace(replace(p_q, '\', '\\'), '%', '\%'), '_', '\_')
+       || '%';
+
 -- Pagination --------------------------------------------------------------
 
 CREATE FUNCTION tg_api._limit(p_args jsonb)
@@ -552,6 +564,8 @@ RETURN jsonb_build_object(
     'sticky', g.sticky,
     'sticky_ttl_ms', g.sticky_ttl_ms,
     'exploration', trim_scale(g.exploration),
+    'translate', g.translate,
+    'wait_for_cooldown_ms', g.wait_for_cooldown_ms,
     'managed_by', g.managed_by,
     'created_at', tg_api._ts(g.created_at),
     'updated_at', tg_api._ts(g.updated_at));

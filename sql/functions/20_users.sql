@@ -100,7 +100,7 @@ DECLARE
                                   ARRAY['active', 'disabled']);
     v_role text := tg_api._enum(p_args, 'role', ARRAY['admin', 'user']);
     v_group text := tg_api._str(p_args, 'group', 63);
-    v_q text := lower(tg_api._str(p_args, 'q', 128));
+    v_q text := tg_api._contains(lower(tg_api._str(p_args, 'q', 128)));
     v_items jsonb;
 BEGIN
     PERFORM tg_api._require_admin(p_ctx);
@@ -113,8 +113,8 @@ BEGIN
                AND (v_role IS NULL OR u.role = v_role)
                AND (v_group IS NULL OR u.group_name = v_group)
                AND (v_q IS NULL
-                    OR strpos(lower(u.username), v_q) > 0
-                    OR strpos(lower(coalesce(u.email, '')), v_q) > 0)
+                    OR lower(u.username) LIKE v_q
+                    OR lower(coalesce(u.email, '')) LIKE v_q)
              ORDER BY u.user_id
              LIMIT v_limit + 1) s;
     RETURN tg_api._page(v_items, v_limit, 'user_id');

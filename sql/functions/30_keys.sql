@@ -127,7 +127,7 @@ DECLARE
     v_status text := tg_api._enum(p_args, 'status',
                                   ARRAY['active', 'disabled']);
     v_group text := tg_api._str(p_args, 'group', 63);
-    v_q text := lower(tg_api._str(p_args, 'q', 128));
+    v_q text := tg_api._contains(lower(tg_api._str(p_args, 'q', 128)));
     v_owner bigint;
     v_items jsonb;
 BEGIN
@@ -144,8 +144,8 @@ BEGIN
                AND (v_status IS NULL OR k.status = v_status)
                AND (v_group IS NULL OR k.group_name = v_group)
                AND (v_q IS NULL
-                    OR strpos(lower(k.name), v_q) > 0
-                    OR strpos(lower(k.prefix), v_q) > 0)
+                    OR lower(k.name) LIKE v_q
+                    OR lower(k.prefix) LIKE v_q)
              ORDER BY k.key_id
              LIMIT v_limit + 1) s;
     RETURN tg_api._page(v_items, v_limit, 'key_id');

@@ -498,7 +498,8 @@ BEGIN
     INSERT INTO endpoint_groups (name, description, strategy,
                                  failure_threshold, cooldown_ms, max_retries,
                                  retry_deadline_ms, sticky, sticky_ttl_ms,
-                                 exploration)
+                                 exploration, translate,
+                                 wait_for_cooldown_ms)
     VALUES (v_name,
             coalesce(tg_api._str(p_args, 'description', 512), ''),
             coalesce(tg_api._enum(p_args, 'strategy',
@@ -513,7 +514,10 @@ BEGIN
             coalesce(tg_api._bool(p_args, 'sticky'), true),
             coalesce(tg_api._int(p_args, 'sticky_ttl_ms', 1, 604800000),
                      3600000),
-            coalesce(tg_api._dec(p_args, 'exploration', 0, 0.5), 0.05))
+            coalesce(tg_api._dec(p_args, 'exploration', 0, 0.5), 0.05),
+            coalesce(tg_api._bool(p_args, 'translate'), true),
+            coalesce(tg_api._int(p_args, 'wait_for_cooldown_ms', 0, 60000),
+                     0))
     RETURNING * INTO g;
     PERFORM tg_api._audit(p_ctx, 'group.create', 'group', g.group_id, NULL,
                           tg_api._group_json(g));
@@ -559,7 +563,12 @@ BEGIN
         sticky_ttl_ms = coalesce(tg_api._int(p_args, 'sticky_ttl_ms', 1,
                                              604800000), sticky_ttl_ms),
         exploration = coalesce(tg_api._dec(p_args, 'exploration', 0, 0.5),
-                               exploration)
+                               exploration),
+        translate = coalesce(tg_api._bool(p_args, 'translate'), translate),
+        wait_for_cooldown_ms = coalesce(tg_api._int(p_args,
+                                                    'wait_for_cooldown_ms',
+                                                    0, 60000),
+                                        wait_for_cooldown_ms)
      WHERE group_id = v_id
     RETURNING * INTO g;
     PERFORM tg_api._audit(p_ctx, 'group.update', 'group', v_id,

@@ -58,6 +58,7 @@ DECLARE
                                   ARRAY['active', 'disabled']);
     v_group text := tg_api._str(p_args, 'group', 63);
     v_q text := lower(tg_api._str(p_args, 'q', 128));
+    v_like text := tg_api._contains(v_q);
     v_mask text := tg_api._enum(p_args, 'mask', ARRAY['email']);
     v_total bigint;
 BEGIN
@@ -67,9 +68,9 @@ BEGIN
        AND (v_user IS NULL OR k.user_id = v_user)
        AND (v_status IS NULL OR k.status = v_status)
        AND (v_group IS NULL OR k.group_name = v_group)
-       AND (v_q IS NULL
-            OR strpos(lower(k.name), v_q) > 0
-            OR strpos(lower(k.prefix), v_q) > 0);
+       AND (v_like IS NULL
+            OR lower(k.name) LIKE v_like
+            OR lower(k.prefix) LIKE v_like);
     PERFORM tg_api._audit(p_ctx, 'key.export', 'key', NULL, NULL,
                           jsonb_build_object(
                               'user_id', v_user, 'status', v_status,
@@ -98,7 +99,7 @@ DECLARE
     v_status text := tg_api._enum(p_args, 'status',
                                   ARRAY['active', 'disabled']);
     v_group text := tg_api._str(p_args, 'group', 63);
-    v_q text := lower(tg_api._str(p_args, 'q', 128));
+    v_q text := tg_api._contains(lower(tg_api._str(p_args, 'q', 128)));
     v_mask boolean := tg_api._enum(p_args, 'mask', ARRAY['email'])
                       IS NOT DISTINCT FROM 'email';
     v_cursor bigint := tg_api._cursor(p_args);
@@ -138,8 +139,8 @@ BEGIN
                AND (v_status IS NULL OR k.status = v_status)
                AND (v_group IS NULL OR k.group_name = v_group)
                AND (v_q IS NULL
-                    OR strpos(lower(k.name), v_q) > 0
-                    OR strpos(lower(k.prefix), v_q) > 0)
+                    OR lower(k.name) LIKE v_q
+                    OR lower(k.prefix) LIKE v_q)
              ORDER BY k.key_id
              LIMIT v_limit) s;
     RETURN json_build_object('items', v_items,

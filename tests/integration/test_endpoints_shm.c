@@ -170,6 +170,136 @@ test_api_endpoint_routed(void)
 }
 
 
+/* Create endpoint <name> of <style> in group <group> on mock <port>. */
+static void
+ep_create(int port, const char *tok, const char *name, const char *style,
+          const char *group, int mock_port)
+{
+    char body[512];
+
+    snprintf(body, sizeof(body),
+             "{\"name\":\"%s\",\"url\":\"http://127.0.0.1:%d\","
+             "\"style\":\"%s\",\"credential\":\"" TG_IT_CRED "\","
+             "\"group\":\"%s\",\"health_interval_ms\":0}",
+             name, mock_port, style, group);
+    json_decref(api(port, tok, "POST", "/admin/api/endpoints", body, 201));
+}
+
+
+/* A key of group <group> into <key> of <len> bytes. */
+static void
+key_create(int port, const char *tok, const char *group, char *key, size_t len)
+{
+    char body[256];
+    json_t *j;
+
+    snprintf(body, sizeof(body), "{\"user_id\":1,\"group\":\"%s\"}", group);
+    j = api(port, tok, "POST", "/admin/api/keys", body, 201);
+    snprintf(key, len, "%s", tg_it_json_str(j, "key"));
+    json_decref(j);
+}
+
+
+/* Set the mock's global fault to <spec> ("" clears it). */
+static void
+mock_fault(int mock_port, const char *spec)
+{
+    tg_it_resp_t resp;
+
+    tg_it_request(mock_port, "POST", "/_mock/fault", NULL, spec, &resp);
+    TG_IT_CHECK_INT(resp.r.status, 200);
+    tg_it_resp_fini(&resp);
+}
+
+
+/* Cool both endpoints of the key's group with 429s (retry-after 2 s),
+ * then time one request once the upstream answers again: how long it
+ * took, its status into <*status>. */
+static uint64_t
+cooled_request(tg_it_fixture_t *f, const char *key, int *status)
+{
+    uint64_t start;
+
+    mock_fault(f->mock_port, "429:2");
+    TG_IT_CHECK_INT(msg(f->port, key), 429);
+    mock_fault(f->mock_port, "");
+    start = tg_it_now_ms();
+    *status = msg(f->port, key);
+    return tg_it_now_ms() - start;
+}
+
+
+/*
+ * A group's translate and wait_for_cooldown_ms, set over the API, reach
+ * the workers: a Messages request of a group with only an OpenAI-style
+ * endpoint fails while translate is false and is served once it is true;
+ * a request of a group whose endpoints all cool down goes at once with
+ * wait_for_cooldown_ms 0 and waits for the cool-down with 5000.
+ */
+static void
+test_group_settings(void)
+{
+    tg_it_fixture_t f;
+    char tok[256], key[128], key2[128], path[128];
+    uint64_t ms;
+    json_t *j;
+    int st;
+
+    tg_it_fixture_init(&f);
+    tg_it_admin_prepare(&f, NULL);
+    tg_it_fixture_start(&f);
+    tg_it_admin_login(&f, tok, sizeof(tok));
+
+    /* translate */
+    j = api(f.admin_port, tok, "POST", "/admin/api/groups",
+            "{\"name\":\"oai-only\",\"translate\":false}", 201);
+    TG_IT_CHECK(json_is_false(json_object_get(j, "translate")));
+    snprintf(path, sizeof(path), "/admin/api/groups/%lld", jid(j, "group_id"));
+    json_decref(j);
+    ep_create(f.admin_port, tok, "oai-ep", "openai", "oai-only", f.mock_port);
+    key_create(f.admin_port, tok, "oai-only", key, sizeof(key));
+    /* Published within the product's bound; 401 until the key is. */
+    for (st = 401, ms = tg_it_now_ms();
+         st == 401 && tg_it_now_ms() - ms < 5000;) {
+        st = msg(f.port, key);
+    }
+    TG_IT_CHECK_INT(st, 503);
+    json_decref(
+        api(f.admin_port, tok, "PATCH", path, "{\"translate\":true}", 200));
+    ms = wait_for(f.port, key, 200, 5000);
+    tg_it_note("translate on after %llu ms", (unsigned long long)ms);
+    TG_IT_CHECK(ms <= 1000);
+
+    /* wait_for_cooldown_ms */
+    j = api(f.admin_port, tok, "POST", "/admin/api/groups",
+            "{\"name\":\"pair\",\"translate\":false}", 201);
+    TG_IT_CHECK_INT(jid(j, "wait_for_cooldown_ms"), 0);
+    snprintf(path, sizeof(path), "/admin/api/groups/%lld", jid(j, "group_id"));
+    json_decref(j);
+    ep_create(f.admin_port, tok, "pair-a", "anthropic", "pair", f.mock_port);
+    ep_create(f.admin_port, tok, "pair-b", "anthropic", "pair", f.mock_port);
+    key_create(f.admin_port, tok, "pair", key2, sizeof(key2));
+    wait_for(f.port, key2, 200, 5000);
+    ms = cooled_request(&f, key2, &st);
+    tg_it_note("all cooled, no wait: %d after %llu ms", st,
+               (unsigned long long)ms);
+    TG_IT_CHECK_INT(st, 200);
+    TG_IT_CHECK(ms < 1000);
+    st = tg_it_admin_call(f.admin_port, tok, "PATCH", path,
+                          "{\"wait_for_cooldown_ms\":60001}", NULL);
+    TG_IT_CHECK_INT(st, 400);
+    json_decref(api(f.admin_port, tok, "PATCH", path,
+                    "{\"wait_for_cooldown_ms\":5000}", 200));
+    tg_it_sleep_ms(2500); /* the cool-downs above end, the change lands */
+    ms = cooled_request(&f, key2, &st);
+    tg_it_note("all cooled, wait 5000: %d after %llu ms", st,
+               (unsigned long long)ms);
+    TG_IT_CHECK_INT(st, 200);
+    TG_IT_CHECK(ms >= 1000 && ms < 5000);
+    tg_it_fixture_stop(&f);
+}
+
+
 /* Host b of a two-host test: its own logs, config and pid file in the
  * test directory; the database and secret key file of host a. */
 static void
@@ -273,5 +403,8 @@ const tg_it_test_t tg_it_endpoints_shm_tests[] = {
      test_second_host},
     {"without a database the file's endpoints are published and routed",
      test_config_only},
+    {"a group's translate and wait_for_cooldown_ms set over the API take "
+     "effect in the workers",
+     test_group_settings},
     {NULL, NULL},
 };

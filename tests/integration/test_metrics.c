@@ -17,8 +17,10 @@
 #include "core/core.h"
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_admin.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -635,6 +637,95 @@ test_restart_keeps_counts(void)
 }
 
 
+/* Expected cost in USD of the ledger's answered requests for <model>, at
+ * <in_usd> and <out_usd> per million input and output tokens (no cache:
+ * the bodies carry no cache_control); their count into <*n>. */
+static double
+ledger_cost(const char *ledger, const char *model, double in_usd,
+            double out_usd, int *n)
+{
+    char *text = tg_it_file_read(ledger, NULL), *line, *save = NULL;
+    double usd = 0;
+
+    *n = 0;
+    TG_IT_CHECK(text != NULL);
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *m = json_string_value(json_object_get(j, "model"));
+
+        if (m != NULL && strcmp(m, model) == 0 &&
+            json_integer_value(json_object_get(j, "status")) == 200) {
+            usd +=
+                (double)json_integer_value(json_object_get(j, "input_tokens")) *
+                    in_usd / 1e6 +
+                (double)json_integer_value(
+                    json_object_get(j, "output_tokens")) *
+                    out_usd / 1e6;
+            (*n)++;
+        }
+        json_decref(j);
+    }
+    free(text);
+    return usd;
+}
+
+
+/*
+ * The cost counter of a known priced load: with a database, the shipped
+ * prices (conf/prices.json: gpt-4o $2.50 in and $10 out per million
+ * tokens, claude-sonnet-4-5 $3 and $15) are in shared memory, and
+ * tollgate_cost_usd_total by model equals what the upstream's own ledger
+ * of tokens costs at those prices, to the pico-dollar the workers count
+ * in.
+ */
+static void
+test_cost_known_load(void)
+{
+    tg_it_fixture_t f;
+    char tok[256], *text;
+    double want, got;
+    int i, n;
+
+    tg_it_fixture_init(&f);
+    tg_it_admin_prepare(&f, NULL);
+    tg_it_fixture_start(&f);
+    tg_it_admin_login(&f, tok, sizeof(tok));
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "model prices", 10000));
+    for (i = 0; i < 7; i++) {
+        TG_IT_CHECK_INT(one(f.port, 1, TG_IT_KEY), 200);
+    }
+    for (i = 0; i < 4; i++) {
+        TG_IT_CHECK_INT(one(f.port, i % 2 == 0 ? 0 : 2, TG_IT_KEY), 200);
+    }
+    text = scrape_until(f.admin_port,
+                        "tollgate_model_requests_total{model=\"gpt-4o\"}", 7);
+    free(text);
+    text = scrape_until(f.admin_port,
+                        "tollgate_model_requests_total{model=\""
+                        "claude-sonnet-4-5\"}",
+                        4);
+    want = ledger_cost(f.ledger, "gpt-4o", 2.5, 10, &n);
+    TG_IT_CHECK_INT(n, 7);
+    got = expo_value(text, "tollgate_cost_usd_total{model=\"gpt-4o\"}");
+    tg_it_note("gpt-4o: cost %.12f, expected %.12f", got, want);
+    TG_IT_CHECK(want > 0);
+    TG_IT_CHECKF(fabs(got - want) < 1e-12 * 7 + 1e-15,
+                 "gpt-4o cost %.12f, expected %.12f", got, want);
+    want = ledger_cost(f.ledger, "claude-sonnet-4-5", 3, 15, &n);
+    TG_IT_CHECK_INT(n, 4);
+    got = expo_value(text, "tollgate_cost_usd_total{model=\""
+                           "claude-sonnet-4-5\"}");
+    tg_it_note("claude-sonnet-4-5: cost %.12f, expected %.12f", got, want);
+    TG_IT_CHECK(want > 0);
+    TG_IT_CHECKF(fabs(got - want) < 1e-12 * 4 + 1e-15,
+                 "claude-sonnet-4-5 cost %.12f, expected %.12f", got, want);
+    expo_check(text);
+    free(text);
+    tg_it_fixture_stop(&f);
+}
+
+
 const tg_it_test_t tg_it_metrics_tests[] = {
     {"/metrics is valid Prometheus text (promtool and a strict parser)",
      test_exposition_valid},
@@ -643,5 +734,8 @@ const tg_it_test_t tg_it_metrics_tests[] = {
      test_counts_known_load},
     {"/metrics counts a worker restart and keeps the dead worker's counts",
      test_restart_keeps_counts},
+    {"/metrics cost by model equals the upstream ledger's tokens at the "
+     "shipped prices",
+     test_cost_known_load},
     {NULL, NULL},
 };

@@ -207,7 +207,16 @@ test_file_import(void)
                    "( { name = \"alice\"; quota_tokens = 100000; "
                    "quota_period = \"day\"; keys = ( { key = \"" KEY_FILE
                    "\"; models = [ \"claude-*\" ]; rpm = 600; } ); } )");
+    tg_it_conf_set(&f.conf, "groups",
+                   "( { name = \"default\"; failure_threshold = 9; "
+                   "wait_for_cooldown = 2; translate = false; } )");
     start_on(&f, db);
+    /* The file declares "default": its settings, file-managed. */
+    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || failure_threshold "
+                            "|| ',' || wait_for_cooldown_ms || ',' || "
+                            "translate FROM endpoint_groups WHERE name = "
+                            "'default'"),
+                    "file,9,2000,false");
     TG_IT_CHECK_STR(sql(db, "SELECT username || ',' || managed_by || ',' || "
                             "tokens_day FROM users"),
                     "alice,file,100000");
@@ -235,6 +244,7 @@ test_file_import(void)
                    "( { name = \"alice\"; keys = ( { key = \"" KEY_FILE
                    "\"; disabled = true; } ); } )");
     tg_it_conf_set(&f.conf, "keys", "( \"" TG_IT_KEY "\", \"" KEY_DB2 "\" )");
+    tg_it_conf_unset(&f.conf, "groups");
     tg_it_conf_write(&f.conf, f.conf_path);
     tg_it_proc_signal(&f.tg, SIGHUP);
     /* Poll only once the old generation is gone: this test is about the
@@ -252,6 +262,10 @@ test_file_import(void)
     TG_IT_CHECK_STR(sql(db, "SELECT string_agg(status, ',' ORDER BY key_id) "
                             "FROM api_keys WHERE managed_by = 'file'"),
                     "active,disabled,active");
+    /* No longer declared: "default" keeps its settings and is the API's. */
+    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || failure_threshold "
+                            "FROM endpoint_groups WHERE name = 'default'"),
+                    "api,9");
     tg_it_fixture_stop(&f);
 }
 
@@ -324,11 +338,29 @@ test_database_restart(void)
         TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
         tg_it_sleep_ms(200);
     }
+    /* A 429 cools mock-anthropic (mock-openai could serve too, by
+     * translation): its endpoint event waits in admin meanwhile. */
+    {
+        tg_it_resp_t resp;
+
+        tg_it_request(f.port, "POST", "/v1/messages",
+                      TG_IT_H_ANTHROPIC "x-mock-fault: 429:1\r\n",
+                      TG_IT_BODY_MESSAGES, &resp);
+        tg_it_resp_fini(&resp);
+    }
     tg_it_pg_start();
     /* Back-off is at most a few seconds after this short an outage. */
     wait_db(f.admin_port, "ready", 40000);
     TG_IT_CHECK(
         tg_it_file_wait(f.error_log, "database connection ready", 5000));
+    /* The event made during the outage is stored once it is over. */
+    for (i = 0; i < 100 && atoi(sql(db, "SELECT count(*) FROM endpoint_events"
+                                        " WHERE type = 'cooled' AND endpoint ="
+                                        " 'mock-anthropic'")) < 1;
+         i++) {
+        tg_it_sleep_ms(100);
+    }
+    TG_IT_CHECKF(i < 100, "the cool-down during the outage was not stored");
     /* Listening again: a change reaches the workers. */
     sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
             "'tg-it-db'");
@@ -475,14 +507,15 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"a database with a newer schema is refused with a message naming both "
      "versions",
      test_newer_schema_refused},
-    {"config-file users and keys are imported as managed_by file, and again "
-     "on HUP",
+    {"config-file users, keys and the default group are imported as "
+     "managed_by file, and again on HUP",
      test_file_import},
     {"a key inserted, disabled or deleted in PostgreSQL reaches the workers "
      "within 100 ms",
      test_change_reaches_workers},
     {"PostgreSQL stopped: workers keep serving, admin reconnects when it "
-     "returns and /healthz says so",
+     "returns and /healthz says so, and stores the endpoint events made "
+     "meanwhile",
      test_database_restart},
     {"a database that stops answering is dropped after the statement bound "
      "and admin reconnects",

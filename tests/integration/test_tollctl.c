@@ -19,6 +19,7 @@
  */
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_admin.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -891,9 +892,11 @@ commands_watch(env_t *e)
     ctl(e, &r, NULL, NULL, NULL, "health status --json");
     CHECK_RUN(&r, 0, "\"items\"", false);
     run_fini(&r);
-    ctl(e, &r, NULL, NULL, NULL, "health history");
-    CHECK_RUN(&r, 1, "no route for endpoint events", true);
-    CHECK_ONE_LINE(&r);
+    ctl(e, &r, NULL, NULL, NULL, "health history mock-anthropic");
+    CHECK_RUN(&r, 0, "", false);
+    ctl(e, &r, NULL, NULL, NULL, "health history mock-anthropic --json");
+    CHECK_RUN(&r, 0, "\"items\"", false);
+    run_fini(&r);
 
     /* The usage and prices routes exist now. */
     ctl(e, &r, NULL, NULL, NULL, "usage --from -7d --json");
@@ -1033,6 +1036,173 @@ test_usage_and_transport(void)
 }
 
 
+/* Log in over the API as the bootstrap administrator: the token into
+ * <tok> of <len> bytes. */
+static void
+api_login(env_t *e, char *tok, size_t len)
+{
+    json_t *j = NULL;
+    int st;
+
+    st = tg_it_admin_call(
+        e->f.admin_port, NULL, "POST", "/admin/api/auth/login",
+        "{\"username\":\"admin\",\"password\":\"" ADMIN_PW "\"}", &j);
+    TG_IT_CHECK_INT(st, 200);
+    snprintf(tok, len, "%s", tg_it_json_str(j, "token"));
+    json_decref(j);
+}
+
+
+/* The first event of type <type> in the items of <page>, or NULL. */
+static json_t *
+event_find(json_t *page, const char *type)
+{
+    json_t *items = tg_it_json_get(page, "items"), *it;
+    size_t i;
+
+    json_array_foreach(items, i, it)
+    {
+        const char *t = json_string_value(json_object_get(it, "type"));
+
+        if (t != NULL && strcmp(t, type) == 0) {
+            return it;
+        }
+    }
+    return NULL;
+}
+
+
+/*
+ * An endpoint nobody listens on, in a "default" group the file declares
+ * (failure_threshold 1): the file's group is the database's row, so the
+ * first failed request opens the breaker; the event reaches PostgreSQL
+ * and shows over the API and in `tollctl health history`.
+ */
+static void
+test_health_history(void)
+{
+    char ep[512], tok[256], path[128];
+    json_t *j = NULL, *ev = NULL;
+    long long eid;
+    uint64_t deadline;
+    env_t e;
+    run_t r;
+    int st;
+
+    memset(&e, 0, sizeof(e));
+    tg_it_fixture_init(&e.f);
+    pg_start(&e);
+    /* No health checks: the breaker event must come from a request. */
+    snprintf(ep, sizeof(ep),
+             "{ name = \"dead-relay\"; url = \"http://127.0.0.1:%d\"; "
+             "style = \"anthropic\"; credential = \"" TG_IT_CRED "\"; "
+             "health_interval = 0; }",
+             tg_it_port_free());
+    tg_it_conf_set(&e.f.conf, "endpoints", "( %s )", ep);
+    tg_it_conf_set(&e.f.conf, "groups",
+                   "( { name = \"default\"; failure_threshold = 1; "
+                   "cooldown = 60; translate = false; } )");
+    env_start_prepared(&e);
+    admin_login(&e);
+    api_login(&e, tok, sizeof(tok));
+
+    /* The file's "default" is imported: its settings, file-managed. */
+    st = tg_it_admin_call(e.f.admin_port, tok, "GET", "/admin/api/groups/1",
+                          NULL, &j);
+    TG_IT_CHECK_INT(st, 200);
+    TG_IT_CHECK_STR(tg_it_json_str(j, "name"), "default");
+    TG_IT_CHECK_STR(tg_it_json_str(j, "managed_by"), "file");
+    TG_IT_CHECK_INT(json_integer_value(tg_it_json_get(j, "failure_threshold")),
+                    1);
+    json_decref(j);
+    st = tg_it_admin_call(e.f.admin_port, tok, "PATCH", "/admin/api/groups/1",
+                          "{\"failure_threshold\":7}", NULL);
+    TG_IT_CHECK_INT(st, 409);
+
+    ctl(&e, &r, NULL, NULL, NULL, "endpoints list --json");
+    CHECK_RUN(&r, 0, "dead-relay", false);
+    eid = json_id(&r, "items.0.endpoint_id");
+    run_fini(&r);
+
+    /* One failed request opens the breaker (threshold 1). */
+    TG_IT_CHECK(call_model(&e, TG_IT_KEY, "claude-haiku-4-5") >= 500);
+    snprintf(path, sizeof(path), "/admin/api/endpoints/%lld/events", eid);
+    deadline = tg_it_now_ms() + 10000;
+    for (;;) {
+        st = tg_it_admin_call(e.f.admin_port, tok, "GET", path, NULL, &j);
+        TG_IT_CHECK_INT(st, 200);
+        ev = event_find(j, "opened");
+        if (ev != NULL || tg_it_now_ms() > deadline) {
+            break;
+        }
+        json_decref(j);
+        tg_it_sleep_ms(100);
+    }
+    TG_IT_CHECKF(ev != NULL, "no \"opened\" event of endpoint %lld", eid);
+    TG_IT_CHECK_STR(tg_it_json_str(ev, "endpoint"), "dead-relay");
+    TG_IT_CHECK_STR(tg_it_json_str(ev, "from_state"), "closed");
+    TG_IT_CHECK_STR(tg_it_json_str(ev, "to_state"), "open");
+    TG_IT_CHECK_STR(tg_it_json_str(ev, "source"), "worker");
+    TG_IT_CHECK_INT(json_integer_value(json_object_get(ev, "status")), 1007);
+    TG_IT_CHECK_INT(json_integer_value(json_object_get(ev, "endpoint_id")),
+                    eid);
+    TG_IT_CHECK(json_is_string(json_object_get(ev, "until")));
+    json_decref(j);
+    /* Administrators only; bounds are checked. */
+    snprintf(path, sizeof(path),
+             "/admin/api/endpoints/%lld/events?from=2000-01-01T00:00:00Z"
+             "&to=2000-01-02T00:00:00Z",
+             eid);
+    st = tg_it_admin_call(e.f.admin_port, tok, "GET", path, NULL, &j);
+    TG_IT_CHECK_INT(st, 200);
+    TG_IT_CHECK_INT(json_array_size(tg_it_json_get(j, "items")), 0);
+    json_decref(j);
+    st = tg_it_admin_call(e.f.admin_port, tok, "GET",
+                          "/admin/api/endpoints/999/events", NULL, NULL);
+    TG_IT_CHECK_INT(st, 404);
+    st = tg_it_admin_call(e.f.admin_port, NULL, "GET", path, NULL, NULL);
+    TG_IT_CHECK_INT(st, 401);
+
+    /* tollctl, by name: the table, and the JSON. */
+    ctl(&e, &r, NULL, NULL, NULL, "health history dead-relay");
+    CHECK_RUN(&r, 0, "EVENT", false);
+    TG_IT_CHECK(strstr(r.out, "opened") != NULL);
+    TG_IT_CHECK(strstr(r.out, "1007") != NULL);
+    TG_IT_CHECK(strstr(r.out, "worker") != NULL);
+    ctl(&e, &r, NULL, NULL, NULL,
+        "health history dead-relay --since 1h --json");
+    CHECK_RUN(&r, 0, "\"items\"", false);
+    ev = event_find(r.json, "opened");
+    TG_IT_CHECKF(ev != NULL, "no opened event in: %s", r.out);
+    TG_IT_CHECK_STR(tg_it_json_str(ev, "endpoint"), "dead-relay");
+    run_fini(&r);
+    ctl(&e, &r, NULL, NULL, NULL, "health history %lld --json", eid);
+    CHECK_RUN(&r, 0, "\"opened\"", false);
+    run_fini(&r);
+    ctl(&e, &r, NULL, NULL, NULL, "health history no-such-endpoint");
+    CHECK_RUN(&r, 1, "no endpoint named 'no-such-endpoint'", true);
+    CHECK_ONE_LINE(&r);
+    ctl(&e, &r, NULL, NULL, NULL, "health history dead-relay --since soon");
+    CHECK_RUN(&r, 2, "--since", true);
+
+    /* /metrics counts what was stored. */
+    {
+        tg_it_resp_t resp;
+        const char *m;
+
+        tg_it_request(e.f.admin_port, "GET", "/metrics", NULL, NULL, &resp);
+        m = resp.body != NULL
+                ? strstr(resp.body,
+                         "tollgate_endpoint_events_total{result=\"stored\"} ")
+                : NULL;
+        TG_IT_CHECKF(m != NULL && atoi(strchr(m, '}') + 2) >= 1,
+                     "no stored events in /metrics");
+        tg_it_resp_fini(&resp);
+    }
+    env_stop(&e);
+}
+
+
 const tg_it_test_t tg_it_tollctl_tests[] = {
     {"tollctl runs the tour: login, user, key, application, approval, the "
      "key through a worker",
@@ -1042,6 +1212,9 @@ const tg_it_test_t tg_it_tollctl_tests[] = {
      test_every_command},
     {"tollctl logs in with a verification code sent through the webhook",
      test_login_code},
+    {"an endpoint's breaker events reach PostgreSQL and show over the API "
+     "and in tollctl health history; the file's default group is imported",
+     test_health_history},
     {"tollctl refuses bad arguments with status 2 and names an unreachable "
      "server",
      test_usage_and_transport},

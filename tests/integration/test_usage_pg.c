@@ -299,17 +299,16 @@ start_db(tg_it_fixture_t *f, char *db, size_t len, bool detail)
     tg_it_conf_set(&f->conf, "usage.spool_dir", "\"%s\"",
                    tg_it_path(spool, sizeof(spool), "spool"));
     tg_it_conf_set(&f->conf, "usage.detail", "%s", detail ? "true" : "false");
+    /* The load breaks streams on purpose: keep the endpoints' breakers
+     * closed through the injected failures, so every request the load
+     * sends reaches the upstream it is counted against. */
+    tg_it_conf_set(&f->conf, "groups",
+                   "( { name = \"default\"; failure_threshold = 1000; } )");
     tg_it_fixture_start(f);
     for (i = 0; i < 200; i++) {
         tg_it_request(f->admin_port, "GET", "/healthz", NULL, NULL, &resp);
         if (resp.body != NULL && strstr(resp.body, "\"ready\"") != NULL) {
             tg_it_resp_fini(&resp);
-            /* The load breaks streams on purpose: keep the endpoints'
-             * breakers closed through the injected failures, so every
-             * request the load sends reaches the upstream it is counted
-             * against.  The default group is the database's row. */
-            sql(db, "UPDATE endpoint_groups SET failure_threshold = 1000"
-                    " WHERE name = 'default'");
             tg_it_sleep_ms(300);
             return;
         }

@@ -49,6 +49,7 @@ static const struct {
     {"shm_prices", tg_test_shm_prices_register},
     {"shm_quota", tg_test_shm_quota_register},
     {"usage_resp", tg_test_usage_resp_register},
+    {"events_store", tg_test_events_store_register},
 };
 
 

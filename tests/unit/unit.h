@@ -39,6 +39,7 @@ int tg_test_shm_prices_register(void);
 int tg_test_shm_quota_register(void);
 int tg_test_translate_register(void);
 int tg_test_usage_resp_register(void);
+int tg_test_events_store_register(void);
 
 /* Directory holding tests/data, from $TG_SRCDIR or "." */
 const char *tg_test_srcdir(void);
