@@ -824,9 +824,9 @@ acct_median()
 acct_section()
 {
     local rounds=${BENCH_PG_ROUNDS:-3} r t order pgdir port admin
-    local before sent secs i pgpids c0 c1 cpu
+    local before sent secs i pgpids c0 c1 a0 a1 cpu
     local -a ratios_pg=() ratios_detail=()
-    declare -gA ACCT_PORT ACCT_PID ACCT_RPS ACCT_CPU
+    declare -gA ACCT_PORT ACCT_PID ACCT_RPS ACCT_CPU ACCT_ADM ACCT_PGC
 
     if [ "${BENCH_PG:-on}" = off ]; then
         return 0
@@ -866,14 +866,22 @@ usage = { ring_slots = 262144; spool_dir = \"$TMP/acct-pg/spool-tgd\"; detail = 
     done
     out "acct: loadavg before the rounds: $(cut -d' ' -f1-3 /proc/loadavg)"
     ACCT_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+    pgpids=$(tree "$(head -n 1 "$pgdir/data/postmaster.pid")" | tr '\n' ' ')
     for r in $(seq "$rounds"); do
         if [ $((r % 2)) -eq 1 ]; then order="nodb pg detail"; else order="detail pg nodb"; fi
         for t in $order; do
+            admin=$(tg_children_named "${ACCT_PID[$t]}" admin)
+            # shellcheck disable=SC2086 # lists of pids
+            a0=$(cpu_ticks $admin) c0=$(cpu_ticks $pgpids)
             # shellcheck disable=SC2046 # a list of pids
             run_wrk "acct-$t-round$r" "http://127.0.0.1:${ACCT_PORT[$t]}/v1/messages" \
                 "$THREADS" "$CONNS" "$DURATION" $(tree "${ACCT_PID[$t]}")
+            # shellcheck disable=SC2086 # lists of pids
+            a1=$(cpu_ticks $admin) c1=$(cpu_ticks $pgpids)
             ACCT_RPS[$t,$r]=$W_RPS
             ACCT_CPU[$t]=$(calc '%.2f' "${ACCT_CPU[$t]:-0} + $W_CPU / $rounds")
+            ACCT_ADM[$t]=$(calc '%.2f' "${ACCT_ADM[$t]:-0} + ($a1 - $a0) * 1000000 / $CLK_TCK / $W_REQS / $rounds")
+            ACCT_PGC[$t]=$(calc '%.2f' "${ACCT_PGC[$t]:-0} + ($c1 - $c0) * 1000000 / $CLK_TCK / $W_REQS / $rounds")
         done
         ratios_pg+=("$(calc '%.4f' "${ACCT_RPS[pg,$r]} / ${ACCT_RPS[nodb,$r]}")")
         ratios_detail+=("$(calc '%.4f' "${ACCT_RPS[detail,$r]} / ${ACCT_RPS[nodb,$r]}")")
@@ -904,15 +912,18 @@ usage = { ring_slots = 262144; spool_dir = \"$TMP/acct-pg/spool-tgd\"; detail = 
     say ""
     say "PostgreSQL accounting: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${DURATION}s, rounds: $rounds (order alternating); PostgreSQL 15 on the same CPUs (fsync off)"
     say "  load average before the rounds: $ACCT_LOAD"
-    say "$(printf '  %-8s %11s  %s' variant cpu_us/req 'req/s per round')"
+    say "$(printf '  %-8s %11s %9s %9s  %s' variant cpu_us/req admin_us pg_us 'req/s per round')"
     for t in nodb pg detail; do
         local line=""
         for r in $(seq "$rounds"); do
             line="$line $(printf '%8.0f' "${ACCT_RPS[$t,$r]}")"
         done
-        say "$(printf '  %-8s %11.1f %s' "$t" "${ACCT_CPU[$t]}" "$line")"
+        say "$(printf '  %-8s %11.1f %9.2f %9.2f %s' "$t" "${ACCT_CPU[$t]}" "${ACCT_ADM[$t]}" "${ACCT_PGC[$t]}" "$line")"
     done
-    say "  (cpu_us/req: Tollgate's processes only; PostgreSQL's work is not in it)"
+    say "  (cpu_us/req: all of Tollgate's processes; admin_us: of which admin; pg_us: every PostgreSQL process, per request)"
+    for t in pg detail; do
+        say "  $t: accounting costs admin + PostgreSQL $(calc '%.2f' "${ACCT_ADM[$t]} - ${ACCT_ADM[nodb]} + ${ACCT_PGC[$t]}") us per request over nodb = $(calc '%.1f' "100 * (${ACCT_ADM[$t]} - ${ACCT_ADM[nodb]} + ${ACCT_PGC[$t]}) / ${ACCT_CPU[nodb]}") % of nodb's CPU per request; CPU-bound req/s ratio $(calc '%.3f' "${ACCT_CPU[nodb]} / (${ACCT_CPU[nodb]} + ${ACCT_ADM[$t]} - ${ACCT_ADM[nodb]} + ${ACCT_PGC[$t]})")"
+    done
     local med_pg med_detail
     med_pg=$(acct_median "${ratios_pg[@]}")
     med_detail=$(acct_median "${ratios_detail[@]}")
