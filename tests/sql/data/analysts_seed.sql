@@ -100,7 +100,8 @@ SELECT tg_api.usage_ingest(jsonb_build_object(
             4000, 3000))));
 -- March, host h1 (this batch is sent twice: the second time changes
 -- nothing): bob today and early in the month.
-SELECT tg_api.usage_ingest(jsonb_build_object(
+CREATE FUNCTION pg_temp.batch_aa2() RETURNS jsonb LANGUAGE sql
+RETURN jsonb_build_object(
     'batch_id', '00000000000000aa-2', 'host', 'h1', 'records', 6,
     'rows', jsonb_build_array(
         jsonb_build_array(pg_temp.h('2026-03-18 09:00+00'), 2, 1,
@@ -110,18 +111,9 @@ SELECT tg_api.usage_ingest(jsonb_build_object(
         jsonb_build_array(pg_temp.h('2026-03-05 11:00+00'), 2, 1,
             'claude-sonnet-4-5', 'ep-a', 2, 0, 0, 0, 0, 0, 0, 0,
             100, 100, 100, 0, 0, 0, 1830000000, 0, 0, 400, 250, 80, 800,
-            1200))));
-SELECT tg_api.usage_ingest(jsonb_build_object(
-    'batch_id', '00000000000000aa-2', 'host', 'h1', 'records', 6,
-    'rows', jsonb_build_array(
-        jsonb_build_array(pg_temp.h('2026-03-18 09:00+00'), 2, 1,
-            'claude-sonnet-4-5', 'ep-a', 4, 2, 0, 0, 1, 0, 2, 0,
-            200, 400, 800, 0, 30, 10, 7020000000, 0, 1, 700, 500, 60, 2000,
-            6000),
-        jsonb_build_array(pg_temp.h('2026-03-05 11:00+00'), 2, 1,
-            'claude-sonnet-4-5', 'ep-a', 2, 0, 0, 0, 0, 0, 0, 0,
-            100, 100, 100, 0, 0, 0, 1830000000, 0, 0, 400, 250, 80, 800,
-            1200))));
+            1200)));
+SELECT tg_api.usage_ingest(pg_temp.batch_aa2());
+SELECT tg_api.usage_ingest(pg_temp.batch_aa2());
 -- March, host h2: carol yesterday on GPT-4o, with failures and refusals.
 SELECT tg_api.usage_ingest(jsonb_build_object(
     'batch_id', '00000000000000bb-1', 'host', 'h2', 'records', 6,
