@@ -73,14 +73,20 @@ static void
 tg_admin_drain_handler(tg_ev_loop_t *loop, tg_ev_timer_t *t)
 {
     tg_admin_t *a = t->data;
+    uint32_t n;
 
-    tg_agg_drain();
+    n = tg_agg_drain();
     tg_events_drain();
     if (tg_ev_now(loop) - a->last_ingest >= TG_ADMIN_SPOOL_MS) {
         a->last_ingest = tg_ev_now(loop);
         tg_agg_ingest();
     }
-    tg_ev_timer_add(loop, t, TG_ADMIN_DRAIN_MS);
+    /* A full round means the ring holds more: drain again on the next
+     * turn of the loop (after the other events), so a backlog goes at the
+     * journal's pace rather than TG_AGG_BATCH per period.  Otherwise wait
+     * the period: draining in fewer, larger rounds costs the workers'
+     * CPUs less than draining often. */
+    tg_ev_timer_add(loop, t, n >= TG_AGG_BATCH ? 0 : TG_ADMIN_DRAIN_MS);
 }
 
 

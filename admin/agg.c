@@ -49,7 +49,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TG_AGG_BATCH      4096   /* records per drain round at most */
 #define TG_AGG_GRACE_MS   2000   /* wait before skipping a stuck slot */
 #define TG_AGG_CLOSE_MS   1000   /* a batch is closed at least this often */
 #define TG_AGG_CLOSE_RECS 100000 /* ... or when it holds this many */

@@ -42,8 +42,11 @@ void tg_agg_stop(void);
 
 void tg_agg_fini(void);
 
-/* Drain what the ring holds now (at most one round), close the batch
- * when due and flush; returns the records drained. */
+#define TG_AGG_BATCH 4096 /* records one drain round takes at most */
+
+/* Drain what the ring holds now (one round: at most TG_AGG_BATCH
+ * records), close the batch when due and flush; returns the records
+ * drained. */
 uint32_t tg_agg_drain(void);
 
 /* Ingest the spool directory; returns the records read. */

@@ -13,6 +13,11 @@
  *           and so also when a future effective_from arrives;
  *        3. with usage.detail, this month's and next month's partitions
  *           of usage_requests are created and old ones dropped;
+ *           batch ids older than usage.batch_retention are deleted from
+ *           usage_batches (tg_api.usage_batches_purge), at start and then
+ *           every TG_USAGE_PURGE_MS, in chunks of TG_USAGE_PURGE_CHUNK
+ *           rows, one short transaction each, the next sent when the
+ *           previous one answers: nothing waits and no lock is held long;
  *        4. quota sums of the current day and month: the other hosts'
  *           usage becomes each quota entry's base (tg_shm_quota_set_base)
  *           every round; this host's own usage is restored into "used"
@@ -49,12 +54,16 @@
 
 #define TG_USAGE_FRESH_MS     60000   /* shm younger than this: restore */
 #define TG_USAGE_PARTITION_MS 3600000 /* partition upkeep period */
+#define TG_USAGE_PURGE_MS     600000  /* usage_batches retention period */
+#define TG_USAGE_PURGE_CHUNK  5000    /* rows one purge transaction deletes */
 #define TG_USAGE_PRICES_SQL                                                    \
     "SELECT pattern, input_pusd, output_pusd, cache_read_pusd,"                \
     " cache_write_5m_pusd, cache_write_1h_pusd"                                \
     " FROM tg_api.prices_current()"
 #define TG_USAGE_SEED_SQL  "SELECT tg_api.prices_seed($1::jsonb)"
 #define TG_USAGE_PARTS_SQL "SELECT tg_api.usage_partitions($1::integer)"
+#define TG_USAGE_PURGE_SQL                                                     \
+    "SELECT tg_api.usage_batches_purge($1::bigint, $2::integer)"
 #define TG_USAGE_QUOTA_SQL                                                     \
     "SELECT kind, id, digest, period, self_tokens, self_cache_read,"           \
     " self_cost_pusd, other_tokens, other_cache_read, other_cost_pusd"         \
@@ -69,6 +78,9 @@ typedef struct {
     bool seeded;
     bool restore;       /* restore this host's usage on the next round */
     uint64_t parts_ms;  /* last partition upkeep */
+    uint64_t purge_ms;  /* last usage_batches purge started */
+    uint64_t purged;    /* batch ids deleted by the purge in progress */
+    bool purging;       /* a purge chunk is in flight */
     uint64_t starts[2]; /* day and month starts of the round in flight */
 } tg_usage_t;
 
@@ -145,6 +157,56 @@ tg_usage_parts_cb(void *ctx, const tg_pg_res_t *res)
         tg_log(TG_LOG_DEBUG, 0, "usage_requests partitions: %s",
                tg_pg_res_value(res, 0, 0));
     }
+}
+
+
+static void tg_usage_purge_cb(void *ctx, const tg_pg_res_t *res);
+
+
+/* Send one chunk of the usage_batches purge. */
+static void
+tg_usage_purge(tg_usage_t *u)
+{
+    char retention[24], chunk[16];
+    const char *p[2];
+
+    snprintf(retention, sizeof(retention), "%u",
+             u->conf->usage_batch_retention_ms);
+    snprintf(chunk, sizeof(chunk), "%u", TG_USAGE_PURGE_CHUNK);
+    p[0] = retention;
+    p[1] = chunk;
+    u->purging = tg_pg_query(u->pg, TG_USAGE_PURGE_SQL, 2, p, tg_usage_purge_cb,
+                             u) == TG_OK;
+}
+
+
+static void
+tg_usage_purge_cb(void *ctx, const tg_pg_res_t *res)
+{
+    tg_usage_t *u = ctx;
+    long n;
+
+    u->purging = false;
+    if (!tg_pg_res_ok(res)) {
+        tg_log(TG_LOG_ERR, 0, "purging usage_batches failed: %s",
+               tg_pg_res_message(res));
+        u->purged = 0;
+        return;
+    }
+    n = atol(tg_pg_res_value(res, 0, 0));
+    u->purged += (uint64_t)(n > 0 ? n : 0);
+    /* A full chunk: more may be due.  The next chunk is its own short
+     * transaction, queued behind whatever else this connection runs. */
+    if (n >= TG_USAGE_PURGE_CHUNK && tg_pg_state(u->pg) == TG_PG_READY) {
+        tg_usage_purge(u);
+        return;
+    }
+    if (u->purged > 0) {
+        tg_log(TG_LOG_INFO, 0,
+               "purged %llu usage batch ids older than usage.batch_retention",
+               (unsigned long long)u->purged);
+    }
+    u->purged = 0;
 }
 
 
@@ -272,6 +334,11 @@ tg_usage_round(tg_usage_t *u)
         p[0] = keep;
         (void)tg_pg_query(u->pg, TG_USAGE_PARTS_SQL, 1, p, tg_usage_parts_cb,
                           u);
+    }
+    if (!u->purging && (u->purge_ms == 0 ||
+                        tg_time_mono_ms() - u->purge_ms >= TG_USAGE_PURGE_MS)) {
+        u->purge_ms = tg_time_mono_ms();
+        tg_usage_purge(u);
     }
     tg_usage_periods(u);
     snprintf(days, sizeof(days), "%llu", (unsigned long long)u->starts[0]);

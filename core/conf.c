@@ -181,6 +181,8 @@ static const tg_conf_rule_t tg_conf_usage_rules[] = {
     TG_CONF_TOP("detail_months", TG_CONF_T_U32, usage_detail_months, 0, 1200),
     TG_CONF_TOP("sync_interval", TG_CONF_T_DURATION, usage_sync_interval_ms,
                 100, 3600000),
+    TG_CONF_TOP("batch_retention", TG_CONF_T_DURATION, usage_batch_retention_ms,
+                3600000, TG_CONF_DAY_MS * 45u),
     TG_CONF_END,
 };
 
@@ -449,6 +451,7 @@ tg_conf_defaults(tg_conf_t *conf)
     conf->drain_timeout_ms = 30000;
     conf->drain_bytes = 8u << 20;
     conf->usage_sync_interval_ms = 5000;
+    conf->usage_batch_retention_ms = 7u * 86400000u;
     conf->database_start_timeout_ms = 5000;
     snprintf(conf->secret_key, sizeof(conf->secret_key), "run/secret.key");
     conf->reconcile_interval_ms = 30000;

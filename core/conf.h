@@ -193,9 +193,10 @@ typedef struct tg_conf_s {
     char usage_log[4096];    /* admin's JSON-lines sink, "off" = none */
     char usage_timezone[64]; /* quota periods: IANA name or POSIX TZ, UTC */
     bool usage_detail;       /* usage_requests rows, default false */
-    uint32_t usage_detail_months;    /* detail partitions kept, 0 = all */
-    uint32_t usage_sync_interval_ms; /* quota sums and prices, 5 s */
-    int usage_disconnect;            /* TG_CONF_DISCONNECT_*, default DRAIN */
+    uint32_t usage_detail_months;      /* detail partitions kept, 0 = all */
+    uint32_t usage_sync_interval_ms;   /* quota sums and prices, 5 s */
+    uint32_t usage_batch_retention_ms; /* usage_batches rows kept, 7 days */
+    int usage_disconnect;              /* TG_CONF_DISCONNECT_*, default DRAIN */
     uint32_t drain_timeout_ms; /* drain deadline once the client left, 30 s */
     size_t drain_bytes;        /* drain byte cap once the client left, 8 MB */
 

@@ -739,6 +739,215 @@ if [ -x "$MICROBENCH" ]; then
     printf '%s\n' "$MB_OUT" >>"$RESULTS"
 fi
 
+# ---------------------------------------------------------------- accounting
+
+# PostgreSQL accounting: the same wrk load against three Tollgates in front
+# of the same mock, started side by side from tollgate.conf.in: "nodb"
+# (no database: usage records are only counted), "pg" (a private
+# PostgreSQL, tools/pg-local.sh: usage aggregated per hour into
+# usage_hourly, quotas and prices synced) and "detail" (the same plus
+# usage.detail: one usage_requests row per request).  BENCH_PG_ROUNDS
+# (default 3) rounds, the order alternating; each round's ratio to nodb,
+# and the median over the rounds.  Then the ingestion rate end to end:
+# pg's admin is stopped (SIGSTOP) while wrk fills its ring (and, when the
+# ring is full, the workers' spool files), then continued; records/s =
+# the records sent meanwhile / the time until usage_hourly counts them all
+# (committed).  BENCH_PG=off skips the section.  PostgreSQL runs on the
+# same CPUs (fsync off, as pg-local.sh starts it), so its work is part of
+# the cost measured.
+
+# Start a Tollgate for variant <name> on a free port, with <extra> appended
+# to its config; sets ACCT_PORT[name] and ACCT_PIDS[name].
+acct_start()
+{
+    local name=$1 extra=$2 conf=$TMP/acct-$1.conf pid
+
+    pick_port || die "no free port for tollgate ($name)"
+    ACCT_PORT[$name]=$PORT
+    sed -e "s|@TMP@|$TMP/acct-$name|g" -e "s|@WORKERS@|$WORKERS|g" \
+        -e "s|@PORT@|$PORT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
+        -e "s|@ACCESS_LOG@|$TG_ACCESS|g" -e "s|@KEY@|$KEY|g" -e "s|@LKEY@|$LKEY|g" \
+        "$BENCH_DIR/tollgate.conf.in" >"$conf"
+    printf '%s\n' "$extra" >>"$conf"
+    mkdir -p "$TMP/acct-$name"
+    "$TOLLGATE" -t -c "$conf" >"$TMP/acct-$name.t" 2>&1 \
+        || { cat "$TMP/acct-$name.t" >&2; die "tollgate rejects $conf"; }
+    setsid env -u TOLLGATE_DATABASE "$TOLLGATE" -c "$conf" \
+        >"$TMP/acct-$name.out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    ACCT_PID[$name]=$pid
+    wait_port "tollgate ($name)" "$pid" "$PORT" "$TMP/acct-$name.out" \
+        || die "tollgate ($name) did not start"
+    section "configs: $conf"
+    cat "$conf" >>"$RESULTS"
+}
+
+
+# psql against variant pg's database: acct_sql SQL; prints the value.
+acct_sql()
+{
+    psql -X -q -At -d "${ACCT_DB/dbname=postgres/dbname=bench_pg}" -c "$1" \
+        2>>"$TMP/acct-psql.err"
+}
+
+
+# Wait until usage_hourly counts <n> requests (at most <secs> seconds);
+# prints the seconds it took, from now, or fails.
+acct_wait_rows()
+{
+    local want=$1 secs=$2 t0 got
+
+    t0=$EPOCHREALTIME
+    while :; do
+        got=$(acct_sql "SELECT coalesce(sum(requests), 0) FROM usage_hourly")
+        [ "${got:-0}" -ge "$want" ] && break
+        if [ "$(calc '%d' "$EPOCHREALTIME - $t0 > $secs")" = 1 ]; then
+            out "acct: usage_hourly holds ${got:-?} requests, want $want"
+            return 1
+        fi
+        sleep 0.02
+    done
+    calc '%.3f' "$EPOCHREALTIME - $t0"
+}
+
+
+# The median of the numbers given.
+acct_median()
+{
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2];
+              else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+
+acct_section()
+{
+    local rounds=${BENCH_PG_ROUNDS:-3} r t order pgdir port admin
+    local before sent secs i pgpids c0 c1 a0 a1 cpu
+    local -a ratios_pg=() ratios_detail=()
+    declare -gA ACCT_PORT ACCT_PID ACCT_RPS ACCT_CPU ACCT_ADM ACCT_PGC
+
+    if [ "${BENCH_PG:-on}" = off ]; then
+        return 0
+    fi
+    if [ ! -x "$SELF_DIR/pg-local.sh" ] || ! command -v psql >/dev/null; then
+        say ""
+        say "PostgreSQL accounting: skipped (no tools/pg-local.sh or psql)"
+        return 0
+    fi
+    pgdir=$TMP/acct-pg
+    pick_port || die "no free port for PostgreSQL"
+    port=$PORT
+    ACCT_DB=$("$SELF_DIR/pg-local.sh" start "$pgdir" "$port" 2>"$TMP/acct-pg.err") \
+        || { cat "$TMP/acct-pg.err" >&2; die "PostgreSQL did not start"; }
+    # Stopped on every exit, before the processes this script started.
+    trap '"$SELF_DIR/pg-local.sh" stop "'"$pgdir"'" >/dev/null 2>&1; cleanup' EXIT
+    psql -X -q -d "$ACCT_DB" -c "CREATE DATABASE bench_pg" -c "CREATE DATABASE bench_detail" \
+        >>"$RESULTS" 2>&1 || die "CREATE DATABASE failed"
+    acct_start nodb "usage = { ring_slots = 262144; spool_dir = \"$TMP/acct-nodb/spool\"; };"
+    acct_start pg "database = \"${ACCT_DB/dbname=postgres/dbname=bench_pg}\";
+usage = { ring_slots = 262144; spool_dir = \"$TMP/acct-pg/spool-tg\"; };"
+    acct_start detail "database = \"${ACCT_DB/dbname=postgres/dbname=bench_detail}\";
+usage = { ring_slots = 262144; spool_dir = \"$TMP/acct-pg/spool-tgd\"; detail = true; };"
+    for t in pg detail; do
+        for i in $(seq 100); do
+            grep -q "database ready" "$TMP/acct-$t/tollgate-error.log" 2>/dev/null && break
+            sleep 0.1
+        done
+        grep -q "database ready" "$TMP/acct-$t/tollgate-error.log" \
+            || die "tollgate ($t) never got its database ready"
+    done
+    for t in nodb pg detail; do
+        probe "acct-$t" "http://127.0.0.1:${ACCT_PORT[$t]}/v1/messages" \
+            "$TMP/acct-$t/tollgate-error.log" || die "tollgate ($t) does not proxy"
+        run_wrk "acct-warmup-$t" "http://127.0.0.1:${ACCT_PORT[$t]}/v1/messages" \
+            "$THREADS" "$CONNS" "$WARMUP"
+    done
+    out "acct: loadavg before the rounds: $(cut -d' ' -f1-3 /proc/loadavg)"
+    ACCT_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+    pgpids=$(tree "$(head -n 1 "$pgdir/data/postmaster.pid")" | tr '\n' ' ')
+    for r in $(seq "$rounds"); do
+        if [ $((r % 2)) -eq 1 ]; then order="nodb pg detail"; else order="detail pg nodb"; fi
+        for t in $order; do
+            admin=$(tg_children_named "${ACCT_PID[$t]}" admin)
+            # shellcheck disable=SC2086 # lists of pids
+            a0=$(cpu_ticks $admin) c0=$(cpu_ticks $pgpids)
+            # shellcheck disable=SC2046 # a list of pids
+            run_wrk "acct-$t-round$r" "http://127.0.0.1:${ACCT_PORT[$t]}/v1/messages" \
+                "$THREADS" "$CONNS" "$DURATION" $(tree "${ACCT_PID[$t]}")
+            # shellcheck disable=SC2086 # lists of pids
+            a1=$(cpu_ticks $admin) c1=$(cpu_ticks $pgpids)
+            ACCT_RPS[$t,$r]=$W_RPS
+            ACCT_CPU[$t]=$(calc '%.2f' "${ACCT_CPU[$t]:-0} + $W_CPU / $rounds")
+            ACCT_ADM[$t]=$(calc '%.2f' "${ACCT_ADM[$t]:-0} + ($a1 - $a0) * 1000000 / $CLK_TCK / $W_REQS / $rounds")
+            ACCT_PGC[$t]=$(calc '%.2f' "${ACCT_PGC[$t]:-0} + ($c1 - $c0) * 1000000 / $CLK_TCK / $W_REQS / $rounds")
+        done
+        ratios_pg+=("$(calc '%.4f' "${ACCT_RPS[pg,$r]} / ${ACCT_RPS[nodb,$r]}")")
+        ratios_detail+=("$(calc '%.4f' "${ACCT_RPS[detail,$r]} / ${ACCT_RPS[nodb,$r]}")")
+    done
+
+    # Ingestion: pg's admin stopped while wrk fills the ring.
+    admin=$(tg_children_named "${ACCT_PID[pg]}" admin)
+    [ -n "$admin" ] || die "no admin process under tollgate (pg)"
+    sleep 2
+    before=$(acct_sql "SELECT coalesce(sum(requests), 0) FROM usage_hourly")
+    kill -STOP "$admin"
+    run_wrk "acct-fill" "http://127.0.0.1:${ACCT_PORT[pg]}/v1/messages" \
+        "$THREADS" "$CONNS" "$DURATION"
+    sent=$((W_REQS))
+    # CPU of admin and of every PostgreSQL process meanwhile: what the
+    # ingestion costs, whatever else runs on the machine.
+    pgpids=$(tree "$(head -n 1 "$pgdir/data/postmaster.pid")" | tr '\n' ' ')
+    # shellcheck disable=SC2086 # lists of pids
+    c0=$(cpu_ticks "$admin" $pgpids)
+    kill -CONT "$admin"
+    secs=$(acct_wait_rows $((before + sent)) 120) || die "ingestion did not complete; see $RESULTS"
+    pgpids=$(tree "$(head -n 1 "$pgdir/data/postmaster.pid")" | tr '\n' ' ')
+    # shellcheck disable=SC2086 # lists of pids
+    c1=$(cpu_ticks "$admin" $pgpids)
+    cpu=$(calc '%.3f' "($c1 - $c0) / $CLK_TCK")
+    out "acct: ingestion: $sent records in $secs s after SIGCONT, $cpu s of CPU (admin and PostgreSQL)"
+
+    say ""
+    say "PostgreSQL accounting: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${DURATION}s, rounds: $rounds (order alternating); PostgreSQL 15 on the same CPUs (fsync off)"
+    say "  load average before the rounds: $ACCT_LOAD"
+    say "$(printf '  %-8s %11s %9s %9s  %s' variant cpu_us/req admin_us pg_us 'req/s per round')"
+    for t in nodb pg detail; do
+        local line=""
+        for r in $(seq "$rounds"); do
+            line="$line $(printf '%8.0f' "${ACCT_RPS[$t,$r]}")"
+        done
+        say "$(printf '  %-8s %11.1f %9.2f %9.2f %s' "$t" "${ACCT_CPU[$t]}" "${ACCT_ADM[$t]}" "${ACCT_PGC[$t]}" "$line")"
+    done
+    say "  (cpu_us/req: all of Tollgate's processes; admin_us: of which admin; pg_us: every PostgreSQL process, per request)"
+    for t in pg detail; do
+        say "  $t: accounting costs admin + PostgreSQL $(calc '%.2f' "${ACCT_ADM[$t]} - ${ACCT_ADM[nodb]} + ${ACCT_PGC[$t]}") us per request over nodb = $(calc '%.1f' "100 * (${ACCT_ADM[$t]} - ${ACCT_ADM[nodb]} + ${ACCT_PGC[$t]}) / ${ACCT_CPU[nodb]}") % of nodb's CPU per request; CPU-bound req/s ratio $(calc '%.3f' "${ACCT_CPU[nodb]} / (${ACCT_CPU[nodb]} + ${ACCT_ADM[$t]} - ${ACCT_ADM[nodb]} + ${ACCT_PGC[$t]})")"
+    done
+    local med_pg med_detail
+    med_pg=$(acct_median "${ratios_pg[@]}")
+    med_detail=$(acct_median "${ratios_detail[@]}")
+    say "  pg/nodb req/s: median $med_pg (per round: ${ratios_pg[*]}; target >= 0.95: $(awk -v r="$med_pg" 'BEGIN { print (r >= 0.95) ? "ok" : "BELOW TARGET" }'))"
+    say "  detail/nodb req/s: median $med_detail (per round: ${ratios_detail[*]})"
+    say "  ingestion end to end, ring pre-filled while admin was stopped: $sent records drained, journaled and committed in $secs s"
+    say "    = $(calc '%.0f' "$sent / $secs") records/s wall clock (includes the wait for the batch close, at most 1 s; more records amortise it)"
+    say "    = $(calc '%.0f' "$sent / ($cpu > 0 ? $cpu : 0.001)") records per CPU-second of admin + PostgreSQL ($cpu s of CPU; target >= 50000/s)"
+    "$SELF_DIR/pg-local.sh" stop "$pgdir" >/dev/null 2>&1
+}
+
+
+# Pids of <parent>'s children whose process name starts with <prefix>.
+tg_children_named()
+{
+    local c
+
+    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        case "$(cat /proc/"$c"/comm 2>/dev/null)" in
+        "$2"*) echo "$c" ;;
+        esac
+    done
+}
+
 # ---------------------------------------------------------------- summary
 
 say "Tollgate benchmark: $WORKERS workers per proxy, access log $ACCESS_LOG, $NPROC CPUs shared by load generator, mock and proxy"
@@ -829,6 +1038,7 @@ if [ -n "$MB_OUT" ]; then
         say "  $line"
     done < <(printf '%s\n' "$MB_OUT" | grep 'ns/op')
 fi
+acct_section
 say ""
 say "Results: $RESULTS"
 

@@ -4,6 +4,7 @@
 #   tools/sql-test.sh [NAME...]     run tests/sql/NAME.sql (default: all)
 #   SQL_TEST_ACCEPT=1 tools/sql-test.sh NAME
 #                                   write the output as the new expected file
+#                                   (without NAME: also the analysts' ones)
 #
 # Starts a throwaway PostgreSQL 15 (tools/pg-local.sh when present, else
 # the same steps here: initdb as the "postgres" user into a temporary
@@ -13,8 +14,10 @@
 # from sql/views/*.sql and sql/functions/*.sql in name order), and runs
 # each test file with psql in a fresh copy of it.  The output, with
 # times, process ids and source locations masked, must equal
-# tests/sql/expected/NAME.out.  Ends with "sql: N passed, M failed" and
-# exits non-zero when a test failed or the setup did.
+# tests/sql/expected/NAME.out.  Run without NAME, it also checks
+# docs/sql.md: a row for every column, and each query of the analysts'
+# section against tests/sql/expected/analysts_NN.out.  Ends with "sql: N
+# passed, M failed" and exits non-zero when a test failed or the setup did.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -180,9 +183,9 @@ for name in "${names[@]}"; do
 done
 
 # docs/sql.md: every column of every table and view has its row in the
-# page, and every query of the analysts' section runs.
-check_docs() {
-    local doc=$root/docs/sql.md db=t_docs missing=0 t c
+# page.
+check_columns() {
+    local doc=$root/docs/sql.md missing=0 t c
     while IFS='|' read -r t c; do
         # The column's name, in backquotes, in the first cell of a table
         # row under the "### `table`" heading.
@@ -201,25 +204,75 @@ check_docs() {
          WHERE c.relnamespace = 'public'::regnamespace
            AND c.relkind IN ('r', 'v') AND a.attnum > 0
            AND NOT a.attisdropped ORDER BY 1, a.attnum")
+    return $missing
+}
+
+# docs/sql.md's analysts' section: each ```sql block (role management
+# left out) runs on its own against tests/sql/data/analysts_seed.sql,
+# with the seed's fixed clock first in search_path so that now() in the
+# documented queries is a known time, and its output must equal
+# tests/sql/expected/analysts_NN.out (NN: the block's number in the
+# section), like the expected-output tests above.
+check_analysts() {
+    local doc=$root/docs/sql.md db=t_docs failed=0 f name out exp
+    local dir=$results/analysts
+    rm -rf "$dir"
+    mkdir -p "$dir"
     "${psql_base[@]}" -d postgres -c "CREATE DATABASE $db TEMPLATE tg_template" \
         >/dev/null || return 1
-    "${psql_base[@]}" -d "$db" -v ON_ERROR_STOP=1 -f "$tests/data/analysts_seed.sql" \
-        >/dev/null || missing=1
-    # Each ```sql block after "## For analysts", except role management.
-    awk '/^## For analysts/ { on = 1 } /^## What comes next/ { on = 0 }
-         on && /^```sql/ { blk = 1; n++; next }
-         blk && /^```/ { blk = 0; print ";"; next }
-         blk { print }' "$doc" |
-        grep -v -E '^(CREATE ROLE|GRANT|  *audit_log, key_overview TO)' \
-        >"$results/docs-queries.sql"
     if ! "${psql_base[@]}" -d "$db" -v ON_ERROR_STOP=1 \
-        -f "$results/docs-queries.sql" >"$results/docs-queries.out" 2>&1; then
-        echo "docs/sql.md: an analysts' query fails:"
-        tail -n 5 "$results/docs-queries.out"
-        missing=1
+        -f "$tests/data/analysts_seed.sql" >"$dir/seed.out" 2>&1; then
+        echo "docs: loading analysts_seed.sql failed:"
+        tail -n 5 "$dir/seed.out"
+        failed=1
     fi
+    awk -v dir="$dir" '
+        /^## For analysts/ { on = 1 } /^## Usage: how it gets here/ { on = 0 }
+        on && /^```sql/ { blk = 1; n++
+                          f = sprintf("%s/analysts_%02d.sql", dir, n); next }
+        blk && /^```/ { blk = 0; close(f); next }
+        blk && !/^(CREATE ROLE|GRANT|  *[a-z_, ]+ TO analyst;)/ { print > f }
+    ' "$doc"
+    for f in "$dir"/analysts_*.sql; do
+        name=$(basename "$f" .sql)
+        out=$dir/$name.out
+        exp=$tests/expected/$name.out
+        # A block of role management only: nothing left to run.
+        grep -q '[^[:space:]]' "$f" || continue
+        "${psql_base[@]}" -d "$db" -a -v VERBOSITY=verbose \
+            -v SHOW_CONTEXT=never \
+            -c "SET search_path = analysts_clock, pg_catalog, public" \
+            -f "$f" 2>&1 | normalize >"$out"
+        if [ "${SQL_TEST_ACCEPT:-0}" = 1 ]; then
+            cp "$out" "$exp"
+        fi
+        if [ -f "$exp" ] && diff -u "$exp" "$out" >"$out.diff"; then
+            rm -f "$out.diff"
+        else
+            echo "docs: $name (docs/sql.md) differs from its expected output" \
+                "(diff in ${out#"$root"/}.diff)"
+            [ -f "$out.diff" ] && head -n 30 "$out.diff"
+            failed=1
+        fi
+    done
+    # An expected file whose block is gone from the page.
+    for f in "$tests"/expected/analysts_*.out; do
+        [ -f "$f" ] || continue
+        name=$(basename "$f" .out)
+        if [ ! -s "$dir/$name.sql" ]; then
+            echo "docs: $name.out has no query in docs/sql.md"
+            failed=1
+        fi
+    done
     "${psql_base[@]}" -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1
-    return $missing
+    return $failed
+}
+
+check_docs() {
+    local rc=0
+    check_columns || rc=1
+    check_analysts || rc=1
+    return $rc
 }
 
 if [ $# -eq 0 ]; then

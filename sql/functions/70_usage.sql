@@ -1,7 +1,8 @@
 -- sql/functions/70_usage.sql
 --      Usage and prices: the batch ingest admin flushes with, the usage
 --      query of GET /admin/api/usage, /admin/api/prices, the price seed,
---      the sums quotas start from, and the detail table's partitions.
+--      the sums quotas start from, the detail table's partitions and the
+--      batch ledger's retention.
 --
 -- NOTES
 --      usage_ingest is the one statement of a flush: the batch id row and
@@ -110,6 +111,42 @@ BEGIN
           FROM jsonb_array_elements(p_batch -> 'detail') AS d;
     END IF;
     RETURN jsonb_build_object('applied', true);
+END
+$$;
+
+-- Batch ledger retention: delete at most <p_limit> usage_batches rows
+-- applied more than <p_retention_ms> milliseconds ago, oldest first,
+-- skipping rows another admin's purge holds.  Returns the rows deleted;
+-- the caller asks again while a call deletes <p_limit>, so each
+-- transaction stays short whatever the backlog.  A batch id purged here
+-- is no longer recognised: usage.batch_retention must exceed the longest
+-- time a batch can wait in a journal (docs/configuration.md).
+CREATE FUNCTION tg_api.usage_batches_purge(p_retention_ms bigint,
+                                           p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public
+AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    IF p_retention_ms IS NULL OR p_retention_ms < 3600000 THEN
+        PERFORM tg_api._raise('TG422', 'retention must be at least an hour',
+                              'retention_ms');
+    END IF;
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 100000 THEN
+        PERFORM tg_api._raise('TG422', 'limit must be 1..100000', 'limit');
+    END IF;
+    DELETE FROM usage_batches
+     WHERE batch_id IN (
+        SELECT batch_id FROM usage_batches
+         WHERE applied_at < now() - make_interval(secs => p_retention_ms
+                                                          / 1000.0)
+         ORDER BY applied_at
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
 END
 $$;
 

@@ -18,6 +18,7 @@
  */
 #include "tests/integration/client.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_usage_hosts.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -521,5 +522,11 @@ const tg_it_test_t tg_it_usage_pg_tests[] = {
     {"usage in PostgreSQL equals the upstream ledger through admin kills "
      "and a database outage",
      test_accuracy},
+    {"one user's daily token quota holds across two hosts on one database: "
+     "both refuse with a 429 naming it, the overrun within the bound",
+     tg_it_usage_quota_two_hosts},
+    {"admin purges usage_batches rows older than usage.batch_retention in "
+     "bounded chunks and keeps recent ones",
+     tg_it_usage_batches_purged},
     {NULL, NULL},
 };
