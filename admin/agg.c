@@ -11,7 +11,9 @@
  *
  *      With a database, every record goes through admin/agg_spool.c's
  *      journal before its ring slot is handed back; a batch is closed
- *      (marked and fsynced) at least every TG_AGG_CLOSE_MS, and flushed
+ *      (marked and fsynced) at least every TG_AGG_CLOSE_MS (while a ring
+ *      backlog drains, when it is drained, at TG_AGG_CLOSE_RECS records
+ *      or after TG_AGG_CLOSE_MAX_MS), and flushed
  *      from the journal, oldest first, one at a time, on a connection of
  *      its own (so a slow flush never delays the admin API).  A flush
  *      that fails or is not acknowledged is retried with back-off; while
@@ -49,13 +51,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TG_AGG_GRACE_MS   2000   /* wait before skipping a stuck slot */
-#define TG_AGG_CLOSE_MS   1000   /* a batch is closed at least this often */
-#define TG_AGG_CLOSE_RECS 100000 /* ... or when it holds this many */
-#define TG_AGG_RETRY_MIN  500    /* flush retry back-off */
-#define TG_AGG_RETRY_MAX  10000
-#define TG_AGG_REFUSE_MAX 5
-#define TG_AGG_INGEST_SQL "SELECT tg_api.usage_ingest($1::jsonb)"
+#define TG_AGG_GRACE_MS     2000   /* wait before skipping a stuck slot */
+#define TG_AGG_CLOSE_MS     1000   /* a batch is closed at least this often */
+#define TG_AGG_CLOSE_RECS   100000 /* ... or when it holds this many */
+#define TG_AGG_CLOSE_MAX_MS 2000   /* ... and while a backlog drains, this */
+#define TG_AGG_RETRY_MIN    500    /* flush retry back-off */
+#define TG_AGG_RETRY_MAX    10000
+#define TG_AGG_REFUSE_MAX   5
+#define TG_AGG_INGEST_SQL   "SELECT tg_api.usage_ingest($1::jsonb)"
 
 static const char *const tg_agg_outcomes[] = {
     "ok",       "upstream_error", "client_gone",   "timeout",
@@ -324,17 +327,25 @@ tg_agg_drain_journal(tg_agg_t *a, tg_shm_ring_t *ring)
 }
 
 
-/* Close the open batch when it is old or big enough, then flush. */
+/*
+ * Close the open batch when it is old or big enough, then flush.  <more>:
+ * the drain round was full, so the ring holds a backlog (admin was
+ * stopped, or is catching up): the batch then stays open until the
+ * backlog is drained, TG_AGG_CLOSE_RECS or TG_AGG_CLOSE_MAX_MS, so the
+ * backlog goes out in one statement instead of waiting a period per
+ * batch.
+ */
 static void
-tg_agg_maybe_close(tg_agg_t *a, bool force)
+tg_agg_maybe_close(tg_agg_t *a, bool force, bool more)
 {
     uint64_t now = tg_time_mono_ms();
+    uint64_t age = now - a->last_close_ms;
 
     if (!a->spool_ok) {
         return;
     }
-    if (force || now - a->last_close_ms >= TG_AGG_CLOSE_MS ||
-        a->spool.open_recs >= TG_AGG_CLOSE_RECS) {
+    if (force || (age >= TG_AGG_CLOSE_MS && !more) ||
+        age >= TG_AGG_CLOSE_MAX_MS || a->spool.open_recs >= TG_AGG_CLOSE_RECS) {
         a->last_close_ms = now;
         (void)tg_agg_spool_close_batch(&a->spool, tg_time_wall_ms());
     }
@@ -363,7 +374,7 @@ tg_agg_drain(void)
     if (a->log_fd != -1 && tg_buf_len(&a->out) > 0) {
         tg_agg_log_flush(a);
     }
-    tg_agg_maybe_close(a, false);
+    tg_agg_maybe_close(a, false, n >= TG_AGG_BATCH);
     return n;
 }
 
@@ -600,7 +611,7 @@ tg_agg_stop(void)
     tg_agg_t *a = &tg_agg;
 
     /* Whatever was not flushed stays in the journal for the next admin. */
-    tg_agg_maybe_close(a, true);
+    tg_agg_maybe_close(a, true, false);
     if (a->loop != NULL) {
         tg_ev_timer_del(a->loop, &a->retry_timer);
     }

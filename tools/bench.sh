@@ -930,7 +930,7 @@ usage = { ring_slots = 262144; spool_dir = \"$TMP/acct-pg/spool-tgd\"; detail = 
     say "  pg/nodb req/s: median $med_pg (per round: ${ratios_pg[*]}; target >= 0.95: $(awk -v r="$med_pg" 'BEGIN { print (r >= 0.95) ? "ok" : "BELOW TARGET" }'))"
     say "  detail/nodb req/s: median $med_detail (per round: ${ratios_detail[*]})"
     say "  ingestion end to end, ring pre-filled while admin was stopped: $sent records drained, journaled and committed in $secs s"
-    say "    = $(calc '%.0f' "$sent / $secs") records/s wall clock (includes the wait for the batch close, at most 1 s; more records amortise it)"
+    say "    = $(calc '%.0f' "$sent / $secs") records/s wall clock (from SIGCONT until usage_hourly counts the last one; polled every 20 ms)"
     say "    = $(calc '%.0f' "$sent / ($cpu > 0 ? $cpu : 0.001)") records per CPU-second of admin + PostgreSQL ($cpu s of CPU; target >= 50000/s)"
     "$SELF_DIR/pg-local.sh" stop "$pgdir" >/dev/null 2>&1
 }
