@@ -5,7 +5,10 @@
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
-# and the compression libraries, fuzz_translate worker/translate*.c) into
+# and the compression libraries, fuzz_translate worker/translate*.c,
+# fuzz_usage worker/usage.c and the decoders, fuzz_api admin/api_spec.c,
+# fuzz_models shm/models.c and shm/prices.c, fuzz_tollctl tools/tollctl_*.c)
+# into
 # build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
 # build/fuzz/, so new inputs found by the fuzzer never pollute the repo.
@@ -71,6 +74,16 @@ for src in "${targets[@]}"; do
     if [ "$name" = translate ]; then
         extra_src=(worker/translate.c worker/translate_req.c)
     fi
+    case "$name" in
+    usage)
+        extra_src=(worker/usage.c worker/decode.c)
+        extra_libs="-lz -lbrotlidec -lzstd" ;;
+    api) extra_src=(admin/api_spec.c) ;;
+    models) extra_src=(shm/models.c shm/prices.c) ;;
+    tollctl)
+        extra_src=(tools/tollctl_*.c)
+        ;;
+    esac
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \
         $LIBS $extra_libs; then
