@@ -38,7 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                      \
     } while (0)
 
-#define END {NULL, 0, 0, 0, 0, NULL, NULL}
+#define END                                                                    \
+    {                                                                          \
+        NULL, 0, 0, 0, 0, NULL, NULL                                           \
+    }
 
 static const char *const fuzz_enum[] = {"csv", "json", "a b", "", NULL};
 static const tg_api_field_t fuzz_inner[] = {

@@ -62,8 +62,7 @@ fuzz_next(void)
 
 /* Feed <body> to a fresh <u> in pieces (<split>) or at once. */
 static void
-fuzz_observe(tg_usage_t *u, int flags, const char *body, size_t len,
-             bool split)
+fuzz_observe(tg_usage_t *u, int flags, const char *body, size_t len, bool split)
 {
     size_t at = 0, n;
     char *piece;
