@@ -58,44 +58,6 @@ tg_api_error_code(int status)
 }
 
 
-/*
- * Replace every byte of NUL-terminated <s> that is not part of a valid
- * UTF-8 sequence (RFC 3629: shortest form, no surrogates, at most
- * U+10FFFF) with '?': a message may quote what the client sent (an
- * unknown query parameter) and may be cut mid-character, and the error
- * body must still be JSON.
- */
-static void
-tg_api_utf8_fix(char *s)
-{
-    unsigned char *u = (unsigned char *)s;
-    unsigned c, need, k;
-    uint32_t cp;
-
-    while ((c = *u) != 0) {
-        need = c < 0x80             ? 0
-               : (c & 0xe0) == 0xc0 ? 1
-               : (c & 0xf0) == 0xe0 ? 2
-               : (c & 0xf8) == 0xf0 ? 3
-                                    : 4;
-        cp = need == 0   ? c
-             : need == 1 ? c & 0x1f
-             : need == 2 ? c & 0x0f
-                         : c & 7;
-        for (k = 1; k <= need && need < 4 && (u[k] & 0xc0) == 0x80; k++) {
-            cp = (cp << 6) | (u[k] & 0x3f);
-        }
-        if (need == 4 || k <= need || (need == 1 && cp < 0x80) ||
-            (need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (need == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-            *u++ = '?';
-            continue;
-        }
-        u += need + 1;
-    }
-}
-
-
 /* See api_spec.h. */
 void
 tg_api_error_set(tg_api_error_t *e, int status, const char *field,
@@ -109,8 +71,10 @@ tg_api_error_set(tg_api_error_t *e, int status, const char *field,
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
     snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
-    tg_api_utf8_fix(e->message);
-    tg_api_utf8_fix(e->field);
+    /* A message may quote what the client sent (an unknown query
+     * parameter) and may be cut mid-character: the body must be JSON. */
+    tg_utf8_fix(e->message);
+    tg_utf8_fix(e->field);
 }
 
 

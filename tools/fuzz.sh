@@ -7,7 +7,8 @@
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
 # and the compression libraries, fuzz_translate worker/translate*.c,
 # fuzz_usage worker/usage.c and the decoders, fuzz_api admin/api_spec.c,
-# fuzz_models shm/models.c and shm/prices.c, fuzz_tollctl tools/tollctl_*.c)
+# fuzz_models shm/models.c and shm/prices.c, fuzz_tollctl tools/tollctl_*.c,
+# fuzz_webhook admin/webhook.c, fuzz_metrics admin/metrics.c and shm/*.c)
 # into
 # build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
@@ -80,9 +81,9 @@ for src in "${targets[@]}"; do
         extra_libs="-lz -lbrotlidec -lzstd" ;;
     api) extra_src=(admin/api_spec.c) ;;
     models) extra_src=(shm/models.c shm/prices.c) ;;
-    tollctl)
-        extra_src=(tools/tollctl_*.c)
-        ;;
+    tollctl) extra_src=(tools/tollctl_*.c) ;;
+    webhook) extra_src=(admin/webhook.c) ;;
+    metrics) extra_src=(admin/metrics.c shm/*.c) ;;
     esac
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \
