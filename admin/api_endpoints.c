@@ -59,7 +59,7 @@ tg_api_test_done(void *ctx, const tg_webhook_result_t *res)
 {
     tg_api_req_t *r = ctx;
     json_t *name = json_object_get(r->state_json, "name");
-    char snippet[TG_WEBHOOK_BODY_MAX + 1];
+    char snippet[513];
     json_t *err;
     bool ok = res->transport == 0 && res->status >= 200 && res->status < 300;
 
@@ -69,9 +69,8 @@ tg_api_test_done(void *ctx, const tg_webhook_result_t *res)
     } else if (!ok) {
         /* The upstream's own error text helps most; it is the endpoint's
          * answer, which never holds our credential. */
-        memcpy(snippet, res->body, TG_MIN(res->body_len, (size_t)512));
-        snippet[TG_MIN(res->body_len, (size_t)512)] = '\0';
-        err = json_stringn_nocheck(snippet, strlen(snippet));
+        err = json_stringn(snippet,
+                           tg_webhook_snippet(res, snippet, sizeof(snippet)));
         if (!json_is_string(err) || json_string_value(err) == NULL) {
             json_decref(err);
             err = json_sprintf("status %d", res->status);

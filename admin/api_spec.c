@@ -71,6 +71,10 @@ tg_api_error_set(tg_api_error_t *e, int status, const char *field,
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
     snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
+    /* A message may quote what the client sent (an unknown query
+     * parameter) and may be cut mid-character: the body must be JSON. */
+    tg_utf8_fix(e->message);
+    tg_utf8_fix(e->field);
 }
 
 
@@ -621,8 +625,7 @@ tg_api_sqlstate_map(const char *sqlstate, const char *message,
          * useful and holds no secret; the detail would echo the value. */
         tg_api_error_set(e, 409, NULL, "%s", message);
     } else {
-        tg_api_error_set(e, status, NULL, "%s", message);
-        snprintf(e->field, sizeof(e->field), "%s", detail ? detail : "");
+        tg_api_error_set(e, status, detail, "%s", message);
     }
     return status;
 }

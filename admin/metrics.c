@@ -114,8 +114,8 @@ tg_metrics_family(tg_buf_t *b, int *rc, const char *name, const char *type,
 }
 
 
-/* Escape a label value: backslash, double quote and line feed. */
-static void
+/* See metrics.h. */
+void
 tg_metrics_escape(const char *s, char *out, size_t cap)
 {
     size_t n = 0;
@@ -132,6 +132,7 @@ tg_metrics_escape(const char *s, char *out, size_t cap)
         }
     }
     out[n] = '\0';
+    tg_utf8_fix(out);
 }
 
 

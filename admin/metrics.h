@@ -24,6 +24,14 @@
 #define TG_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /*
+ * Escape label value <s> into <out> of <cap> (at least 4) bytes,
+ * NUL-terminated: backslash, double quote and line feed escaped, any
+ * byte that is not valid UTF-8 (a model name cut mid-character, a peer's
+ * bytes) replaced with '?', cut when <out> is full.
+ */
+void tg_metrics_escape(const char *s, char *out, size_t cap);
+
+/*
  * Render the exposition for <conf> and <shm> into <out> (appended; bounded
  * by the buffer's max).  TG_OK, or TG_ERROR when out of memory or past the
  * bound.

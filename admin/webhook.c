@@ -255,3 +255,26 @@ tg_webhook_forget(void *ctx)
         }
     }
 }
+
+
+/* See webhook.h. */
+size_t
+tg_webhook_snippet(const tg_webhook_result_t *res, char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned char c;
+
+    if (cap == 0) {
+        return 0;
+    }
+    for (; n + 1 < cap && n < res->body_len; n++) {
+        c = (unsigned char)res->body[n];
+        if (c == '\0') {
+            break;
+        }
+        out[n] = (char)(c < 0x20 || c == 0x7f ? ' ' : c);
+    }
+    out[n] = '\0';
+    tg_utf8_fix(out);
+    return n;
+}

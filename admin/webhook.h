@@ -63,4 +63,13 @@ int tg_webhook_send(const tg_webhook_req_t *req, tg_webhook_done_cb cb,
 /* <ctx> is going away: abort its transfers without calling back. */
 void tg_webhook_forget(void *ctx);
 
+/*
+ * The start of the answer's body in <res> as text for a message: at most
+ * <cap> - 1 bytes into <out>, NUL-terminated, stopping at a NUL byte,
+ * control characters as spaces and bytes that are not UTF-8 as '?' (so
+ * it can go into JSON).  Returns its length.
+ */
+size_t tg_webhook_snippet(const tg_webhook_result_t *res, char *out,
+                          size_t cap);
+
 #endif /* TG_ADMIN_WEBHOOK_H */

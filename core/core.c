@@ -136,3 +136,35 @@ tg_nofile_raise(void)
     }
     return (int)TG_MIN(rl.rlim_cur, (rlim_t)(1 << 20));
 }
+
+
+/* See core.h. */
+void
+tg_utf8_fix(char *s)
+{
+    unsigned char *u = (unsigned char *)s;
+    unsigned c, need, k;
+    uint32_t cp;
+
+    while ((c = *u) != 0) {
+        need = c < 0x80             ? 0
+               : (c & 0xe0) == 0xc0 ? 1
+               : (c & 0xf0) == 0xe0 ? 2
+               : (c & 0xf8) == 0xf0 ? 3
+                                    : 4;
+        cp = need == 0   ? c
+             : need == 1 ? c & 0x1f
+             : need == 2 ? c & 0x0f
+                         : c & 7;
+        for (k = 1; k <= need && need < 4 && (u[k] & 0xc0) == 0x80; k++) {
+            cp = (cp << 6) | (u[k] & 0x3f);
+        }
+        if (need == 4 || k <= need || (need == 1 && cp < 0x80) ||
+            (need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+            *u++ = '?';
+            continue;
+        }
+        u += need + 1;
+    }
+}

@@ -89,6 +89,14 @@ tg_size_mul(size_t a, size_t b, size_t *out)
  */
 int tg_nofile_raise(void);
 
+/*
+ * Replace every byte of NUL-terminated <s> that is not part of a valid
+ * UTF-8 sequence (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF) with '?', in place: for text that quotes a peer's bytes or
+ * was cut mid-character and must go into JSON or a UTF-8 exposition.
+ */
+void tg_utf8_fix(char *s);
+
 /* Monotonic and wall clocks in milliseconds / microseconds. */
 uint64_t tg_time_mono_ms(void);
 uint64_t tg_time_mono_us(void);

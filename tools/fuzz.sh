@@ -6,8 +6,10 @@
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
 # and the compression libraries, fuzz_translate worker/translate*.c,
-# fuzz_usage_resp worker/usage*.c and worker/decode.c) into
-# build/fuzz/fuzz_<name>, and run
+# fuzz_usage and fuzz_usage_resp worker/usage*.c and the decoders,
+# fuzz_api admin/api_spec.c, fuzz_models shm/models.c and shm/prices.c,
+# fuzz_tollctl tools/tollctl_*.c, fuzz_webhook admin/webhook.c,
+# fuzz_metrics admin/metrics.c and shm/*.c) into build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
 # build/fuzz/, so new inputs found by the fuzzer never pollute the repo.
 # Crash inputs are written to build/fuzz/<name>-artifacts/.  Give NAMEs to
@@ -65,17 +67,20 @@ for src in "${targets[@]}"; do
     echo "== fuzz_$name: build"
     extra_src=()
     extra_libs=""
-    if [ "$name" = decode ]; then
+    case "$name" in
+    decode)
         extra_src=(worker/decode.c)
-        extra_libs="-lz -lbrotlidec -lzstd"
-    fi
-    if [ "$name" = translate ]; then
-        extra_src=(worker/translate.c worker/translate_req.c)
-    fi
-    if [ "$name" = usage_resp ]; then
+        extra_libs="-lz -lbrotlidec -lzstd" ;;
+    translate) extra_src=(worker/translate.c worker/translate_req.c) ;;
+    usage | usage_resp)
         extra_src=(worker/usage.c worker/usage_resp.c worker/decode.c)
-        extra_libs="-lz -lbrotlidec -lzstd"
-    fi
+        extra_libs="-lz -lbrotlidec -lzstd" ;;
+    api) extra_src=(admin/api_spec.c) ;;
+    models) extra_src=(shm/models.c shm/prices.c) ;;
+    tollctl) extra_src=(tools/tollctl_*.c) ;;
+    webhook) extra_src=(admin/webhook.c) ;;
+    metrics) extra_src=(admin/metrics.c shm/*.c) ;;
+    esac
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \
         $LIBS $extra_libs; then

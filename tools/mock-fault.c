@@ -55,6 +55,8 @@ const char *tg_mock_cnt_names[TG_MOCK_C_MAX] = {
     [TG_MOCK_C_FAULT + TG_MOCK_F_CLOSE_REUSED] = "close-reused",
     [TG_MOCK_C_FAULT + TG_MOCK_F_GARBAGE] = "garbage",
     [TG_MOCK_C_FAULT + TG_MOCK_F_BOMB] = "gzip-bomb",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_HUGE_HEAD] = "huge-head",
+    [TG_MOCK_C_FAULT + TG_MOCK_F_ENDLESS] = "endless",
     [TG_MOCK_C_STATUS + 0] = "2xx",
     [TG_MOCK_C_STATUS + 1] = "4xx",
     [TG_MOCK_C_STATUS + 2] = "5xx",
@@ -126,6 +128,10 @@ tg_mock_fault_item(tg_mock_fault_t *f, const char *s, size_t len, char *err,
         f->garbage = true;
     } else if (tg_mock_lit_eq(name, "gzip-bomb") && arg == NULL) {
         f->bomb = true;
+    } else if (tg_mock_lit_eq(name, "huge-head") && arg == NULL) {
+        f->huge_head = true;
+    } else if (tg_mock_lit_eq(name, "endless") && arg == NULL) {
+        f->endless = true;
     } else if (tg_mock_lit_eq(name, "slow-first-byte") && arg != NULL &&
                tg_mock_parse_uint(arg, arg_len, TG_MOCK_DELAY_MAX, &v)) {
         f->slow_ms = (uint32_t)v;
@@ -335,6 +341,12 @@ tg_mock_fault_count(const tg_mock_fault_t *f)
     }
     if (f->bomb) {
         tg_mock_cnt_add(k + TG_MOCK_F_BOMB, 1);
+    }
+    if (f->huge_head) {
+        tg_mock_cnt_add(k + TG_MOCK_F_HUGE_HEAD, 1);
+    }
+    if (f->endless) {
+        tg_mock_cnt_add(k + TG_MOCK_F_ENDLESS, 1);
     }
 }
 

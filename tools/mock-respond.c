@@ -673,9 +673,16 @@ tg_mock_stream_next(tg_mock_conn_t *c)
         return TG_ERROR;
     }
     /* After a mid-stream error event the stream just ends, without
-     * message_stop or [DONE], as the real APIs do. */
-    r->ev_idx =
-        (r->fault.error_mid && i == r->ev_total / 2) ? r->ev_total : i + 1;
+     * message_stop or [DONE], as the real APIs do.  An endless stream
+     * goes back to its first delta after the last one. */
+    if (r->fault.error_mid && i == r->ev_total / 2) {
+        r->ev_idx = r->ev_total;
+    } else if (r->fault.endless && r->chunks > 0 &&
+               i + 1 == first + r->chunks) {
+        r->ev_idx = first;
+    } else {
+        r->ev_idx = i + 1;
+    }
     return tg_mock_out_stream(c, ev, (size_t)n, false);
 }
 
@@ -1065,6 +1072,34 @@ tg_mock_answer_bomb(tg_mock_conn_t *c)
     c->out.pos = TG_MOCK_HEADROOM - (size_t)n;
     r->status = 200;
     c->state = TG_MOCK_S_WRITE;
+    return TG_OK;
+}
+
+
+/*
+ * huge-head: a status line and 1 MiB of header lines with no blank line
+ * after them, then silence as for hang.  TG_OK (the caller drives it out)
+ * or TG_ERROR.
+ */
+int
+tg_mock_huge_head(tg_mock_conn_t *c)
+{
+    char pad[1001];
+    int i;
+
+    memset(pad, 'h', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    if (tg_mock_out_printf(c, "HTTP/1.1 200 OK\r\ncontent-type: "
+                              "application/json\r\n") != TG_OK) {
+        return TG_ERROR;
+    }
+    for (i = 0; i < 1024; i++) {
+        if (tg_mock_out_printf(c, "x-mock-pad-%04d: %s\r\n", i, pad) != TG_OK) {
+            return TG_ERROR;
+        }
+    }
+    c->r.status = 200;
+    c->state = TG_MOCK_S_HANG;
     return TG_OK;
 }
 

@@ -640,6 +640,13 @@ tg_mock_dispatch(tg_mock_conn_t *c)
         c->state = TG_MOCK_S_HANG;
         return TG_AGAIN;
     }
+    if (r->fault.huge_head) {
+        if (tg_mock_huge_head(c) != TG_OK) {
+            tg_mock_conn_close(c, false);
+            return TG_DONE;
+        }
+        return tg_mock_conn_drive(c) == TG_DONE ? TG_DONE : TG_AGAIN;
+    }
     if (r->fault.slow_ms > 0) {
         c->state = TG_MOCK_S_WAIT;
         tg_ev_timer_add(tg_mock_loop, &c->step, r->fault.slow_ms);

@@ -76,23 +76,6 @@ enum {
     TG_MOCK_P_RESET
 };
 
-/* Shared counters; the names are in tg_mock_cnt_names. */
-enum {
-    TG_MOCK_C_REQUESTS = 0,
-    TG_MOCK_C_STREAMS,
-    TG_MOCK_C_ABORTED,
-    TG_MOCK_C_ACCEPTED,
-    TG_MOCK_C_ACTIVE,
-    TG_MOCK_C_IN_TOK,
-    TG_MOCK_C_OUT_TOK,
-    TG_MOCK_C_CACHE_READ,
-    TG_MOCK_C_CACHE_CREATE,
-    TG_MOCK_C_PATH, /* + TG_MOCK_P_* up to TG_MOCK_P_OTHER */
-    TG_MOCK_C_FAULT = TG_MOCK_C_PATH + TG_MOCK_P_OTHER + 1, /* + F_* */
-    TG_MOCK_C_STATUS = TG_MOCK_C_FAULT + 14, /* 2xx, 4xx, 5xx, other */
-    TG_MOCK_C_MAX = TG_MOCK_C_STATUS + 4
-};
-
 /* Fault kinds, for the counters. */
 enum {
     TG_MOCK_F_NONE = 0,
@@ -108,7 +91,27 @@ enum {
     TG_MOCK_F_HANG,
     TG_MOCK_F_CLOSE_REUSED,
     TG_MOCK_F_GARBAGE,
-    TG_MOCK_F_BOMB
+    TG_MOCK_F_BOMB,
+    TG_MOCK_F_HUGE_HEAD,
+    TG_MOCK_F_ENDLESS,
+    TG_MOCK_F_MAX
+};
+
+/* Shared counters; the names are in tg_mock_cnt_names. */
+enum {
+    TG_MOCK_C_REQUESTS = 0,
+    TG_MOCK_C_STREAMS,
+    TG_MOCK_C_ABORTED,
+    TG_MOCK_C_ACCEPTED,
+    TG_MOCK_C_ACTIVE,
+    TG_MOCK_C_IN_TOK,
+    TG_MOCK_C_OUT_TOK,
+    TG_MOCK_C_CACHE_READ,
+    TG_MOCK_C_CACHE_CREATE,
+    TG_MOCK_C_PATH, /* + TG_MOCK_P_* up to TG_MOCK_P_OTHER */
+    TG_MOCK_C_FAULT = TG_MOCK_C_PATH + TG_MOCK_P_OTHER + 1, /* + F_* */
+    TG_MOCK_C_STATUS = TG_MOCK_C_FAULT + TG_MOCK_F_MAX,     /* 2xx, 4xx, ... */
+    TG_MOCK_C_MAX = TG_MOCK_C_STATUS + 4
 };
 
 /* Connection states. */
@@ -132,6 +135,8 @@ typedef struct {
     bool close_reused; /* close a reused connection without answering */
     bool garbage;      /* answer bytes that are not HTTP, then close */
     bool bomb;         /* 200 whose gzip body inflates to 256 MiB */
+    bool huge_head;    /* a response head of 1 MiB that never ends */
+    bool endless;      /* streams: content deltas without end */
     uint32_t slow_ms;  /* delay of the response head */
     int64_t times;     /* "*N": next N requests only; -1 = all */
     char spec[TG_MOCK_SPEC_MAX]; /* text as given; "" = no fault */
@@ -259,6 +264,7 @@ int tg_mock_conn_drive(tg_mock_conn_t *c);
 bool tg_mock_lit_eq(tg_str_t s, const char *lit);
 bool tg_mock_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
 int tg_mock_answer(tg_mock_conn_t *c);
+int tg_mock_huge_head(tg_mock_conn_t *c);
 int tg_mock_answer_local(tg_mock_conn_t *c, const char *body, size_t len);
 int tg_mock_error_anthropic(tg_mock_conn_t *c, int status, const char *type,
                             const char *msg, const char *details,

@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -49,7 +50,10 @@ struct tg_decode_s {
     size_t mem_max;
     bool mem_refused;       /* an allocation hit mem_max */
     uint64_t in_total;      /* compressed bytes taken */
+    uint64_t in_used;       /* of those, consumed by the library */
     uint64_t out_total;     /* decoded bytes handed on */
+    uint64_t budget;        /* decoded bytes allowed before the next refill */
+    uint64_t budget_ns;     /* monotonic time of the last refill */
     unsigned char head[2];  /* zlib: first bytes of a member */
     size_t nhead;           /* bytes in head; 2 once the format is known */
     bool zinit;             /* z is set up (inflateInit2 done) */
@@ -335,8 +339,32 @@ tg_decode_accept(char *dst, size_t cap, tg_str_t value)
 
 /* ------------------------------------------------------------ output */
 
-/* Hand <n> decoded bytes at <buf> on, unless the output has grown out of
- * proportion to the input.  TG_OK or TG_ERROR. */
+/* Refill the time budget of <d> for the time since the last refill, up to
+ * TG_DECODE_BURST. */
+static void
+tg_decode_refill(tg_decode_t *d)
+{
+    struct timespec ts;
+    uint64_t now, add;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (d->budget_ns == 0) {
+        d->budget = TG_DECODE_BURST;
+    } else if (now > d->budget_ns) {
+        add = (now - d->budget_ns) / 1000 * TG_DECODE_RATE / 1000000;
+        d->budget = TG_MIN(d->budget + add, (uint64_t)TG_DECODE_BURST);
+    }
+    d->budget_ns = now;
+}
+
+
+/*
+ * Hand <n> decoded bytes at <buf> on, unless the output has grown out of
+ * proportion to the input the library has consumed so far, or faster than
+ * the time budget allows.  Checked per TG_DECODE_CHUNK, so a bomb stops
+ * within a chunk of the limit.  TG_OK or TG_ERROR.
+ */
 static int
 tg_decode_emit(tg_decode_t *d, const unsigned char *buf, size_t n,
                tg_decode_out_pt out, void *ctx, tg_err_t *err)
@@ -347,14 +375,23 @@ tg_decode_emit(tg_decode_t *d, const unsigned char *buf, size_t n,
     d->out_total += n;
     if (d->out_total > TG_DECODE_RATIO_SLACK &&
         d->out_total - TG_DECODE_RATIO_SLACK >
-            d->in_total * TG_DECODE_RATIO_MAX) {
+            d->in_used * TG_DECODE_RATIO_MAX) {
         tg_err_set(err, 0, 0,
                    "%s output out of proportion to input (%llu bytes from "
                    "%llu)",
                    tg_decode_name(d->coding), (unsigned long long)d->out_total,
-                   (unsigned long long)d->in_total);
+                   (unsigned long long)d->in_used);
         return TG_ERROR;
     }
+    if (n > d->budget) {
+        tg_err_set(err, 0, 0,
+                   "%s output faster than %d MiB/s past a burst of %d MiB "
+                   "(%llu bytes decoded)",
+                   tg_decode_name(d->coding), TG_DECODE_RATE >> 20,
+                   TG_DECODE_BURST >> 20, (unsigned long long)d->out_total);
+        return TG_ERROR;
+    }
+    d->budget -= n;
     out(ctx, (const char *)buf, n);
     return TG_OK;
 }
@@ -417,6 +454,7 @@ tg_decode_inflate(tg_decode_t *d, const unsigned char *p, size_t len,
         z->next_out = buf;
         z->avail_out = sizeof(buf);
         zrc = inflate(z, Z_NO_FLUSH);
+        d->in_used += before - z->avail_in;
         n = sizeof(buf) - z->avail_out;
         if (tg_decode_emit(d, buf, n, out, ctx, err) != TG_OK) {
             return TG_ERROR;
@@ -486,15 +524,17 @@ tg_decode_br_feed(tg_decode_t *d, const unsigned char *p, size_t len,
 {
     unsigned char buf[TG_DECODE_CHUNK], *next_out;
     const uint8_t *next_in = p;
-    size_t avail_in = len, avail_out;
+    size_t avail_in = len, avail_out, before;
     BrotliDecoderResult r;
     BrotliDecoderErrorCode code;
 
     for (;;) {
         next_out = buf;
         avail_out = sizeof(buf);
+        before = avail_in;
         r = BrotliDecoderDecompressStream(d->br, &avail_in, &next_in,
                                           &avail_out, &next_out, NULL);
+        d->in_used += before - avail_in;
         if (tg_decode_emit(d, buf, sizeof(buf) - avail_out, out, ctx, err) !=
             TG_OK) {
             return TG_ERROR;
@@ -538,6 +578,7 @@ tg_decode_zstd_feed(tg_decode_t *d, const unsigned char *p, size_t len,
         o = (ZSTD_outBuffer){buf, sizeof(buf), 0};
         before = in.pos;
         r = ZSTD_decompressStream(d->zs, &o, &in);
+        d->in_used += in.pos - before;
         if (ZSTD_isError(r)) {
             if (d->frame_done) {
                 /* Not another frame after a complete one: trailing
@@ -646,6 +687,7 @@ tg_decode_feed(tg_decode_t *d, const char *p, size_t len, tg_decode_out_pt out,
         return TG_OK;
     }
     d->in_total += len;
+    tg_decode_refill(d);
     if (d->coding == TG_DECODE_BR) {
         rc = tg_decode_br_feed(d, u, len, out, ctx, err);
     } else if (d->coding == TG_DECODE_ZSTD) {

@@ -12,8 +12,10 @@
  *      fails past <mem_max> (zlib needs about 45 KB for its 32 KB window),
  *      and zstd refuses frames whose window exceeds
  *      2^TG_DECODE_WINDOW_LOG_MAX bytes.  Decoded output is also bounded
- *      against input (TG_DECODE_RATIO_MAX), so a small malicious body
- *      cannot keep a worker busy decoding gigabytes.
+ *      against input (TG_DECODE_RATIO_MAX) and against time
+ *      (TG_DECODE_BURST, TG_DECODE_RATE), so a small malicious body
+ *      cannot keep a worker busy decoding: other requests on the worker
+ *      wait at most a few milliseconds for one response's decoding.
  *      Library-like: never logs, fills a caller-owned tg_err_t.  Worker
  *      only; never blocks.
  */
@@ -44,17 +46,27 @@ enum {
 #define TG_DECODE_MEM_MAX ((size_t)(1536 + 256) * 1024)
 /*
  * Past the first TG_DECODE_RATIO_SLACK decoded bytes, at most
- * TG_DECODE_RATIO_MAX decoded bytes per compressed byte taken so far.
- * API responses are text: gzip gets 3-10x from them and an event stream
+ * TG_DECODE_RATIO_MAX decoded bytes per compressed byte the library has
+ * consumed so far, checked every TG_DECODE_CHUNK of output.  API
+ * responses are text: gzip gets 3-10x from them and an event stream
  * flushed per event far less, so 128 never stops a real response, while a
  * compression bomb (deflate reaches 1032x, brotli and zstd far more) is
- * stopped after about a megabyte of work.  Since the budget only grows
- * with input, decoding work per byte from the upstream is bounded too:
- * one curl write (upstream.buffer, 16 KB by default) costs at most
- * 2 MiB of output, a few milliseconds.
+ * stopped within a few KB of the first megabyte, about a millisecond of
+ * work.
  */
 #define TG_DECODE_RATIO_MAX   128
 #define TG_DECODE_RATIO_SLACK ((uint64_t)1 << 20)
+/*
+ * Work in time: a response may decode TG_DECODE_BURST bytes at once and
+ * then TG_DECODE_RATE bytes a second (a token bucket, refilled on each
+ * call).  The ratio alone lets a body just under 128x turn one event-loop
+ * turn's input (libcurl reads up to 100 buffers of upstream.buffer bytes
+ * per socket event) into 200 MB of output; the bucket bounds one
+ * response's decoding to a few milliseconds per turn, while a real API
+ * response (a few MB at most, produced far slower) never reaches it.
+ */
+#define TG_DECODE_BURST (4 << 20)   /* bytes */
+#define TG_DECODE_RATE  (256 << 20) /* bytes per second */
 
 typedef struct tg_decode_s tg_decode_t;
 
@@ -103,9 +115,9 @@ tg_decode_t *tg_decode_create(int coding, size_t mem_max, tg_err_t *err);
  * Decode the next <len> bytes at <p> of the body, calling <out>(<ctx>, ...)
  * for each decoded piece.  Returns TG_OK (all input taken, more may come),
  * TG_DONE (the compressed stream is complete; later input is ignored) or
- * TG_ERROR with <err> filled (corrupt input, a window or memory limit, or
- * output out of proportion to input), after which every call returns
- * TG_ERROR again.  Never blocks.
+ * TG_ERROR with <err> filled (corrupt input, a window or memory limit,
+ * output out of proportion to input or faster than the time budget), after
+ * which every call returns TG_ERROR again.  Never blocks.
  */
 int tg_decode_feed(tg_decode_t *d, const char *p, size_t len,
                    tg_decode_out_pt out, void *ctx, tg_err_t *err);

@@ -744,6 +744,9 @@ tg_it_fixture_init(tg_it_fixture_t *f)
     tg_it_conf_set(&f->conf, "admin.secret_key", "\"%s\"", dir);
     tg_it_path(dir, sizeof(dir), "tollgate.pid");
     tg_it_conf_set(&f->conf, "pid_file", "\"%s\"", dir);
+    /* Never the default "spool" in the working directory. */
+    tg_it_path(dir, sizeof(dir), "spool");
+    tg_it_conf_set(&f->conf, "usage.spool_dir", "\"%s\"", dir);
     tg_it_conf_set(&f->conf, "shutdown_timeout", "10");
     tg_it_conf_set(&f->conf, "log.error", "\"%s\"", f->error_log);
     tg_it_conf_set(&f->conf, "log.access", "\"%s\"", f->access_log);

@@ -25,6 +25,7 @@ static const struct {
     {"tollctl", tg_test_tollctl_register},
     {"ev", tg_test_ev_register},
     {"http", tg_test_http_register},
+    {"http_chunked", tg_test_http_chunked_register},
     {"sse", tg_test_sse_register},
     {"conf", tg_test_conf_register},
     {"json", tg_test_json_register},

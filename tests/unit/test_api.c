@@ -199,6 +199,36 @@ test_query_strings(void)
 
 
 static void
+test_error_body_of_hostile_names(void)
+{
+    static const tg_api_field_t qs[] = {{NULL, 0, 0, 0, 0, NULL, NULL}};
+    json_t *args = json_object(), *j;
+    tg_api_error_t e;
+    char *s;
+
+    /* An unknown parameter named in bytes that are not UTF-8, and a
+     * message cut inside a character: the body is still JSON. */
+    memset(&e, 0, sizeof(e));
+    CU_ASSERT_EQUAL(tg_api_query_parse(tg_str_lit("a%aa%c3=1"), qs, args, &e),
+                    TG_ERROR);
+    CU_ASSERT_STRING_EQUAL(e.field, "a??");
+    s = tg_api_error_json(&e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    j = json_loads(s, 0, NULL);
+    CU_ASSERT(json_is_object(j));
+    json_decref(j);
+    free(s);
+    tg_api_error_set(&e, 422, "\xe2\x82", "%0254d\xc3\xa9\xc3\xa9", 1);
+    CU_ASSERT_STRING_EQUAL(e.field, "??");
+    CU_ASSERT_EQUAL(e.message[254], '?');
+    s = tg_api_error_json(&e);
+    CU_ASSERT_PTR_NOT_NULL(s);
+    free(s);
+    json_decref(args);
+}
+
+
+static void
 test_path_patterns(void)
 {
     int64_t id;
@@ -401,6 +431,8 @@ tg_test_api_register(void)
         !CU_add_test(s, "messages never echo values",
                      test_messages_never_echo_values) ||
         !CU_add_test(s, "query strings", test_query_strings) ||
+        !CU_add_test(s, "error bodies stay JSON whatever bytes they quote",
+                     test_error_body_of_hostile_names) ||
         !CU_add_test(s, "path patterns", test_path_patterns) ||
         !CU_add_test(s, "database errors map to statuses",
                      test_database_errors_map_to_statuses) ||

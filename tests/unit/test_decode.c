@@ -569,11 +569,38 @@ test_output_bounded_by_input(void)
                     TG_ERROR);
     CU_ASSERT(strstr(err.text, "out of proportion") != NULL);
     CU_ASSERT(n >= TG_DECODE_RATIO_SLACK &&
-              n <= TG_DECODE_RATIO_SLACK +
-                       (uint64_t)enc.len * TG_DECODE_RATIO_MAX +
-                       TG_DECODE_CHUNK);
+              n <= TG_DECODE_RATIO_SLACK + TG_DECODE_RATIO_SLACK / 4);
     blob_free(&enc);
     free(zeros);
+}
+
+
+static void
+test_output_bounded_in_time(void)
+{
+    size_t len = 3 * (size_t)TG_DECODE_BURST, n, i;
+    char *text = malloc(len);
+    unsigned seed = 1;
+    blob_t enc = {0};
+    tg_err_t err;
+
+    CU_ASSERT_FATAL(text != NULL);
+    /* A random letter every 100 bytes: about 30x, within the ratio, but
+     * more than a burst in one call is refused. */
+    memset(text, 'a', len);
+    for (i = 0; i < len; i += 100) {
+        seed = seed * 1103515245u + 12345u;
+        text[i] = (char)('b' + (seed >> 16) % 25);
+    }
+    gz_compress(&enc, text, len, GZ_GZIP);
+    CU_ASSERT(enc.len * TG_DECODE_RATIO_MAX > len);
+    CU_ASSERT_EQUAL(decode_once(TG_DECODE_GZIP, enc.p, enc.len,
+                                TG_DECODE_MEM_MAX, &n, NULL, &err),
+                    TG_ERROR);
+    CU_ASSERT(strstr(err.text, "faster than") != NULL);
+    CU_ASSERT(n > 0 && n <= (size_t)TG_DECODE_BURST);
+    blob_free(&enc);
+    free(text);
 }
 
 
@@ -826,6 +853,8 @@ tg_test_decode_register(void)
          test_corrupt_input_stops},
         {"the brotli allocation cap refuses a window it cannot hold",
          test_br_memory_cap},
+        {"decoded output is bounded in time (burst, then a rate)",
+         test_output_bounded_in_time},
         {"zstd refuses frames whose window exceeds 1 MiB",
          test_zstd_window_limit},
         {"decoded output is bounded by the input it came from",

@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_http.c
- *      CUnit suite "http": request and response heads, chunked decoding,
- *      reason phrases, hop-by-hop headers.
+ *      CUnit suite "http": request and response heads, reason phrases,
+ *      hop-by-hop headers (chunked decoding: test_http_chunked.c).
  *
  * NOTES
  *      Every parse works on a heap copy of exactly the bytes under test,
@@ -10,6 +10,7 @@
  *      tests/data/http/request/<case>/{input,expected}, where expected is
  *      "ok <head_len>" or "error <code>".
  */
+#include "tests/unit/test_http.h"
 #include "core/http.h"
 #include "tests/unit/unit.h"
 
@@ -31,8 +32,9 @@ typedef struct {
 } req_t;
 
 
-static char *
-dup_bytes(const char *s, size_t n)
+/* See test_http.h. */
+char *
+tg_test_http_dup(const char *s, size_t n)
 {
     char *p = malloc(n ? n : 1);
 
@@ -46,7 +48,7 @@ static int
 req_parse_n(req_t *q, const char *s, size_t n, size_t max_head)
 {
     memset(q, 0, sizeof(*q));
-    q->buf = dup_bytes(s, n);
+    q->buf = tg_test_http_dup(s, n);
     q->len = n;
     q->rc = tg_http_parse_request(&q->r, q->buf, n, max_head, &q->err);
     return q->rc;
@@ -660,7 +662,7 @@ test_pipelined_requests(void)
     size_t off = 0, n = sizeof(s) - 1;
     tg_http_req_t r;
     tg_err_t err;
-    char *buf = dup_bytes(s, n);
+    char *buf = tg_test_http_dup(s, n);
 
     CU_ASSERT_EQUAL(tg_http_parse_request(&r, buf, n, MAX_HEAD, &err), TG_OK);
     CU_ASSERT(str_is(r.path, "/v1/messages"));
@@ -731,13 +733,13 @@ test_every_prefix_is_again(void)
         char *buf;
 
         n = strlen(reqs[i]);
-        buf = dup_bytes(reqs[i], n);
+        buf = tg_test_http_dup(reqs[i], n);
         CU_ASSERT_EQUAL_FATAL(
             tg_http_parse_request(&whole, buf, n, MAX_HEAD, &err), TG_OK);
         body = n - whole.head_len;
         for (k = 0; k < n - body; k++) {
             /* An exact-size copy, so ASan sees any read past the prefix. */
-            char *p = dup_bytes(reqs[i], k);
+            char *p = tg_test_http_dup(reqs[i], k);
             int rc = tg_http_parse_request(&part, p, k, MAX_HEAD, &err);
 
             CU_ASSERT_EQUAL(rc, TG_AGAIN);
@@ -883,7 +885,7 @@ resp_parse(tg_http_resp_t *r, const char *s, char **buf, tg_err_t *err)
 {
     size_t n = strlen(s);
 
-    *buf = dup_bytes(s, n);
+    *buf = tg_test_http_dup(s, n);
     return tg_http_parse_response(r, *buf, n, MAX_HEAD, err);
 }
 
@@ -1010,7 +1012,7 @@ test_response_every_prefix_is_again(void)
     tg_err_t err;
 
     for (k = 0; k < n - 2; k++) {
-        char *p = dup_bytes(s, k);
+        char *p = tg_test_http_dup(s, k);
 
         CU_ASSERT_EQUAL(tg_http_parse_response(&r, p, k, MAX_HEAD, &err),
                         TG_AGAIN);
@@ -1022,322 +1024,6 @@ test_response_every_prefix_is_again(void)
     CU_ASSERT_EQUAL(r.head_len, n - 2);
     CU_ASSERT_EQUAL(tg_http_parse_response(&r, s, 20, 20, &err), TG_ERROR);
     CU_ASSERT_EQUAL(err.code, 502);
-}
-
-
-/* Chunked decoding. */
-
-/*
- * Decode <s> fed in pieces of <step> bytes (0: all at once), the way a
- * connection buffer would: unconsumed bytes stay, new bytes are appended.
- * Collects the payload in <out> and returns the final code; *<rest> is
- * the number of input bytes left unconsumed after TG_OK.
- */
-static int
-chunked_feed(const char *s, size_t n, size_t step, char *out, size_t *out_n,
-             size_t *rest, tg_err_t *err)
-{
-    tg_http_chunked_t ch;
-    size_t fed = 0, pending = 0, used, got;
-    char *buf = malloc(n + 1);
-    int rc = TG_AGAIN;
-
-    CU_ASSERT_FATAL(buf != NULL);
-    tg_http_chunked_init(&ch);
-    *out_n = 0;
-    while (rc == TG_AGAIN && (fed < n || pending > 0)) {
-        size_t add = (step == 0) ? n - fed : TG_MIN(step, n - fed);
-
-        memcpy(buf + pending, s + fed, add);
-        fed += add;
-        pending += add;
-        rc = tg_http_chunked_decode(&ch, buf, pending, &used, &got, err);
-        CU_ASSERT(used <= pending);
-        CU_ASSERT(got <= used);
-        memcpy(out + *out_n, buf, got);
-        *out_n += got;
-        if (rc == TG_AGAIN) {
-            CU_ASSERT_EQUAL(used, pending);
-        }
-        memmove(buf, buf + used, pending - used);
-        pending -= used;
-        if (rc == TG_AGAIN && add == 0) {
-            break;
-        }
-    }
-    *rest = pending + (n - fed);
-    free(buf);
-    return rc;
-}
-
-
-static void
-test_decodes_chunked_in_place(void)
-{
-    static const char s[] = "5\r\nhello\r\n"
-                            "1;name=value\r\n,\r\n"
-                            "00a\r\n0123456789\r\n"
-                            "0\r\n\r\n"
-                            "GET /next";
-    char buf[sizeof(s)];
-    tg_http_chunked_t ch;
-    size_t used, got;
-    tg_err_t err;
-
-    memcpy(buf, s, sizeof(s));
-    tg_http_chunked_init(&ch);
-    CU_ASSERT_EQUAL(
-        tg_http_chunked_decode(&ch, buf, sizeof(s) - 1, &used, &got, &err),
-        TG_OK);
-    CU_ASSERT_EQUAL(got, 16);
-    CU_ASSERT_EQUAL(memcmp(buf, "hello,0123456789", 16), 0);
-    CU_ASSERT_EQUAL(used, sizeof(s) - 1 - 9);
-    CU_ASSERT_EQUAL(strcmp(buf + used, "GET /next"), 0);
-    /* A finished decoder consumes nothing more. */
-    CU_ASSERT_EQUAL(
-        tg_http_chunked_decode(&ch, buf + used, 3, &used, &got, &err), TG_OK);
-    CU_ASSERT_EQUAL(used, 0);
-    CU_ASSERT_EQUAL(got, 0);
-}
-
-
-static void
-test_decodes_chunked_split_at_every_offset(void)
-{
-    static const char s[] = "18\r\n{\"type\":\"message_start\"}\r\n"
-                            "3;ext=\"q\";x\r\nabc\r\n"
-                            "F\r\n0123456789ABCDE\r\n"
-                            "0;last\r\n"
-                            "Trailer-A: 1\r\n"
-                            "x-b:\t two \r\n"
-                            "\r\n"
-                            "NEXT";
-    static const char want[] = "{\"type\":\"message_start\"}abc0123456789ABCDE";
-    size_t n = sizeof(s) - 1, step, out_n, rest, k;
-    char out[256];
-    tg_err_t err;
-
-    for (step = 0; step <= n; step++) {
-        CU_ASSERT_EQUAL(chunked_feed(s, n, step, out, &out_n, &rest, &err),
-                        TG_OK);
-        CU_ASSERT_EQUAL(out_n, sizeof(want) - 1);
-        CU_ASSERT_EQUAL(memcmp(out, want, sizeof(want) - 1), 0);
-        CU_ASSERT_EQUAL(rest, 4);
-    }
-    /* Two pieces split at every offset. */
-    for (k = 0; k <= n; k++) {
-        tg_http_chunked_t ch;
-        size_t used, got, total = 0;
-        char *a = dup_bytes(s, k), *b = dup_bytes(s + k, n - k);
-        int rc;
-
-        tg_http_chunked_init(&ch);
-        rc = tg_http_chunked_decode(&ch, a, k, &used, &got, &err);
-        memcpy(out, a, got);
-        total = got;
-        if (k < n - 4) {
-            CU_ASSERT_EQUAL(rc, TG_AGAIN);
-            CU_ASSERT_EQUAL(used, k);
-            rc = tg_http_chunked_decode(&ch, b, n - k, &used, &got, &err);
-            CU_ASSERT_EQUAL(rc, TG_OK);
-            CU_ASSERT_EQUAL(used, n - k - 4);
-            memcpy(out + total, b, got);
-            total += got;
-        } else {
-            CU_ASSERT_EQUAL(rc, TG_OK);
-            CU_ASSERT_EQUAL(used, n - 4);
-        }
-        CU_ASSERT_EQUAL(total, sizeof(want) - 1);
-        CU_ASSERT_EQUAL(memcmp(out, want, sizeof(want) - 1), 0);
-        free(a);
-        free(b);
-    }
-}
-
-
-/* True when chunked body <s> of <n> bytes fails, whole and byte by byte. */
-static bool
-chunked_fails(const char *s, size_t n)
-{
-    size_t out_n, rest, step;
-    char out[256];
-    tg_err_t err;
-
-    for (step = 0; step <= 1; step++) {
-        int rc = chunked_feed(s, n, step, out, &out_n, &rest, &err);
-
-        if (rc != TG_ERROR || err.code != 400) {
-            fprintf(stderr, "\n  expected error, got %d (step %zu): %.*s\n", rc,
-                    step, (int)n, s);
-            return false;
-        }
-    }
-    return true;
-}
-
-
-#define CHUNKED_FAILS(s) CU_ASSERT(chunked_fails((s), sizeof(s) - 1))
-
-
-static void
-test_rejects_bad_chunk_sizes(void)
-{
-    CHUNKED_FAILS("\r\nabc\r\n0\r\n\r\n");
-    CHUNKED_FAILS("g\r\n");
-    CHUNKED_FAILS("-1\r\n");
-    CHUNKED_FAILS("+1\r\n");
-    CHUNKED_FAILS("0x5\r\nhello\r\n");
-    CHUNKED_FAILS(" 5\r\nhello\r\n");
-    CHUNKED_FAILS("5 \r\nhello\r\n");
-    CHUNKED_FAILS("5 ;x\r\nhello\r\n");
-    CHUNKED_FAILS("5\t\r\nhello\r\n");
-    CHUNKED_FAILS(";x\r\n");
-    CHUNKED_FAILS("5\nhello\r\n");
-    CHUNKED_FAILS("5\rhello\r\n");
-    CHUNKED_FAILS("5;a\nhello\r\n");
-    CHUNKED_FAILS("5;a\x01\r\nhello\r\n");
-}
-
-
-static void
-test_chunk_size_bounds(void)
-{
-    static const char max[] = "4000000000000000\r\nabc";
-    static const char zeros[] = "00000000000000000000001\r\nx\r\n0\r\n\r\n";
-    tg_http_chunked_t ch;
-    size_t used, got;
-    tg_err_t err;
-    char buf[64];
-
-    /* 2^62 itself is accepted (and the data then awaited). */
-    memcpy(buf, max, sizeof(max));
-    tg_http_chunked_init(&ch);
-    CU_ASSERT_EQUAL(
-        tg_http_chunked_decode(&ch, buf, sizeof(max) - 1, &used, &got, &err),
-        TG_AGAIN);
-    CU_ASSERT_EQUAL(got, 3);
-    CU_ASSERT_EQUAL(ch.size, (UINT64_C(1) << 62) - 3);
-    CHUNKED_FAILS("4000000000000001\r\n");
-    CHUNKED_FAILS("10000000000000000\r\n");
-    CHUNKED_FAILS("ffffffffffffffffffff\r\n");
-    /* Leading zeros do not count against the bound. */
-    memcpy(buf, zeros, sizeof(zeros));
-    tg_http_chunked_init(&ch);
-    CU_ASSERT_EQUAL(
-        tg_http_chunked_decode(&ch, buf, sizeof(zeros) - 1, &used, &got, &err),
-        TG_OK);
-    CU_ASSERT_EQUAL(got, 1);
-}
-
-
-static void
-test_rejects_missing_crlf_after_data(void)
-{
-    CHUNKED_FAILS("5\r\nhelloX\r\n0\r\n\r\n");
-    CHUNKED_FAILS("5\r\nhello\n0\r\n\r\n");
-    CHUNKED_FAILS("5\r\nhello\r0\r\n\r\n");
-    CHUNKED_FAILS("5\r\nhello0\r\n\r\n");
-    CHUNKED_FAILS("5\r\nhello world\r\n0\r\n\r\n");
-}
-
-
-static void
-test_rejects_bad_trailers(void)
-{
-    CHUNKED_FAILS("0\r\nX: a\nY: b\r\n\r\n");
-    CHUNKED_FAILS("0\r\nX: a\r\n b\r\n\r\n");
-    CHUNKED_FAILS("0\r\n\tX: a\r\n\r\n");
-    CHUNKED_FAILS("0\r\nX a: b\r\n\r\n");
-    CHUNKED_FAILS("0\r\nX(: b\r\n\r\n");
-    CHUNKED_FAILS("0\r\nX: a\x01\r\n\r\n");
-    CHUNKED_FAILS("0\r\nX: a\rb\r\n\r\n");
-    CHUNKED_FAILS("0\r\n\rX\r\n");
-    CHUNKED_FAILS("0\r\n\n");
-}
-
-
-static void
-test_bounds_size_lines_and_trailers(void)
-{
-    size_t n, i, out_n, rest;
-    char *s = malloc(40000), out[16];
-    tg_err_t err;
-
-    CU_ASSERT_FATAL(s != NULL);
-    /* 4 KB is the limit for a size line, extension and CRLF included. */
-    n = (size_t)sprintf(s, "1;");
-    memset(s + n, 'e', 4094 - n);
-    n = 4094;
-    n += (size_t)sprintf(s + n, "\r\nx\r\n0\r\n\r\n");
-    CU_ASSERT_EQUAL(chunked_feed(s, n, 0, out, &out_n, &rest, &err), TG_OK);
-    n = (size_t)sprintf(s, "1;");
-    memset(s + n, 'e', 4095 - n);
-    n = 4095;
-    n += (size_t)sprintf(s + n, "\r\nx\r\n0\r\n\r\n");
-    CU_ASSERT_EQUAL(chunked_feed(s, n, 0, out, &out_n, &rest, &err), TG_ERROR);
-
-    /* One trailer line longer than 4 KB. */
-    n = (size_t)sprintf(s, "0\r\nX: ");
-    memset(s + n, 'v', 5000);
-    n += 5000;
-    n += (size_t)sprintf(s + n, "\r\n\r\n");
-    CU_ASSERT_EQUAL(chunked_feed(s, n, 0, out, &out_n, &rest, &err), TG_ERROR);
-
-    /* Many short trailer lines adding up to more than 16 KB. */
-    n = (size_t)sprintf(s, "0\r\n");
-    for (i = 0; i < 2000; i++) {
-        n += (size_t)sprintf(s + n, "X: 12345\r\n");
-    }
-    n += (size_t)sprintf(s + n, "\r\n");
-    CU_ASSERT_EQUAL(chunked_feed(s, n, 0, out, &out_n, &rest, &err), TG_ERROR);
-
-    /* But 16 KB of trailers in total is fine. */
-    n = (size_t)sprintf(s, "0\r\n");
-    for (i = 0; i < 1500; i++) {
-        n += (size_t)sprintf(s + n, "X: 12345\r\n");
-    }
-    n += (size_t)sprintf(s + n, "\r\n");
-    CU_ASSERT_EQUAL(chunked_feed(s, n, 0, out, &out_n, &rest, &err), TG_OK);
-    free(s);
-}
-
-
-static void
-test_chunked_keeps_failing_after_error(void)
-{
-    tg_http_chunked_t ch;
-    char buf[32] = "zz\r\n";
-    size_t used, got;
-    tg_err_t err;
-
-    tg_http_chunked_init(&ch);
-    CU_ASSERT_EQUAL(tg_http_chunked_decode(&ch, buf, 4, &used, &got, &err),
-                    TG_ERROR);
-    CU_ASSERT_EQUAL(used, 0);
-    memcpy(buf, "0\r\n\r\n", 5);
-    CU_ASSERT_EQUAL(tg_http_chunked_decode(&ch, buf, 5, &used, &got, &err),
-                    TG_ERROR);
-    /* A zeroed struct is a fresh decoder, as the header promises. */
-    memset(&ch, 0, sizeof(ch));
-    CU_ASSERT_EQUAL(tg_http_chunked_decode(&ch, buf, 5, &used, &got, &err),
-                    TG_OK);
-    CU_ASSERT_EQUAL(used, 5);
-}
-
-
-static void
-test_chunked_empty_input_is_again(void)
-{
-    tg_http_chunked_t ch;
-    size_t used = 7, got = 7;
-    tg_err_t err;
-    char buf[1];
-
-    tg_http_chunked_init(&ch);
-    CU_ASSERT_EQUAL(tg_http_chunked_decode(&ch, buf, 0, &used, &got, &err),
-                    TG_AGAIN);
-    CU_ASSERT_EQUAL(used, 0);
-    CU_ASSERT_EQUAL(got, 0);
 }
 
 
@@ -1475,20 +1161,6 @@ tg_test_http_register(void)
         {"rejects malformed responses with 502", test_rejects_bad_responses},
         {"returns again for every prefix of a response",
          test_response_every_prefix_is_again},
-        {"decodes a chunked body in place", test_decodes_chunked_in_place},
-        {"decodes a chunked body split at every byte offset",
-         test_decodes_chunked_split_at_every_offset},
-        {"rejects malformed chunk sizes", test_rejects_bad_chunk_sizes},
-        {"bounds chunk sizes to 2^62", test_chunk_size_bounds},
-        {"rejects missing CRLF after chunk data",
-         test_rejects_missing_crlf_after_data},
-        {"rejects malformed trailers", test_rejects_bad_trailers},
-        {"bounds chunk size lines and trailers",
-         test_bounds_size_lines_and_trailers},
-        {"keeps failing after a chunked error",
-         test_chunked_keeps_failing_after_error},
-        {"returns again on empty chunked input",
-         test_chunked_empty_input_is_again},
         {"gives reason phrases for known statuses", test_reason_phrases},
         {"recognises hop-by-hop headers in any case", test_hop_by_hop},
     };

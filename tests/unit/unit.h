@@ -15,6 +15,7 @@ int tg_test_agg_spool_register(void);
 int tg_test_tollctl_register(void);
 int tg_test_ev_register(void);
 int tg_test_http_register(void);
+int tg_test_http_chunked_register(void);
 int tg_test_sse_register(void);
 int tg_test_conf_register(void);
 int tg_test_json_register(void);
