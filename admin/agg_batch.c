@@ -156,14 +156,8 @@ tg_agg_batch_model(const tg_usage_rec_t *r, char out[64])
 uint64_t
 tg_agg_batch_cost(const tg_usage_rec_t *r, bool *unpriced)
 {
-#ifdef TG_USAGE_F_UNPRICED
     *unpriced = (r->flags & TG_USAGE_F_UNPRICED) != 0;
     return r->cost_pusd;
-#else
-    /* Until the workers price requests, cost_micro is all there is. */
-    *unpriced = r->cost_micro == 0;
-    return r->cost_micro * 1000000u;
-#endif
 }
 
 

@@ -45,6 +45,7 @@ typedef struct {
     uint64_t model_requests[TG_SHM_METRICS_MODELS + 1];
     uint64_t model_cost_pusd[TG_SHM_METRICS_MODELS + 1];
     uint64_t model_tokens[TG_SHM_METRICS_MODELS + 1][TG_USAGE_NTOKENS];
+    uint64_t unpriced;
     tg_metrics_ep_sum_t *eps; /* neps + 1 */
     uint32_t neps;
     char model_names[TG_SHM_METRICS_MODELS + 1][TG_SHM_METRICS_NAME];
@@ -187,6 +188,8 @@ tg_metrics_sum(tg_shm_t *shm, tg_metrics_sum_t *s)
             s->refused[k] +=
                 atomic_load_explicit(&row->refused[k], memory_order_relaxed);
         }
+        s->unpriced +=
+            atomic_load_explicit(&row->unpriced, memory_order_relaxed);
         for (k = 0; k <= TG_SHM_METRICS_MODELS; k++) {
             s->model_requests[k] += row->model_requests[k];
             s->model_cost_pusd[k] += row->model_cost_pusd[k];
@@ -359,6 +362,11 @@ tg_metrics_models(const tg_metrics_sum_t *s, tg_buf_t *b, int *rc)
         tg_metrics_out(b, rc, "tollgate_cost_usd_total{model=\"%s\"} %.12f\n",
                        name, (double)s->model_cost_pusd[k] / 1e12);
     }
+    tg_metrics_family(b, rc, "tollgate_unpriced_requests_total", "counter",
+                      "Requests with tokens whose model matched no price, "
+                      "recorded at cost 0.");
+    tg_metrics_out(b, rc, "tollgate_unpriced_requests_total %llu\n",
+                   (unsigned long long)s->unpriced);
     tg_metrics_family(b, rc, "tollgate_refusals_total", "counter",
                       "Requests refused before reaching an upstream, by "
                       "reason.");

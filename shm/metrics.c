@@ -196,6 +196,9 @@ tg_shm_metrics_models(tg_shm_metrics_hdr_t *m, tg_shm_metrics_row_t *row,
     if (cost_pusd != 0) {
         tg_shm_metrics_add(&row->model_cost_pusd[mi], cost_pusd);
     }
+    if (rec->flags & TG_USAGE_F_UNPRICED) {
+        tg_shm_metrics_add(&row->unpriced, 1);
+    }
 }
 
 

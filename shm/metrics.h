@@ -144,7 +144,8 @@ typedef struct {
     _Atomic uint64_t model_cost_pusd[TG_SHM_METRICS_MODELS + 1]; /* 1e-12 $ */
     _Atomic uint64_t model_tokens[TG_SHM_METRICS_MODELS + 1]
                                  [TG_USAGE_NTOKENS]; /* TG_USAGE_TOK_* */
-    uint64_t reserved[7];                            /* zero; whole lines */
+    _Atomic uint64_t unpriced; /* with tokens but no price: cost 0 */
+    uint64_t reserved[6];      /* zero; whole lines */
 } tg_shm_metrics_row_t;
 
 _Static_assert(sizeof(tg_shm_metrics_row_t) == 2304,

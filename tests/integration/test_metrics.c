@@ -720,6 +720,26 @@ test_cost_known_load(void)
     TG_IT_CHECK(want > 0);
     TG_IT_CHECKF(fabs(got - want) < 1e-12 * 4 + 1e-15,
                  "claude-sonnet-4-5 cost %.12f, expected %.12f", got, want);
+    TG_IT_CHECK(expo_value(text, "tollgate_unpriced_requests_total") == 0);
+    free(text);
+    /* Two requests for a model no price matches: cost 0, counted. */
+    for (i = 0; i < 2; i++) {
+        tg_it_resp_t resp;
+
+        tg_it_request(f.port, "POST", "/v1/messages",
+                      "x-api-key: " TG_IT_KEY "\r\n"
+                      "anthropic-version: 2023-06-01\r\n"
+                      "content-type: application/json\r\n",
+                      "{\"model\":\"house-model-1\",\"max_tokens\":16,"
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                      &resp);
+        TG_IT_CHECK_INT(resp.status, 200);
+        tg_it_resp_fini(&resp);
+    }
+    text = scrape_until(f.admin_port, "tollgate_unpriced_requests_total", 2);
+    TG_IT_CHECK(expo_value(text, "tollgate_unpriced_requests_total") == 2);
+    TG_IT_CHECK(expo_value(text, "tollgate_cost_usd_total{model=\""
+                                 "house-model-1\"}") == 0);
     expo_check(text);
     free(text);
     tg_it_fixture_stop(&f);
@@ -735,7 +755,7 @@ const tg_it_test_t tg_it_metrics_tests[] = {
     {"/metrics counts a worker restart and keeps the dead worker's counts",
      test_restart_keeps_counts},
     {"/metrics cost by model equals the upstream ledger's tokens at the "
-     "shipped prices",
+     "shipped prices, and unpriced models are counted",
      test_cost_known_load},
     {NULL, NULL},
 };

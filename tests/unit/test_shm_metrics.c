@@ -121,10 +121,18 @@ test_observe_counts_one_request_once(void)
     CU_ASSERT_EQUAL(row->model_tokens[0][TG_USAGE_TOK_INPUT], 10);
     CU_ASSERT_EQUAL(row->model_tokens[0][TG_USAGE_TOK_OUTPUT], 5);
     CU_ASSERT_EQUAL(row->model_cost_pusd[0], 1234);
+    CU_ASSERT_EQUAL(row->unpriced, 0);
+    /* A request with tokens and no price is counted as unpriced. */
+    rec.flags |= TG_USAGE_F_UNPRICED;
+    extra.cost_pusd = 0;
+    tg_shm_metrics_observe(m, 2, &rec, &extra);
+    CU_ASSERT_EQUAL(row->unpriced, 1);
+    CU_ASSERT_EQUAL(row->model_requests[0], 2);
+    CU_ASSERT_EQUAL(row->model_cost_pusd[0], 1234);
     /* Other rows are untouched; an out-of-range row is ignored. */
     CU_ASSERT_EQUAL(tg_shm_metrics_row(m, 1)->used, 0);
     tg_shm_metrics_observe(m, TG_TEST_M_PROCS, &rec, &extra);
-    CU_ASSERT_EQUAL(ep->requests[1][2], 1);
+    CU_ASSERT_EQUAL(ep->requests[1][2], 2);
     munmap(m, size);
 }
 
