@@ -572,7 +572,13 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         tg_usage_feed(&r->usage, ptr, n);
         tg_request_progress(r);
         u->last_io = tg_ev_now(u->w->loop);
-        return r->drained > u->w->conf->drain_bytes ? 0 : n;
+        if (r->drained > u->w->conf->drain_bytes) {
+            snprintf(u->last_error, sizeof(u->last_error),
+                     "the client left; the drain stopped at "
+                     "usage.drain_bytes");
+            return 0;
+        }
+        return n;
     }
     if (tg_buf_len(&c->out) >= u->w->conf->stream_buffer) {
         u->paused = true;
@@ -1121,7 +1127,10 @@ tg_proxy_attempt_end(tg_upstream_t *u, CURLcode rc, const char *why)
     bool rate = tg_proxy_rate_limited(u);
     int64_t ra = tg_proxy_retry_after(u);
 
-    if (rc != CURLE_OK && rc != CURLE_HTTP_RETURNED_ERROR) {
+    /* A callback that refused bytes on purpose said why in last_error;
+     * curl's own text for that ("Failed writing received data") is not. */
+    if (rc != CURLE_OK && rc != CURLE_HTTP_RETURNED_ERROR &&
+        (why != NULL || rc != CURLE_WRITE_ERROR || u->last_error[0] == '\0')) {
         snprintf(u->last_error, sizeof(u->last_error), "%s",
                  why ? why : curl_easy_strerror(rc));
     }
@@ -1146,8 +1155,8 @@ tg_proxy_attempt_end(tg_upstream_t *u, CURLcode rc, const char *why)
                      "the response could not be translated");
         }
         if (rc != CURLE_OK) {
-            tg_log(TG_LOG_WARN, 0, "upstream %s failed mid-response: %s", ep,
-                   u->last_error);
+            tg_log(r->draining ? TG_LOG_INFO : TG_LOG_WARN, 0,
+                   "upstream %s failed mid-response: %s", ep, u->last_error);
         }
         (void)tg_request_end(r,
                              rc == CURLE_OK                   ? TG_END_OK
