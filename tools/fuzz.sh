@@ -5,7 +5,8 @@
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
-# and the compression libraries, fuzz_translate worker/translate*.c) into
+# and the compression libraries, fuzz_translate and fuzz_translate_fast
+# worker/translate*.c) into
 # build/fuzz/fuzz_<name>, and run
 # for SECONDS on a scratch copy of tests/fuzz/corpus/<name>/ kept under
 # build/fuzz/, so new inputs found by the fuzzer never pollute the repo.
@@ -68,8 +69,8 @@ for src in "${targets[@]}"; do
         extra_src=(worker/decode.c)
         extra_libs="-lz -lbrotlidec -lzstd"
     fi
-    if [ "$name" = translate ]; then
-        extra_src=(worker/translate.c worker/translate_req.c)
+    if [ "$name" = translate ] || [ "$name" = translate_fast ]; then
+        extra_src=(worker/translate.c worker/translate_req.c worker/translate_fast.c)
     fi
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -o "$bin" "$src" "${core_src[@]}" "${extra_src[@]}" \

@@ -917,6 +917,25 @@ tg_xt_o2a_text(tg_translate_t *x, json_t *text, tg_str_t raw)
 }
 
 
+/* An input_json_delta of the open tool block: string <args> (or <raw>). */
+static int
+tg_xt_o2a_args(tg_translate_t *x, json_t *args, tg_str_t raw)
+{
+    if (tg_xt_val_len(args, raw) == 0) {
+        return TG_OK;
+    }
+    if (tg_xt_puts(x, "event: content_block_delta\ndata: {\"type\":"
+                      "\"content_block_delta\",\"index\":") != TG_OK ||
+        tg_xt_int(x, x->block_index) != TG_OK ||
+        tg_xt_puts(x, ",\"delta\":{\"type\":\"input_json_delta\","
+                      "\"partial_json\":") != TG_OK ||
+        tg_xt_val(x, args, raw) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_xt_puts(x, "}}\n\n");
+}
+
+
 /* One element of a chunk's delta.tool_calls. */
 static int
 tg_xt_o2a_tool(tg_translate_t *x, json_t *tc)
@@ -955,19 +974,7 @@ tg_xt_o2a_tool(tg_translate_t *x, json_t *tc)
         }
     }
     args = json_object_get(fn, "arguments");
-    if (json_string_length(args) == 0) {
-        return TG_OK;
-    }
-    if (tg_xt_event(x, "content_block_delta") != TG_OK ||
-        tg_xt_printf(x,
-                     "{\"type\":\"content_block_delta\",\"index\":%d,"
-                     "\"delta\":{\"type\":\"input_json_delta\","
-                     "\"partial_json\":",
-                     x->block_index) != TG_OK ||
-        tg_xt_jstr(x, args) != TG_OK) {
-        return TG_ERROR;
-    }
-    return tg_xt_puts(x, "}}\n\n");
+    return tg_xt_o2a_args(x, args, tg_str_null);
 }
 
 
@@ -1096,8 +1103,14 @@ tg_xt_o2a_fast(tg_translate_t *x, const tg_sse_event_t *ev)
     tg_translate_fast_chunk_t c;
     char fin[32];
 
+    /* A tool call's arguments are copied when its block is open and no
+     * text in the same chunk closes it; a new call (which opens a block)
+     * is for the general path. */
     if (tg_translate_fast_chunk(ev->data.data, ev->data.len, &c) != TG_OK ||
-        (!x->started && (c.id_esc || c.model_esc))) {
+        (!x->started && (c.id_esc || c.model_esc)) ||
+        (c.tool && (x->block != TG_XT_TOOL || x->tool_index < 0 ||
+                    c.tool_index != (uint64_t)x->tool_index ||
+                    c.content.len > 0 || c.refusal.len > 0))) {
         return TG_DECLINED;
     }
     if (!x->started) {
@@ -1113,6 +1126,7 @@ tg_xt_o2a_fast(tg_translate_t *x, const tg_sse_event_t *ev)
     if (tg_xt_o2a_start(x) != TG_OK ||
         tg_xt_o2a_text(x, NULL, c.content) != TG_OK ||
         tg_xt_o2a_text(x, NULL, c.refusal) != TG_OK ||
+        (c.tool && tg_xt_o2a_args(x, NULL, c.args) != TG_OK) ||
         tg_xt_o2a_end(x, c.finish.data != NULL ? fin : NULL) != TG_OK) {
         return TG_ERROR;
     }

@@ -47,7 +47,10 @@ enum {
     TG_XF_SEEN_COMPLETION = 1 << 13,
     TG_XF_SEEN_DETAILS = 1 << 14,
     TG_XF_SEEN_CACHED = 1 << 15,
-    TG_XF_SEEN_CHOICE = 1 << 16 /* choices[0] was read */
+    TG_XF_SEEN_CHOICE = 1 << 16, /* choices[0] was read */
+    TG_XF_SEEN_INDEX = 1 << 17,
+    TG_XF_SEEN_FUNCTION = 1 << 18,
+    TG_XF_SEEN_ARGS = 1 << 19
 };
 
 
@@ -511,11 +514,76 @@ tg_xf_usage(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
 }
 
 
-/* delta.tool_calls: null or [] (no call) passes; a call is for the
- * general path. */
+/* A tool call's function member: its arguments. */
 static bool
-tg_xf_no_tools(tg_xf_t *s)
+tg_xf_function(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
 {
+    bool first = true, is, ok;
+    tg_str_t k;
+    int rc;
+
+    if (!tg_xf_open(s, &is)) {
+        return false;
+    }
+    if (!is) {
+        return true;
+    }
+    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
+        if (tg_str_eq(k, tg_str_lit("arguments"))) {
+            ok = tg_xf_once(seen, TG_XF_SEEN_ARGS) &&
+                 tg_xf_str_member(s, &c->args, false, NULL);
+        } else {
+            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 7);
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return rc == 0;
+}
+
+
+/* The one element of delta.tool_calls: a call's index and arguments. */
+static bool
+tg_xf_tool(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
+{
+    bool first = true, integer, ok;
+    tg_str_t k;
+    int rc;
+
+    if (*s->p != '{') {
+        return false;
+    }
+    s->p++;
+    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
+        if (tg_str_eq(k, tg_str_lit("index"))) {
+            /* A negative or missing index is for the general path. */
+            ok = tg_xf_once(seen, TG_XF_SEEN_INDEX) && *s->p >= '0' &&
+                 *s->p <= '9' && tg_xf_number(s, &integer, &c->tool_index) &&
+                 integer;
+        } else if (tg_str_eq(k, tg_str_lit("function"))) {
+            ok = tg_xf_once(seen, TG_XF_SEEN_FUNCTION) &&
+                 tg_xf_function(s, seen, c);
+        } else {
+            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 6);
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return rc == 0 && (*seen & TG_XF_SEEN_INDEX);
+}
+
+
+/* delta.tool_calls: null or [] (no call), or one call; more than one is
+ * for the general path. */
+static bool
+tg_xf_tools(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
+{
+    bool first = true;
+    tg_str_t k;
+    int rc;
+
     if (tg_xf_literal(s, "null", 4)) {
         return true;
     }
@@ -523,8 +591,13 @@ tg_xf_no_tools(tg_xf_t *s)
         return false;
     }
     s->p++;
-    tg_xf_ws(s);
-    return tg_xf_literal(s, "]", 1);
+    while ((rc = tg_xf_next(s, false, &first, &k)) == 1) {
+        if (c->tool || !tg_xf_tool(s, seen, c)) {
+            return false;
+        }
+        c->tool = true;
+    }
+    return rc == 0;
 }
 
 
@@ -551,7 +624,7 @@ tg_xf_delta(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
                  tg_xf_str_member(s, &c->refusal, false, NULL);
         } else if (tg_str_eq(k, tg_str_lit("tool_calls"))) {
             /* Tool calls take the general path; null and [] are none. */
-            ok = tg_xf_once(seen, TG_XF_SEEN_TOOLS) && tg_xf_no_tools(s);
+            ok = tg_xf_once(seen, TG_XF_SEEN_TOOLS) && tg_xf_tools(s, seen, c);
         } else {
             ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 4);
         }

@@ -45,11 +45,15 @@ typedef struct {
     uint64_t prompt;     /* usage.prompt_tokens (0 when not a positive int) */
     uint64_t cached;     /* usage.prompt_tokens_details.cached_tokens */
     uint64_t completion; /* usage.completion_tokens */
+    bool tool;           /* delta.tool_calls holds one call */
+    uint64_t tool_index; /* its index */
+    tg_str_t args;       /* its function.arguments, raw insides */
 } tg_translate_fast_chunk_t;
 
 /*
  * Scan the data <p> of <n> bytes of an OpenAI stream event.  TG_OK: it is
- * a JSON object without "error" and without tool calls, and <c> holds
+ * a JSON object without "error" and with at most one tool call, and <c>
+ * holds
  * what translation needs.  TG_DECLINED: anything else (the general path
  * decides).
  */

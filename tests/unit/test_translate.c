@@ -571,7 +571,23 @@ static const char *const tg_test_xl_chunks[] = {
     "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s}}]} x",
     "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s}}],}",
     "{\"error\":{\"message\":%s}}",
+    /* From TG_TEST_XL_TOOL on: for a stream where call 0 is open. */
+    "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{"
+    "\"index\":0,\"function\":{\"arguments\":%s}}]},\"finish_reason\":null}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":"
+    "%s,\"name\":null},\"type\":\"function\",\"index\":0,\"id\":\"x\"}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_2\","
+    "\"function\":{\"name\":\"g\",\"arguments\":%s}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+    "\"arguments\":%s}},{\"index\":0,\"function\":{\"arguments\":\"x\"}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-1,\"function\":{"
+    "\"arguments\":%s}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0.0,\"function\":"
+    "{\"arguments\":%s}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":"
+    "%s}}]}}]}",
 };
+#define TG_TEST_XL_TOOL 12
 
 /* Event layouts around a string <%s> (Anthropic upstream). */
 static const char *const tg_test_xl_events[] = {
@@ -642,6 +658,9 @@ tg_test_xl_fast_same(int api, const char *head, const char *mid,
     }
     if (copied != NULL && f != NULL) {
         CU_ASSERT_PTR_NOT_NULL(strstr(f, copied));
+        if (strstr(f, copied) == NULL) {
+            fprintf(stderr, "\n  fast path did not copy %s: %s\n", copied, f);
+        }
     }
     free(f);
     free(g);
@@ -662,6 +681,17 @@ test_translate_fast_same(void)
         "\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"
         "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
         "\"finish_reason\":null}]}\n\n";
+    static const char o_head_tool[] =
+        "data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{"
+        "\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_1\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+        "\"\"}}]}}]}\n\n";
+    static const char a_head_tool[] =
+        "event: message_start\ndata: {\"message\":{\"id\":\"msg_1\",\"model\":"
+        "\"claude-x\"}}\n\nevent: content_block_start\ndata: "
+        "{\"content_block\":"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}"
+        "}}\n\n";
     static const char o_tail[] =
         "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{},\"finish_reason\":"
         "\"stop\"}]}\n\ndata: {\"id\":\"c1\",\"choices\":[],\"usage\":{"
@@ -681,7 +711,7 @@ test_translate_fast_same(void)
     char ev[512], inside[256];
     size_t i, j, n;
     json_t *root;
-    bool fast;
+    bool fast, copy;
 
     for (i = 0; i < TG_NELEMS(tg_test_xl_strings); i++) {
         const char *str = tg_test_xl_strings[i].str;
@@ -690,6 +720,7 @@ test_translate_fast_same(void)
         /* The string's insides, as a fast path copy shows them. */
         snprintf(inside, sizeof(inside), "%.*s", n >= 2 ? (int)n - 2 : 0,
                  str + 1);
+        copy = tg_test_xl_strings[i].fast && n > 2 && *str == '"';
         for (j = 0; j < TG_NELEMS(tg_test_xl_chunks); j++) {
             tg_test_xl_fill(ev, sizeof(ev), tg_test_xl_chunks[j], str);
             fast = tg_translate_fast_chunk(ev, strlen(ev), &c) == TG_OK;
@@ -703,18 +734,16 @@ test_translate_fast_same(void)
             tg_test_xl_fill(ev + 6, sizeof(ev) - 6, tg_test_xl_chunks[j], str);
             strcat(ev, "\n\n");
             tg_test_xl_fast_same(TG_API_ANTHROPIC, o_head, ev, o_tail,
-                                 j == 0 && tg_test_xl_strings[i].fast &&
-                                         n > 2 && *str == '"'
-                                     ? inside
-                                     : NULL);
+                                 j == 0 && copy ? inside : NULL);
+            tg_test_xl_fast_same(TG_API_ANTHROPIC, o_head_tool, ev, o_tail,
+                                 j == TG_TEST_XL_TOOL && copy ? inside : NULL);
         }
         for (j = 0; j < TG_NELEMS(tg_test_xl_events); j++) {
             tg_test_xl_fill(ev, sizeof(ev), tg_test_xl_events[j], str);
             tg_test_xl_fast_same(TG_API_OPENAI, a_head, ev, a_tail,
-                                 j == 0 && tg_test_xl_strings[i].fast &&
-                                         n > 2 && *str == '"'
-                                     ? inside
-                                     : NULL);
+                                 j == 0 && copy ? inside : NULL);
+            tg_test_xl_fast_same(TG_API_OPENAI, a_head_tool, ev, a_tail,
+                                 j == 4 && copy ? inside : NULL);
         }
     }
 }
