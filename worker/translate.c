@@ -43,6 +43,7 @@ struct tg_translate_s {
     bool started;       /* first event (role chunk / message_start) out */
     bool done;          /* the stream's last event is out */
     bool errored;       /* an error event is out: the rest is ignored */
+    bool idle;          /* the SSE parser is between events */
     bool finished;      /* OpenAI upstream: finish_reason seen */
     bool have_usage;    /* OpenAI upstream: usage chunk seen */
     int block;          /* TG_XT_* of the open block */
@@ -1214,6 +1215,77 @@ tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
 }
 
 
+/*
+ * The common framing of one event, read in place at <p> (before <end>):
+ * an optional "event: NAME" line, one "data: DATA" line and a blank line,
+ * LF line ends, no other field.  Returns the bytes it spans, with <ev>
+ * filled as core/sse would, or 0 for anything else, including an
+ * incomplete event (core/sse takes those).
+ */
+static size_t
+tg_xt_frame(const char *p, const char *end, tg_sse_event_t *ev)
+{
+    const char *q = p, *nl;
+
+    ev->event = tg_str_lit("message");
+    ev->truncated = false;
+    if (end - q > 6 && memcmp(q, "event:", 6) == 0) {
+        q += 6 + (q[6] == ' ');
+        nl = memchr(q, '\n', (size_t)(end - q));
+        if (nl == NULL || nl - q > 63 || memchr(q, '\r', (size_t)(nl - q))) {
+            return 0;
+        }
+        if (nl > q) {
+            ev->event = (tg_str_t){q, (size_t)(nl - q)};
+        }
+        q = nl + 1;
+    }
+    if (end - q < 6 || memcmp(q, "data:", 5) != 0) {
+        return 0;
+    }
+    q += 5 + (q[5] == ' ');
+    nl = memchr(q, '\n', (size_t)(end - q));
+    if (nl == NULL || (size_t)(nl - q) > TG_TRANSLATE_EVENT_MAX ||
+        memchr(q, '\r', (size_t)(nl - q)) != NULL || end - nl < 2 ||
+        nl[1] != '\n') {
+        return 0;
+    }
+    ev->data = (tg_str_t){q, (size_t)(nl - q)};
+    return (size_t)(nl + 2 - p);
+}
+
+
+/*
+ * Feed stream bytes.  While the SSE parser is between events, events of
+ * the common framing are read in place (no copy into the parser's
+ * buffer); the first other or incomplete one, and everything after it in
+ * <p>, goes through core/sse.  The parser is between events again once
+ * the bytes it was given end with a blank line (LF LF: the last LF then
+ * ends an empty line, which dispatches and resets every field).
+ */
+static int
+tg_xt_sse_feed(tg_translate_t *x, const char *p, size_t n)
+{
+    const char *end = p + n;
+    tg_sse_event_t ev;
+    size_t len;
+    int rc;
+
+    while (x->idle && p < end && (len = tg_xt_frame(p, end, &ev)) > 0) {
+        if (tg_xt_sse_event(x, &ev) != TG_OK) {
+            return TG_ERROR;
+        }
+        p += len;
+    }
+    if (p == end) {
+        return TG_OK;
+    }
+    rc = tg_sse_feed(&x->parser, p, (size_t)(end - p), tg_xt_sse_event, x);
+    x->idle = end - p >= 2 && end[-1] == '\n' && end[-2] == '\n';
+    return rc == TG_OK ? TG_OK : TG_ERROR;
+}
+
+
 /* API --------------------------------------------------------------------- */
 
 /* See translate.h. */
@@ -1236,6 +1308,7 @@ tg_translate_create(int client_api, int status, bool sse, bool include_usage)
                 status >= 400 ? TG_TRANSLATE_ERROR_MAX : TG_TRANSLATE_BODY_MAX);
     if (x->sse) {
         tg_sse_init(&x->parser, TG_TRANSLATE_EVENT_MAX);
+        x->idle = true;
     }
     return x;
 }
@@ -1274,8 +1347,7 @@ tg_translate_feed(tg_translate_t *x, const char *p, size_t n,
         }
         return rc == TG_OK ? TG_OK : TG_ERROR;
     }
-    rc = tg_sse_feed(&x->parser, p, n, tg_xt_sse_event, x);
-    return rc == TG_OK ? TG_OK : TG_ERROR;
+    return tg_xt_sse_feed(x, p, n);
 }
 
 
