@@ -22,37 +22,13 @@
  */
 #include "worker/translate_fast.h"
 
+#include <stddef.h>
 #include <string.h>
 
 typedef struct {
     const unsigned char *p;   /* next byte */
     const unsigned char *end; /* end of the event data */
 } tg_xf_t;
-
-/* Members seen, to decline a repeated one (jansson keeps the last). */
-enum {
-    TG_XF_SEEN_ID = 1 << 0,
-    TG_XF_SEEN_MODEL = 1 << 1,
-    TG_XF_SEEN_CHOICES = 1 << 2,
-    TG_XF_SEEN_USAGE = 1 << 3,
-    TG_XF_SEEN_DELTA = 1 << 4,
-    TG_XF_SEEN_FINISH = 1 << 5,
-    TG_XF_SEEN_CONTENT = 1 << 6,
-    TG_XF_SEEN_REFUSAL = 1 << 7,
-    TG_XF_SEEN_TOOLS = 1 << 8,
-    TG_XF_SEEN_TYPE = 1 << 9,
-    TG_XF_SEEN_TEXT = 1 << 10,
-    TG_XF_SEEN_JSON = 1 << 11,
-    TG_XF_SEEN_PROMPT = 1 << 12,
-    TG_XF_SEEN_COMPLETION = 1 << 13,
-    TG_XF_SEEN_DETAILS = 1 << 14,
-    TG_XF_SEEN_CACHED = 1 << 15,
-    TG_XF_SEEN_CHOICE = 1 << 16, /* choices[0] was read */
-    TG_XF_SEEN_INDEX = 1 << 17,
-    TG_XF_SEEN_FUNCTION = 1 << 18,
-    TG_XF_SEEN_ARGS = 1 << 19
-};
-
 
 static void
 tg_xf_ws(tg_xf_t *s)
@@ -377,101 +353,185 @@ tg_xf_skip(tg_xf_t *s, int depth)
 }
 
 
-/* Mark <bit> in <seen>; false when it was already there. */
+/* What a member's value is read as. */
+enum {
+    TG_XF_STR = 0, /* a string, escapes kept: tg_str_t at off */
+    TG_XF_PLAIN,   /* a string without escape: tg_str_t at off; an
+                      escaped one declines, or with a flag sets it */
+    TG_XF_U64,     /* tg_xt_u64's reading: uint64_t at off */
+    TG_XF_INDEX,   /* a non-negative integer: uint64_t at off */
+    TG_XF_OBJ,     /* an object walked with sub (flag: set when it is one) */
+    TG_XF_FIRST,   /* an array: its first element walked with sub */
+    TG_XF_ONE,     /* null, or an array of at most one object walked with
+                      sub, whose first member must be present (flag) */
+    TG_XF_NO       /* present: the event is not for the fast path */
+};
+
+#define TG_XF_NONE SIZE_MAX /* no flag */
+
+typedef struct tg_xf_member_s tg_xf_member_t;
+
+/* One member translation reads, and where its value goes in the caller's
+ * struct.  Any other member is checked and skipped. */
+struct tg_xf_member_s {
+    tg_str_t name;
+    int kind;                  /* TG_XF_* */
+    size_t off;                /* offset of the value in the struct */
+    size_t flag;               /* offset of a bool, or TG_XF_NONE */
+    const tg_xf_member_t *sub; /* members of an object */
+    size_t nsub;
+};
+
+#define TG_XF_M(name, kind, type, field, flag)                                 \
+    {                                                                          \
+        tg_str_lit(name), kind, offsetof(type, field), flag, NULL, 0           \
+    }
+#define TG_XF_O(name, kind, flag, sub)                                         \
+    {                                                                          \
+        tg_str_lit(name), kind, 0, flag, sub, TG_NELEMS(sub)                   \
+    }
+
+typedef tg_translate_fast_chunk_t tg_xf_chunk_t;
+
+static const tg_xf_member_t tg_xf_function[] = {
+    TG_XF_M("arguments", TG_XF_STR, tg_xf_chunk_t, args, TG_XF_NONE)};
+
+static const tg_xf_member_t tg_xf_tool[] = {
+    TG_XF_M("index", TG_XF_INDEX, tg_xf_chunk_t, tool_index, TG_XF_NONE),
+    TG_XF_O("function", TG_XF_OBJ, TG_XF_NONE, tg_xf_function)};
+
+static const tg_xf_member_t tg_xf_delta[] = {
+    TG_XF_M("content", TG_XF_STR, tg_xf_chunk_t, content, TG_XF_NONE),
+    TG_XF_M("refusal", TG_XF_STR, tg_xf_chunk_t, refusal, TG_XF_NONE),
+    TG_XF_O("tool_calls", TG_XF_ONE, offsetof(tg_xf_chunk_t, tool),
+            tg_xf_tool)};
+
+static const tg_xf_member_t tg_xf_choice[] = {
+    TG_XF_O("delta", TG_XF_OBJ, TG_XF_NONE, tg_xf_delta),
+    TG_XF_M("finish_reason", TG_XF_PLAIN, tg_xf_chunk_t, finish, TG_XF_NONE)};
+
+static const tg_xf_member_t tg_xf_details[] = {
+    TG_XF_M("cached_tokens", TG_XF_U64, tg_xf_chunk_t, cached, TG_XF_NONE)};
+
+static const tg_xf_member_t tg_xf_usage[] = {
+    TG_XF_M("prompt_tokens", TG_XF_U64, tg_xf_chunk_t, prompt, TG_XF_NONE),
+    TG_XF_M("completion_tokens", TG_XF_U64, tg_xf_chunk_t, completion,
+            TG_XF_NONE),
+    TG_XF_O("prompt_tokens_details", TG_XF_OBJ, TG_XF_NONE, tg_xf_details)};
+
+static const tg_xf_member_t tg_xf_chunk[] = {
+    TG_XF_M("id", TG_XF_PLAIN, tg_xf_chunk_t, id,
+            offsetof(tg_xf_chunk_t, id_esc)),
+    TG_XF_M("model", TG_XF_PLAIN, tg_xf_chunk_t, model,
+            offsetof(tg_xf_chunk_t, model_esc)),
+    TG_XF_O("choices", TG_XF_FIRST, TG_XF_NONE, tg_xf_choice),
+    TG_XF_O("usage", TG_XF_OBJ, offsetof(tg_xf_chunk_t, usage), tg_xf_usage),
+    {tg_str_lit("error"), TG_XF_NO, 0, TG_XF_NONE, NULL, 0}};
+
+static const tg_xf_member_t tg_xf_a_delta[] = {
+    TG_XF_M("type", TG_XF_PLAIN, tg_translate_fast_event_t, type, TG_XF_NONE),
+    TG_XF_M("text", TG_XF_STR, tg_translate_fast_event_t, text, TG_XF_NONE),
+    TG_XF_M("partial_json", TG_XF_STR, tg_translate_fast_event_t, json,
+            TG_XF_NONE)};
+
+static const tg_xf_member_t tg_xf_a_event[] = {
+    TG_XF_O("delta", TG_XF_OBJ, TG_XF_NONE, tg_xf_a_delta)};
+
+
+static bool tg_xf_object(tg_xf_t *s, const tg_xf_member_t *m, size_t n,
+                         int depth, void *out);
+
+
+/*
+ * A string value for member <m>: its raw insides into <out> when it is a
+ * string (a TG_XF_PLAIN one only without escapes), else nothing; any
+ * other value is skipped.
+ */
 static bool
-tg_xf_once(unsigned *seen, unsigned bit)
+tg_xf_str(tg_xf_t *s, const tg_xf_member_t *m, int depth, char *out)
 {
-    if (*seen & bit) {
+    tg_str_t *v = (tg_str_t *)(out + m->off);
+    bool esc;
+
+    if (*s->p != '"') {
+        return tg_xf_skip(s, depth);
+    }
+    if (!tg_xf_string(s, v, &esc)) {
         return false;
     }
-    *seen |= bit;
+    if (esc && m->kind == TG_XF_PLAIN) {
+        *v = tg_str_null;
+        if (m->flag == TG_XF_NONE) {
+            return false;
+        }
+        *(bool *)(out + m->flag) = true;
+    }
+    return true;
+}
+
+
+/* An integer value for member <m>, as tg_xt_u64 reads it (TG_XF_U64:
+ * positive integers count, any other value is 0) or as a non-negative
+ * integer that must be there (TG_XF_INDEX). */
+static bool
+tg_xf_u64(tg_xf_t *s, const tg_xf_member_t *m, int depth, char *out)
+{
+    uint64_t *v = (uint64_t *)(out + m->off);
+    bool integer;
+
+    if (m->kind == TG_XF_INDEX) {
+        return *s->p >= '0' && *s->p <= '9' && tg_xf_number(s, &integer, v) &&
+               integer;
+    }
+    if (*s->p != '-' && (*s->p < '0' || *s->p > '9')) {
+        return tg_xf_skip(s, depth);
+    }
+    if (!tg_xf_number(s, &integer, v)) {
+        return false;
+    }
+    if (!integer) {
+        *v = 0;
+    }
     return true;
 }
 
 
 /*
- * A string member's value: <out> gets its raw insides when it is a
- * string (and <plain> does not forbid escapes), else stays NULL; any
- * other value is skipped.  *<esc> (may be NULL) tells of escapes.
+ * An array value for member <m>: TG_XF_FIRST walks its first element
+ * (when an object) and checks the others; TG_XF_ONE takes null, [] or
+ * one object, which must hold its first member.
  */
 static bool
-tg_xf_str_member(tg_xf_t *s, tg_str_t *out, bool plain, bool *esc)
+tg_xf_array(tg_xf_t *s, const tg_xf_member_t *m, int depth, char *out)
 {
-    bool e;
+    bool first = true, one = false;
+    tg_str_t k;
+    int rc;
 
-    *out = tg_str_null;
-    if (*s->p != '"') {
-        return tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH);
-    }
-    if (!tg_xf_string(s, out, &e)) {
-        return false;
-    }
-    if (esc != NULL) {
-        *esc = e;
-    }
-    if (e && plain) {
-        *out = tg_str_null;
-        return esc != NULL;
-    }
-    return true;
-}
-
-
-/* An integer member as tg_xt_u64 reads it: positive integers count,
- * anything else is 0. */
-static bool
-tg_xf_u64_member(tg_xf_t *s, uint64_t *v)
-{
-    bool integer;
-
-    *v = 0;
-    if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
-        if (!tg_xf_number(s, &integer, v)) {
-            return false;
-        }
-        if (!integer) {
-            *v = 0;
-        }
+    if (m->kind == TG_XF_ONE && tg_xf_literal(s, "null", 4)) {
         return true;
     }
-    return tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH);
-}
-
-
-/* The object at s->p when it is one, else skip the value: <is> tells. */
-static bool
-tg_xf_open(tg_xf_t *s, bool *is)
-{
-    *is = *s->p == '{';
-    if (!*is) {
-        return tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH);
+    if (*s->p != '[') {
+        return m->kind == TG_XF_FIRST && tg_xf_skip(s, depth);
     }
     s->p++;
-    return true;
-}
-
-
-/* usage.prompt_tokens_details */
-static bool
-tg_xf_details(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
-{
-    bool first = true, is;
-    tg_str_t k;
-    int rc;
-
-    if (!tg_xf_open(s, &is)) {
-        return false;
-    }
-    if (!is) {
-        return true;
-    }
-    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("cached_tokens"))) {
-            if (!tg_xf_once(seen, TG_XF_SEEN_CACHED) ||
-                !tg_xf_u64_member(s, &c->cached)) {
+    while ((rc = tg_xf_next(s, false, &first, &k)) == 1) {
+        if (one) {
+            if (m->kind == TG_XF_ONE || !tg_xf_skip(s, depth - 1)) {
                 return false;
             }
-        } else if (!tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 3)) {
+            continue;
+        }
+        one = true;
+        if (m->kind == TG_XF_ONE) {
+            /* The first member (the call's index) must be present. */
+            *(bool *)(out + m->flag) = true;
+            if (*s->p != '{' ||
+                !tg_xf_object(s, m->sub, m->nsub, depth - 1, out) ||
+                *(uint64_t *)(out + m->sub[0].off) == UINT64_MAX) {
+                return false;
+            }
+        } else if (!tg_xf_object(s, m->sub, m->nsub, depth - 1, out)) {
             return false;
         }
     }
@@ -479,154 +539,60 @@ tg_xf_details(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
 }
 
 
-/* The top-level usage member. */
+/*
+ * The object at s->p, read with the member table <m> of <n> entries into
+ * the struct <out>; a value that is not an object is checked and skipped.
+ * <depth> is what nesting is left.  False when the input is not valid or
+ * not for the fast path (a repeated member, a key with escapes).
+ */
 static bool
-tg_xf_usage(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
+tg_xf_object(tg_xf_t *s, const tg_xf_member_t *m, size_t n, int depth,
+             void *out)
 {
     bool first = true, ok;
+    unsigned seen = 0;
     tg_str_t k;
-    int rc;
-
-    if (!tg_xf_open(s, &c->usage)) {
-        return false;
-    }
-    if (!c->usage) {
-        return true;
-    }
-    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("prompt_tokens"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_PROMPT) &&
-                 tg_xf_u64_member(s, &c->prompt);
-        } else if (tg_str_eq(k, tg_str_lit("completion_tokens"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_COMPLETION) &&
-                 tg_xf_u64_member(s, &c->completion);
-        } else if (tg_str_eq(k, tg_str_lit("prompt_tokens_details"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_DETAILS) &&
-                 tg_xf_details(s, seen, c);
-        } else {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 2);
-        }
-        if (!ok) {
-            return false;
-        }
-    }
-    return rc == 0;
-}
-
-
-/* A tool call's function member: its arguments. */
-static bool
-tg_xf_function(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
-{
-    bool first = true, is, ok;
-    tg_str_t k;
-    int rc;
-
-    if (!tg_xf_open(s, &is)) {
-        return false;
-    }
-    if (!is) {
-        return true;
-    }
-    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("arguments"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_ARGS) &&
-                 tg_xf_str_member(s, &c->args, false, NULL);
-        } else {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 7);
-        }
-        if (!ok) {
-            return false;
-        }
-    }
-    return rc == 0;
-}
-
-
-/* The one element of delta.tool_calls: a call's index and arguments. */
-static bool
-tg_xf_tool(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
-{
-    bool first = true, integer, ok;
-    tg_str_t k;
+    size_t i;
     int rc;
 
     if (*s->p != '{') {
+        return tg_xf_skip(s, depth);
+    }
+    if (depth == 0) {
         return false;
     }
     s->p++;
     while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("index"))) {
-            /* A negative or missing index is for the general path. */
-            ok = tg_xf_once(seen, TG_XF_SEEN_INDEX) && *s->p >= '0' &&
-                 *s->p <= '9' && tg_xf_number(s, &integer, &c->tool_index) &&
-                 integer;
-        } else if (tg_str_eq(k, tg_str_lit("function"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_FUNCTION) &&
-                 tg_xf_function(s, seen, c);
+        for (i = 0; i < n && !tg_str_eq(k, m[i].name); i++) {
+        }
+        if (i == n) {
+            ok = tg_xf_skip(s, depth - 1);
+        } else if (seen & (1u << i)) {
+            ok = false; /* jansson keeps the last: not for us */
         } else {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 6);
-        }
-        if (!ok) {
-            return false;
-        }
-    }
-    return rc == 0 && (*seen & TG_XF_SEEN_INDEX);
-}
-
-
-/* delta.tool_calls: null or [] (no call), or one call; more than one is
- * for the general path. */
-static bool
-tg_xf_tools(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
-{
-    bool first = true;
-    tg_str_t k;
-    int rc;
-
-    if (tg_xf_literal(s, "null", 4)) {
-        return true;
-    }
-    if (*s->p != '[') {
-        return false;
-    }
-    s->p++;
-    while ((rc = tg_xf_next(s, false, &first, &k)) == 1) {
-        if (c->tool || !tg_xf_tool(s, seen, c)) {
-            return false;
-        }
-        c->tool = true;
-    }
-    return rc == 0;
-}
-
-
-/* choices[0].delta */
-static bool
-tg_xf_delta(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
-{
-    bool first = true, is, ok;
-    tg_str_t k;
-    int rc;
-
-    if (!tg_xf_open(s, &is)) {
-        return false;
-    }
-    if (!is) {
-        return true;
-    }
-    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("content"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_CONTENT) &&
-                 tg_xf_str_member(s, &c->content, false, NULL);
-        } else if (tg_str_eq(k, tg_str_lit("refusal"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_REFUSAL) &&
-                 tg_xf_str_member(s, &c->refusal, false, NULL);
-        } else if (tg_str_eq(k, tg_str_lit("tool_calls"))) {
-            /* Tool calls take the general path; null and [] are none. */
-            ok = tg_xf_once(seen, TG_XF_SEEN_TOOLS) && tg_xf_tools(s, seen, c);
-        } else {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 4);
+            seen |= 1u << i;
+            switch (m[i].kind) {
+            case TG_XF_STR:
+            case TG_XF_PLAIN:
+                ok = tg_xf_str(s, &m[i], depth - 1, out);
+                break;
+            case TG_XF_U64:
+            case TG_XF_INDEX:
+                ok = tg_xf_u64(s, &m[i], depth - 1, out);
+                break;
+            case TG_XF_OBJ:
+                if (*s->p == '{' && m[i].flag != TG_XF_NONE) {
+                    *(bool *)((char *)out + m[i].flag) = true;
+                }
+                ok = tg_xf_object(s, m[i].sub, m[i].nsub, depth - 1, out);
+                break;
+            case TG_XF_NO:
+                ok = false;
+                break;
+            default:
+                ok = tg_xf_array(s, &m[i], depth - 1, out);
+                break;
+            }
         }
         if (!ok) {
             return false;
@@ -636,62 +602,21 @@ tg_xf_delta(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
 }
 
 
-/* The first element of choices. */
-static bool
-tg_xf_choice(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
+/* Scan <n> bytes at <p>, an object read with <m> into <out>, and nothing
+ * after it but blanks. */
+static int
+tg_xf_top(const char *p, size_t n, const tg_xf_member_t *m, size_t nm,
+          void *out)
 {
-    bool first = true, is, ok;
-    tg_str_t k;
-    int rc;
+    tg_xf_t s = {(const unsigned char *)p, (const unsigned char *)p + n};
 
-    if (!tg_xf_open(s, &is)) {
-        return false;
+    tg_xf_ws(&s);
+    if (s.p == s.end || *s.p != '{' ||
+        !tg_xf_object(&s, m, nm, TG_TRANSLATE_FAST_DEPTH, out)) {
+        return TG_DECLINED;
     }
-    if (!is) {
-        return true;
-    }
-    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("delta"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_DELTA) && tg_xf_delta(s, seen, c);
-        } else if (tg_str_eq(k, tg_str_lit("finish_reason"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_FINISH) &&
-                 tg_xf_str_member(s, &c->finish, true, NULL);
-        } else {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 3);
-        }
-        if (!ok) {
-            return false;
-        }
-    }
-    return rc == 0;
-}
-
-
-/* The top-level choices member: the first element is read, the others
- * only checked (translation reads choices[0]). */
-static bool
-tg_xf_choices(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
-{
-    bool first = true, ok;
-    tg_str_t k;
-    int rc;
-
-    if (*s->p != '[') {
-        return tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH);
-    }
-    s->p++;
-    while ((rc = tg_xf_next(s, false, &first, &k)) == 1) {
-        if (*seen & TG_XF_SEEN_CHOICE) {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 2);
-        } else {
-            *seen |= TG_XF_SEEN_CHOICE;
-            ok = tg_xf_choice(s, seen, c);
-        }
-        if (!ok) {
-            return false;
-        }
-    }
-    return rc == 0;
+    tg_xf_ws(&s);
+    return s.p == s.end ? TG_OK : TG_DECLINED;
 }
 
 
@@ -699,77 +624,9 @@ tg_xf_choices(tg_xf_t *s, unsigned *seen, tg_translate_fast_chunk_t *c)
 int
 tg_translate_fast_chunk(const char *p, size_t n, tg_translate_fast_chunk_t *c)
 {
-    tg_xf_t s = {(const unsigned char *)p, (const unsigned char *)p + n};
-    unsigned seen = 0;
-    bool first = true, ok;
-    tg_str_t k;
-    int rc;
-
     memset(c, 0, sizeof(*c));
-    tg_xf_ws(&s);
-    if (s.p == s.end || *s.p != '{') {
-        return TG_DECLINED;
-    }
-    s.p++;
-    while ((rc = tg_xf_next(&s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("id"))) {
-            ok = tg_xf_once(&seen, TG_XF_SEEN_ID) &&
-                 tg_xf_str_member(&s, &c->id, true, &c->id_esc);
-        } else if (tg_str_eq(k, tg_str_lit("model"))) {
-            ok = tg_xf_once(&seen, TG_XF_SEEN_MODEL) &&
-                 tg_xf_str_member(&s, &c->model, true, &c->model_esc);
-        } else if (tg_str_eq(k, tg_str_lit("choices"))) {
-            ok = tg_xf_once(&seen, TG_XF_SEEN_CHOICES) &&
-                 tg_xf_choices(&s, &seen, c);
-        } else if (tg_str_eq(k, tg_str_lit("usage"))) {
-            ok = tg_xf_once(&seen, TG_XF_SEEN_USAGE) &&
-                 tg_xf_usage(&s, &seen, c);
-        } else if (tg_str_eq(k, tg_str_lit("error"))) {
-            ok = false; /* an error event: the general path */
-        } else {
-            ok = tg_xf_skip(&s, TG_TRANSLATE_FAST_DEPTH - 1);
-        }
-        if (!ok) {
-            return TG_DECLINED;
-        }
-    }
-    tg_xf_ws(&s);
-    return rc == 0 && s.p == s.end ? TG_OK : TG_DECLINED;
-}
-
-
-/* content_block_delta's delta member. */
-static bool
-tg_xf_a_delta(tg_xf_t *s, unsigned *seen, tg_translate_fast_event_t *e)
-{
-    bool first = true, is, ok;
-    tg_str_t k;
-    int rc;
-
-    if (!tg_xf_open(s, &is)) {
-        return false;
-    }
-    if (!is) {
-        return true;
-    }
-    while ((rc = tg_xf_next(s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("type"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_TYPE) &&
-                 tg_xf_str_member(s, &e->type, true, NULL);
-        } else if (tg_str_eq(k, tg_str_lit("text"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_TEXT) &&
-                 tg_xf_str_member(s, &e->text, false, NULL);
-        } else if (tg_str_eq(k, tg_str_lit("partial_json"))) {
-            ok = tg_xf_once(seen, TG_XF_SEEN_JSON) &&
-                 tg_xf_str_member(s, &e->json, false, NULL);
-        } else {
-            ok = tg_xf_skip(s, TG_TRANSLATE_FAST_DEPTH - 2);
-        }
-        if (!ok) {
-            return false;
-        }
-    }
-    return rc == 0;
+    c->tool_index = UINT64_MAX; /* stays when a call has no index */
+    return tg_xf_top(p, n, tg_xf_chunk, TG_NELEMS(tg_xf_chunk), c);
 }
 
 
@@ -779,33 +636,17 @@ tg_translate_fast_event(const char *p, size_t n, bool delta,
                         tg_translate_fast_event_t *e)
 {
     tg_xf_t s = {(const unsigned char *)p, (const unsigned char *)p + n};
-    unsigned seen = 0;
-    bool first = true, ok;
-    tg_str_t k;
-    int rc;
+    bool ok;
 
     memset(e, 0, sizeof(*e));
+    if (delta) {
+        return tg_xf_top(p, n, tg_xf_a_event, TG_NELEMS(tg_xf_a_event), e);
+    }
     tg_xf_ws(&s);
-    if (s.p == s.end || (*s.p != '{' && (delta || *s.p != '['))) {
+    if (s.p == s.end || (*s.p != '{' && *s.p != '[')) {
         return TG_DECLINED;
     }
-    if (!delta) {
-        ok = tg_xf_skip(&s, TG_TRANSLATE_FAST_DEPTH);
-        tg_xf_ws(&s);
-        return ok && s.p == s.end ? TG_OK : TG_DECLINED;
-    }
-    s.p++;
-    while ((rc = tg_xf_next(&s, true, &first, &k)) == 1) {
-        if (tg_str_eq(k, tg_str_lit("delta"))) {
-            ok = tg_xf_once(&seen, TG_XF_SEEN_DELTA) &&
-                 tg_xf_a_delta(&s, &seen, e);
-        } else {
-            ok = tg_xf_skip(&s, TG_TRANSLATE_FAST_DEPTH - 1);
-        }
-        if (!ok) {
-            return TG_DECLINED;
-        }
-    }
+    ok = tg_xf_skip(&s, TG_TRANSLATE_FAST_DEPTH);
     tg_xf_ws(&s);
-    return rc == 0 && s.p == s.end ? TG_OK : TG_DECLINED;
+    return ok && s.p == s.end ? TG_OK : TG_DECLINED;
 }
