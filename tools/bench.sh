@@ -735,6 +735,21 @@ done
 XL_KEY_A=tg-bench-xl-anthropic-0123456789
 XL_KEY_O=tg-bench-xl-openai-0123456789ab
 
+# The worker processes below <pid>: those whose title names a worker
+# ("tollgate: worker 0", "nginx: worker process"), not the master or
+# Tollgate's admin process.
+xl_workers()
+{
+    local p
+
+    for p in $(tree "$1" | tail -n +2); do
+        if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q worker; then
+            printf '%s ' "$p"
+        fi
+    done
+}
+
+
 # Start the xl Tollgate; sets XL_URL_M, XL_URL_C, XL_WORKER_PIDS.
 xl_start()
 {
@@ -770,7 +785,7 @@ EOF
         || die "the translation Tollgate did not start"
     sleep 0.3
     XL_PID=$pid
-    XL_WORKER_PIDS=$(tree "$pid" | tail -n +2 | tr '\n' ' ')
+    XL_WORKER_PIDS=$(xl_workers "$pid")
     XL_URL_M=http://127.0.0.1:$port/v1/messages
     XL_URL_C=http://127.0.0.1:$port/v1/chat/completions
     # The OpenAI client's body: the same conversation as the Anthropic one.
@@ -854,10 +869,11 @@ translation_bench()
     XL_CONNS=${BENCH_XL_CONNS:-$XL_STREAMS}
     XL_ROUNDS=${BENCH_XL_ROUNDS:-5}
     XL_BAD=0
-    XL_NGX_WORKERS=$(tree "$NGX_PID" | tail -n +2 | tr '\n' ' ')
+    XL_NGX_WORKERS=$(xl_workers "$NGX_PID")
     xl_start
     echo "bench: translation: $XL_ROUNDS rounds of 6 runs of $XL_STREAMS streams x $XL_CHUNKS chunks" >&2
     # A warm-up run of each kind, not counted.
+    out "translation: worker processes: tollgate $XL_WORKER_PIDS, nginx $XL_NGX_WORKERS"
     for t in a b c d na nc; do
         xl_run "$t"
     done
@@ -878,7 +894,7 @@ translation_bench()
         rang+=("$(calc '%.3f' "${XL[a]} / ${XL[na]}")")
         rcng+=("$(calc '%.3f' "${XL[c]} / ${XL[nc]}")")
     done
-    [ "$(tree "$XL_PID" | tail -n +2 | tr '\n' ' ')" = "$XL_WORKER_PIDS" ] \
+    [ "$(xl_workers "$XL_PID")" = "$XL_WORKER_PIDS" ] \
         || XL_BAD=$((XL_BAD + 1000))
     say ""
     say "Translation CPU per streamed chunk: $XL_STREAMS streams x $XL_CHUNKS text deltas, $XL_CONNS at once, $XL_DELAY_MS ms before each delta; worker utime+stime / deltas, median of $XL_ROUNDS rounds"
