@@ -729,7 +729,7 @@ done
 # used during the run, divided by the text deltas streamed.  Rounds
 # alternate the order of the six runs; the summary gives the median over
 # the rounds of each figure and of each per-round ratio.  Knobs:
-# BENCH_XL_STREAMS (1000), BENCH_XL_CHUNKS (100), BENCH_XL_DELAY_MS (20;
+# BENCH_XL_STREAMS (500), BENCH_XL_CHUNKS (200), BENCH_XL_DELAY_MS (20;
 # 0 sends the chunks back to back, so that many arrive in one read),
 # BENCH_XL_CONNS (= streams), BENCH_XL_ROUNDS (5).
 XL_KEY_A=tg-bench-xl-anthropic-0123456789
@@ -863,8 +863,8 @@ translation_bench()
     local -A XL
     local -a rab rdc rang rcng ca cb cc cd cna cnc
 
-    XL_STREAMS=${BENCH_XL_STREAMS:-1000}
-    XL_CHUNKS=${BENCH_XL_CHUNKS:-100}
+    XL_STREAMS=${BENCH_XL_STREAMS:-500}
+    XL_CHUNKS=${BENCH_XL_CHUNKS:-200}
     XL_DELAY_MS=${BENCH_XL_DELAY_MS:-20}
     XL_CONNS=${BENCH_XL_CONNS:-$XL_STREAMS}
     XL_ROUNDS=${BENCH_XL_ROUNDS:-5}
