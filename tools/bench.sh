@@ -711,6 +711,214 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+# ---------------------------------------------------------------- translation
+
+# Translation CPU per streamed chunk (docs/benchmarks.md, "Translation"):
+# a second Tollgate ("xl") on the same mock, with one Anthropic and one
+# OpenAI endpoint, each in a group of its own and reached through a key of
+# that group, so that each of four streams is known to go where it should:
+#   a  Anthropic client -> Anthropic endpoint (pass-through)
+#   b  Anthropic client -> OpenAI endpoint    (translated)
+#   c  OpenAI client    -> OpenAI endpoint    (pass-through)
+#   d  OpenAI client    -> Anthropic endpoint (translated)
+# and nginx passes streams a and c through as the reference ("na", "nc").
+# Each run is loadgen with XL_STREAMS streams at once of XL_CHUNKS text
+# deltas, the mock waiting XL_DELAY_MS before each (as a model's tokens
+# come: each chunk reaches the proxy in a read of its own); the figure is
+# the CPU (utime + stime from /proc/PID/stat) the proxy's worker processes
+# used during the run, divided by the text deltas streamed.  Rounds
+# alternate the order of the six runs; the summary gives the median over
+# the rounds of each figure and of each per-round ratio.  Knobs:
+# BENCH_XL_STREAMS (500), BENCH_XL_CHUNKS (200), BENCH_XL_DELAY_MS (20;
+# 0 sends the chunks back to back, so that many arrive in one read),
+# BENCH_XL_CONNS (= streams), BENCH_XL_ROUNDS (5).
+XL_KEY_A=tg-bench-xl-anthropic-0123456789
+XL_KEY_O=tg-bench-xl-openai-0123456789ab
+
+# The worker processes below <pid>: those whose title names a worker
+# ("tollgate: worker 0", "nginx: worker process"), not the master or
+# Tollgate's admin process.
+xl_workers()
+{
+    local p
+
+    for p in $(tree "$1" | tail -n +2); do
+        if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q worker; then
+            printf '%s ' "$p"
+        fi
+    done
+}
+
+
+# Start the xl Tollgate; sets XL_URL_M, XL_URL_C, XL_WORKER_PIDS.
+xl_start()
+{
+    local port pid
+
+    pick_port || die "no free port for the translation Tollgate"
+    port=$PORT
+    cat >"$TMP/xl.conf" <<EOF
+listen = { address = "127.0.0.1"; port = $port; };
+workers = $WORKERS;
+admin = { address = "127.0.0.1"; port = 0; };
+pid_file = "$TMP/xl.pid";
+log = { error = "$TMP/xl-error.log"; access = "off"; level = "info"; };
+limits = { max_connections = 10000; };
+groups = ( { name = "ant"; }, { name = "oai"; } );
+endpoints = (
+    { name = "ant"; url = "http://127.0.0.1:$MOCK_PORT"; style = "anthropic";
+      credential = "bench-upstream-key"; group = "ant"; },
+    { name = "oai"; url = "http://127.0.0.1:$MOCK_PORT"; style = "openai";
+      credential = "bench-upstream-key"; group = "oai"; }
+);
+keys = (
+    { key = "$XL_KEY_A"; group = "ant"; },
+    { key = "$XL_KEY_O"; group = "oai"; }
+);
+EOF
+    "$TOLLGATE" -t -c "$TMP/xl.conf" >"$TMP/xl-t.log" 2>&1 \
+        || { cat "$TMP/xl-t.log" >&2; die "tollgate rejects $TMP/xl.conf"; }
+    setsid "$TOLLGATE" -c "$TMP/xl.conf" >"$TMP/xl.out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_port tollgate-xl "$pid" "$port" "$TMP/xl.out" \
+        || die "the translation Tollgate did not start"
+    sleep 0.3
+    XL_PID=$pid
+    XL_WORKER_PIDS=$(xl_workers "$pid")
+    XL_URL_M=http://127.0.0.1:$port/v1/messages
+    XL_URL_C=http://127.0.0.1:$port/v1/chat/completions
+    # The OpenAI client's body: the same conversation as the Anthropic one.
+    cat >"$TMP/chat-stream.json" <<'EOF'
+{"model":"gpt-4o","max_completion_tokens":1024,"messages":[{"role":"system","content":"You are a concise assistant that answers questions about the operation of toll roads, bridges and tunnels. Prefer short, factual answers and say when you do not know."},{"role":"user","content":"How do toll booths decide how much a vehicle pays? Answer in three sentences."},{"role":"assistant","content":"Most toll systems charge by vehicle class, usually counted by axles or weight, and sometimes by time of day. Electronic systems read a transponder or a licence plate and bill an account. Distance-based roads charge for the stretch between entry and exit."},{"role":"user","content":"And how do open-road systems handle vehicles without a transponder?"}],"temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}
+EOF
+}
+
+
+# One run: xl_run CASE.  Sets XL_CPU (worker CPU ns per text delta) and
+# adds the run's failures to XL_BAD.
+xl_run()
+{
+    local case=$1 url key pids body raw c0 c1 rc done err unterm
+    local -a hdr
+
+    case $case in
+    a | b) url=$XL_URL_M pids=$XL_WORKER_PIDS ;;
+    c | d) url=$XL_URL_C pids=$XL_WORKER_PIDS ;;
+    na) url=$NGX_URL pids=$XL_NGX_WORKERS ;;
+    nc) url=http://127.0.0.1:$NGX_PORT/v1/chat/completions pids=$XL_NGX_WORKERS ;;
+    esac
+    case $case in
+    a | d) key=$XL_KEY_A ;;
+    b | c) key=$XL_KEY_O ;;
+    *) key=$KEY ;;
+    esac
+    case $case in
+    a | b | na)
+        body=$BENCH_DIR/messages-stream.json
+        hdr=(-H "x-api-key: $key" -H "anthropic-version: 2023-06-01")
+        ;;
+    *)
+        body=$TMP/chat-stream.json
+        hdr=(-H "authorization: Bearer $key")
+        ;;
+    esac
+    raw=$TMP/xl-$case.txt
+    # shellcheck disable=SC2086 # pids is a list
+    c0=$(cpu_ticks $pids)
+    run_bounded "$raw" timeout 120 "$LOADGEN" -u "$url" -c "$XL_CONNS" \
+        -n "$XL_STREAMS" -b "$body" "${hdr[@]}" \
+        -H "content-type: application/json" \
+        -H "x-mock-chunks: $XL_CHUNKS" -H "x-mock-delay-ms: $XL_DELAY_MS" \
+        --expect-status 200
+    rc=$?
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks $pids)
+    section "translation $case: loadgen -u $url -c $XL_CONNS -n $XL_STREAMS -b $(basename "$body") x-mock-chunks:$XL_CHUNKS x-mock-delay-ms:$XL_DELAY_MS (exit $rc; worker ticks $c0 -> $c1)"
+    cat "$raw" >>"$RESULTS"
+    done=$(sed -n 's/^completed=//p' "$raw")
+    err=$(sed -n 's/^errors=//p' "$raw")
+    unterm=$(sed -n 's/^sse_unterminated=//p' "$raw")
+    if [ "${done:-0}" -ne "$XL_STREAMS" ] || [ "${err:-1}" -ne 0 ] \
+        || [ "${unterm:-1}" -ne 0 ]; then
+        XL_BAD=$((XL_BAD + 1))
+    fi
+    XL_CPU=$(calc '%.1f' "($c1 - $c0) * 1000000000 / $CLK_TCK / ($XL_STREAMS * $XL_CHUNKS)")
+    out "parsed: completed=$done errors=$err unterminated=$unterm worker_cpu_ns_per_chunk=$XL_CPU"
+}
+
+
+# The median of the numbers given.
+xl_median()
+{
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+
+# The whole section: rounds, then summary lines.
+translation_bench()
+{
+    local r t order
+    local -A XL
+    local -a rab rdc rang rcng ca cb cc cd cna cnc
+
+    XL_STREAMS=${BENCH_XL_STREAMS:-500}
+    XL_CHUNKS=${BENCH_XL_CHUNKS:-200}
+    XL_DELAY_MS=${BENCH_XL_DELAY_MS:-20}
+    XL_CONNS=${BENCH_XL_CONNS:-$XL_STREAMS}
+    XL_ROUNDS=${BENCH_XL_ROUNDS:-5}
+    XL_BAD=0
+    XL_NGX_WORKERS=$(xl_workers "$NGX_PID")
+    xl_start
+    echo "bench: translation: $XL_ROUNDS rounds of 6 runs of $XL_STREAMS streams x $XL_CHUNKS chunks" >&2
+    # A warm-up run of each kind, not counted.
+    out "translation: worker processes: tollgate $XL_WORKER_PIDS, nginx $XL_NGX_WORKERS"
+    for t in a b c d na nc; do
+        xl_run "$t"
+    done
+    for r in $(seq "$XL_ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then
+            order="a b c d na nc"
+        else
+            order="nc na d c b a"
+        fi
+        for t in $order; do
+            xl_run "$t"
+            XL[$t]=$XL_CPU
+        done
+        ca+=("${XL[a]}") cb+=("${XL[b]}") cc+=("${XL[c]}") cd+=("${XL[d]}")
+        cna+=("${XL[na]}") cnc+=("${XL[nc]}")
+        rab+=("$(calc '%.3f' "${XL[b]} / ${XL[a]}")")
+        rdc+=("$(calc '%.3f' "${XL[d]} / ${XL[c]}")")
+        rang+=("$(calc '%.3f' "${XL[a]} / ${XL[na]}")")
+        rcng+=("$(calc '%.3f' "${XL[c]} / ${XL[nc]}")")
+    done
+    [ "$(xl_workers "$XL_PID")" = "$XL_WORKER_PIDS" ] \
+        || XL_BAD=$((XL_BAD + 1000))
+    say ""
+    say "Translation CPU per streamed chunk: $XL_STREAMS streams x $XL_CHUNKS text deltas, $XL_CONNS at once, $XL_DELAY_MS ms before each delta; worker utime+stime / deltas, median of $XL_ROUNDS rounds"
+    say "$(printf '  %-44s %12s   %s' run ns/chunk 'per round')"
+    say "$(printf '  %-44s %12s   %s' 'a  Anthropic client -> Anthropic (pass)' "$(xl_median "${ca[@]}")" "${ca[*]}")"
+    say "$(printf '  %-44s %12s   %s' 'b  Anthropic client -> OpenAI (translated)' "$(xl_median "${cb[@]}")" "${cb[*]}")"
+    say "$(printf '  %-44s %12s   %s' 'c  OpenAI client -> OpenAI (pass)' "$(xl_median "${cc[@]}")" "${cc[*]}")"
+    say "$(printf '  %-44s %12s   %s' 'd  OpenAI client -> Anthropic (translated)' "$(xl_median "${cd[@]}")" "${cd[*]}")"
+    say "$(printf '  %-44s %12s   %s' 'nginx, stream a' "$(xl_median "${cna[@]}")" "${cna[*]}")"
+    say "$(printf '  %-44s %12s   %s' 'nginx, stream c' "$(xl_median "${cnc[@]}")" "${cnc[*]}")"
+    t=$(xl_median "${rab[@]}")
+    say "  translation CPU per chunk vs pass-through, (b)/(a) = $t  (target <= 1.05: $(awk -v r="$t" 'BEGIN { print (r <= 1.05) ? "ok" : "ABOVE TARGET" }'); per round: ${rab[*]})"
+    t=$(xl_median "${rdc[@]}")
+    say "  translation CPU per chunk vs pass-through, (d)/(c) = $t  (target <= 1.05: $(awk -v r="$t" 'BEGIN { print (r <= 1.05) ? "ok" : "ABOVE TARGET" }'); per round: ${rdc[*]})"
+    say "  pass-through CPU per chunk vs nginx, (a)/nginx = $(xl_median "${rang[@]}"), (c)/nginx = $(xl_median "${rcng[@]}")  (per round: ${rang[*]} / ${rcng[*]})"
+    if [ "$XL_BAD" -ne 0 ]; then
+        say "  WARNING: some translation runs failed or a worker was respawned ($XL_BAD); these figures are not valid; see the results file"
+    fi
+    for f in "$TMP/xl-error.log"; do
+        section "$(basename "$f"): last 20 lines"
+        tail -n 20 "$f" >>"$RESULTS" 2>/dev/null
+    done
+}
+
 # ---------------------------------------------------------------- health
 
 # A proxy whose processes changed during the run crashed and was
@@ -1039,6 +1247,7 @@ if [ -n "$MB_OUT" ]; then
     done < <(printf '%s\n' "$MB_OUT" | grep 'ns/op')
 fi
 acct_section
+translation_bench
 say ""
 say "Results: $RESULTS"
 

@@ -5,8 +5,9 @@
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with all of core/*.c (simplest way
 # to give every target what it needs; fuzz_decode also gets worker/decode.c
-# and the compression libraries, fuzz_translate worker/translate*.c,
-# fuzz_usage and fuzz_usage_resp worker/usage*.c and the decoders,
+# and the compression libraries, fuzz_translate and fuzz_translate_fast
+# worker/translate*.c, fuzz_usage and fuzz_usage_resp worker/usage*.c and
+# the decoders,
 # fuzz_api admin/api_spec.c, fuzz_models shm/models.c and shm/prices.c,
 # fuzz_tollctl tools/tollctl_*.c, fuzz_webhook admin/webhook.c,
 # fuzz_metrics admin/metrics.c and shm/*.c) into build/fuzz/fuzz_<name>, and run
@@ -71,7 +72,9 @@ for src in "${targets[@]}"; do
     decode)
         extra_src=(worker/decode.c)
         extra_libs="-lz -lbrotlidec -lzstd" ;;
-    translate) extra_src=(worker/translate.c worker/translate_req.c) ;;
+    translate | translate_fast)
+        extra_src=(worker/translate.c worker/translate_req.c
+            worker/translate_fast.c) ;;
     usage | usage_resp)
         extra_src=(worker/usage.c worker/usage_resp.c worker/decode.c)
         extra_libs="-lz -lbrotlidec -lzstd" ;;

@@ -21,6 +21,7 @@
 #include "core/buf.h"
 #include "core/sse.h"
 #include "worker/respond.h"
+#include "worker/translate_fast.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@ struct tg_translate_s {
     bool started;       /* first event (role chunk / message_start) out */
     bool done;          /* the stream's last event is out */
     bool errored;       /* an error event is out: the rest is ignored */
+    bool idle;          /* the SSE parser is between events */
     bool finished;      /* OpenAI upstream: finish_reason seen */
     bool have_usage;    /* OpenAI upstream: usage chunk seen */
     int block;          /* TG_XT_* of the open block */
@@ -54,6 +56,8 @@ struct tg_translate_s {
     char finish[32];                           /* client's stop/finish reason */
     char id[128];
     char model[128];
+    char pre[512];  /* Anthropic upstream: a chunk's opening, built once */
+    size_t pre_len; /* 0: not built (or too long to keep) */
     tg_sse_t parser;
     tg_buf_t body; /* held JSON or error body */
     tg_buf_t o;    /* translated output of one event */
@@ -127,6 +131,51 @@ tg_xt_jstr(tg_translate_t *x, json_t *v)
     return json_is_string(v)
                ? tg_xt_str(x, json_string_value(v), json_string_length(v))
                : tg_xt_put(x, "\"\"", 2);
+}
+
+
+/* The decimal digits of <v>, without printf. */
+static int
+tg_xt_int(tg_translate_t *x, long v)
+{
+    char buf[24], *p = buf + sizeof(buf);
+    unsigned long u = v < 0 ? 0 - (unsigned long)v : (unsigned long)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return tg_xt_put(x, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+
+/*
+ * A string value: <raw> (the insides of a JSON string, escapes kept,
+ * from the fast path) copied between quotes as it is, or when raw.data is
+ * NULL jansson string <v> written out (tg_xt_jstr).
+ */
+static int
+tg_xt_val(tg_translate_t *x, json_t *v, tg_str_t raw)
+{
+    if (raw.data == NULL) {
+        return tg_xt_jstr(x, v);
+    }
+    if (tg_xt_put(x, "\"", 1) != TG_OK || tg_xt_put(x, raw.data, raw.len)) {
+        return TG_ERROR;
+    }
+    return tg_xt_put(x, "\"", 1);
+}
+
+
+/* The length of a string value as tg_xt_val takes it: 0 means empty or
+ * not a string (the raw insides of a string are empty only when it is). */
+static size_t
+tg_xt_val_len(json_t *v, tg_str_t raw)
+{
+    return raw.data != NULL ? raw.len : json_string_length(v);
 }
 
 
@@ -523,9 +572,35 @@ tg_xt_body_done(tg_translate_t *x)
 
 /* Anthropic stream -> chat.completion.chunk ------------------------------- */
 
-/* Open a chunk up to its delta object. */
+static int tg_xt_chunk_build(tg_translate_t *x);
+
+/*
+ * Open a chunk up to its delta object.  The opening is the same for every
+ * chunk of the stream once the id and model are known, so it is built
+ * once into x->pre (when it fits) and copied afterwards.
+ */
 static int
 tg_xt_chunk(tg_translate_t *x)
+{
+    size_t start = tg_buf_len(&x->o);
+
+    if (x->pre_len > 0) {
+        return tg_xt_put(x, x->pre, x->pre_len);
+    }
+    if (tg_xt_chunk_build(x) != TG_OK) {
+        return TG_ERROR;
+    }
+    if (x->started && tg_buf_len(&x->o) - start <= sizeof(x->pre)) {
+        x->pre_len = tg_buf_len(&x->o) - start;
+        memcpy(x->pre, x->o.data + x->o.pos + start, x->pre_len);
+    }
+    return TG_OK;
+}
+
+
+/* Write a chunk's opening (tg_xt_chunk). */
+static int
+tg_xt_chunk_build(tg_translate_t *x)
 {
     if (tg_xt_puts(x, "data: {\"id\":") != TG_OK ||
         tg_xt_str(x, x->id, strlen(x->id)) != TG_OK ||
@@ -570,14 +645,15 @@ tg_xt_a2o_start(tg_translate_t *x)
 }
 
 
+/* A content chunk of string <text> (or <raw>, see tg_xt_val). */
 static int
-tg_xt_a2o_text(tg_translate_t *x, json_t *text)
+tg_xt_a2o_text(tg_translate_t *x, json_t *text, tg_str_t raw)
 {
-    if (json_string_length(text) == 0) {
+    if (tg_xt_val_len(text, raw) == 0) {
         return TG_OK;
     }
     if (tg_xt_chunk(x) != TG_OK || tg_xt_puts(x, "{\"content\":") != TG_OK ||
-        tg_xt_jstr(x, text) != TG_OK || tg_xt_puts(x, "}") != TG_OK) {
+        tg_xt_val(x, text, raw) != TG_OK || tg_xt_puts(x, "}") != TG_OK) {
         return TG_ERROR;
     }
     return tg_xt_chunk_end(x, NULL);
@@ -646,7 +722,7 @@ tg_xt_a2o_block_start(tg_translate_t *x, json_t *cb)
 
     if (type != NULL && strcmp(type, "text") == 0) {
         x->block = TG_XT_TEXT;
-        return tg_xt_a2o_text(x, json_object_get(cb, "text"));
+        return tg_xt_a2o_text(x, json_object_get(cb, "text"), tg_str_null);
     }
     if (type == NULL || strcmp(type, "tool_use") != 0) {
         x->block = TG_XT_OTHER; /* thinking, server tools: not shown */
@@ -667,6 +743,24 @@ tg_xt_a2o_block_start(tg_translate_t *x, json_t *cb)
 }
 
 
+/* An arguments chunk of the open tool call: string <args> (or <raw>). */
+static int
+tg_xt_a2o_args(tg_translate_t *x, json_t *args, tg_str_t raw)
+{
+    if (x->block != TG_XT_TOOL || tg_xt_val_len(args, raw) == 0) {
+        return TG_OK;
+    }
+    if (tg_xt_chunk(x) != TG_OK ||
+        tg_xt_puts(x, "{\"tool_calls\":[{\"index\":") != TG_OK ||
+        tg_xt_int(x, x->tools - 1) != TG_OK ||
+        tg_xt_puts(x, ",\"function\":{\"arguments\":") != TG_OK ||
+        tg_xt_val(x, args, raw) != TG_OK || tg_xt_puts(x, "}}]}") != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_xt_chunk_end(x, NULL);
+}
+
+
 static int
 tg_xt_a2o_delta(tg_translate_t *x, json_t *d)
 {
@@ -676,22 +770,12 @@ tg_xt_a2o_delta(tg_translate_t *x, json_t *d)
         return TG_OK;
     }
     if (strcmp(type, "text_delta") == 0 && x->block == TG_XT_TEXT) {
-        return tg_xt_a2o_text(x, json_object_get(d, "text"));
+        return tg_xt_a2o_text(x, json_object_get(d, "text"), tg_str_null);
     }
-    if (strcmp(type, "input_json_delta") != 0 || x->block != TG_XT_TOOL ||
-        json_string_length(json_object_get(d, "partial_json")) == 0) {
+    if (strcmp(type, "input_json_delta") != 0) {
         return TG_OK;
     }
-    if (tg_xt_chunk(x) != TG_OK ||
-        tg_xt_printf(x,
-                     "{\"tool_calls\":[{\"index\":%d,\"function\":"
-                     "{\"arguments\":",
-                     x->tools - 1) != TG_OK ||
-        tg_xt_jstr(x, json_object_get(d, "partial_json")) != TG_OK ||
-        tg_xt_puts(x, "}}]}") != TG_OK) {
-        return TG_ERROR;
-    }
-    return tg_xt_chunk_end(x, NULL);
+    return tg_xt_a2o_args(x, json_object_get(d, "partial_json"), tg_str_null);
 }
 
 
@@ -706,6 +790,7 @@ tg_xt_a2o_event(tg_translate_t *x, tg_str_t name, json_t *root)
         m = json_object_get(root, "message");
         tg_xt_keep(x->id, sizeof(x->id), json_object_get(m, "id"));
         tg_xt_keep(x->model, sizeof(x->model), json_object_get(m, "model"));
+        x->pre_len = 0; /* the chunk opening names them */
         tg_xt_a_usage(x, json_object_get(m, "usage"));
         /* message_start's output count is a placeholder. */
         x->out = 0;
@@ -813,19 +898,39 @@ tg_xt_o2a_open_text(tg_translate_t *x)
 }
 
 
+/* A text delta of string <text> (or <raw>, see tg_xt_val). */
 static int
-tg_xt_o2a_text(tg_translate_t *x, json_t *text)
+tg_xt_o2a_text(tg_translate_t *x, json_t *text, tg_str_t raw)
 {
-    if (json_string_length(text) == 0) {
+    if (tg_xt_val_len(text, raw) == 0) {
         return TG_OK;
     }
     if (tg_xt_o2a_open_text(x) != TG_OK ||
-        tg_xt_event(x, "content_block_delta") != TG_OK ||
-        tg_xt_printf(x,
-                     "{\"type\":\"content_block_delta\",\"index\":%d,"
-                     "\"delta\":{\"type\":\"text_delta\",\"text\":",
-                     x->block_index) != TG_OK ||
-        tg_xt_jstr(x, text) != TG_OK) {
+        tg_xt_puts(x, "event: content_block_delta\ndata: {\"type\":"
+                      "\"content_block_delta\",\"index\":") != TG_OK ||
+        tg_xt_int(x, x->block_index) != TG_OK ||
+        tg_xt_puts(x, ",\"delta\":{\"type\":\"text_delta\",\"text\":") !=
+            TG_OK ||
+        tg_xt_val(x, text, raw) != TG_OK) {
+        return TG_ERROR;
+    }
+    return tg_xt_puts(x, "}}\n\n");
+}
+
+
+/* An input_json_delta of the open tool block: string <args> (or <raw>). */
+static int
+tg_xt_o2a_args(tg_translate_t *x, json_t *args, tg_str_t raw)
+{
+    if (tg_xt_val_len(args, raw) == 0) {
+        return TG_OK;
+    }
+    if (tg_xt_puts(x, "event: content_block_delta\ndata: {\"type\":"
+                      "\"content_block_delta\",\"index\":") != TG_OK ||
+        tg_xt_int(x, x->block_index) != TG_OK ||
+        tg_xt_puts(x, ",\"delta\":{\"type\":\"input_json_delta\","
+                      "\"partial_json\":") != TG_OK ||
+        tg_xt_val(x, args, raw) != TG_OK) {
         return TG_ERROR;
     }
     return tg_xt_puts(x, "}}\n\n");
@@ -870,19 +975,7 @@ tg_xt_o2a_tool(tg_translate_t *x, json_t *tc)
         }
     }
     args = json_object_get(fn, "arguments");
-    if (json_string_length(args) == 0) {
-        return TG_OK;
-    }
-    if (tg_xt_event(x, "content_block_delta") != TG_OK ||
-        tg_xt_printf(x,
-                     "{\"type\":\"content_block_delta\",\"index\":%d,"
-                     "\"delta\":{\"type\":\"input_json_delta\","
-                     "\"partial_json\":",
-                     x->block_index) != TG_OK ||
-        tg_xt_jstr(x, args) != TG_OK) {
-        return TG_ERROR;
-    }
-    return tg_xt_puts(x, "}}\n\n");
+    return tg_xt_o2a_args(x, args, tg_str_null);
 }
 
 
@@ -910,43 +1003,24 @@ tg_xt_o2a_stop(tg_translate_t *x)
 }
 
 
-/* One OpenAI chunk <root>. */
-static int
-tg_xt_o2a_chunk(tg_translate_t *x, json_t *root)
+/* An OpenAI usage object's counts, in Anthropic's terms. */
+static void
+tg_xt_o2a_usage(tg_translate_t *x, uint64_t prompt, uint64_t cached,
+                uint64_t completion)
 {
-    json_t *ch = json_array_get(json_object_get(root, "choices"), 0);
-    json_t *d = json_object_get(ch, "delta"),
-           *u = json_object_get(root, "usage");
-    const char *fin = json_string_value(json_object_get(ch, "finish_reason"));
-    json_t *tc;
-    uint64_t prompt, cached;
-    size_t i;
+    cached = cached < prompt ? cached : prompt;
+    x->in = prompt - cached;
+    x->cache_read = cached;
+    x->out = completion;
+    x->have_usage = true;
+}
 
-    if (!x->started) {
-        tg_xt_keep(x->id, sizeof(x->id), json_object_get(root, "id"));
-        tg_xt_keep(x->model, sizeof(x->model), json_object_get(root, "model"));
-    }
-    if (json_is_object(u)) {
-        prompt = tg_xt_u64(u, "prompt_tokens");
-        cached = tg_xt_u64(json_object_get(u, "prompt_tokens_details"),
-                           "cached_tokens");
-        cached = cached < prompt ? cached : prompt;
-        x->in = prompt - cached;
-        x->cache_read = cached;
-        x->out = tg_xt_u64(u, "completion_tokens");
-        x->have_usage = true;
-    }
-    if (tg_xt_o2a_start(x) != TG_OK ||
-        tg_xt_o2a_text(x, json_object_get(d, "content")) != TG_OK ||
-        tg_xt_o2a_text(x, json_object_get(d, "refusal")) != TG_OK) {
-        return TG_ERROR;
-    }
-    json_array_foreach(json_object_get(d, "tool_calls"), i, tc)
-    {
-        if (tg_xt_o2a_tool(x, tc) != TG_OK) {
-            return TG_ERROR;
-        }
-    }
+
+/* After a chunk's content: its finish reason <fin> (or NULL), and the
+ * last events once both the finish and the usage were seen. */
+static int
+tg_xt_o2a_end(tg_translate_t *x, const char *fin)
+{
     if (fin != NULL) {
         snprintf(x->finish, sizeof(x->finish), "%s", tg_xt_stop_reason(fin));
         x->finished = true;
@@ -961,77 +1035,142 @@ tg_xt_o2a_chunk(tg_translate_t *x, json_t *root)
 }
 
 
-/* Stream events ---------------------------------------------------------- */
-
-/*
- * Whether <n> bytes at <p> are the inside of a JSON string that can be
- * copied as it is: ASCII, no raw quote or control byte, and only the
- * two-character escapes.  Anything else (UTF-8, \u escapes, which need
- * checking for surrogates) takes the parsing path.
- */
-static bool
-tg_xt_plain_json_str(const char *p, size_t n)
+/* One OpenAI chunk <root>. */
+static int
+tg_xt_o2a_chunk(tg_translate_t *x, json_t *root)
 {
+    json_t *ch = json_array_get(json_object_get(root, "choices"), 0);
+    json_t *d = json_object_get(ch, "delta"),
+           *u = json_object_get(root, "usage");
+    const char *fin = json_string_value(json_object_get(ch, "finish_reason"));
+    json_t *tc;
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-
-        if (c < 0x20 || c >= 0x80 || c == '"') {
-            return false;
-        }
-        if (c == '\\') {
-            if (++i == n || strchr("\"\\/bfnrt", p[i]) == NULL ||
-                p[i] == '\0') {
-                return false;
-            }
+    if (!x->started) {
+        tg_xt_keep(x->id, sizeof(x->id), json_object_get(root, "id"));
+        tg_xt_keep(x->model, sizeof(x->model), json_object_get(root, "model"));
+    }
+    if (json_is_object(u)) {
+        tg_xt_o2a_usage(x, tg_xt_u64(u, "prompt_tokens"),
+                        tg_xt_u64(json_object_get(u, "prompt_tokens_details"),
+                                  "cached_tokens"),
+                        tg_xt_u64(u, "completion_tokens"));
+    }
+    if (tg_xt_o2a_start(x) != TG_OK ||
+        tg_xt_o2a_text(x, json_object_get(d, "content"), tg_str_null) !=
+            TG_OK ||
+        tg_xt_o2a_text(x, json_object_get(d, "refusal"), tg_str_null) !=
+            TG_OK) {
+        return TG_ERROR;
+    }
+    json_array_foreach(json_object_get(d, "tool_calls"), i, tc)
+    {
+        if (tg_xt_o2a_tool(x, tc) != TG_OK) {
+            return TG_ERROR;
         }
     }
-    return true;
+    return tg_xt_o2a_end(x, fin);
+}
+
+
+/* Fast path ------------------------------------------------------------- */
+
+/* See translate.h. */
+bool tg_translate_fast_on = true;
+
+
+/* Copy the plain string insides <raw> into <dst> of <cap> bytes, cut as
+ * tg_xt_keep cuts, when there are any. */
+static void
+tg_xt_keep_raw(char *dst, size_t cap, tg_str_t raw)
+{
+    size_t n = TG_MIN(raw.len, cap - 1);
+
+    if (raw.data != NULL) {
+        memcpy(dst, raw.data, n);
+        dst[n] = '\0';
+    }
 }
 
 
 /*
- * The common Anthropic text delta, answered without a parse: data of
- * exactly the layout the API sends, with a text that can be copied as it
- * is (tg_xt_plain_json_str).  Returns TG_DECLINED when <ev> is anything
- * else, for the parsing path.
+ * An OpenAI chunk through the fast path (worker/translate_fast.c): the
+ * same events as tg_xt_o2a_chunk, with the delta's text copied as it was
+ * escaped.  TG_DECLINED: a chunk for the general path.
  */
 static int
-tg_xt_a2o_fast(tg_translate_t *x, const tg_sse_event_t *ev)
+tg_xt_o2a_fast(tg_translate_t *x, const tg_sse_event_t *ev)
 {
-    static const char pre[] = "{\"type\":\"content_block_delta\",\"index\":";
-    static const char mid[] = ",\"delta\":{\"type\":\"text_delta\",\"text\":\"";
-    const char *p = ev->data.data, *end = p + ev->data.len;
+    tg_translate_fast_chunk_t c;
+    char fin[32];
 
-    if (x->block != TG_XT_TEXT || !x->started ||
-        !tg_str_eq(ev->event, tg_str_lit("content_block_delta")) ||
-        ev->data.len < sizeof(pre) + sizeof(mid) + 3 ||
-        memcmp(p, pre, sizeof(pre) - 1) != 0) {
+    /* A tool call's arguments are copied when its block is open and no
+     * text in the same chunk closes it; a new call (which opens a block)
+     * is for the general path. */
+    if (tg_translate_fast_chunk(ev->data.data, ev->data.len, &c) != TG_OK ||
+        (!x->started && (c.id_esc || c.model_esc)) ||
+        (c.tool && (x->block != TG_XT_TOOL || x->tool_index < 0 ||
+                    c.tool_index != (uint64_t)x->tool_index ||
+                    c.content.len > 0 || c.refusal.len > 0))) {
         return TG_DECLINED;
     }
-    p += sizeof(pre) - 1;
-    while (p < end && *p >= '0' && *p <= '9') {
-        p++;
+    if (!x->started) {
+        tg_xt_keep_raw(x->id, sizeof(x->id), c.id);
+        tg_xt_keep_raw(x->model, sizeof(x->model), c.model);
     }
-    if ((size_t)(end - p) < sizeof(mid) - 1 + 3 ||
-        memcmp(p, mid, sizeof(mid) - 1) != 0 ||
-        memcmp(end - 3, "\"}}", 3) != 0) {
-        return TG_DECLINED;
+    if (c.usage) {
+        tg_xt_o2a_usage(x, c.prompt, c.cached, c.completion);
     }
-    p += sizeof(mid) - 1;
-    end -= 3;
-    if (p == end || !tg_xt_plain_json_str(p, (size_t)(end - p))) {
-        return TG_DECLINED;
-    }
-    if (tg_xt_chunk(x) != TG_OK || tg_xt_puts(x, "{\"content\":\"") != TG_OK ||
-        tg_xt_put(x, p, (size_t)(end - p)) != TG_OK ||
-        tg_xt_puts(x, "\"}") != TG_OK || tg_xt_chunk_end(x, NULL) != TG_OK) {
+    /* A finish reason too long for fin is none of the known ones. */
+    tg_xt_keep_raw(fin, sizeof(fin),
+                   c.finish.len < sizeof(fin) ? c.finish : tg_str_lit(""));
+    if (tg_xt_o2a_start(x) != TG_OK ||
+        tg_xt_o2a_text(x, NULL, c.content) != TG_OK ||
+        tg_xt_o2a_text(x, NULL, c.refusal) != TG_OK ||
+        (c.tool && tg_xt_o2a_args(x, NULL, c.args) != TG_OK) ||
+        tg_xt_o2a_end(x, c.finish.data != NULL ? fin : NULL) != TG_OK) {
         return TG_ERROR;
     }
     return tg_xt_flush(x);
 }
 
+
+/*
+ * An Anthropic event through the fast path: a text or tool arguments
+ * delta, copied as it was escaped, and the events whose data translation
+ * does not read (ping, content_block_stop, message_stop).  TG_DECLINED:
+ * an event for the general path (message_start, content_block_start,
+ * message_delta, errors, and anything the scanner does not take).
+ */
+static int
+tg_xt_a2o_fast(tg_translate_t *x, const tg_sse_event_t *ev)
+{
+    tg_translate_fast_event_t e;
+    bool delta = tg_str_eq(ev->event, tg_str_lit("content_block_delta"));
+    bool stop = tg_str_eq(ev->event, tg_str_lit("content_block_stop"));
+    bool end = tg_str_eq(ev->event, tg_str_lit("message_stop"));
+    int rc = TG_OK;
+
+    if (!x->started ||
+        !(delta || stop || end || tg_str_eq(ev->event, tg_str_lit("ping"))) ||
+        tg_translate_fast_event(ev->data.data, ev->data.len, delta, &e) !=
+            TG_OK) {
+        return TG_DECLINED;
+    }
+    if (delta && tg_str_eq(e.type, tg_str_lit("text_delta"))) {
+        rc = x->block == TG_XT_TEXT ? tg_xt_a2o_text(x, NULL, e.text) : TG_OK;
+    } else if (delta && tg_str_eq(e.type, tg_str_lit("input_json_delta"))) {
+        rc = tg_xt_a2o_args(x, NULL, e.json);
+    } else if (stop) {
+        x->block = TG_XT_NONE;
+    } else if (end) {
+        rc = tg_xt_a2o_stop(x);
+    }
+    return rc == TG_OK ? tg_xt_flush(x) : TG_ERROR;
+}
+
+
+/* Stream events ---------------------------------------------------------- */
 
 static int
 tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
@@ -1052,7 +1191,9 @@ tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
     if (ev->truncated) {
         return TG_ERROR;
     }
-    if (!openai_up && (rc = tg_xt_a2o_fast(x, ev)) != TG_DECLINED) {
+    if (tg_translate_fast_on &&
+        (rc = openai_up ? tg_xt_o2a_fast(x, ev) : tg_xt_a2o_fast(x, ev)) !=
+            TG_DECLINED) {
         return rc;
     }
     root = json_loadb(ev->data.data, ev->data.len, 0, NULL);
@@ -1071,6 +1212,77 @@ tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
     }
     json_decref(root);
     return rc == TG_OK ? tg_xt_flush(x) : TG_ERROR;
+}
+
+
+/*
+ * The common framing of one event, read in place at <p> (before <end>):
+ * an optional "event: NAME" line, one "data: DATA" line and a blank line,
+ * LF line ends, no other field.  Returns the bytes it spans, with <ev>
+ * filled as core/sse would, or 0 for anything else, including an
+ * incomplete event (core/sse takes those).
+ */
+static size_t
+tg_xt_frame(const char *p, const char *end, tg_sse_event_t *ev)
+{
+    const char *q = p, *nl;
+
+    ev->event = tg_str_lit("message");
+    ev->truncated = false;
+    if (end - q > 6 && memcmp(q, "event:", 6) == 0) {
+        q += 6 + (q[6] == ' ');
+        nl = memchr(q, '\n', (size_t)(end - q));
+        if (nl == NULL || nl - q > 63 || memchr(q, '\r', (size_t)(nl - q))) {
+            return 0;
+        }
+        if (nl > q) {
+            ev->event = (tg_str_t){q, (size_t)(nl - q)};
+        }
+        q = nl + 1;
+    }
+    if (end - q < 6 || memcmp(q, "data:", 5) != 0) {
+        return 0;
+    }
+    q += 5 + (q[5] == ' ');
+    nl = memchr(q, '\n', (size_t)(end - q));
+    if (nl == NULL || (size_t)(nl - q) > TG_TRANSLATE_EVENT_MAX ||
+        memchr(q, '\r', (size_t)(nl - q)) != NULL || end - nl < 2 ||
+        nl[1] != '\n') {
+        return 0;
+    }
+    ev->data = (tg_str_t){q, (size_t)(nl - q)};
+    return (size_t)(nl + 2 - p);
+}
+
+
+/*
+ * Feed stream bytes.  While the SSE parser is between events, events of
+ * the common framing are read in place (no copy into the parser's
+ * buffer); the first other or incomplete one, and everything after it in
+ * <p>, goes through core/sse.  The parser is between events again once
+ * the bytes it was given end with a blank line (LF LF: the last LF then
+ * ends an empty line, which dispatches and resets every field).
+ */
+static int
+tg_xt_sse_feed(tg_translate_t *x, const char *p, size_t n)
+{
+    const char *end = p + n;
+    tg_sse_event_t ev;
+    size_t len;
+    int rc;
+
+    while (x->idle && p < end && (len = tg_xt_frame(p, end, &ev)) > 0) {
+        if (tg_xt_sse_event(x, &ev) != TG_OK) {
+            return TG_ERROR;
+        }
+        p += len;
+    }
+    if (p == end) {
+        return TG_OK;
+    }
+    rc = tg_sse_feed(&x->parser, p, (size_t)(end - p), tg_xt_sse_event, x);
+    x->idle = end - p >= 2 && end[-1] == '\n' && end[-2] == '\n';
+    return rc == TG_OK ? TG_OK : TG_ERROR;
 }
 
 
@@ -1096,6 +1308,7 @@ tg_translate_create(int client_api, int status, bool sse, bool include_usage)
                 status >= 400 ? TG_TRANSLATE_ERROR_MAX : TG_TRANSLATE_BODY_MAX);
     if (x->sse) {
         tg_sse_init(&x->parser, TG_TRANSLATE_EVENT_MAX);
+        x->idle = true;
     }
     return x;
 }
@@ -1134,8 +1347,7 @@ tg_translate_feed(tg_translate_t *x, const char *p, size_t n,
         }
         return rc == TG_OK ? TG_OK : TG_ERROR;
     }
-    rc = tg_sse_feed(&x->parser, p, n, tg_xt_sse_event, x);
-    return rc == TG_OK ? TG_OK : TG_ERROR;
+    return tg_xt_sse_feed(x, p, n);
 }
 
 

@@ -89,6 +89,10 @@ int tg_translate_feed(tg_translate_t *x, const char *p, size_t n,
 int tg_translate_finish(tg_translate_t *x, tg_translate_emit_pt emit,
                         void *ctx);
 
+/* Whether stream events go through the fast path first (default true);
+ * tests turn it off to compare the two paths. */
+extern bool tg_translate_fast_on;
+
 /* Whether an OpenAI client's request body <body> asked for the usage
  * chunk of a stream (stream_options.include_usage). */
 bool tg_translate_wants_usage(const char *body, size_t len);

@@ -15,15 +15,19 @@
  *                                      input is the upstream's body;
  *                                      expected the client's bytes
  *      <client> is "openai" or "anthropic".  Stream outputs are compared
- *      byte for byte after every "created":<n> is set to 0 (the time of
- *      translation); JSON outputs as JSON.  With TG_TRANSLATE_REGEN=1 in
- *      the environment the expected files are rewritten from the output
- *      (to be reviewed before committing).
+ *      line for line after every "created":<n> is set to 0 (the time of
+ *      translation), each "data:" line as JSON (the fast path copies a
+ *      string escaped as the upstream wrote it, the general path writes it
+ *      out again); JSON outputs as JSON.  Every response case runs through
+ *      the general path alone and through the fast path.  With
+ * TG_TRANSLATE_REGEN=1 in the environment the expected files are rewritten from
+ * the output (to be reviewed before committing).
  */
 #include "core/core.h"
 #include "tests/unit/unit.h"
 #include "worker/respond.h"
 #include "worker/translate.h"
+#include "worker/translate_fast.h"
 
 #include <CUnit/CUnit.h>
 #include <dirent.h>
@@ -214,6 +218,35 @@ tg_test_xl_same(const char *got, size_t glen, const char *want, size_t wlen,
 }
 
 
+/* Whether SSE output <got> holds the same events as <want>: the same
+ * lines, "data:" lines compared as JSON when both parse (the fast path
+ * copies strings escaped as the upstream wrote them). */
+static bool
+tg_test_xl_same_events(const char *got, size_t glen, const char *want,
+                       size_t wlen)
+{
+    const char *g = got, *w = want, *gend = got + glen, *wend = want + wlen;
+    const char *gl, *wl;
+    size_t gn, wn;
+
+    while (g < gend && w < wend) {
+        gl = memchr(g, '\n', (size_t)(gend - g));
+        wl = memchr(w, '\n', (size_t)(wend - w));
+        gn = gl != NULL ? (size_t)(gl - g) : (size_t)(gend - g);
+        wn = wl != NULL ? (size_t)(wl - w) : (size_t)(wend - w);
+        if (!(gn == wn && memcmp(g, w, gn) == 0) &&
+            !(gn > 6 && wn > 6 && memcmp(g, "data: ", 6) == 0 &&
+              memcmp(w, "data: ", 6) == 0 &&
+              tg_test_xl_same(g + 6, gn - 6, w + 6, wn - 6, true))) {
+            return false;
+        }
+        g += gn + (gl != NULL);
+        w += wn + (wl != NULL);
+    }
+    return g == gend && w == wend;
+}
+
+
 static bool
 tg_test_xl_request_case(const char *name, const char *kind, const char *in,
                         size_t n, const char *want, size_t wlen)
@@ -264,7 +297,10 @@ tg_test_xl_response_case(const char *name, const char *kind, const char *in,
     if (!tg_test_xl_parse_kind(kind, &k)) {
         return false;
     }
+    /* Both paths, the general one first, must give the expected events. */
+    tg_translate_fast_on = false;
     out = tg_test_xl_response(&k, in, n, 0, 0, &out_len);
+    tg_translate_fast_on = true;
     if (out == NULL) {
         fprintf(stderr, "\n  translate case %s: translation failed\n", name);
         return false;
@@ -275,10 +311,16 @@ tg_test_xl_response_case(const char *name, const char *kind, const char *in,
     }
     w = strdup(want);
     tg_test_xl_uncreate(w, &w_len);
-    pass = tg_test_xl_same(out, out_len, w, w_len, !k.sse);
+    pass = k.sse ? tg_test_xl_same_events(out, out_len, w, w_len)
+                 : tg_test_xl_same(out, out_len, w, w_len, true);
+    free(out);
+    out = pass ? tg_test_xl_response(&k, in, n, 0, 0, &out_len) : NULL;
+    pass =
+        out != NULL && (k.sse ? tg_test_xl_same_events(out, out_len, w, w_len)
+                              : tg_test_xl_same(out, out_len, w, w_len, true));
     if (!pass) {
         fprintf(stderr, "\n  translate case %s: got\n%.*s\n", name,
-                (int)out_len, out);
+                out != NULL ? (int)out_len : 0, out != NULL ? out : "");
     }
     free(w);
     free(out);
@@ -460,6 +502,286 @@ test_translate_bad_requests(void)
 }
 
 
+/*
+ * Fast path corpus: JSON string values, as written in an event, that the
+ * text of a delta takes.  <fast> says the scanner must take the event
+ * (and so copy the string as it is); the others are for jansson to refuse
+ * or for the general path.
+ */
+static const struct {
+    const char *str;
+    bool fast;
+} tg_test_xl_strings[] = {
+    {"\"plain words\"", true},
+    {"\"Say \\\"hi\\\" to \\\"you\\\"\"", true},
+    {"\"C:\\\\dir\\/x\\n\\tok\\r\\b\\f\"", true},
+    {"\"caf\\u00e9 \\u00E9\"", true},
+    {"\"smile \\ud83d\\ude00 \\uD83D\\uDE00\"", true},
+    {"\"raw caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", true},
+    {"\"\\u2028\\u2029\\u001f\\u007f\"", true},
+    {"\"\\\\u0041 is not an escape\"", true},
+    {"\"\"", true},
+    {"\"\x7f del\"", true},
+    {"\"nul \\u0000\"", false},
+    {"\"lone high \\ud800\"", false},
+    {"\"lone high \\ud800 x\"", false},
+    {"\"high then not low \\ud800\\u0041\"", false},
+    {"\"lone low \\udc00\"", false},
+    {"\"bad escape \\x\"", false},
+    {"\"short \\u12\"", false},
+    {"\"bad utf-8 \xc3\x28\"", false},
+    {"\"overlong \xc0\xaf\"", false},
+    {"\"overlong \xe0\x80\xaf\"", false},
+    {"\"surrogate \xed\xa0\x80\"", false},
+    {"\"too high \xf4\x90\x80\x80\"", false},
+    {"\"cut \xe2\x82\"", false},
+    {"\"raw control \x01\"", false},
+    {"\"raw newline \n\"", false},
+    {"\"unterminated", false},
+    {"42", true},
+    {"null", true},
+    {"[\"a\"]", true},
+    {"[1, {\"a\": [true, false, -0.5e-3]}]", true},
+};
+
+/* Chunk layouts around a string <%s> (OpenAI upstream). */
+static const char *const tg_test_xl_chunks[] = {
+    "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+    "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+    "%s},\"logprobs\":null,\"finish_reason\":null}]}",
+    "{\"choices\":[{\"delta\":{\"content\":%s,\"role\":null},\"index\":0,"
+    "\"finish_reason\":null}],\"id\":\"c1\",\"usage\":null,\"obfuscation\":"
+    "\"x\",\"system_fingerprint\":\"fp\",\"created\":1e3}",
+    " { \"id\" : \"c1\" , \"choices\" : [ { \"delta\" : { \"refusal\" : %s "
+    "} , \"finish_reason\" : \"content_filter\" } , { \"delta\" : {} } ] } ",
+    "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s,"
+    "\"tool_calls\":[]},\"finish_reason\":\"length\"}],\"usage\":{"
+    "\"prompt_tokens\":12,\"completion_tokens\":5,\"total_tokens\":17,"
+    "\"prompt_tokens_details\":{\"cached_tokens\":4,\"audio_tokens\":0},"
+    "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}",
+    "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s,"
+    "\"content\":\"twice\"}}]}",
+    "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"con\\u0074ent\":%s}}]}",
+    "{\"id\":\"c1\",\"created\":99999999999999999999,\"choices\":[{\"delta\""
+    ":{\"content\":%s}}]}",
+    "{\"id\":\"c1\",\"x\":1e999,\"choices\":[{\"delta\":{\"content\":%s}}]}",
+    "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s,\"tool_calls\":"
+    "[{\"index\":0,\"id\":\"call_1\",\"function\":{\"name\":\"f\","
+    "\"arguments\":\"{}\"}}]}}]}",
+    "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s}}]} x",
+    "{\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":%s}}],}",
+    "{\"error\":{\"message\":%s}}",
+    /* From TG_TEST_XL_TOOL on: for a stream where call 0 is open. */
+    "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{"
+    "\"index\":0,\"function\":{\"arguments\":%s}}]},\"finish_reason\":null}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":"
+    "%s,\"name\":null},\"type\":\"function\",\"index\":0,\"id\":\"x\"}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_2\","
+    "\"function\":{\"name\":\"g\",\"arguments\":%s}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+    "\"arguments\":%s}},{\"index\":0,\"function\":{\"arguments\":\"x\"}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-1,\"function\":{"
+    "\"arguments\":%s}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0.0,\"function\":"
+    "{\"arguments\":%s}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":"
+    "%s}}]}}]}",
+};
+#define TG_TEST_XL_TOOL 12
+
+/* Event layouts around a string <%s> (Anthropic upstream). */
+static const char *const tg_test_xl_events[] = {
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+    "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":%s}}\n\n",
+    "event: content_block_delta\ndata: {\"delta\": {\"text\": %s, \"type\": "
+    "\"text_delta\"}, \"index\": 0, \"type\": \"content_block_delta\"}\n\n",
+    "event: content_block_delta\ndata: {\"index\":00,\"delta\":{\"type\":"
+    "\"text_delta\",\"text\":%s}}\n\n",
+    "event: content_block_delta\ndata: {\"delta\":{\"type\":\"text_delta\","
+    "\"text\":%s,\"text\":\"twice\"}}\n\n",
+    "event: content_block_delta\ndata: {\"delta\":{\"type\":\"input_json_"
+    "delta\",\"partial_json\":%s}}\n\n",
+    "event: ping\ndata: {\"type\":\"ping\",\"x\":%s}\n\n",
+    "event: content_block_stop\ndata: {\"index\":0,\"x\":[%s]}\n\n",
+};
+
+
+/* <layout> with its "%s" replaced by <str>, into <dst> of <cap> bytes. */
+static void
+tg_test_xl_fill(char *dst, size_t cap, const char *layout, const char *str)
+{
+    const char *at = strstr(layout, "%s");
+
+    snprintf(dst, cap, "%.*s%s%s", (int)(at - layout), layout, str, at + 2);
+}
+
+
+/* Translate the stream <head> <mid> <tail>, fast path on or off; the
+ * output (caller frees), NULL when translation failed. */
+static char *
+tg_test_xl_fast_run(int api, const char *head, const char *mid,
+                    const char *tail, bool fast, size_t *len)
+{
+    tg_test_xl_resp_t k = {api, 200, true, true};
+    size_t n = strlen(head) + strlen(mid) + strlen(tail);
+    char *in = malloc(n + 1), *out;
+
+    if (in == NULL) {
+        return NULL;
+    }
+    snprintf(in, n + 1, "%s%s%s", head, mid, tail);
+    tg_translate_fast_on = fast;
+    out = tg_test_xl_response(&k, in, n, 0, 0, len);
+    tg_translate_fast_on = true;
+    free(in);
+    return out;
+}
+
+
+/* Both paths give the same events for <mid> between <head> and <tail>;
+ * when <copied> is not NULL, the fast path copied it as it was. */
+static void
+tg_test_xl_fast_same(int api, const char *head, const char *mid,
+                     const char *tail, const char *copied)
+{
+    size_t flen = 0, glen = 0;
+    char *f = tg_test_xl_fast_run(api, head, mid, tail, true, &flen);
+    char *g = tg_test_xl_fast_run(api, head, mid, tail, false, &glen);
+    bool same =
+        f != NULL && g != NULL && tg_test_xl_same_events(f, flen, g, glen);
+
+    CU_ASSERT(same);
+    if (!same) {
+        fprintf(stderr,
+                "\n  fast path differs on %s\n  fast: %s\n  general: %s\n", mid,
+                f != NULL ? f : "(failed)", g != NULL ? g : "(failed)");
+    }
+    if (copied != NULL && f != NULL) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(f, copied));
+        if (strstr(f, copied) == NULL) {
+            fprintf(stderr, "\n  fast path did not copy %s: %s\n", copied, f);
+        }
+    }
+    free(f);
+    free(g);
+}
+
+
+/*
+ * The fast path gives the events the general path gives, for text with
+ * every kind of escape and byte sequence, in every layout of the common
+ * events both APIs send, including those it must decline; and what its
+ * scanner takes, jansson takes too.
+ */
+static void
+test_translate_fast_same(void)
+{
+    static const char o_head[] =
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\","
+        "\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"
+        "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+        "\"finish_reason\":null}]}\n\n";
+    static const char o_head_tool[] =
+        "data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{"
+        "\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_1\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+        "\"\"}}]}}]}\n\n";
+    static const char a_head_tool[] =
+        "event: message_start\ndata: {\"message\":{\"id\":\"msg_1\",\"model\":"
+        "\"claude-x\"}}\n\nevent: content_block_start\ndata: "
+        "{\"content_block\":"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}"
+        "}}\n\n";
+    static const char o_tail[] =
+        "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{},\"finish_reason\":"
+        "\"stop\"}]}\n\ndata: {\"id\":\"c1\",\"choices\":[],\"usage\":{"
+        "\"prompt_tokens\":9,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n";
+    static const char a_head[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+        "{\"id\":\"msg_1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":"
+        "5,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: "
+        "{\"type\":"
+        "\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+        "\"text\",\"text\":\"\"}}\n\n";
+    static const char a_tail[] =
+        "event: content_block_stop\ndata: {\"index\":0}\n\nevent: message_delta"
+        "\ndata: {\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{"
+        "\"output_tokens\":3}}\n\nevent: message_stop\ndata: {}\n\n";
+    tg_translate_fast_chunk_t c;
+    char ev[512], inside[256];
+    size_t i, j, n;
+    json_t *root;
+    bool fast, copy;
+
+    for (i = 0; i < TG_NELEMS(tg_test_xl_strings); i++) {
+        const char *str = tg_test_xl_strings[i].str;
+
+        n = strlen(str);
+        /* The string's insides, as a fast path copy shows them. */
+        snprintf(inside, sizeof(inside), "%.*s", n >= 2 ? (int)n - 2 : 0,
+                 str + 1);
+        copy = tg_test_xl_strings[i].fast && n > 2 && *str == '"';
+        for (j = 0; j < TG_NELEMS(tg_test_xl_chunks); j++) {
+            tg_test_xl_fill(ev, sizeof(ev), tg_test_xl_chunks[j], str);
+            fast = tg_translate_fast_chunk(ev, strlen(ev), &c) == TG_OK;
+            root = json_loads(ev, 0, NULL);
+            CU_ASSERT(!fast || root != NULL);
+            json_decref(root);
+            if (j == 0) {
+                CU_ASSERT_EQUAL(fast, tg_test_xl_strings[i].fast);
+            }
+            snprintf(ev, sizeof(ev), "data: ");
+            tg_test_xl_fill(ev + 6, sizeof(ev) - 6, tg_test_xl_chunks[j], str);
+            strcat(ev, "\n\n");
+            tg_test_xl_fast_same(TG_API_ANTHROPIC, o_head, ev, o_tail,
+                                 j == 0 && copy ? inside : NULL);
+            tg_test_xl_fast_same(TG_API_ANTHROPIC, o_head_tool, ev, o_tail,
+                                 j == TG_TEST_XL_TOOL && copy ? inside : NULL);
+        }
+        for (j = 0; j < TG_NELEMS(tg_test_xl_events); j++) {
+            tg_test_xl_fill(ev, sizeof(ev), tg_test_xl_events[j], str);
+            tg_test_xl_fast_same(TG_API_OPENAI, a_head, ev, a_tail,
+                                 j == 0 && copy ? inside : NULL);
+            tg_test_xl_fast_same(TG_API_OPENAI, a_head_tool, ev, a_tail,
+                                 j == 4 && copy ? inside : NULL);
+        }
+    }
+}
+
+
+/* The scanner reads the members translation needs, as written. */
+static void
+test_translate_fast_members(void)
+{
+    static const char chunk[] =
+        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt\\u0034o\",\"choices\":[{"
+        "\"delta\":{\"content\":\"a\\\"b\"},\"finish_reason\":\"length\"}],"
+        "\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":-4,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":10.5}}}";
+    static const char delta[] = "{\"delta\":{\"type\":\"input_json_delta\","
+                                "\"partial_json\":\"{\\\"a\\\":\"}}";
+    tg_translate_fast_chunk_t c;
+    tg_translate_fast_event_t e;
+
+    CU_ASSERT_EQUAL_FATAL(tg_translate_fast_chunk(chunk, strlen(chunk), &c),
+                          TG_OK);
+    CU_ASSERT(tg_str_eq(c.id, tg_str_lit("chatcmpl-1")));
+    CU_ASSERT(c.model.data == NULL && c.model_esc);
+    CU_ASSERT(tg_str_eq(c.content, tg_str_lit("a\\\"b")));
+    CU_ASSERT(tg_str_eq(c.finish, tg_str_lit("length")));
+    CU_ASSERT(c.usage && c.prompt == 30 && c.completion == 0 && c.cached == 0);
+    CU_ASSERT_EQUAL_FATAL(
+        tg_translate_fast_event(delta, strlen(delta), true, &e), TG_OK);
+    CU_ASSERT(tg_str_eq(e.type, tg_str_lit("input_json_delta")));
+    CU_ASSERT(tg_str_eq(e.json, tg_str_lit("{\\\"a\\\":")));
+    CU_ASSERT_EQUAL(tg_translate_fast_event("[1,2]", 5, false, &e), TG_OK);
+    CU_ASSERT_EQUAL(tg_translate_fast_event("[1,2]", 5, true, &e), TG_DECLINED);
+    CU_ASSERT_EQUAL(tg_translate_fast_event("\"s\"", 3, false, &e),
+                    TG_DECLINED);
+    CU_ASSERT_EQUAL(tg_translate_fast_event("", 0, false, &e), TG_DECLINED);
+}
+
+
 /* See unit.h. */
 int
 tg_test_translate_register(void)
@@ -476,7 +798,11 @@ tg_test_translate_register(void)
         CU_add_test(s, "hostile upstream bodies never crash",
                     test_translate_hostile) == NULL ||
         CU_add_test(s, "bad request bodies are declined with a message",
-                    test_translate_bad_requests) == NULL) {
+                    test_translate_bad_requests) == NULL ||
+        CU_add_test(s, "fast path events are the general path's",
+                    test_translate_fast_same) == NULL ||
+        CU_add_test(s, "fast path scanner reads members as written",
+                    test_translate_fast_members) == NULL) {
         return -1;
     }
     return 0;
