@@ -13,10 +13,13 @@ SELECT dblink_connect('a', :'conn');
 SELECT dblink_connect('b', :'conn');
 
 -- True once session b waits for a lock; bounded (10 s) so a test that
--- goes wrong fails instead of hanging.
+-- goes wrong fails instead of hanging.  pg_stat_activity is a snapshot
+-- kept for the whole transaction: it is dropped before each look, or a
+-- session b not yet waiting at the first look would never be seen to.
 CREATE FUNCTION pg_temp.b_waits() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1 .. 1000 LOOP
+        PERFORM pg_stat_clear_snapshot();
         IF EXISTS (SELECT 1 FROM pg_stat_activity
                     WHERE wait_event_type = 'Lock'
                       AND query LIKE '%session b%') THEN
