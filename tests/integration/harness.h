@@ -33,6 +33,20 @@
 
 #define TG_IT_TIMEOUT_MS 10000 /* default bound of one client operation */
 
+/* 1 when the tests (and so the binaries under test, built the same way)
+ * run under AddressSanitizer (make asan): several times slower, so tests
+ * that bound a latency the product promises allow more there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TG_IT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TG_IT_SANITIZED 1
+#endif
+#endif
+#ifndef TG_IT_SANITIZED
+#define TG_IT_SANITIZED 0
+#endif
+
 /* A test: a sentence naming what must hold, and its body.  The body
  * returns normally when it passed; a failed check exits the process. */
 typedef struct {

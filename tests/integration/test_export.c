@@ -28,15 +28,7 @@
  * by what that quarantine and ASan's allocator caches hold.  The bound
  * still means something: holding the whole export would take more.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define EXPORT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EXPORT_ASAN 1
-#endif
-#endif
-
-#ifdef EXPORT_ASAN
+#if TG_IT_SANITIZED
 #define NKEYS      25000
 #define RSS_MAX_KB (32 * 1024)
 #else
@@ -108,7 +100,7 @@ export_start(tg_it_fixture_t *f, bool bulk)
     size_t i, n;
 
     tg_it_fixture_init(f);
-#ifdef EXPORT_ASAN
+#if TG_IT_SANITIZED
     {
         const char *o = getenv("ASAN_OPTIONS");
         char opts[512];

@@ -172,11 +172,19 @@ test_concurrent_reads_never_see_a_torn_entry(void)
     pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
+        /* Bursts of writes with short pauses, as a real writer leaves:
+         * a writer that never pauses may starve every read (they give
+         * up after a bounded number of retries), most of all under a
+         * sanitizer on a loaded machine. */
         for (i = 0;; i++) {
             tg_shm_epconf_ep_write(tg_shm_epconf_ep(h, 0), i & 1 ? a : b, 1);
+            if ((i & 15) == 15) {
+                usleep(20);
+            }
         }
     }
-    for (i = 0; i < 20000; i++) {
+    /* At least 20,000 reads and 1,000 good ones (bounded). */
+    for (i = 0; (i < 20000 || ok < 1000) && i < 50000000; i++) {
         if (tg_shm_epconf_ep_read(tg_shm_epconf_ep(h, 0), r) != TG_SHM_OK) {
             busy++;
             continue;
