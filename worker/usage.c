@@ -28,6 +28,7 @@
 #include "core/core.h"
 #include "core/log.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ tg_usage_init(tg_usage_t *u, bool openai, bool sse, int coding, uint64_t req_id)
     u->opaque = u->unknown = coding == TG_DECODE_OPAQUE;
     u->seen = u->final = u->ended = u->error_event = false;
     u->responses = false;
+    u->resp = NULL;
     if (u->opaque) {
         tg_log(TG_LOG_WARN, 0,
                "request %016llx: response content coding cannot be decoded; "
@@ -79,7 +81,21 @@ tg_usage_init_responses(tg_usage_t *u, bool sse, int coding, uint64_t req_id)
 {
     tg_usage_init(u, true, sse, coding, req_id);
     u->responses = true;
-    tg_usage_resp_init(&u->resp);
+    if (!sse || u->unknown) {
+        return;
+    }
+    /* Most requests are not Responses streams: the scanner's 1.4 KB is
+     * taken only by those that are. */
+    u->resp = malloc(sizeof(*u->resp));
+    if (u->resp == NULL) {
+        tg_log(TG_LOG_WARN, errno,
+               "request %016llx: malloc(%zu) for the usage scanner failed; "
+               "its tokens are not counted",
+               (unsigned long long)req_id, sizeof(*u->resp));
+        u->unknown = true;
+        return;
+    }
+    tg_usage_resp_init(u->resp);
 }
 
 
@@ -94,6 +110,8 @@ tg_usage_fini(tg_usage_t *u)
     u->dec = NULL;
     free(u->strip.buf);
     u->strip.buf = NULL;
+    free(u->resp);
+    u->resp = NULL;
     u->strip.len = 0;
 }
 
@@ -258,7 +276,7 @@ tg_usage_plain(void *ctx, const char *p, size_t len)
     tg_usage_t *u = ctx;
 
     if (u->responses && u->sse) {
-        tg_usage_resp_feed(&u->resp, p, len, tg_usage_resp_event, u);
+        tg_usage_resp_feed(u->resp, p, len, tg_usage_resp_event, u);
         return;
     }
     if (u->sse) {

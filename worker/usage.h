@@ -85,7 +85,8 @@ typedef struct {
     char model_buf[80];
     tg_usage_strip_t strip; /* used when the client did not ask for usage */
     bool responses;         /* OpenAI Responses API shapes */
-    tg_usage_resp_t resp;   /* its stream scanner (worker/usage_resp.h) */
+    tg_usage_resp_t *resp;  /* its stream scanner (worker/usage_resp.h),
+                               allocated for a Responses stream only */
 } tg_usage_t;
 
 /* Start observing the response to request <req_id>: <openai> selects the
