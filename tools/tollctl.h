@@ -85,6 +85,7 @@ typedef enum {
     TG_CTL_F_TEXT = 0, /* as is */
     TG_CTL_F_INT,      /* integer, right-aligned */
     TG_CTL_F_COUNT,    /* integer, short (12.3k, 4.5M), right-aligned */
+    TG_CTL_F_LIMIT,    /* as COUNT, but 0 (no limit) is "-" */
     TG_CTL_F_TIME,     /* RFC 3339 -> "5m ago" / "in 3d" / "2026-01-31" */
     TG_CTL_F_STATE,    /* coloured by meaning (active, disabled, ...) */
     TG_CTL_F_LIST,     /* array joined with "," */

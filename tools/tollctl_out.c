@@ -379,6 +379,12 @@ tg_ctl_fmt_value(char *buf, size_t cap, const json_t *v, tg_ctl_fmt_t fmt,
         return;
     }
     switch (fmt) {
+    case TG_CTL_F_LIMIT:
+        if (tg_ctl_num(v, &d) && d == 0) {
+            snprintf(buf, cap, "-");
+            return;
+        }
+        /* fall through */
     case TG_CTL_F_COUNT:
         if (tg_ctl_num(v, &d) && fabs(d) < 9e18) {
             tg_ctl_fmt_count(buf, cap, (long long)d);
@@ -563,8 +569,9 @@ tg_ctl_cols_guess(const json_t *items, tg_ctl_col_t *cols)
 static bool
 tg_ctl_fmt_right(tg_ctl_fmt_t fmt)
 {
-    return fmt == TG_CTL_F_INT || fmt == TG_CTL_F_COUNT || fmt == TG_CTL_F_US ||
-           fmt == TG_CTL_F_MS || fmt == TG_CTL_F_PCT || fmt == TG_CTL_F_BYTES;
+    return fmt == TG_CTL_F_INT || fmt == TG_CTL_F_COUNT ||
+           fmt == TG_CTL_F_LIMIT || fmt == TG_CTL_F_US || fmt == TG_CTL_F_MS ||
+           fmt == TG_CTL_F_PCT || fmt == TG_CTL_F_BYTES;
 }
 
 

@@ -530,13 +530,14 @@ test_table(void)
         {"STATUS", "status", TG_CTL_F_STATE, 0},
         {"TOKENS", "q.tokens", TG_CTL_F_COUNT, 0},
         {"MODELS", "models", TG_CTL_F_LIST, 0},
+        {"RPM", "rpm", TG_CTL_F_LIMIT, 0},
         {NULL, NULL, 0, 0},
     };
     json_t *items = json_loads(
         "[{\"id\":1,\"name\":\"alice\",\"status\":\"active\","
-        "\"q\":{\"tokens\":5000000},\"models\":[\"a\",\"b*\"]},"
+        "\"q\":{\"tokens\":5000000},\"models\":[\"a\",\"b*\"],\"rpm\":0},"
         "{\"id\":12,\"name\":\"bob\\u001b[2Jxxxxxxx\",\"status\":\"disabled\","
-        "\"q\":{\"tokens\":null},\"models\":[]}]",
+        "\"q\":{\"tokens\":null},\"models\":[],\"rpm\":1500}]",
         0, NULL);
     json_t *empty = json_array();
     cap_t c;
@@ -544,9 +545,10 @@ test_table(void)
     cap_open(&c);
     tg_ctl_table(&c.ctl, items, cols);
     cap_flush(&c);
-    CU_ASSERT_STRING_EQUAL(c.out, "ID  NAME      STATUS    TOKENS  MODELS\n"
-                                  " 1  alice     active      5.0M  a,b*\n"
-                                  "12  bob?[...  disabled       -  (all)\n");
+    CU_ASSERT_STRING_EQUAL(c.out,
+                           "ID  NAME      STATUS    TOKENS  MODELS   RPM\n"
+                           " 1  alice     active      5.0M  a,b*       -\n"
+                           "12  bob?[...  disabled       -  (all)   1500\n");
     cap_close(&c);
 
     cap_open(&c);
