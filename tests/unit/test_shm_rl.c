@@ -448,10 +448,11 @@ static void
 test_gcra_multiprocess(void)
 {
     const uint32_t rpm = 600000, burst = 2000; /* T 100 us, tau 199.9 ms */
+    const uint64_t t = tg_shm_rl_interval_us(rpm);
     tg_test_rl_trial_t tr;
     int trial;
 
-    for (trial = 0; trial < 3; trial++) {
+    for (trial = 0; trial < 5; trial++) {
         if (!tg_test_rl_gcra_trial(rpm, burst, 1000000, &tr)) {
             CU_FAIL("multi-process trial could not run");
             return;
@@ -470,7 +471,12 @@ test_gcra_multiprocess(void)
                 (unsigned long long)tr.expected, (unsigned long long)tr.w,
                 (unsigned long long)tr.lost);
     }
-    CU_ASSERT(tr.n + 1 >= tr.expected);
+    /* When every trial had a contender stall (a loaded machine, a
+     * sanitizer), the shortfall must be exactly the time the state shows
+     * nobody claimed, and that time small (under 1 ms of the 1 s): a
+     * limiter that refused while a slot was free would lose far more. */
+    CU_ASSERT(tr.n + 1 + tr.lost / t >= tr.expected);
+    CU_ASSERT(tr.lost < 1000);
     CU_ASSERT(tr.w > 900000);
 }
 
