@@ -955,8 +955,11 @@ fi
 # PostgreSQL, tools/pg-local.sh: usage aggregated per hour into
 # usage_hourly, quotas and prices synced) and "detail" (the same plus
 # usage.detail: one usage_requests row per request).  BENCH_PG_ROUNDS
-# (default 3) rounds, the order alternating; each round's ratio to nodb,
-# and the median over the rounds.  Then the ingestion rate end to end:
+# (default 4) rounds, the order alternating; each round's ratio to nodb,
+# and the median over the rounds.  pg runs right after nodb in odd rounds
+# and right before it in even ones, so with an even count a machine that
+# drifts slower (or faster) during the section biases half the rounds
+# each way, and the median cancels it.  Then the ingestion rate end to end:
 # pg's admin is stopped (SIGSTOP) while wrk fills its ring (and, when the
 # ring is full, the workers' spool files), then continued; records/s =
 # the records sent meanwhile / the time until usage_hourly counts them all
@@ -1031,7 +1034,7 @@ acct_median()
 
 acct_section()
 {
-    local rounds=${BENCH_PG_ROUNDS:-3} r t order pgdir port admin
+    local rounds=${BENCH_PG_ROUNDS:-4} r t order pgdir port admin
     local before sent secs i pgpids c0 c1 a0 a1 cpu
     local -a ratios_pg=() ratios_detail=()
     declare -gA ACCT_PORT ACCT_PID ACCT_RPS ACCT_CPU ACCT_ADM ACCT_PGC
