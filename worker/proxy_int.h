@@ -59,11 +59,9 @@ struct tg_upstream_s {
     tg_translate_t *tx; /* translates the committed response, or NULL */
     char *body;         /* body with the model renamed or translated, or NULL */
     size_t body_len;
-    const char *send; /* the attempt's body as curl reads it */
-    size_t send_len;
-    size_t send_off;                    /* bytes curl has read */
-    char last_error[128];               /* cause of the last failed attempt */
-    uint16_t errbody_len;               /* bytes in errbody */
+    unsigned sends;       /* times curl began sending this attempt */
+    char last_error[128]; /* cause of the last failed attempt */
+    uint16_t errbody_len; /* bytes in errbody */
     char errbody[TG_FAILOVER_BODY_MAX]; /* start of an error body, for
                                            classification */
     /* Kept across recycling (tg_proxy_start clears only what is above):

@@ -8,9 +8,10 @@
  *      upstream whole (hop-by-hop headers, host, content-length, expect
  *      and the client's credential are dropped; the endpoint's credential
  *      is added).  The body is the client's, or a copy with the model
- *      renamed, translated into the endpoint's API or asking for usage;
- *      curl reads it through a read callback, so a re-send on a reused
- *      connection that closed is a rewind this file sees and reports.
+ *      renamed, translated into the endpoint's API or asking for usage,
+ *      given to curl as POSTFIELDS (sent with the head in one write);
+ *      curl's pre-request callback shows a re-send on a reused connection
+ *      that closed, which this file counts as an attempt and reports.
  */
 #include "core/core.h"
 #include "core/json.h"
@@ -311,37 +312,28 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
 }
 
 
-/* curl read callback: the next bytes of the attempt's body. */
-static size_t
-tg_proxy_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
-{
-    tg_upstream_t *u = userdata;
-    size_t n = TG_MIN(size * nitems, u->send_len - u->send_off);
-
-    memcpy(buf, u->send + u->send_off, n);
-    u->send_off += n;
-    return n;
-}
-
-
 /*
- * curl seek callback, called when libcurl must send the body again: it
- * does so on its own when a reused keep-alive connection turns out to be
- * closed before any answer (libcurl 7.88 cannot be told not to; see
- * docs/routing.md).  The upstream may have received the first copy, so
- * the re-send is a new attempt: counted (it uses up a retry), listed in
- * the access log and logged.  Only a rewind to the start is possible.
+ * curl pre-request callback, called each time libcurl is about to send
+ * the request on a connection.  A second call for the same attempt is
+ * libcurl sending it again on its own: it does so when a reused
+ * keep-alive connection turns out to be closed before any answer
+ * (libcurl 7.88 cannot be told not to; see docs/routing.md).  The
+ * upstream may have received the first copy, so the re-send is a new
+ * attempt: counted (it uses up a retry), listed in the access log and
+ * logged.
  */
 static int
-tg_proxy_seek_cb(void *userdata, curl_off_t offset, int origin)
+tg_proxy_prereq_cb(void *userdata, char *primary_ip, char *local_ip,
+                   int primary_port, int local_port)
 {
     tg_upstream_t *u = userdata;
     tg_request_t *r = u->r;
 
-    if (offset != 0 || origin != SEEK_SET) {
-        return CURL_SEEKFUNC_CANTSEEK;
-    }
-    if (u->send_off > 0) {
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (u->sends++ > 0) {
         if (r->attempts >= 1 && r->attempts <= TG_REQUEST_HIST) {
             r->hist_ep[r->attempts - 1] = (uint16_t)u->endpoint;
             r->hist_status[r->attempts - 1] = 1000 + CURLE_GOT_NOTHING;
@@ -354,8 +346,7 @@ tg_proxy_seek_cb(void *userdata, curl_off_t offset, int origin)
                u->w->conf->endpoints[u->endpoint].name, r->attempts - 1,
                r->attempts);
     }
-    u->send_off = 0;
-    return CURL_SEEKFUNC_OK;
+    return CURL_PREREQFUNC_OK;
 }
 
 
@@ -401,16 +392,13 @@ tg_proxy_send_setup(tg_upstream_t *u, CURL *easy, const tg_conf_endpoint_t *e)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, u);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, u->headers);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    /* The body through a read callback rather than POSTFIELDS, so that a
-     * re-send by libcurl itself has to rewind it (tg_proxy_seek_cb) and
-     * is seen and counted as an attempt. */
-    u->send = body;
-    u->send_len = blen;
-    u->send_off = 0;
-    curl_easy_setopt(easy, CURLOPT_READFUNCTION, tg_proxy_read_cb);
-    curl_easy_setopt(easy, CURLOPT_READDATA, u);
-    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, tg_proxy_seek_cb);
-    curl_easy_setopt(easy, CURLOPT_SEEKDATA, u);
+    /* The body as POSTFIELDS: under 64 KB libcurl sends it in the same
+     * write as the head.  A re-send by libcurl itself shows as a second
+     * pre-request call (tg_proxy_prereq_cb). */
+    u->sends = 0;
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, tg_proxy_prereq_cb);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, u);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
