@@ -731,7 +731,7 @@ done
 # the rounds of each figure and of each per-round ratio.  Knobs:
 # BENCH_XL_STREAMS (500), BENCH_XL_CHUNKS (200), BENCH_XL_DELAY_MS (20;
 # 0 sends the chunks back to back, so that many arrive in one read),
-# BENCH_XL_CONNS (= streams), BENCH_XL_ROUNDS (5).
+# BENCH_XL_CONNS (= streams), BENCH_XL_ROUNDS (9).
 XL_KEY_A=tg-bench-xl-anthropic-0123456789
 XL_KEY_O=tg-bench-xl-openai-0123456789ab
 
@@ -867,7 +867,7 @@ translation_bench()
     XL_CHUNKS=${BENCH_XL_CHUNKS:-200}
     XL_DELAY_MS=${BENCH_XL_DELAY_MS:-20}
     XL_CONNS=${BENCH_XL_CONNS:-$XL_STREAMS}
-    XL_ROUNDS=${BENCH_XL_ROUNDS:-5}
+    XL_ROUNDS=${BENCH_XL_ROUNDS:-9}
     XL_BAD=0
     XL_NGX_WORKERS=$(xl_workers "$NGX_PID")
     xl_start
