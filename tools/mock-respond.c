@@ -452,11 +452,26 @@ tg_mock_resp_text(const tg_mock_req_t *r, tg_buf_t *b)
     return TG_OK;
 }
 
-/* The output message item of the answer, <status> "in_progress" (no
- * content yet) or "completed" (all of it), into <b>. */
+/* The output item of the answer into <b>: a message, or the function
+ * call of a tool answer, "in_progress" (no content or arguments yet) or
+ * "completed" (all of them). */
 static int
 tg_mock_resp_item(const tg_mock_req_t *r, tg_buf_t *b, bool done)
 {
+    char args[128] = "";
+
+    if (r->tool[0] != '\0') {
+        if (done) {
+            tg_mock_args_piece(0, 1, args, sizeof(args));
+        }
+        return tg_mock_buf_printf(
+            b,
+            "{\"type\":\"function_call\",\"id\":\"fc_%s\",\"call_id\":"
+            "\"call_mock_%s\",\"name\":\"%s\",\"arguments\":\"%s\","
+            "\"status\":\"%s\"}",
+            r->id + 4, r->id + 4, r->tool, args,
+            done ? "completed" : "in_progress");
+    }
     if (tg_mock_buf_printf(b,
                            "{\"id\":\"msg_%s\",\"type\":\"message\","
                            "\"status\":\"%s\",\"content\":[",
@@ -519,6 +534,36 @@ tg_mock_resp_ev(tg_buf_t *b, const char *name, uint32_t i)
                               name, name, i);
 }
 
+/* Stream event <i> of a Responses tool answer into <b>, between
+ * response.output_item.added and response.output_item.done of the
+ * function call item: N argument deltas, then the arguments done. */
+static int
+tg_mock_event_resp_tool(const tg_mock_req_t *r, uint32_t i, tg_buf_t *b)
+{
+    uint32_t n = r->chunks;
+    char loc[96], piece[128];
+    int rc;
+
+    snprintf(loc, sizeof(loc), ",\"item_id\":\"fc_%s\",\"output_index\":0",
+             r->id + 4);
+    if (i == n + 3) {
+        tg_mock_args_piece(0, 1, piece, sizeof(piece));
+        rc = tg_mock_resp_ev(b, "response.function_call_arguments.done", i) !=
+                 TG_OK ||
+             tg_mock_buf_printf(b,
+                                "%s,\"name\":\"%s\",\"arguments\":\"%s\"}"
+                                "\n\n",
+                                loc, r->tool, piece) != TG_OK;
+    } else {
+        tg_mock_args_piece(i - 3, n, piece, sizeof(piece));
+        rc = tg_mock_resp_ev(b, "response.function_call_arguments.delta", i) !=
+                 TG_OK ||
+             tg_mock_buf_printf(b, "%s,\"delta\":\"%s\"}\n\n", loc, piece) !=
+                 TG_OK;
+    }
+    return rc ? TG_ERROR : TG_OK;
+}
+
 /* Stream event <i> of a Responses answer into <b> (see
  * docs/mock-upstream.md for the order). */
 static int
@@ -540,7 +585,7 @@ tg_mock_event_responses(const tg_mock_req_t *r, uint32_t i, tg_buf_t *b)
                                    "\"The server had an error while "
                                    "processing your request. Sorry about "
                                    "that!\",\"param\":null}\n\n") != TG_OK;
-    } else if (i <= 1 || i == n + 7) {
+    } else if (i <= 1 || i == r->ev_total - 1) {
         rc = tg_mock_resp_ev(b,
                              i == 0   ? "response.created"
                              : i == 1 ? "response.in_progress"
@@ -549,7 +594,7 @@ tg_mock_event_responses(const tg_mock_req_t *r, uint32_t i, tg_buf_t *b)
              tg_mock_buf_printf(b, ",\"response\":") != TG_OK ||
              tg_mock_resp_object(r, b, i > 1) != TG_OK ||
              tg_buf_append(b, "}\n\n", 3) != TG_OK;
-    } else if (i == 2 || i == n + 6) {
+    } else if (i == 2 || i == r->ev_total - 2) {
         rc = tg_mock_resp_ev(b,
                              i == 2 ? "response.output_item.added"
                                     : "response.output_item.done",
@@ -557,6 +602,8 @@ tg_mock_event_responses(const tg_mock_req_t *r, uint32_t i, tg_buf_t *b)
              tg_mock_buf_printf(b, ",\"output_index\":0,\"item\":") != TG_OK ||
              tg_mock_resp_item(r, b, i > 2) != TG_OK ||
              tg_buf_append(b, "}\n\n", 3) != TG_OK;
+    } else if (r->tool[0] != '\0') {
+        rc = tg_mock_event_resp_tool(r, i, b) != TG_OK;
     } else if (i == 3 || i == n + 5) {
         rc = tg_mock_resp_ev(b,
                              i == 3 ? "response.content_part.added"
@@ -631,9 +678,10 @@ tg_mock_stream_next(tg_mock_conn_t *c)
 {
     tg_mock_req_t *r = &c->r;
     char ev[TG_MOCK_EVENT_MAX];
-    uint32_t i = r->ev_idx, first = r->path == TG_MOCK_P_RESPONSES ? 4
-                                    : r->openai                    ? 1
-                                                                   : 3;
+    uint32_t i = r->ev_idx, first = r->path == TG_MOCK_P_RESPONSES
+                                        ? (r->tool[0] ? 3 : 4)
+                                    : r->openai ? 1
+                                                : 3;
     tg_buf_t z;
     int n;
 
@@ -697,7 +745,8 @@ tg_mock_stream_start(tg_mock_conn_t *c)
     }
     r->status = 200;
     r->ev_idx = 0;
-    r->ev_total = r->path == TG_MOCK_P_RESPONSES ? r->chunks + 8
+    r->ev_total = r->path == TG_MOCK_P_RESPONSES
+                      ? r->chunks + (r->tool[0] ? 6 : 8)
                   : r->openai ? r->chunks + 3 + (r->include_usage ? 1 : 0)
                               : r->chunks + 6;
     if (r->enc != TG_MOCK_ENC_NONE) {
@@ -937,7 +986,8 @@ tg_mock_answer_chat(tg_mock_conn_t *c)
     return tg_mock_body_end(c, 200, "application/json", "");
 }
 
-/* POST /v1/responses: the OpenAI Responses API, text answers only. */
+/* POST /v1/responses: the OpenAI Responses API, a text answer or a
+ * function call. */
 static int
 tg_mock_answer_responses(tg_mock_conn_t *c)
 {
@@ -957,7 +1007,6 @@ tg_mock_answer_responses(tg_mock_conn_t *c)
                                     "Missing required parameter: 'input'.",
                                     "input", "missing_required_parameter", "");
     }
-    r->tool[0] = '\0';
     r->created = tg_time_wall_ms() / 1000;
     if (r->stream) {
         return tg_mock_stream_start(c);

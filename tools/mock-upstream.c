@@ -201,7 +201,8 @@ tg_mock_req_done(tg_mock_conn_t *c)
 /*
  * Whether the answer calls a tool: the request offers tools (the name of
  * the first one is kept) and its last message is not a tool result
- * (OpenAI role "tool", or an Anthropic user message holding a
+ * (OpenAI role "tool", a Responses "input" item of type
+ * function_call_output, or an Anthropic user message holding a
  * tool_result block), so an agent loop gets one call and then a text
  * answer.
  */
@@ -209,10 +210,12 @@ static void
 tg_mock_req_tool(tg_mock_req_t *r, json_t *root)
 {
     json_t *t0 = json_array_get(json_object_get(root, "tools"), 0), *b;
-    json_t *msgs = json_object_get(root, "messages");
+    json_t *msgs = json_object_get(
+        root, r->path == TG_MOCK_P_RESPONSES ? "input" : "messages");
     json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
     json_t *name = json_object_get(t0, "name");
     const char *role = json_string_value(json_object_get(last, "role"));
+    const char *ltype = json_string_value(json_object_get(last, "type"));
     size_t i;
 
     r->tool[0] = '\0';
@@ -220,7 +223,8 @@ tg_mock_req_tool(tg_mock_req_t *r, json_t *root)
         name = json_object_get(json_object_get(t0, "function"), "name");
     }
     if (!json_is_string(name) || json_string_length(name) > TG_MOCK_MODEL_MAX ||
-        (role != NULL && strcmp(role, "tool") == 0)) {
+        (role != NULL && strcmp(role, "tool") == 0) ||
+        (ltype != NULL && strcmp(ltype, "function_call_output") == 0)) {
         return;
     }
     json_array_foreach(json_object_get(last, "content"), i, b)
