@@ -2,10 +2,10 @@
  * tests/integration/test_responses.c
  *      POST /v1/responses (the OpenAI Responses API) through a real
  *      tollgate in front of the mock upstream: answers and streams passed
- *      through, usage records equal to the mock's ledger, OpenAI-shaped
- *      refusals, failover between OpenAI-style endpoints, the answer for a
- *      group without one, broken and failed streams, and the official
- *      OpenAI SDK.
+ *      through, usage records equal to the mock's ledger, an agent loop
+ *      with a function tool, OpenAI-shaped refusals, failover between
+ * OpenAI-style endpoints, the answer for a group without one, broken and failed
+ * streams, and the official OpenAI SDK.
  *
  * NOTES
  *      Token counts come from docs/mock-upstream.md: I is a quarter of the
@@ -159,6 +159,311 @@ expect_openai_error(const tg_it_resp_t *resp, int status, const char *type,
 }
 
 
+/* ------------------------------------------------------ tool calls */
+
+#define LOOP_CHUNKS   4 /* argument pieces and text deltas */
+#define LOOP_H_CHUNKS "x-mock-chunks: 4\r\n"
+#define LOOP_TOOLS                                                             \
+    "\"tools\":[{\"type\":\"function\",\"name\":\"get_weather\","              \
+    "\"description\":\"Weather forecast for a city\",\"parameters\":{"         \
+    "\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},"      \
+    "\"days\":{\"type\":\"integer\"}},\"required\":[\"city\"]}}]"
+#define LOOP_ASK                                                               \
+    "{\"role\":\"user\",\"content\":\"What is the weather in Paris?\"}"
+
+
+/* <resp>'s body with the mock's id of its request (in every id the
+ * answer holds) and the created_at times overwritten, so answers to the
+ * same request compare equal (the caller frees it). */
+static char *
+body_norm(const tg_it_resp_t *resp)
+{
+    char id[64], *s, *p;
+    size_t tl;
+
+    TG_IT_CHECK(tg_it_resp_header(resp, "x-request-id", id, sizeof(id)) !=
+                    NULL &&
+                strncmp(id, "req_", 4) == 0 && strlen(id) > 8);
+    tl = strlen(id + 4);
+    s = strndup(resp->body, resp->body_len);
+    TG_IT_CHECK(s != NULL);
+    for (p = strstr(s, id + 4); p != NULL; p = strstr(p + tl, id + 4)) {
+        memset(p, 'X', tl);
+    }
+    for (p = strstr(s, "\"created_at\":"); p != NULL;
+         p = strstr(p, "\"created_at\":")) {
+        for (p += 13; *p >= '0' && *p <= '9'; p++) {
+            *p = '0';
+        }
+    }
+    return s;
+}
+
+
+/*
+ * One request of a Responses agent loop, with the input items <input>
+ * (JSON text): sent through tollgate into <resp>, and the same straight
+ * to the mock.  Both answers must be equal but for ids and times (the
+ * events and the body pass unchanged), and tollgate's usage record must
+ * equal the mock's ledger line.
+ */
+static void
+loop_round(const tg_it_fixture_t *f, bool stream, const char *input,
+           tg_it_resp_t *resp)
+{
+    char *body, *via, *direct;
+    tg_it_resp_t d;
+    json_t *r, *l;
+
+    TG_IT_CHECK(
+        asprintf(&body,
+                 "{\"model\":\"gpt-4o\",\"stream\":%s,\"input\":%s," LOOP_TOOLS
+                 "}",
+                 stream ? "true" : "false", input) > 0);
+    tg_it_request(f->port, "POST", "/v1/responses",
+                  TG_IT_H_OPENAI LOOP_H_CHUNKS, body, resp);
+    TG_IT_CHECKF(resp->status == 200 && resp->complete, "status %d: %.300s",
+                 resp->status, resp->body ? resp->body : "");
+    tg_it_request(f->mock_port, "POST", "/v1/responses",
+                  "authorization: Bearer " TG_IT_CRED "\r\ncontent-type: "
+                  "application/json\r\n" LOOP_H_CHUNKS,
+                  body, &d);
+    TG_IT_CHECK_INT(d.status, 200);
+    via = body_norm(resp);
+    direct = body_norm(&d);
+    TG_IT_CHECK_STR(via, direct);
+    free(via);
+    free(direct);
+    tg_it_resp_fini(&d);
+    free(body);
+    r = record_of(resp);
+    l = ledger_of(f, resp);
+    TG_IT_CHECK_STR(tg_it_json_str(r, "outcome"), "ok");
+    TG_IT_CHECK_STR(tg_it_json_str(r, "api"), "responses");
+    TG_IT_CHECK(json_is_true(tg_it_json_get(r, "stream")) == stream);
+    TG_IT_CHECK_INT(jint(r, "tokens.output"), 2 * LOOP_CHUNKS);
+    expect_tokens(r, l);
+    json_decref(r);
+    json_decref(l);
+}
+
+
+/* Check that the stream in <resp> holds the events <names> in order,
+ * each data's type its event's name and its sequence_number its place;
+ * <s> gets the events (the caller finis it). */
+static void
+expect_events(const tg_it_resp_t *resp, const char *const names[], size_t n,
+              tg_it_sse_t *s)
+{
+    json_t *d;
+    size_t i;
+
+    tg_it_sse_parse(s, resp->body, resp->body_len);
+    TG_IT_CHECK_INT(s->n, n);
+    for (i = 0; i < s->n; i++) {
+        TG_IT_CHECK_STR(s->event[i], names[i]);
+        d = json_loads(s->data[i], 0, NULL);
+        TG_IT_CHECK_STR(tg_it_json_str(d, "type"), names[i]);
+        TG_IT_CHECK_INT(jint(d, "sequence_number"), (long long)i);
+        json_decref(d);
+    }
+}
+
+
+/* Member <path> of the data of event <i> of <s>, as a new string. */
+static char *
+event_str(const tg_it_sse_t *s, size_t i, const char *path)
+{
+    json_t *d = json_loads(s->data[i], 0, NULL);
+    const char *v = tg_it_json_str(d, path);
+    char *out;
+
+    TG_IT_CHECKF(v != NULL, "event %zu has no %s: %.300s", i, path, s->data[i]);
+    out = strdup(v);
+    TG_IT_CHECK(out != NULL);
+    json_decref(d);
+    return out;
+}
+
+
+/* Check that member <path> of event <i> of <s> is the string <want>. */
+static void
+expect_event_str(const tg_it_sse_t *s, size_t i, const char *path,
+                 const char *want)
+{
+    char *v = event_str(s, i, path);
+
+    TG_IT_CHECK_STR(v, want);
+    free(v);
+}
+
+
+/* The LOOP_CHUNKS deltas of <s> from event <from> joined into <joined>
+ * (256 bytes), each a fragment: not empty, and of item <item_id>. */
+static void
+join_deltas(const tg_it_sse_t *s, size_t from, const char *item_id,
+            char *joined)
+{
+    size_t i;
+    char *v;
+
+    joined[0] = '\0';
+    for (i = from; i < from + LOOP_CHUNKS; i++) {
+        expect_event_str(s, i, "item_id", item_id);
+        v = event_str(s, i, "delta");
+        TG_IT_CHECKF(v[0] != '\0' && strlen(joined) + strlen(v) < 256,
+                     "delta %zu: \"%s\"", i, v);
+        strcat(joined, v);
+        free(v);
+    }
+}
+
+
+/* The function call item of a streamed answer: the argument deltas are
+ * fragments that add up to the arguments of the done events, each of the
+ * item's id (a new reference). */
+static json_t *
+call_streamed(const tg_it_resp_t *resp)
+{
+    static const char *const names[LOOP_CHUNKS + 6] = {
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed"};
+    char joined[256], *id;
+    json_t *d, *item;
+    tg_it_sse_t s;
+
+    expect_events(resp, names, TG_NELEMS(names), &s);
+    id = event_str(&s, 2, "item.id");
+    expect_event_str(&s, 2, "item.status", "in_progress");
+    join_deltas(&s, 3, id, joined);
+    expect_event_str(&s, LOOP_CHUNKS + 3, "item_id", id);
+    expect_event_str(&s, LOOP_CHUNKS + 3, "arguments", joined);
+    expect_event_str(&s, LOOP_CHUNKS + 4, "item.arguments", joined);
+    /* response.completed holds the item output_item.done gave. */
+    d = json_loads(s.data[LOOP_CHUNKS + 4], 0, NULL);
+    item = json_loads(s.data[LOOP_CHUNKS + 5], 0, NULL);
+    TG_IT_CHECK(json_equal(tg_it_json_get(d, "item"),
+                           tg_it_json_get(item, "response.output.0")));
+    TG_IT_CHECK_INT(json_array_size(tg_it_json_get(item, "response.output")),
+                    1);
+    json_decref(d);
+    d = json_incref(tg_it_json_get(item, "response.output.0"));
+    json_decref(item);
+    TG_IT_CHECK_STR(tg_it_json_str(d, "id"), id);
+    free(id);
+    tg_it_sse_fini(&s);
+    return d;
+}
+
+
+/* The function call of the first answer of the loop, checked: a
+ * completed call of get_weather whose arguments are the JSON the mock
+ * sends (a new reference). */
+static json_t *
+expect_call(const tg_it_resp_t *resp, bool stream)
+{
+    const char *call_id, *id;
+    json_t *j, *item, *args;
+
+    if (stream) {
+        item = call_streamed(resp);
+    } else {
+        j = tg_it_json(resp);
+        TG_IT_CHECK_STR(tg_it_json_str(j, "status"), "completed");
+        TG_IT_CHECK_INT(json_array_size(tg_it_json_get(j, "output")), 1);
+        item = json_incref(tg_it_json_get(j, "output.0"));
+        json_decref(j);
+    }
+    TG_IT_CHECK_STR(tg_it_json_str(item, "type"), "function_call");
+    TG_IT_CHECK_STR(tg_it_json_str(item, "name"), "get_weather");
+    TG_IT_CHECK_STR(tg_it_json_str(item, "status"), "completed");
+    call_id = tg_it_json_str(item, "call_id");
+    id = tg_it_json_str(item, "id");
+    TG_IT_CHECK(call_id != NULL && strncmp(call_id, "call_", 5) == 0);
+    TG_IT_CHECK(id != NULL && strncmp(id, "fc_", 3) == 0);
+    args = json_loads(tg_it_json_str(item, "arguments"), 0, NULL);
+    TG_IT_CHECKF(json_is_object(args), "arguments are not a JSON object: %s",
+                 tg_it_json_str(item, "arguments"));
+    TG_IT_CHECK_STR(tg_it_json_str(args, "city"), "Paris");
+    TG_IT_CHECK_INT(jint(args, "days"), 3);
+    json_decref(args);
+    return item;
+}
+
+
+/* The text answer of the last request of the loop, checked. */
+static void
+expect_text(const tg_it_resp_t *resp, bool stream)
+{
+    static const char *const names[LOOP_CHUNKS + 8] = {
+        "response.created",           "response.in_progress",
+        "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.delta",
+        "response.output_text.delta", "response.output_text.delta",
+        "response.output_text.done",  "response.content_part.done",
+        "response.output_item.done",  "response.completed"};
+    char joined[256], *id;
+    tg_it_sse_t s;
+    json_t *j;
+
+    if (!stream) {
+        j = tg_it_json(resp);
+        TG_IT_CHECK_INT(json_array_size(tg_it_json_get(j, "output")), 1);
+        TG_IT_CHECK_STR(tg_it_json_str(j, "output.0.type"), "message");
+        TG_IT_CHECK_STR(tg_it_json_str(j, "output.0.content.0.type"),
+                        "output_text");
+        TG_IT_CHECK(tg_it_json_str(j, "output.0.content.0.text")[0] != '\0');
+        json_decref(j);
+        return;
+    }
+    expect_events(resp, names, TG_NELEMS(names), &s);
+    id = event_str(&s, 2, "item.id");
+    join_deltas(&s, 4, id, joined);
+    expect_event_str(&s, LOOP_CHUNKS + 4, "text", joined);
+    expect_event_str(&s, LOOP_CHUNKS + 7, "response.output.0.content.0.text",
+                     joined);
+    free(id);
+    tg_it_sse_fini(&s);
+}
+
+
+/* A Responses agent loop through tollgate: the question with a function
+ * tool gets a call, the call's output sent back gets a text answer. */
+static void
+agent_loop(const tg_it_fixture_t *f, bool stream)
+{
+    tg_it_resp_t resp;
+    json_t *call, *input;
+    char *text;
+
+    loop_round(f, stream, "[" LOOP_ASK "]", &resp);
+    call = expect_call(&resp, stream);
+    tg_it_resp_fini(&resp);
+    input = json_pack("[{s:s,s:s},O,{s:s,s:O,s:s}]", "role", "user", "content",
+                      "What is the weather in Paris?", call, "type",
+                      "function_call_output", "call_id",
+                      json_object_get(call, "call_id"), "output",
+                      "{\"temp_c\": 21, \"sky\": \"clear\"}");
+    TG_IT_CHECK(input != NULL);
+    text = json_dumps(input, JSON_COMPACT);
+    TG_IT_CHECK(text != NULL);
+    loop_round(f, stream, text, &resp);
+    expect_text(&resp, stream);
+    tg_it_resp_fini(&resp);
+    free(text);
+    json_decref(input);
+    json_decref(call);
+}
+
+
 /* ------------------------------------------------------------- tests */
 
 static void
@@ -228,8 +533,7 @@ test_responses_stream(void)
     tg_it_fixture_t f;
     tg_it_resp_t resp;
     tg_it_sse_t s;
-    json_t *r, *l, *d;
-    size_t i;
+    json_t *r, *l;
     int tries;
 
     resp_fixture_init(&f);
@@ -239,15 +543,7 @@ test_responses_stream(void)
                   RESP_H_XKEY "x-mock-chunks: 3\r\n", RESP_BODY_STREAM, &resp);
     TG_IT_CHECKF(resp.status == 200 && resp.complete, "status %d: %s",
                  resp.status, resp.error);
-    tg_it_sse_parse(&s, resp.body, resp.body_len);
-    TG_IT_CHECK_INT(s.n, TG_NELEMS(order));
-    for (i = 0; i < s.n; i++) {
-        TG_IT_CHECK_STR(s.event[i], order[i]);
-        d = json_loads(s.data[i], 0, NULL);
-        TG_IT_CHECK_STR(tg_it_json_str(d, "type"), order[i]);
-        TG_IT_CHECK_INT(jint(d, "sequence_number"), (long long)i);
-        json_decref(d);
-    }
+    expect_events(&resp, order, TG_NELEMS(order), &s);
     tg_it_sse_fini(&s);
     r = record_of(&resp);
     l = ledger_of(&f, &resp);
@@ -648,6 +944,19 @@ test_responses_sticky(void)
 
 
 static void
+test_responses_tools(void)
+{
+    tg_it_fixture_t f;
+
+    resp_fixture_init(&f);
+    tg_it_fixture_start(&f);
+    agent_loop(&f, false);
+    agent_loop(&f, true);
+    tg_it_fixture_stop(&f);
+}
+
+
+static void
 test_responses_sdk(void)
 {
     tg_it_fixture_t f;
@@ -670,9 +979,12 @@ test_responses_sdk(void)
     tg_it_note("%s", out);
     TG_IT_CHECK_INT(rc, 0);
     TG_IT_CHECK(strstr(out, "ok   openai sdk: streamed response") != NULL);
+    TG_IT_CHECK(strstr(out, "ok   openai sdk: streamed function call round "
+                            "trip") != NULL);
     TG_IT_CHECK(strstr(out, "FAIL") == NULL);
-    /* Three answered requests, each recorded as ok on the route's api. */
-    TG_IT_CHECK_INT(tg_it_file_wait_count(usage_log, recs, 3, 3000), 3);
+    /* Seven answered requests (two round trips of two), each recorded as
+     * ok on the route's api. */
+    TG_IT_CHECK_INT(tg_it_file_wait_count(usage_log, recs, 7, 3000), 7);
     tg_it_fixture_stop(&f);
 }
 
@@ -701,6 +1013,11 @@ const tg_it_test_t tg_it_responses_tests[] = {
     {"responses of one prompt_cache_key stay on one endpoint of a sticky "
      "group",
      test_responses_sticky},
-    {"the official OpenAI SDK creates responses, streamed and not",
+    {"a responses agent loop, streamed and not: a function call whose "
+     "argument fragments make valid JSON, then text for its output; events "
+     "unchanged, records equal to the mock ledger",
+     test_responses_tools},
+    {"the official OpenAI SDK creates responses and runs a function call "
+     "round trip, streamed and not",
      test_responses_sdk},
     {NULL, NULL}};

@@ -1,6 +1,6 @@
 // tests/sdk/responses.mjs - drive Tollgate's POST /v1/responses with the
-// official OpenAI SDK: a non-streamed and a streamed response, and a bad
-// key.
+// official OpenAI SDK: a non-streamed and a streamed response, a function
+// call round trip (streamed and not), and a bad key.
 //
 // usage: node responses.mjs BASE_URL CLIENT_KEY
 // Prints one line per check and exits non-zero if any failed.
@@ -58,6 +58,70 @@ await check("openai sdk: streamed response helper", async () => {
   const stream = openai.responses.stream({ model: "gpt-4o", input });
   const r = await stream.finalResponse();
   assert(r.output_text.length > 0, "no output_text");
+});
+
+const tools = [{
+  type: "function",
+  name: "get_weather",
+  description: "Weather forecast for a city",
+  parameters: {
+    type: "object",
+    properties: { city: { type: "string" }, days: { type: "integer" } },
+    required: ["city", "days"],
+    additionalProperties: false,
+  },
+  strict: true,
+}];
+const ask = [{ role: "user", content: "What is the weather in Paris?" }];
+
+// The function call in response <r>, checked, and the follow-up input that
+// answers it.
+function answerCall(r) {
+  const calls = r.output.filter((o) => o.type === "function_call");
+  assert(calls.length === 1, `${calls.length} function calls`);
+  const call = calls[0];
+  assert(call.name === "get_weather", `called ${call.name}`);
+  assert(call.call_id && call.status === "completed", "call without call_id or not completed");
+  const args = JSON.parse(call.arguments);
+  assert(args.city === "Paris" && args.days === 3, `arguments ${call.arguments}`);
+  return [...ask, call, {
+    type: "function_call_output",
+    call_id: call.call_id,
+    output: JSON.stringify({ temp_c: 21, sky: "clear" }),
+  }];
+}
+
+await check("openai sdk: function call round trip", async () => {
+  const r = await openai.responses.create({ model: "gpt-4o", input: ask, tools });
+  assert(r.output_text === "", "text beside the call");
+  const r2 = await openai.responses.create({ model: "gpt-4o", input: answerCall(r), tools });
+  assert(r2.output[0].type === "message", `output ${r2.output[0].type}`);
+  assert(r2.output_text.length > 0, "no text after the function call output");
+});
+
+await check("openai sdk: streamed function call round trip", async () => {
+  const stream = openai.responses.stream({ model: "gpt-4o", input: ask, tools });
+  let deltas = 0, args = "", snapshot = null, done = null;
+  stream.on("response.function_call_arguments.delta", (ev) => {
+    deltas++;
+    args += ev.delta;
+    snapshot = ev.snapshot;
+  });
+  stream.on("response.function_call_arguments.done", (ev) => { done = ev.arguments; });
+  const r = await stream.finalResponse();
+  assert(deltas > 1, `only ${deltas} argument deltas`);
+  assert(snapshot === args && done === args, "argument deltas do not add up");
+  const input = answerCall(r);
+  assert(input[1].arguments === args, "the call's arguments differ from the deltas");
+  const s2 = await openai.responses.create({ model: "gpt-4o", input, tools, stream: true });
+  let text = "", final = null;
+  for await (const ev of s2) {
+    assert(!ev.type.startsWith("response.function_call"), `${ev.type} after the output`);
+    if (ev.type === "response.output_text.delta") text += ev.delta;
+    if (ev.type === "response.completed") final = ev.response;
+  }
+  assert(final !== null && text.length > 0, "no streamed text");
+  assert(final.output[0].content[0].text === text, "text deltas do not add up");
 });
 
 await check("openai sdk: bad key on responses is an AuthenticationError", async () => {
