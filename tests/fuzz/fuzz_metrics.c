@@ -18,24 +18,9 @@
 #include "admin/agg.h"
 #include "admin/metrics.h"
 #include "admin/store.h"
+#include "tests/fuzz/harness.h"
 
 #include <jansson.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_metrics: check failed: %s (line %d)\n", #x,  \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
 
 /* Stubs of admin state tg_metrics_render reads (never called here). */
 const tg_agg_stats_t *
