@@ -16,6 +16,7 @@
  *      Build and run with tools/fuzz.sh.
  */
 #include "admin/agg.h"
+#include "admin/events_store.h"
 #include "admin/metrics.h"
 #include "admin/store.h"
 #include "tests/fuzz/harness.h"
@@ -41,6 +42,15 @@ tg_store_state_t
 tg_store_state(void)
 {
     return (tg_store_state_t)0;
+}
+
+
+const tg_events_store_stats_t *
+tg_events_store_stats(void)
+{
+    static const tg_events_store_stats_t zero;
+
+    return &zero;
 }
 
 
