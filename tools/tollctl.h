@@ -61,6 +61,8 @@ typedef enum {
     TG_CTL_T_TIME,     /* RFC 3339, a date, or relative "+30d" / "-2h" */
     TG_CTL_T_DURATION, /* "90d", "12h", "30m", "45s", "3600" -> seconds */
     TG_CTL_T_ENUM,     /* one of <choices> ("a|b|c") */
+    TG_CTL_T_BOOL,     /* "on"/"true" -> true, "off"/"false" -> false */
+    TG_CTL_T_DECIMAL,  /* decimal "0.05", sent as a string */
     TG_CTL_T_JSON      /* "field=value" pairs (--set), value JSON or text */
 } tg_ctl_type_t;
 

@@ -402,6 +402,8 @@ static const tg_ctl_col_t tg_ctl_group_cols[] = {
     {"ID", "group_id|id", TG_CTL_F_INT, 0},
     {"NAME", "name", TG_CTL_F_TEXT, 24},
     {"STRATEGY", "strategy", TG_CTL_F_TEXT, 0},
+    {"TRANSLATE", "translate", TG_CTL_F_TEXT, 0},
+    {"WAIT", "wait_for_cooldown_ms", TG_CTL_F_MS, 0},
     {"ENDPOINTS", "endpoints", TG_CTL_F_LIST, 40},
     {"SOURCE", "managed_by", TG_CTL_F_TEXT, 0},
     {"CREATED", "created_at", TG_CTL_F_TIME, 0},
@@ -413,39 +415,32 @@ static const tg_ctl_opt_t tg_ctl_groups_list_opts[] = {
     TG_CTL_END_OPT,
 };
 
-#define TG_CTL_GROUP_FIELDS                                                    \
-    {"strategy",                                                               \
-     NULL,                                                                     \
-     TG_CTL_T_ENUM,                                                            \
-     0,                                                                        \
-     "round-robin|weighted|least-connections|latency|cost",                    \
-     "how an endpoint is chosen"},                                             \
-        {"description", NULL, TG_CTL_T_STR, 0, NULL, "what the group is for"}, \
-        {"failure-threshold",                                                  \
-         "failure_threshold",                                                  \
-         TG_CTL_T_INT,                                                         \
-         0,                                                                    \
-         NULL,                                                                 \
-         "failures that open the breaker"},                                    \
-        {"max-retries", "max_retries",                                         \
-         TG_CTL_T_INT,  0,                                                     \
-         NULL,          "other endpoints tried before giving up"},             \
-        {"wait-for-cooldown-ms",                                               \
-         "wait_for_cooldown_ms",                                               \
-         TG_CTL_T_INT,                                                         \
-         0,                                                                    \
-         NULL,                                                                 \
-         "wait when every endpoint cools down (0..60000 ms)"},                 \
-        TG_CTL_SET_OPT
-
-static const tg_ctl_opt_t tg_ctl_groups_create_opts[] = {
-    TG_CTL_GROUP_FIELDS,
-    TG_CTL_END_OPT,
-};
-
-static const tg_ctl_opt_t tg_ctl_groups_update_opts[] = {
+/* "groups create" takes the fields after "name" (tg_ctl_group_opts + 1). */
+static const tg_ctl_opt_t tg_ctl_group_opts[] = {
     {"name", NULL, TG_CTL_T_STR, 0, NULL, "new name"},
-    TG_CTL_GROUP_FIELDS,
+    {"strategy", NULL, TG_CTL_T_ENUM, 0,
+     "round-robin|weighted|least-connections|latency|cost",
+     "how an endpoint is chosen"},
+    {"description", NULL, TG_CTL_T_STR, 0, NULL, "what the group is for"},
+    {"failure-threshold", "failure_threshold", TG_CTL_T_INT, 0, NULL,
+     "failures that open the breaker (1..1000)"},
+    {"cooldown-ms", "cooldown_ms", TG_CTL_T_INT, 0, NULL,
+     "how long an open breaker stays open, ms"},
+    {"max-retries", "max_retries", TG_CTL_T_INT, 0, NULL,
+     "other endpoints tried before giving up (0..16)"},
+    {"retry-deadline-ms", "retry_deadline_ms", TG_CTL_T_INT, 0, NULL,
+     "no new attempt starts after this long, ms"},
+    {"sticky", NULL, TG_CTL_T_BOOL, 0, NULL,
+     "keep a conversation on one endpoint"},
+    {"sticky-ttl-ms", "sticky_ttl_ms", TG_CTL_T_INT, 0, NULL,
+     "how long an unused conversation mapping lives, ms"},
+    {"exploration", NULL, TG_CTL_T_DECIMAL, 0, NULL,
+     "share the latency strategy sends to a random endpoint (0..0.5)"},
+    {"translate", NULL, TG_CTL_T_BOOL, 0, NULL,
+     "endpoints of the other API style serve requests, translated"},
+    {"wait-for-cooldown-ms", "wait_for_cooldown_ms", TG_CTL_T_INT, 0, NULL,
+     "wait when every endpoint cools down (0..60000 ms)"},
+    TG_CTL_SET_OPT,
     TG_CTL_END_OPT,
 };
 
@@ -468,11 +463,10 @@ const tg_ctl_cmd_t tg_ctl_groups_cmds[] = {
      tg_ctl_run_list, &tg_ctl_groups_rt[TG_CTL_RT_LIST]},
     {"get", "ID", 1, 1, "show a group", NULL, NULL, tg_ctl_run_get,
      &tg_ctl_groups_rt[TG_CTL_RT_GET]},
-    {"create", "NAME", 1, 1, "create a group", NULL, tg_ctl_groups_create_opts,
+    {"create", "NAME", 1, 1, "create a group", NULL, &tg_ctl_group_opts[1],
      tg_ctl_groups_create, &tg_ctl_groups_rt[TG_CTL_RT_CREATE]},
-    {"update", "ID", 1, 1, "change a group's fields", NULL,
-     tg_ctl_groups_update_opts, tg_ctl_run_send,
-     &tg_ctl_groups_rt[TG_CTL_RT_UPDATE]},
+    {"update", "ID", 1, 1, "change a group's fields", NULL, tg_ctl_group_opts,
+     tg_ctl_run_send, &tg_ctl_groups_rt[TG_CTL_RT_UPDATE]},
     {"delete", "ID", 1, 1, "delete a group", NULL, tg_ctl_yes_opts,
      tg_ctl_run_send, &tg_ctl_groups_rt[TG_CTL_RT_DELETE]},
     TG_CTL_NO_CMD,

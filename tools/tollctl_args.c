@@ -350,8 +350,11 @@ tg_ctl_value_parse(tg_ctl_type_t type, const char *choices, const char *in,
         }
         return json_integer(v);
     case TG_CTL_T_MONEY:
+    case TG_CTL_T_DECIMAL:
         if (!tg_ctl_money_valid(in)) {
-            snprintf(why, len, "expected an amount like 12.50, got '%.40s'",
+            snprintf(why, len, "expected %s, got '%.40s'",
+                     type == TG_CTL_T_MONEY ? "an amount like 12.50"
+                                            : "a decimal like 0.05",
                      in);
             return NULL;
         }
@@ -382,6 +385,12 @@ tg_ctl_value_parse(tg_ctl_type_t type, const char *choices, const char *in,
             return NULL;
         }
         return json_string(in);
+    case TG_CTL_T_BOOL:
+        if (tg_ctl_choice("on|true", in) || tg_ctl_choice("off|false", in)) {
+            return json_boolean(tg_ctl_choice("on|true", in));
+        }
+        snprintf(why, len, "expected on or off, got '%.40s'", in);
+        return NULL;
     case TG_CTL_T_JSON:
         break;
     }
@@ -691,11 +700,12 @@ static const char *
 tg_ctl_metavar(const tg_ctl_opt_t *o)
 {
     static const char *const names[] = {
-        [TG_CTL_T_FLAG] = "",      [TG_CTL_T_STR] = " TEXT",
-        [TG_CTL_T_INT] = " N",     [TG_CTL_T_ID] = " ID",
-        [TG_CTL_T_MONEY] = " USD", [TG_CTL_T_LIST] = " A,B,...",
-        [TG_CTL_T_TIME] = " TIME", [TG_CTL_T_DURATION] = " DURATION",
-        [TG_CTL_T_ENUM] = " WORD", [TG_CTL_T_JSON] = " FIELD=VALUE",
+        [TG_CTL_T_FLAG] = "",        [TG_CTL_T_STR] = " TEXT",
+        [TG_CTL_T_INT] = " N",       [TG_CTL_T_ID] = " ID",
+        [TG_CTL_T_MONEY] = " USD",   [TG_CTL_T_LIST] = " A,B,...",
+        [TG_CTL_T_TIME] = " TIME",   [TG_CTL_T_DURATION] = " DURATION",
+        [TG_CTL_T_ENUM] = " WORD",   [TG_CTL_T_BOOL] = " on|off",
+        [TG_CTL_T_DECIMAL] = " X.Y", [TG_CTL_T_JSON] = " FIELD=VALUE",
     };
 
     if ((o->flags & TG_CTL_O_LOCAL) && o->type == TG_CTL_T_STR &&

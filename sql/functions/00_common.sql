@@ -13,7 +13,11 @@
 --      DETAIL = the name of the field at fault ('' when none).
 --
 --      No function here or in the other files builds SQL text: every
---      statement is static, arguments only ever reach it as values.
+--      statement is static, arguments only ever reach it as values.  The
+--      one exception is the monthly partition upkeep (_month_partition,
+--      _month_partitions): the parent is one of a fixed list, and names
+--      and bounds come from dates the function computes (format with %I
+--      and %L).
 
 CREATE FUNCTION tg_api._raise(p_code text, p_message text,
                               p_field text DEFAULT '')
@@ -23,6 +27,95 @@ AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = p_code, MESSAGE = p_message,
                           DETAIL = coalesce(p_field, '');
+END
+$$;
+
+-- Monthly partitions --------------------------------------------------------
+
+-- Refuse a parent table that is not partitioned by month here.
+CREATE FUNCTION tg_api._month_parent(p_parent text)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public
+AS $$
+BEGIN
+    IF p_parent IS NULL
+       OR p_parent NOT IN ('endpoint_events', 'usage_requests') THEN
+        RAISE EXCEPTION 'not a monthly partitioned table: %', p_parent;
+    END IF;
+    RETURN format('public.%I', p_parent)::regclass;
+END
+$$;
+
+-- The partition <p_parent>_YYYYMM of public.<p_parent> holding <p_at>,
+-- created when missing.  Returns its name when it was created, else NULL.
+CREATE FUNCTION tg_api._month_partition(p_parent text, p_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public
+AS $$
+DECLARE
+    v_parent regclass := tg_api._month_parent(p_parent);  -- refuses others
+    v_from timestamptz := date_trunc('month', p_at, 'UTC');
+    v_name text := p_parent || '_'
+                   || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMM');
+BEGIN
+    IF to_regclass(format('public.%I', v_name)) IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('CREATE TABLE public.%I PARTITION OF public.%I '
+                   || 'FOR VALUES FROM (%L) TO (%L)',
+                   v_name, p_parent, v_from,
+                   (v_from AT TIME ZONE 'UTC' + interval '1 month')
+                   AT TIME ZONE 'UTC');
+    RETURN v_name;
+END
+$$;
+
+-- Partitions <p_parent>_YYYYMM for this month and the next, and, when
+-- <p_keep_months> > 0, drop those that ended more than that many months
+-- ago.  Returns {created: [...], dropped: [...]}.
+CREATE FUNCTION tg_api._month_partitions(p_parent text,
+                                         p_keep_months integer)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public
+AS $$
+DECLARE
+    v_parent regclass := tg_api._month_parent(p_parent);
+    v_month timestamptz := date_trunc('month', now(), 'UTC');
+    v_name text;
+    v_created text[] := '{}';
+    v_dropped text[] := '{}';
+    v_part record;
+    i integer;
+BEGIN
+    FOR i IN 0..1 LOOP
+        v_name := tg_api._month_partition(p_parent,
+            (v_month AT TIME ZONE 'UTC' + make_interval(months => i))
+            AT TIME ZONE 'UTC');
+        IF v_name IS NOT NULL THEN
+            v_created := v_created || v_name;
+        END IF;
+    END LOOP;
+    IF p_keep_months > 0 THEN
+        FOR v_part IN
+            SELECT c.relname
+              FROM pg_inherits h
+              JOIN pg_class c ON c.oid = h.inhrelid
+             WHERE h.inhparent = v_parent
+               AND left(c.relname, length(p_parent) + 1) = p_parent || '_'
+               AND substr(c.relname, length(p_parent) + 2) ~ '^[0-9]{6}$'
+               AND to_timestamp(substr(c.relname, length(p_parent) + 2),
+                                'YYYYMM')
+                   < (v_month AT TIME ZONE 'UTC'
+                      - make_interval(months => p_keep_months)) LOOP
+            EXECUTE format('DROP TABLE public.%I', v_part.relname);
+            v_dropped := v_dropped || v_part.relname::text;
+        END LOOP;
+    END IF;
+    RETURN jsonb_build_object('created', to_jsonb(v_created),
+                              'dropped', to_jsonb(v_dropped));
 END
 $$;
 

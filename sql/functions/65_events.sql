@@ -9,32 +9,8 @@
 --      per event.  A replayed event (same host, time and ring position)
 --      is skipped, so a batch retried after a lost answer counts once.
 --
---      Partition names are built from dates computed here (format with
---      %I and %L), never from an argument.
-
--- The partition endpoint_events_YYYYMM holding <p_at>, created when
--- missing.  Returns its name when it was created, else NULL.
-CREATE FUNCTION tg_api._events_partition(p_at timestamptz)
-RETURNS text
-LANGUAGE plpgsql
-SET search_path = pg_catalog, public
-AS $$
-DECLARE
-    v_from timestamptz := date_trunc('month', p_at, 'UTC');
-    v_name text := 'endpoint_events_'
-                   || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMM');
-BEGIN
-    IF to_regclass('public.' || v_name) IS NOT NULL THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE format('CREATE TABLE public.%I PARTITION OF '
-                   || 'public.endpoint_events FOR VALUES FROM (%L) TO (%L)',
-                   v_name, v_from,
-                   (v_from AT TIME ZONE 'UTC' + interval '1 month')
-                   AT TIME ZONE 'UTC');
-    RETURN v_name;
-END
-$$;
+--      Partitions are made and dropped by tg_api._month_partition(s)
+--      (00_common.sql).
 
 -- Store batch <p_batch>, a jsonb array of event objects {event_id,
 -- time_ms, host, endpoint, endpoint_index, type, from_state, to_state,
@@ -57,7 +33,7 @@ BEGIN
                                    to_timestamp((e ->> 'time_ms')::bigint
                                                 / 1000.0), 'UTC')
           FROM jsonb_array_elements(p_batch) AS e LOOP
-        PERFORM tg_api._events_partition(v_month);
+        PERFORM tg_api._month_partition('endpoint_events', v_month);
     END LOOP;
     INSERT INTO endpoint_events (at, host, event_id, endpoint_id, endpoint,
                                  endpoint_index, type, from_state, to_state,
@@ -90,43 +66,9 @@ $$;
 -- months ago.  Returns {created: [...], dropped: [...]}.
 CREATE FUNCTION tg_api.events_partitions(p_keep_months integer)
 RETURNS jsonb
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, public
-AS $$
-DECLARE
-    v_month timestamptz := date_trunc('month', now(), 'UTC');
-    v_name text;
-    v_created text[] := '{}';
-    v_dropped text[] := '{}';
-    v_part record;
-    i integer;
-BEGIN
-    FOR i IN 0..1 LOOP
-        v_name := tg_api._events_partition(
-            (v_month AT TIME ZONE 'UTC' + make_interval(months => i))
-            AT TIME ZONE 'UTC');
-        IF v_name IS NOT NULL THEN
-            v_created := v_created || v_name;
-        END IF;
-    END LOOP;
-    IF p_keep_months > 0 THEN
-        FOR v_part IN
-            SELECT c.relname
-              FROM pg_inherits h
-              JOIN pg_class c ON c.oid = h.inhrelid
-             WHERE h.inhparent = 'public.endpoint_events'::regclass
-               AND c.relname ~ '^endpoint_events_[0-9]{6}$'
-               AND to_timestamp(substr(c.relname, 17), 'YYYYMM')
-                   < (v_month AT TIME ZONE 'UTC'
-                      - make_interval(months => p_keep_months)) LOOP
-            EXECUTE format('DROP TABLE public.%I', v_part.relname);
-            v_dropped := v_dropped || v_part.relname::text;
-        END LOOP;
-    END IF;
-    RETURN jsonb_build_object('created', to_jsonb(v_created),
-                              'dropped', to_jsonb(v_dropped));
-END
-$$;
+RETURN tg_api._month_partitions('endpoint_events', p_keep_months);
 
 CREATE FUNCTION tg_api._event_json(e public.endpoint_events)
 RETURNS jsonb

@@ -16,8 +16,8 @@
 --      from the validated group_by list: the statement never changes with
 --      the input.  A user sees only their own usage.
 --
---      usage_partitions builds partition names from dates it computes
---      itself (format with %I and %L), never from an argument.
+--      usage_partitions is tg_api._month_partitions (00_common.sql) on
+--      usage_requests.
 
 -- Batch ingest ------------------------------------------------------------
 
@@ -155,50 +155,9 @@ $$;
 -- many months ago.  Returns {created: [...], dropped: [...]}.
 CREATE FUNCTION tg_api.usage_partitions(p_keep_months integer)
 RETURNS jsonb
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, public
-AS $$
-DECLARE
-    v_month timestamptz := date_trunc('month', now(), 'UTC');
-    v_from timestamptz;
-    v_name text;
-    v_created text[] := '{}';
-    v_dropped text[] := '{}';
-    v_part record;
-    i integer;
-BEGIN
-    FOR i IN 0..1 LOOP
-        v_from := (v_month AT TIME ZONE 'UTC' + make_interval(months => i))
-                  AT TIME ZONE 'UTC';
-        v_name := 'usage_requests_'
-                  || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMM');
-        IF to_regclass('public.' || v_name) IS NULL THEN
-            EXECUTE format('CREATE TABLE public.%I PARTITION OF '
-                           || 'public.usage_requests FOR VALUES FROM (%L) '
-                           || 'TO (%L)', v_name, v_from,
-                           (v_from AT TIME ZONE 'UTC' + interval '1 month')
-                           AT TIME ZONE 'UTC');
-            v_created := v_created || v_name;
-        END IF;
-    END LOOP;
-    IF p_keep_months > 0 THEN
-        FOR v_part IN
-            SELECT c.relname
-              FROM pg_inherits i2
-              JOIN pg_class c ON c.oid = i2.inhrelid
-             WHERE i2.inhparent = 'public.usage_requests'::regclass
-               AND c.relname ~ '^usage_requests_[0-9]{6}$'
-               AND to_timestamp(substr(c.relname, 16), 'YYYYMM')
-                   < (v_month AT TIME ZONE 'UTC'
-                      - make_interval(months => p_keep_months)) LOOP
-            EXECUTE format('DROP TABLE public.%I', v_part.relname);
-            v_dropped := v_dropped || v_part.relname::text;
-        END LOOP;
-    END IF;
-    RETURN jsonb_build_object('created', to_jsonb(v_created),
-                              'dropped', to_jsonb(v_dropped));
-END
-$$;
+RETURN tg_api._month_partitions('usage_requests', p_keep_months);
 
 -- Quota sums --------------------------------------------------------------
 

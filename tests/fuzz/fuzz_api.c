@@ -20,23 +20,9 @@
  *      Build and run with tools/fuzz.sh.
  */
 #include "admin/api_spec.h"
+#include "tests/fuzz/harness.h"
 
 #include <inttypes.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_api: check failed: %s (line %d)\n", #x,      \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define END                                                                    \
     {                                                                          \

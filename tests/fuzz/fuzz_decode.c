@@ -15,23 +15,8 @@
  *      they are not compared.  The cap is set low (256 KB) so the fuzzer
  *      reaches it.  Build and run with tools/fuzz.sh.
  */
+#include "tests/fuzz/harness.h"
 #include "worker/decode.h"
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_decode: check failed: %s (line %d)\n", #x,   \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define FUZZ_MEM_MAX (256 * 1024)
 
@@ -39,19 +24,6 @@ typedef struct {
     uint64_t len;
     uint64_t hash; /* FNV-1a over the output */
 } fuzz_out_t;
-
-static uint32_t fuzz_rng;
-
-
-static uint32_t
-fuzz_next(void)
-{
-    fuzz_rng ^= fuzz_rng << 13;
-    fuzz_rng ^= fuzz_rng >> 17;
-    fuzz_rng ^= fuzz_rng << 5;
-    return fuzz_rng;
-}
-
 
 static void
 fuzz_out(void *ctx, const char *p, size_t n)

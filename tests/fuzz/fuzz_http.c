@@ -19,35 +19,7 @@
  *      Build and run with tools/fuzz.sh.
  */
 #include "core/http.h"
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_http: check failed: %s (line %d)\n", #x,     \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-static uint32_t fuzz_rng;
-
-
-static uint32_t
-fuzz_next(void)
-{
-    /* xorshift32: cheap and deterministic per input. */
-    fuzz_rng ^= fuzz_rng << 13;
-    fuzz_rng ^= fuzz_rng >> 17;
-    fuzz_rng ^= fuzz_rng << 5;
-    return fuzz_rng;
-}
+#include "tests/fuzz/harness.h"
 
 
 static char *

@@ -15,22 +15,7 @@
 #include "shm/models.h"
 #include "shm/prices.h"
 #include "shm/shm.h"
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_models: check failed: %s (line %d)\n", #x,   \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "tests/fuzz/harness.h"
 
 #define NPAT 16
 

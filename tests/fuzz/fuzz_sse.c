@@ -12,61 +12,12 @@
  *      read past them is an ASan report.  Build and run with tools/fuzz.sh.
  */
 #include "core/sse.h"
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_sse: check failed: %s (line %d)\n", #x,      \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "tests/fuzz/harness.h"
 
 typedef struct {
-    char *log;
-    size_t len;
-    size_t cap;
+    fuzz_buf_t log;
     size_t max_data;
 } fuzz_log_t;
-
-static uint32_t fuzz_rng;
-
-
-static uint32_t
-fuzz_next(void)
-{
-    fuzz_rng ^= fuzz_rng << 13;
-    fuzz_rng ^= fuzz_rng >> 17;
-    fuzz_rng ^= fuzz_rng << 5;
-    return fuzz_rng;
-}
-
-
-static void
-fuzz_log_add(fuzz_log_t *l, const void *p, size_t n)
-{
-    if (n == 0) {
-        return;
-    }
-    if (l->len + n > l->cap) {
-        size_t cap = (l->cap + n) * 2;
-        char *q = realloc(l->log, cap);
-
-        CHECK(q != NULL);
-        l->log = q;
-        l->cap = cap;
-    }
-    memcpy(l->log + l->len, p, n);
-    l->len += n;
-}
-
 
 static int
 fuzz_event(void *ctx, const tg_sse_event_t *ev)
@@ -77,9 +28,9 @@ fuzz_event(void *ctx, const tg_sse_event_t *ev)
     CHECK(ev->data.len <= l->max_data);
     CHECK(ev->event.len > 0 && ev->event.len < 64);
     CHECK(ev->event.data != NULL && ev->data.data != NULL);
-    fuzz_log_add(l, hdr, sizeof(hdr));
-    fuzz_log_add(l, ev->event.data, ev->event.len);
-    fuzz_log_add(l, ev->data.data, ev->data.len);
+    fuzz_buf_add(&l->log, hdr, sizeof(hdr));
+    fuzz_buf_add(&l->log, ev->event.data, ev->event.len);
+    fuzz_buf_add(&l->log, ev->data.data, ev->data.len);
     return TG_OK;
 }
 
@@ -127,10 +78,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_feed(&a, p, len, len ? len : 1);
     fuzz_feed(&b, p, len, 0);
     fuzz_feed(&c, p, len, 1);
-    CHECK(a.len == b.len && (a.len == 0 || memcmp(a.log, b.log, a.len) == 0));
-    CHECK(a.len == c.len && (a.len == 0 || memcmp(a.log, c.log, a.len) == 0));
-    free(a.log);
-    free(b.log);
-    free(c.log);
+    CHECK(fuzz_buf_same(&a.log, &b.log) && fuzz_buf_same(&a.log, &c.log));
+    free(a.log.p);
+    free(b.log.p);
+    free(c.log.p);
     return 0;
 }

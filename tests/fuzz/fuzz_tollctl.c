@@ -17,26 +17,12 @@
  *        - a token taken from a credentials file is visible ASCII.
  *      Build and run with tools/fuzz.sh.
  */
+#include "tests/fuzz/harness.h"
 #include "tools/tollctl.h"
 
 #include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_tollctl: check failed: %s (line %d)\n", #x,  \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define NWORDS 24
 

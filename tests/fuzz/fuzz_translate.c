@@ -14,59 +14,17 @@
  *      them is an ASan report.  Build and run with tools/fuzz.sh.
  */
 #include "core/core.h"
+#include "tests/fuzz/harness.h"
 #include "worker/respond.h"
 #include "worker/translate.h"
 
 #include <jansson.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_translate: check failed: %s (line %d)\n",    \
-                    #x, __LINE__);                                             \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} fuzz_out_t;
-
-static uint32_t fuzz_rng;
-
-
-static uint32_t
-fuzz_next(void)
-{
-    fuzz_rng ^= fuzz_rng << 13;
-    fuzz_rng ^= fuzz_rng >> 17;
-    fuzz_rng ^= fuzz_rng << 5;
-    return fuzz_rng;
-}
 
 
 static int
 fuzz_emit(void *ctx, const char *p, size_t n)
 {
-    fuzz_out_t *o = ctx;
-
-    if (o->len + n > o->cap) {
-        size_t cap = (o->len + n) * 2;
-        char *q = realloc(o->p, cap);
-
-        CHECK(q != NULL);
-        o->p = q;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, p, n);
-    o->len += n;
+    fuzz_buf_add(ctx, p, n);
     return TG_OK;
 }
 
@@ -75,7 +33,7 @@ fuzz_emit(void *ctx, const char *p, size_t n)
  * translator's result; the output is in <o>. */
 static int
 fuzz_response(int api, int status, bool sse, const uint8_t *p, size_t n,
-              bool split, fuzz_out_t *o)
+              bool split, fuzz_buf_t *o)
 {
     tg_translate_t *x = tg_translate_create(api, status, sse, true);
     size_t off = 0, take;
@@ -103,7 +61,7 @@ fuzz_response(int api, int status, bool sse, const uint8_t *p, size_t n,
 /* Set every "created":<digits> of <o> to 0: the translation's clock may
  * tick between the two runs. */
 static void
-fuzz_uncreate(fuzz_out_t *o)
+fuzz_uncreate(fuzz_buf_t *o)
 {
     char *p = o->p, *end, *d;
 
@@ -127,7 +85,7 @@ fuzz_uncreate(fuzz_out_t *o)
 
 /* Every "data: " line of stream output <o> is JSON or [DONE]. */
 static void
-fuzz_check_stream(const fuzz_out_t *o)
+fuzz_check_stream(const fuzz_buf_t *o)
 {
     const char *p = o->p, *end, *nl;
     json_t *j;
@@ -151,7 +109,7 @@ fuzz_check_stream(const fuzz_out_t *o)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_out_t a = {NULL, 0, 0}, b = {NULL, 0, 0};
+    fuzz_buf_t a = {0}, b = {0};
     int api, status, ra, rb;
     bool sse;
     json_t *j;
@@ -189,7 +147,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_uncreate(&a);
     fuzz_uncreate(&b);
     if (ra == TG_OK) {
-        CHECK(a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0));
+        CHECK(fuzz_buf_same(&a, &b));
         if (!sse || status >= 400) {
             j = a.len > 0 ? json_loadb(a.p, a.len, 0, NULL) : NULL;
             CHECK(j != NULL);

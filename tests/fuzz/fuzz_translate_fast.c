@@ -16,55 +16,24 @@
  *      jansson must accept too.  Build and run with tools/fuzz.sh.
  */
 #include "core/core.h"
+#include "tests/fuzz/harness.h"
 #include "worker/respond.h"
 #include "worker/translate.h"
 #include "worker/translate_fast.h"
 
 #include <jansson.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr,                                                    \
-                    "fuzz_translate_fast: check failed: %s (line %d)\n", #x,   \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} fuzz_out_t;
 
 
 static int
 fuzz_emit(void *ctx, const char *p, size_t n)
 {
-    fuzz_out_t *o = ctx;
-
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = (o->len + n + 1) * 2;
-        char *q = realloc(o->p, cap);
-
-        CHECK(q != NULL);
-        o->p = q;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, p, n);
-    o->len += n;
+    fuzz_buf_add(ctx, p, n);
     return TG_OK;
 }
 
 
 static int
-fuzz_run(int api, const char *in, size_t n, bool fast, fuzz_out_t *o)
+fuzz_run(int api, const char *in, size_t n, bool fast, fuzz_buf_t *o)
 {
     tg_translate_t *x = tg_translate_create(api, 200, true, true);
     int rc;
@@ -109,7 +78,7 @@ fuzz_same_line(const char *a, size_t an, const char *b, size_t bn)
 
 /* Compare two outputs line by line. */
 static void
-fuzz_compare(const fuzz_out_t *f, const fuzz_out_t *g)
+fuzz_compare(const fuzz_buf_t *f, const fuzz_buf_t *g)
 {
     const char *a = f->p, *b = g->p, *aend, *bend, *al, *bl;
     size_t an, bn;
@@ -147,7 +116,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         "event: message_start\ndata: {\"message\":{\"id\":\"m\",\"model\":"
         "\"x\"}}\n\nevent: content_block_start\ndata: {\"content_block\":"
         "{\"type\":\"text\"}}\n\nevent: content_block_delta\ndata: ";
-    fuzz_out_t f = {NULL, 0, 0}, g = {NULL, 0, 0};
+    fuzz_buf_t f = {0}, g = {0};
     tg_translate_fast_chunk_t c;
     tg_translate_fast_event_t e;
     const char *head;

@@ -22,42 +22,10 @@
  *      Build and run with tools/fuzz.sh.
  */
 #include "core/log.h"
+#include "tests/fuzz/harness.h"
 #include "worker/usage.h"
 
 #include <jansson.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_usage: check failed: %s (line %d)\n", #x,    \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-typedef struct {
-    char *p;
-    size_t len;
-    size_t cap;
-} fuzz_out_t;
-
-static uint32_t fuzz_rng;
-
-
-static uint32_t
-fuzz_next(void)
-{
-    fuzz_rng ^= fuzz_rng << 13;
-    fuzz_rng ^= fuzz_rng >> 17;
-    fuzz_rng ^= fuzz_rng << 5;
-    return fuzz_rng;
-}
 
 
 /* Feed <body> to a fresh <u> in pieces (<split>) or at once. */
@@ -83,24 +51,16 @@ fuzz_observe(tg_usage_t *u, int flags, const char *body, size_t len, bool split)
 
 
 static int
-fuzz_emit(void *ctx, const char *p, size_t len)
+fuzz_emit(void *ctx, const char *p, size_t n)
 {
-    fuzz_out_t *o = ctx;
-
-    if (o->len + len > o->cap) {
-        o->cap = (o->len + len) * 2;
-        o->p = realloc(o->p, o->cap);
-        CHECK(o->p != NULL);
-    }
-    memcpy(o->p + o->len, p, len);
-    o->len += len;
+    fuzz_buf_add(ctx, p, n);
     return TG_OK;
 }
 
 
 /* Strip <body> in pieces (<split>) or at once into <o>. */
 static void
-fuzz_strip(const char *body, size_t len, bool split, fuzz_out_t *o)
+fuzz_strip(const char *body, size_t len, bool split, fuzz_buf_t *o)
 {
     tg_usage_t u;
     size_t at = 0, n;
@@ -149,7 +109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool logs;
     const char *body = (const char *)data + 2;
-    fuzz_out_t whole = {0}, pieces = {0};
+    fuzz_buf_t whole = {0}, pieces = {0};
     tg_usage_t a, b;
     size_t len;
     int flags, i;
@@ -186,8 +146,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & 0x80) {
         fuzz_strip(body, len, false, &whole);
         fuzz_strip(body, len, true, &pieces);
-        CHECK(whole.len == pieces.len);
-        CHECK(whole.len == 0 || memcmp(whole.p, pieces.p, whole.len) == 0);
+        CHECK(fuzz_buf_same(&whole, &pieces));
         CHECK(whole.len <= len);
         free(whole.p);
         free(pieces.p);

@@ -14,80 +14,28 @@
  *      Pieces are exact-size heap copies so that any read past them is an
  *      ASan report.  Build and run with tools/fuzz.sh.
  */
+#include "tests/fuzz/harness.h"
 #include "worker/usage.h"
 #include "worker/usage_resp.h"
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_usage_resp: check failed: %s (line %d)\n",   \
-                    #x, __LINE__);                                             \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-typedef struct {
-    char *log;
-    size_t len;
-    size_t cap;
-} fuzz_log_t;
-
-static uint32_t fuzz_rng;
-
-
-static uint32_t
-fuzz_next(void)
-{
-    fuzz_rng ^= fuzz_rng << 13;
-    fuzz_rng ^= fuzz_rng >> 17;
-    fuzz_rng ^= fuzz_rng << 5;
-    return fuzz_rng;
-}
-
-
-static void
-fuzz_log_add(fuzz_log_t *l, const void *p, size_t n)
-{
-    if (n == 0) {
-        return;
-    }
-    if (l->len + n > l->cap) {
-        size_t cap = (l->cap + n) * 2;
-        char *q = realloc(l->log, cap);
-
-        CHECK(q != NULL);
-        l->log = q;
-        l->cap = cap;
-    }
-    memcpy(l->log + l->len, p, n);
-    l->len += n;
-}
 
 
 static void
 fuzz_event(void *ctx, const tg_usage_resp_event_t *ev)
 {
-    fuzz_log_t *l = ctx;
+    fuzz_buf_t *l = ctx;
     size_t hdr[4] = {ev->name_len, ev->usage ? ev->usage_len : SIZE_MAX,
                      ev->model ? ev->model_len : SIZE_MAX, 0};
 
     CHECK(ev->name != NULL && ev->name_len <= TG_USAGE_RESP_NAME_MAX);
     CHECK(ev->usage == NULL || ev->usage_len <= TG_USAGE_RESP_USAGE_MAX);
     CHECK(ev->model == NULL || ev->model_len <= TG_USAGE_RESP_MODEL_MAX);
-    fuzz_log_add(l, hdr, sizeof(hdr));
-    fuzz_log_add(l, ev->name, ev->name_len);
+    fuzz_buf_add(l, hdr, sizeof(hdr));
+    fuzz_buf_add(l, ev->name, ev->name_len);
     if (ev->usage != NULL) {
-        fuzz_log_add(l, ev->usage, ev->usage_len);
+        fuzz_buf_add(l, ev->usage, ev->usage_len);
     }
     if (ev->model != NULL) {
-        fuzz_log_add(l, ev->model, ev->model_len);
+        fuzz_buf_add(l, ev->model, ev->model_len);
     }
 }
 
@@ -95,7 +43,7 @@ fuzz_event(void *ctx, const tg_usage_resp_event_t *ev)
 /* Feed <p> of <len> bytes in pieces of <step> bytes (random sizes when
  * <step> is 0) to the scanner, logging into <l>, and to observer <u>. */
 static void
-fuzz_feed(fuzz_log_t *l, tg_usage_t *u, bool sse, const char *p, size_t len,
+fuzz_feed(fuzz_buf_t *l, tg_usage_t *u, bool sse, const char *p, size_t len,
           size_t step)
 {
     tg_usage_resp_t *s = malloc(sizeof(*s));
@@ -135,7 +83,7 @@ fuzz_same(const tg_usage_t *a, const tg_usage_t *b)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_log_t a = {0}, b = {0}, c = {0};
+    fuzz_buf_t a = {0}, b = {0}, c = {0};
     static tg_usage_t ua, ub, uc;
     const char *p;
     size_t len;
@@ -151,16 +99,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_feed(&a, &ua, sse, p, len, len ? len : 1);
     fuzz_feed(&b, &ub, sse, p, len, 0);
     fuzz_feed(&c, &uc, sse, p, len, 1);
-    CHECK(a.len == b.len && (a.len == 0 || memcmp(a.log, b.log, a.len) == 0));
-    CHECK(a.len == c.len && (a.len == 0 || memcmp(a.log, c.log, a.len) == 0));
+    CHECK(fuzz_buf_same(&a, &b) && fuzz_buf_same(&a, &c));
     CHECK(fuzz_same(&ua, &ub) && fuzz_same(&ua, &uc));
     CHECK(ua.tokens[TG_TOK_CACHE_5M] == 0 && ua.tokens[TG_TOK_CACHE_1H] == 0);
     CHECK(!ua.final || ua.seen);
     tg_usage_fini(&ua);
     tg_usage_fini(&ub);
     tg_usage_fini(&uc);
-    free(a.log);
-    free(b.log);
-    free(c.log);
+    free(a.p);
+    free(b.p);
+    free(c.p);
     return 0;
 }

@@ -13,23 +13,9 @@
  *      Build and run with tools/fuzz.sh.
  */
 #include "admin/webhook.h"
+#include "tests/fuzz/harness.h"
 
 #include <jansson.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "fuzz_webhook: check failed: %s (line %d)\n", #x,  \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 
 int

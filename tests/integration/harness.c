@@ -1095,6 +1095,18 @@ tg_it_pg_exec(const char *conninfo, const char *sql, char *out, size_t outlen)
 
 
 /* See harness.h. */
+const char *
+tg_it_pg_query(const char *conninfo, const char *sql)
+{
+    static char out[8192];
+
+    TG_IT_CHECKF(tg_it_pg_exec(conninfo, sql, out, sizeof(out)) == 0,
+                 "psql failed: %s\n  for: %s", out, sql);
+    return out;
+}
+
+
+/* See harness.h. */
 void
 tg_it_pg_db_create(char *conninfo, size_t len)
 {

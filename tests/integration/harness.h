@@ -312,6 +312,11 @@ void tg_it_pg_db_create(char *conninfo, size_t len);
 int tg_it_pg_exec(const char *conninfo, const char *sql, char *out,
                   size_t outlen);
 
+/* tg_it_pg_exec of <sql> against <conninfo> that must succeed: its output
+ * (a static buffer the next call overwrites), or a failed test naming the
+ * statement. */
+const char *tg_it_pg_query(const char *conninfo, const char *sql);
+
 /* Stop the run's server (fast shutdown), and start it again on its port:
  * for tests of a database that goes away. */
 void tg_it_pg_stop(void);

@@ -101,18 +101,6 @@ wait_status(int port, const char *key, int want, int timeout_ms)
 }
 
 
-/* Run <sql> on <db>; its output (static) or a failed test. */
-static const char *
-sql(const char *db, const char *text)
-{
-    static char out[8192];
-
-    TG_IT_CHECKF(tg_it_pg_exec(db, text, out, sizeof(out)) == 0,
-                 "psql failed: %s\n  for: %s", out, text);
-    return out;
-}
-
-
 /* A fixture on a database of its own; started, database ready. */
 static void
 start_on(tg_it_fixture_t *f, const char *db)
@@ -132,12 +120,14 @@ test_migrations(void)
     tg_it_pg_db_create(db, sizeof(db));
     tg_it_fixture_init(&f);
     start_on(&f, db);
-    TG_IT_CHECK_STR(sql(db, "SELECT version || ':' || name FROM "
-                            "schema_migrations ORDER BY version LIMIT 1"),
-                    "1:0001_init");
-    TG_IT_CHECK(atoi(sql(db, "SELECT count(*) FROM pg_proc p JOIN "
-                             "pg_namespace n ON n.oid = p.pronamespace "
-                             "WHERE n.nspname = 'tg_api'")) > 0);
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT version || ':' || name FROM "
+                           "schema_migrations ORDER BY version LIMIT 1"),
+        "1:0001_init");
+    TG_IT_CHECK(
+        atoi(tg_it_pg_query(db, "SELECT count(*) FROM pg_proc p JOIN "
+                                "pg_namespace n ON n.oid = p.pronamespace "
+                                "WHERE n.nspname = 'tg_api'")) > 0);
     TG_IT_CHECK(tg_it_file_count(f.error_log, (const char *const[]){
                                                   "applied migration 0001_init",
                                                   NULL}) == 1);
@@ -146,8 +136,8 @@ test_migrations(void)
      * sealed again with a fresh nonce (the new fixture's mock port does
      * change the endpoint's url). */
     snprintf(cred, sizeof(cred), "%s",
-             sql(db, "SELECT encode(credential_ciphertext, 'hex') "
-                     "FROM endpoints WHERE name = 'mock-openai'"));
+             tg_it_pg_query(db, "SELECT encode(credential_ciphertext, 'hex') "
+                                "FROM endpoints WHERE name = 'mock-openai'"));
     TG_IT_CHECK(strlen(cred) > 60);
     tg_it_fixture_stop(&f);
     tg_it_fixture_init(&f);
@@ -156,12 +146,13 @@ test_migrations(void)
                                      (const char *const[]){
                                          "applied migration 0001_init", NULL}),
                     1);
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM schema_migrations "
-                            "WHERE version = 1"),
+    TG_IT_CHECK_STR(tg_it_pg_query(db, "SELECT count(*) FROM schema_migrations "
+                                       "WHERE version = 1"),
                     "1");
-    TG_IT_CHECK_STR(sql(db, "SELECT encode(credential_ciphertext, 'hex') "
-                            "FROM endpoints WHERE name = 'mock-openai'"),
-                    cred);
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT encode(credential_ciphertext, 'hex') "
+                           "FROM endpoints WHERE name = 'mock-openai'"),
+        cred);
     TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
     tg_it_fixture_stop(&f);
 }
@@ -174,7 +165,8 @@ test_newer_schema_refused(void)
     char db[512], line[160];
 
     tg_it_pg_db_create(db, sizeof(db));
-    sql(db, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+    tg_it_pg_query(
+        db, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
             "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT "
             "now()); INSERT INTO schema_migrations VALUES (9999, "
             "'9999_future')");
@@ -187,8 +179,8 @@ test_newer_schema_refused(void)
              "supports (schema version ");
     TG_IT_CHECK(tg_it_file_wait(f.error_log, line, 5000));
     /* Nothing was written, and the workers serve the file's keys. */
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM pg_tables "
-                            "WHERE tablename = 'users'"),
+    TG_IT_CHECK_STR(tg_it_pg_query(db, "SELECT count(*) FROM pg_tables "
+                                       "WHERE tablename = 'users'"),
                     "0");
     TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
     tg_it_fixture_stop(&f);
@@ -212,31 +204,37 @@ test_file_import(void)
                    "wait_for_cooldown = 2; translate = false; } )");
     start_on(&f, db);
     /* The file declares "default": its settings, file-managed. */
-    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || failure_threshold "
-                            "|| ',' || wait_for_cooldown_ms || ',' || "
-                            "translate FROM endpoint_groups WHERE name = "
-                            "'default'"),
-                    "file,9,2000,false");
-    TG_IT_CHECK_STR(sql(db, "SELECT username || ',' || managed_by || ',' || "
-                            "tokens_day FROM users"),
-                    "alice,file,100000");
     TG_IT_CHECK_STR(
-        sql(db, "SELECT string_agg(COALESCE(u.username, '-') || ',' || "
-                "k.managed_by || ',' || k.status || ',' || "
-                "array_to_string(k.models, '|'), ';' ORDER BY k.key_id) "
-                "FROM api_keys k LEFT JOIN users u USING (user_id)"),
+        tg_it_pg_query(db, "SELECT managed_by || ',' || failure_threshold "
+                           "|| ',' || wait_for_cooldown_ms || ',' || "
+                           "translate FROM endpoint_groups WHERE name = "
+                           "'default'"),
+        "file,9,2000,false");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT username || ',' || managed_by || ',' || "
+                           "tokens_day FROM users"),
+        "alice,file,100000");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db,
+                       "SELECT string_agg(COALESCE(u.username, '-') || ',' || "
+                       "k.managed_by || ',' || k.status || ',' || "
+                       "array_to_string(k.models, '|'), ';' ORDER BY k.key_id) "
+                       "FROM api_keys k LEFT JOIN users u USING (user_id)"),
         "-,file,active,;alice,file,active,claude-*");
     /* Stored as digests, never in clear. */
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys WHERE digest = "
-                            "sha256('" KEY_FILE "'::bytea)"),
-                    "1");
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys WHERE prefix || "
-                            "last4 LIKE '%" KEY_FILE "%'"),
-                    "0");
-    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || "
-                            "(credential_ciphertext IS NOT NULL) "
-                            "FROM endpoints WHERE name = 'mock-anthropic'"),
-                    "file,true");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT count(*) FROM api_keys WHERE digest = "
+                           "sha256('" KEY_FILE "'::bytea)"),
+        "1");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT count(*) FROM api_keys WHERE prefix || "
+                           "last4 LIKE '%" KEY_FILE "%'"),
+        "0");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT managed_by || ',' || "
+                           "(credential_ciphertext IS NOT NULL) "
+                           "FROM endpoints WHERE name = 'mock-anthropic'"),
+        "file,true");
     TG_IT_CHECK_INT(call(f.port, KEY_FILE), 200);
 
     /* A reload imports the file again: the key disabled, a key added. */
@@ -255,17 +253,20 @@ test_file_import(void)
                     20000) >= 3);
     wait_status(f.port, KEY_DB2, 200, 20000);
     wait_status(f.port, KEY_FILE, 401, 5000);
-    TG_IT_CHECK_STR(sql(db, "SELECT status || ',' || "
-                            "COALESCE(tokens_day::text, 'null') FROM users "
-                            "WHERE username = 'alice'"),
-                    "active,null");
-    TG_IT_CHECK_STR(sql(db, "SELECT string_agg(status, ',' ORDER BY key_id) "
-                            "FROM api_keys WHERE managed_by = 'file'"),
-                    "active,disabled,active");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT status || ',' || "
+                           "COALESCE(tokens_day::text, 'null') FROM users "
+                           "WHERE username = 'alice'"),
+        "active,null");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT string_agg(status, ',' ORDER BY key_id) "
+                           "FROM api_keys WHERE managed_by = 'file'"),
+        "active,disabled,active");
     /* No longer declared: "default" keeps its settings and is the API's. */
-    TG_IT_CHECK_STR(sql(db, "SELECT managed_by || ',' || failure_threshold "
-                            "FROM endpoint_groups WHERE name = 'default'"),
-                    "api,9");
+    TG_IT_CHECK_STR(
+        tg_it_pg_query(db, "SELECT managed_by || ',' || failure_threshold "
+                           "FROM endpoint_groups WHERE name = 'default'"),
+        "api,9");
     tg_it_fixture_stop(&f);
 }
 
@@ -281,32 +282,36 @@ test_change_reaches_workers(void)
     tg_it_fixture_init(&f);
     start_on(&f, db);
     TG_IT_CHECK_INT(call(f.port, KEY_DB), 401);
-    sql(db, "INSERT INTO users (username) VALUES ('bob');"
-            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
-            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
-            "'cdef' FROM users WHERE username = 'bob'");
+    tg_it_pg_query(db,
+                   "INSERT INTO users (username) VALUES ('bob');"
+                   "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+                   "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+                   "'cdef' FROM users WHERE username = 'bob'");
     ms = wait_status(f.port, KEY_DB, 200, 5000);
     tg_it_note("an inserted key worked after %llu ms", (unsigned long long)ms);
     TG_IT_CHECKF(ms <= 100, "inserted key took %llu ms",
                  (unsigned long long)ms);
 
-    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
-            "'tg-it-db'");
+    tg_it_pg_query(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+                       "'tg-it-db'");
     ms = wait_status(f.port, KEY_DB, 401, 5000);
     tg_it_note("a disabled key was refused after %llu ms",
                (unsigned long long)ms);
     TG_IT_CHECKF(ms <= 100, "disabled key took %llu ms",
                  (unsigned long long)ms);
 
-    sql(db, "UPDATE api_keys SET status = 'active' WHERE prefix = 'tg-it-db'");
+    tg_it_pg_query(
+        db, "UPDATE api_keys SET status = 'active' WHERE prefix = 'tg-it-db'");
     wait_status(f.port, KEY_DB, 200, 5000);
-    sql(db, "UPDATE users SET status = 'disabled' WHERE username = 'bob'");
+    tg_it_pg_query(
+        db, "UPDATE users SET status = 'disabled' WHERE username = 'bob'");
     ms = wait_status(f.port, KEY_DB, 403, 5000);
     TG_IT_CHECKF(ms <= 100, "disabled user took %llu ms",
                  (unsigned long long)ms);
-    sql(db, "UPDATE users SET status = 'active' WHERE username = 'bob'");
+    tg_it_pg_query(db,
+                   "UPDATE users SET status = 'active' WHERE username = 'bob'");
     wait_status(f.port, KEY_DB, 200, 5000);
-    sql(db, "DELETE FROM api_keys WHERE prefix = 'tg-it-db'");
+    tg_it_pg_query(db, "DELETE FROM api_keys WHERE prefix = 'tg-it-db'");
     ms = wait_status(f.port, KEY_DB, 401, 5000);
     TG_IT_CHECKF(ms <= 100, "deleted key took %llu ms", (unsigned long long)ms);
     tg_it_fixture_stop(&f);
@@ -323,10 +328,11 @@ test_database_restart(void)
     tg_it_pg_db_create(db, sizeof(db));
     tg_it_fixture_init(&f);
     start_on(&f, db);
-    sql(db, "INSERT INTO users (username) VALUES ('carol');"
-            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
-            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
-            "'cdef' FROM users WHERE username = 'carol'");
+    tg_it_pg_query(db,
+                   "INSERT INTO users (username) VALUES ('carol');"
+                   "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+                   "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+                   "'cdef' FROM users WHERE username = 'carol'");
     wait_status(f.port, KEY_DB, 200, 5000);
 
     tg_it_pg_stop();
@@ -354,7 +360,8 @@ test_database_restart(void)
     TG_IT_CHECK(
         tg_it_file_wait(f.error_log, "database connection ready", 5000));
     /* The event made during the outage is stored once it is over. */
-    for (i = 0; i < 100 && atoi(sql(db, "SELECT count(*) FROM endpoint_events"
+    for (i = 0; i < 100 &&
+                atoi(tg_it_pg_query(db, "SELECT count(*) FROM endpoint_events"
                                         " WHERE type = 'cooled' AND endpoint ="
                                         " 'mock-anthropic'")) < 1;
          i++) {
@@ -362,8 +369,8 @@ test_database_restart(void)
     }
     TG_IT_CHECKF(i < 100, "the cool-down during the outage was not stored");
     /* Listening again: a change reaches the workers. */
-    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
-            "'tg-it-db'");
+    tg_it_pg_query(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+                       "'tg-it-db'");
     wait_status(f.port, KEY_DB, 401, 1000);
     tg_it_fixture_stop(&f);
 }
@@ -380,21 +387,23 @@ test_database_hangs(void)
     tg_it_fixture_init(&f);
     tg_it_conf_set(&f.conf, "admin.reconcile_interval", "1");
     start_on(&f, db);
-    sql(db, "INSERT INTO users (username) VALUES ('frank');"
-            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
-            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
-            "'cdef' FROM users WHERE username = 'frank'");
+    tg_it_pg_query(db,
+                   "INSERT INTO users (username) VALUES ('frank');"
+                   "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+                   "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+                   "'cdef' FROM users WHERE username = 'frank'");
     wait_status(f.port, KEY_DB, 200, 5000);
-    backend = (pid_t)atoi(sql(db, "SELECT pid FROM pg_stat_activity WHERE "
-                                  "application_name = 'tollgate-admin' AND "
-                                  "datname = current_database()"));
+    backend = (pid_t)atoi(
+        tg_it_pg_query(db, "SELECT pid FROM pg_stat_activity WHERE "
+                           "application_name = 'tollgate-admin' AND "
+                           "datname = current_database()"));
     TG_IT_CHECK(backend > 1);
     /* The server process admin talks to stops answering: the next
      * reconcile's statement hangs, and neither statement_timeout (the
      * process is stopped) nor the socket (still open) ends it. */
     TG_IT_CHECKF(kill(backend, SIGSTOP) == 0, "kill(SIGSTOP) failed");
-    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
-            "'tg-it-db'");
+    tg_it_pg_query(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+                       "'tg-it-db'");
     TG_IT_CHECK_INT(call(f.port, KEY_DB), 200); /* nobody told admin */
     /* The client-side bound (statement_timeout 10 s + 5 s) drops the
      * connection; admin reconnects to a new server process and reloads. */
@@ -420,19 +429,21 @@ test_admin_killed(void)
     tg_it_fixture_init(&f);
     start_on(&f, db);
     tg_it_fixture_settle(&f);
-    sql(db, "INSERT INTO users (username) VALUES ('dave');"
-            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
-            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
-            "'cdef' FROM users WHERE username = 'dave'");
+    tg_it_pg_query(db,
+                   "INSERT INTO users (username) VALUES ('dave');"
+                   "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+                   "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+                   "'cdef' FROM users WHERE username = 'dave'");
     wait_status(f.port, KEY_DB, 200, 5000);
     n = tg_it_children(f.tg.pid, "admin", admin, 4);
     TG_IT_CHECK_INT(n, 1);
     TG_IT_CHECK(kill(admin[0], SIGKILL) == 0);
     /* While admin is dead the workers serve what was published, and a
      * change made meanwhile is picked up by the next admin. */
-    sql(db, "INSERT INTO api_keys (user_id, digest, prefix, last4) "
-            "SELECT user_id, sha256('" KEY_DB2 "'::bytea), 'tg-it-d2', "
-            "'6789' FROM users WHERE username = 'dave'");
+    tg_it_pg_query(db,
+                   "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+                   "SELECT user_id, sha256('" KEY_DB2 "'::bytea), 'tg-it-d2', "
+                   "'6789' FROM users WHERE username = 'dave'");
     for (i = 0; i < 3; i++) {
         TG_IT_CHECK_INT(call(f.port, KEY_DB), 200);
         TG_IT_CHECK_INT(call(f.port, TG_IT_KEY), 200);
@@ -479,18 +490,19 @@ test_two_hosts(void)
     wait_db(a.admin_port, "ready", 20000);
     wait_db(b.admin_port, "ready", 20000);
     /* One row per migration: each applied once, by one of them. */
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) = max(version) FROM "
-                            "schema_migrations"),
+    TG_IT_CHECK_STR(tg_it_pg_query(db, "SELECT count(*) = max(version) FROM "
+                                       "schema_migrations"),
                     "t");
-    TG_IT_CHECK_STR(sql(db, "SELECT count(*) FROM api_keys"), "1");
-    sql(db, "INSERT INTO users (username) VALUES ('erin');"
-            "INSERT INTO api_keys (user_id, digest, prefix, last4) "
-            "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
-            "'cdef' FROM users WHERE username = 'erin'");
+    TG_IT_CHECK_STR(tg_it_pg_query(db, "SELECT count(*) FROM api_keys"), "1");
+    tg_it_pg_query(db,
+                   "INSERT INTO users (username) VALUES ('erin');"
+                   "INSERT INTO api_keys (user_id, digest, prefix, last4) "
+                   "SELECT user_id, sha256('" KEY_DB "'::bytea), 'tg-it-db', "
+                   "'cdef' FROM users WHERE username = 'erin'");
     wait_status(a.port, KEY_DB, 200, 1000);
     wait_status(b.port, KEY_DB, 200, 1000);
-    sql(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
-            "'tg-it-db'");
+    tg_it_pg_query(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
+                       "'tg-it-db'");
     ms = wait_status(a.port, KEY_DB, 401, 1000);
     ms += wait_status(b.port, KEY_DB, 401, 1000);
     tg_it_note("both hosts refused the disabled key after %llu ms",

@@ -21,6 +21,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/test_admin.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -226,6 +227,23 @@ error_lines(const char *err)
 }
 
 
+/* Whether <out> shows a duration as tollctl prints one: a digit then
+ * "us", "ms" or "s" ("898us", "12.5ms", "1.20s"). */
+static bool
+has_duration(const char *out)
+{
+    const char *p;
+
+    for (p = out; *p != '\0'; p++) {
+        if (p > out && isdigit((unsigned char)p[-1]) &&
+            (p[0] == 's' || ((p[0] == 'u' || p[0] == 'm') && p[1] == 's'))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
 /* Integer at <path> of the run's JSON; fails the test when absent. */
 static long long
 json_id(run_t *r, const char *path)
@@ -407,7 +425,7 @@ test_tour(void)
     /* The endpoint served those calls: its success rate and latency. */
     ctl(&e, &r, NULL, NULL, NULL, "health status");
     CHECK_RUN(&r, 0, "mock-anthropic", false);
-    TG_IT_CHECKF(strstr(r.out, "100.0%") != NULL && strstr(r.out, "ms") != NULL,
+    TG_IT_CHECKF(strstr(r.out, "100.0%") != NULL && has_duration(r.out),
                  "no success rate or latency: %s", r.out);
 
     ctl(&e, &r, "alice", NULL, NULL, "apps get %lld", aid);
@@ -774,6 +792,71 @@ commands_people(env_t *e)
 }
 
 
+/* <r>'s JSON has <field> equal to the JSON text <want>. */
+static void
+check_field(run_t *r, const char *field, const char *want)
+{
+    json_t *v = tg_it_json_get(r->json, field);
+    char *got = v != NULL
+                    ? json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))
+                    : NULL;
+
+    TG_IT_CHECKF(got != NULL && strcmp(got, want) == 0,
+                 "%s is %s, wanted %s in: %s", field, got ? got : "missing",
+                 want, r->out);
+    free(got);
+}
+
+
+/* Group <gid>: every field the API takes is set by groups update, the
+ * list shows translate and wait_for_cooldown_ms, a bad value is a usage
+ * error that sends nothing. */
+static void
+check_group_fields(env_t *e, long long gid)
+{
+    char *row, *end;
+    run_t r;
+
+    ctl(e, &r, NULL, NULL, NULL,
+        "groups update %lld --failure-threshold 3 --cooldown-ms 1500 "
+        "--max-retries 1 --retry-deadline-ms 9000 --sticky off "
+        "--sticky-ttl-ms 60000 --exploration 0.2 --translate off "
+        "--wait-for-cooldown-ms 250 --json",
+        gid);
+    CHECK_RUN(&r, 0, "\"translate\"", false);
+    check_field(&r, "failure_threshold", "3");
+    check_field(&r, "cooldown_ms", "1500");
+    check_field(&r, "max_retries", "1");
+    check_field(&r, "retry_deadline_ms", "9000");
+    check_field(&r, "sticky", "false");
+    check_field(&r, "sticky_ttl_ms", "60000");
+    check_field(&r, "exploration", "0.2");
+    check_field(&r, "translate", "false");
+    check_field(&r, "wait_for_cooldown_ms", "250");
+    run_fini(&r);
+
+    ctl(e, &r, NULL, NULL, NULL, "groups list");
+    CHECK_RUN(&r, 0, "TRANSLATE", false);
+    row = strstr(r.out, "tg-it-g");
+    end = row != NULL ? strchr(row, '\n') : NULL;
+    TG_IT_CHECKF(end != NULL && strstr(r.out, "WAIT") != NULL,
+                 "groups list: no row or WAIT column: %s", r.out);
+    *end = '\0';
+    TG_IT_CHECKF(strstr(row, " no ") != NULL && strstr(row, " 250ms ") != NULL,
+                 "groups list: translate or wait not shown: %s", row);
+    ctl(e, &r, NULL, NULL, NULL, "groups update %lld --translate maybe", gid);
+    CHECK_RUN(&r, 2, "--translate: expected on or off, got 'maybe'", true);
+    CHECK_ONE_LINE(&r);
+    ctl(e, &r, NULL, NULL, NULL,
+        "groups update %lld --translate on --sticky=true --json", gid);
+    CHECK_RUN(&r, 0, "\"translate\"", false);
+    check_field(&r, "translate", "true");
+    check_field(&r, "sticky", "true");
+    check_field(&r, "wait_for_cooldown_ms", "250");
+    run_fini(&r);
+}
+
+
 /* Groups and endpoints. */
 static void
 commands_routing(env_t *e)
@@ -794,6 +877,7 @@ commands_routing(env_t *e)
     ctl(e, &r, NULL, NULL, NULL, "groups update %lld --description 'test'",
         gid);
     CHECK_RUN(&r, 0, "test", false);
+    check_group_fields(e, gid);
 
     check_list(e, "endpoints list", "STYLE");
     snprintf(envs, sizeof(envs), "TG_IT_CRED='%s'", TG_IT_CRED);

@@ -56,18 +56,6 @@ typedef struct {
 } hreq_t;
 
 
-/* Run <sql> on <db>; its output (static) or a failed test. */
-static const char *
-hsql(const char *db, const char *text)
-{
-    static char out[8192];
-
-    TG_IT_CHECKF(tg_it_pg_exec(db, text, out, sizeof(out)) == 0,
-                 "psql failed: %s\n  for: %s", out, text);
-    return out;
-}
-
-
 /* Host <name> ("a" or "b") on database <db>: its own logs, pid file,
  * spool directory and host name; the shared user erin with <quota>
  * tokens a day. */
@@ -237,7 +225,7 @@ tg_it_usage_quota_two_hosts(void)
              " FROM usage_hourly h JOIN users u USING (user_id)"
              " WHERE u.username = 'erin'");
     for (i = 0; i < 100; i++) {
-        out = hsql(db, q);
+        out = tg_it_pg_query(db, q);
         TG_IT_CHECK(sscanf(out, "%lld|%lld", &pg_tokens, &pg_requests) == 2);
         if (pg_requests >= ok) {
             break;
@@ -292,12 +280,14 @@ tg_it_usage_batches_purged(void)
     TG_IT_CHECK(tg_it_file_wait(f.error_log, "database ready", 30000));
     /* 12,000 batch ids from three days ago (more than two purge chunks)
      * and one from a day ago. */
-    hsql(db, "INSERT INTO usage_batches (batch_id, host, records, rows,"
-             " applied_at) SELECT '00000000000000dd-' || i, 'old', 1, 1,"
-             " now() - interval '3 days' FROM generate_series(1, 12000) i");
-    hsql(db, "INSERT INTO usage_batches (batch_id, host, records, rows,"
-             " applied_at) VALUES ('00000000000000dd-0', 'recent', 1, 1,"
-             " now() - interval '1 day')");
+    tg_it_pg_query(
+        db, "INSERT INTO usage_batches (batch_id, host, records, rows,"
+            " applied_at) SELECT '00000000000000dd-' || i, 'old', 1, 1,"
+            " now() - interval '3 days' FROM generate_series(1, 12000) i");
+    tg_it_pg_query(db,
+                   "INSERT INTO usage_batches (batch_id, host, records, rows,"
+                   " applied_at) VALUES ('00000000000000dd-0', 'recent', 1, 1,"
+                   " now() - interval '1 day')");
     /* A new admin purges at its first round. */
     tg_it_fixture_settle(&f);
     TG_IT_CHECK_INT(tg_it_children(f.tg.pid, "admin", pids, 4), 1);
@@ -305,9 +295,9 @@ tg_it_usage_batches_purged(void)
     TG_IT_CHECK(
         tg_it_file_wait(f.error_log, "purged 12000 usage batch ids", 20000));
     for (i = 0; i < 50; i++) {
-        out = hsql(db, "SELECT count(*) FILTER (WHERE host = 'old'),"
-                       " count(*) FILTER (WHERE host = 'recent')"
-                       " FROM usage_batches");
+        out = tg_it_pg_query(db, "SELECT count(*) FILTER (WHERE host = 'old'),"
+                                 " count(*) FILTER (WHERE host = 'recent')"
+                                 " FROM usage_batches");
         if (strcmp(out, "0|1") == 0) {
             break;
         }

@@ -61,22 +61,10 @@ typedef struct {
 } load_t;
 
 
-/* Run <sql> on <db>; its output (static) or a failed test. */
-static const char *
-sql(const char *db, const char *text)
-{
-    static char out[8192];
-
-    TG_IT_CHECKF(tg_it_pg_exec(db, text, out, sizeof(out)) == 0,
-                 "psql failed: %s\n  for: %s", out, text);
-    return out;
-}
-
-
 static void
 pg_sums(const char *db, sums_t *s)
 {
-    const char *out = sql(
+    const char *out = tg_it_pg_query(
         db, "SELECT coalesce(sum(requests),0), coalesce(sum(input_tokens),0),"
             " coalesce(sum(output_tokens),0),"
             " coalesce(sum(cache_read_tokens),0),"
@@ -423,23 +411,25 @@ test_records_reach_pg(void)
     check_ledger(db, f.ledger, sent);
     /* Each row's cost is exactly its tokens at the seeded list prices
      * (endpoints' price_factor is 1), and nothing went unpriced. */
-    out = sql(db, "SELECT count(*), bool_and(h.cost_usd = "
-                  "(h.input_tokens * p.input_usd_per_mtok"
-                  " + h.output_tokens * p.output_usd_per_mtok"
-                  " + h.cache_read_tokens * p.cache_read_usd_per_mtok"
-                  " + h.cache_write_5m_tokens * p.cache_write_5m_usd_per_mtok"
-                  " + h.cache_write_1h_tokens * p.cache_write_1h_usd_per_mtok)"
-                  " / 1000000), sum(h.unpriced_requests), sum(h.cost_usd) > 0"
-                  " FROM usage_hourly h JOIN model_prices p ON p.pattern ="
-                  " CASE h.model WHEN 'gpt-4o' THEN 'gpt-4o'"
-                  " ELSE 'claude-sonnet-4-5*' END WHERE h.endpoint <> ''");
+    out = tg_it_pg_query(
+        db, "SELECT count(*), bool_and(h.cost_usd = "
+            "(h.input_tokens * p.input_usd_per_mtok"
+            " + h.output_tokens * p.output_usd_per_mtok"
+            " + h.cache_read_tokens * p.cache_read_usd_per_mtok"
+            " + h.cache_write_5m_tokens * p.cache_write_5m_usd_per_mtok"
+            " + h.cache_write_1h_tokens * p.cache_write_1h_usd_per_mtok)"
+            " / 1000000), sum(h.unpriced_requests), sum(h.cost_usd) > 0"
+            " FROM usage_hourly h JOIN model_prices p ON p.pattern ="
+            " CASE h.model WHEN 'gpt-4o' THEN 'gpt-4o'"
+            " ELSE 'claude-sonnet-4-5*' END WHERE h.endpoint <> ''");
     TG_IT_CHECKF(strstr(out, "|t|0|t") != NULL, "costs: %s", out);
     /* usage.detail: one usage_requests row per request, in this month's
      * partition, with the same token sums. */
-    out = sql(db, "SELECT count(*), sum(input_tokens), sum(output_tokens),"
-                  " (SELECT sum(input_tokens) || '|' || sum(output_tokens)"
-                  " FROM usage_hourly WHERE endpoint <> '')"
-                  " FROM usage_requests WHERE endpoint <> ''");
+    out = tg_it_pg_query(
+        db, "SELECT count(*), sum(input_tokens), sum(output_tokens),"
+            " (SELECT sum(input_tokens) || '|' || sum(output_tokens)"
+            " FROM usage_hourly WHERE endpoint <> '')"
+            " FROM usage_requests WHERE endpoint <> ''");
     tg_it_note("detail: %s", out);
     {
         long long n = 0, in = -1, outp = -1, hin = -2, hout = -2;
@@ -450,11 +440,11 @@ test_records_reach_pg(void)
         TG_IT_CHECK_INT(in, hin);
         TG_IT_CHECK_INT(outp, hout);
     }
-    out = sql(db, "SELECT count(*) FROM usage_batches");
+    out = tg_it_pg_query(db, "SELECT count(*) FROM usage_batches");
     tg_it_note("%s batches", out);
     /* The usage API's function answers in the same vocabulary. */
-    out = sql(db, "SELECT tg_api.usage_list('{\"role\":\"admin\"}', "
-                  "'{\"group_by\":\"model\"}')");
+    out = tg_it_pg_query(db, "SELECT tg_api.usage_list('{\"role\":\"admin\"}', "
+                             "'{\"group_by\":\"model\"}')");
     TG_IT_CHECKF(strstr(out, "\"model\": \"gpt-4o\"") != NULL &&
                      strstr(out, "\"cache_read_tokens\"") != NULL,
                  "usage_list: %s", out);

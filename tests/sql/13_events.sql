@@ -1,7 +1,8 @@
 -- Endpoint events: tg_api.events_ingest (batches, replays, partitions),
--- events_partitions (ahead and retention), endpoint_events_list (admins
--- only, newest first, time bounds, keyset pagination); and the groups'
--- translate and wait_for_cooldown_ms settings.
+-- events_partitions and usage_partitions (ahead and retention),
+-- endpoint_events_list (admins only, newest first, time bounds, keyset
+-- pagination); and the groups' translate and wait_for_cooldown_ms
+-- settings.
 \pset tuples_only on
 \pset format unaligned
 \set sys '{"actor": null, "role": "system", "addr": "127.0.0.1", "host": "h0"}'
@@ -72,6 +73,16 @@ SELECT jsonb_array_length(tg_api.events_partitions(0) -> 'created');
 SELECT tg_api.events_partitions(0) -> 'created';
 SELECT tg_api.events_partitions(1) -> 'dropped';
 SELECT count(*) FROM endpoint_events;
+-- usage_requests has the same upkeep; no other table is partitioned so.
+SELECT jsonb_array_length(tg_api.usage_partitions(0) -> 'created');
+SELECT tg_api.usage_partitions(0) -> 'created';
+CREATE TABLE usage_requests_201901 PARTITION OF usage_requests
+    FOR VALUES FROM ('2019-01-01 00:00Z') TO ('2019-02-01 00:00Z');
+SELECT tg_api.usage_partitions(1) -> 'dropped';
+SELECT count(*) FROM pg_inherits
+ WHERE inhparent = 'usage_requests'::regclass;
+SELECT tg_api._month_partitions('users', 0);
+SELECT tg_api._month_partition('users; DROP TABLE users', now());
 
 -- Groups: translate and wait_for_cooldown_ms.
 SELECT tg_api.groups_create(:'root', '{"name": "strict", "translate": false,

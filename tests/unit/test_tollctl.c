@@ -189,6 +189,16 @@ test_values(void)
     check_value(TG_CTL_T_ENUM, "admin|user", "user", "\"user\"");
     check_value(TG_CTL_T_ENUM, "admin|user", "use", NULL);
     check_value(TG_CTL_T_ENUM, "admin|user", "admin|user", NULL);
+    check_value(TG_CTL_T_BOOL, NULL, "on", "true");
+    check_value(TG_CTL_T_BOOL, NULL, "true", "true");
+    check_value(TG_CTL_T_BOOL, NULL, "off", "false");
+    check_value(TG_CTL_T_BOOL, NULL, "false", "false");
+    check_value(TG_CTL_T_BOOL, NULL, "on|off", NULL);
+    check_value(TG_CTL_T_BOOL, NULL, "1", NULL);
+    check_value(TG_CTL_T_BOOL, NULL, "", NULL);
+    check_value(TG_CTL_T_DECIMAL, NULL, "0.05", "\"0.05\"");
+    check_value(TG_CTL_T_DECIMAL, NULL, "-0.1", NULL);
+    check_value(TG_CTL_T_DECIMAL, NULL, "1e3", NULL);
     check_value(TG_CTL_T_DURATION, NULL, "1h", "3600");
     check_value(TG_CTL_T_TIME, NULL, "+1d", "\"2026-12-03T14:00:00Z\"");
     check_value(TG_CTL_T_STR, NULL, "\xff", NULL);
@@ -215,19 +225,28 @@ static const tg_ctl_cmd_t test_cmd = {"create", "ID",      1,    1,   "test",
                                       NULL,     test_opts, NULL, NULL};
 
 
+/* Parse <words> for <cmd>; returns the exit status. */
+static int
+parse_cmd(cap_t *c, const tg_ctl_cmd_t *cmd, tg_ctl_args_t *a,
+          const char *const *words)
+{
+    char *argv[32];
+    int argc = 0, rc;
+
+    while (*words != NULL && argc < 32) {
+        argv[argc++] = (char *)*words++;
+    }
+    rc = tg_ctl_args_parse(&c->ctl, cmd, argc, argv, a);
+    cap_flush(c);
+    return rc;
+}
+
+
 /* Parse <words> for test_cmd; returns the exit status. */
 static int
 parse(cap_t *c, tg_ctl_args_t *a, const char *const *words)
 {
-    char *argv[16];
-    int argc = 0, rc;
-
-    while (*words != NULL && argc < 16) {
-        argv[argc++] = (char *)*words++;
-    }
-    rc = tg_ctl_args_parse(&c->ctl, &test_cmd, argc, argv, a);
-    cap_flush(c);
-    return rc;
+    return parse_cmd(c, &test_cmd, a, words);
 }
 
 
@@ -263,6 +282,92 @@ test_args(void)
         json_object_get(json_object_get(a.body, "quota"), "tokens_month")));
     tg_ctl_args_fini(&a);
     cap_close(&c);
+}
+
+
+/* Command <name> of the groups group. */
+static const tg_ctl_cmd_t *
+groups_cmd(const char *name)
+{
+    const tg_ctl_cmd_t *c;
+
+    for (c = tg_ctl_groups_cmds; c->name != NULL; c++) {
+        if (strcmp(c->name, name) == 0) {
+            return c;
+        }
+    }
+    CU_FAIL_FATAL("no such groups command");
+    return NULL;
+}
+
+
+/* parse_cmd() of groups <cmd> <words>: status <want>, and the body as
+ * sorted JSON equal to <body> (status 0) or stderr holding <body>. */
+static void
+check_group(const char *cmd, const char *const *words, int want,
+            const char *body)
+{
+    tg_ctl_args_t a;
+    char *got;
+    cap_t c;
+
+    cap_open(&c);
+    snprintf(c.ctl.cmd, sizeof(c.ctl.cmd), "groups %s", cmd);
+    CU_ASSERT_EQUAL(parse_cmd(&c, groups_cmd(cmd), &a, words), want);
+    got = want == 0 ? json_dumps(a.body, JSON_COMPACT | JSON_SORT_KEYS)
+                    : strdup(c.err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    if (want == 0 ? strcmp(got, body) != 0 : strstr(got, body) == NULL) {
+        fprintf(stderr, "\nwanted \"%s\" in \"%s\"\n", body, got);
+        CU_FAIL("groups arguments");
+    }
+    free(got);
+    tg_ctl_args_fini(&a);
+    cap_close(&c);
+}
+
+
+/* groups create and update set every field the API's groups take. */
+static void
+test_group_fields(void)
+{
+    const char *all[] = {"4",       "--name",
+                         "eu",      "--strategy",
+                         "latency", "--description",
+                         "d",       "--failure-threshold",
+                         "3",       "--cooldown-ms",
+                         "1000",    "--max-retries",
+                         "1",       "--retry-deadline-ms",
+                         "5000",    "--sticky",
+                         "off",     "--sticky-ttl-ms",
+                         "60000",   "--exploration",
+                         "0.1",     "--translate",
+                         "off",     "--wait-for-cooldown-ms",
+                         "250",     NULL};
+    const char *on[] = {"eu", "--translate", "on", "--sticky=true", NULL};
+    const char *bad[] = {"eu", "--translate", "maybe", NULL};
+    const char *bad_sticky[] = {"4", "--sticky", "1", NULL};
+    const char *bad_expl[] = {"4", "--exploration", "5%", NULL};
+    const char *bad_wait[] = {"4", "--wait-for-cooldown-ms", "1s", NULL};
+    const char *no_name[] = {"eu", "--name", "other", NULL};
+
+    check_group("update", all, 0,
+                "{\"cooldown_ms\":1000,\"description\":\"d\","
+                "\"exploration\":\"0.1\",\"failure_threshold\":3,"
+                "\"max_retries\":1,\"name\":\"eu\","
+                "\"retry_deadline_ms\":5000,\"sticky\":false,"
+                "\"sticky_ttl_ms\":60000,\"strategy\":\"latency\","
+                "\"translate\":false,\"wait_for_cooldown_ms\":250}");
+    check_group("create", on, 0, "{\"sticky\":true,\"translate\":true}");
+    check_group("create", bad, 2,
+                "--translate: expected on or off, got 'maybe'");
+    check_group("update", bad_sticky, 2,
+                "--sticky: expected on or off, got '1'");
+    check_group("update", bad_expl, 2,
+                "--exploration: expected a decimal like 0.05, got '5%'");
+    check_group("update", bad_wait, 2,
+                "--wait-for-cooldown-ms: expected an integer, got '1s'");
+    check_group("create", no_name, 2, "unknown option '--name'");
 }
 
 
@@ -897,6 +1002,8 @@ tg_test_tollctl_register(void)
         !CU_add_test(s, "options land in the body, query or command",
                      test_args) ||
         !CU_add_test(s, "bad arguments are one usage line", test_args_errors) ||
+        !CU_add_test(s, "groups create and update take every group field",
+                     test_group_fields) ||
         !CU_add_test(s, "commands refuse bad usage with status 2",
                      test_main_usage) ||
         !CU_add_test(s, "server text loses control characters", test_clean) ||
