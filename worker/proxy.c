@@ -489,6 +489,12 @@ tg_proxy_commit(tg_upstream_t *u, const tg_http_resp_t *resp)
                       u->coding, r->id);
     }
     r->usage_on = true;
+    /* A translated stream is parsed once: usage sees the translator's
+     * events instead of parsing the bytes itself. */
+    u->usage_events = u->tx != NULL && tg_usage_takes_events(&r->usage);
+    if (u->usage_events) {
+        tg_translate_observe(u->tx, tg_usage_event, &r->usage);
+    }
     r->first_byte_us = tg_time_mono_us();
     tg_request_progress(r);
     u->last_io = tg_ev_now(w->loop);
@@ -544,6 +550,30 @@ tg_proxy_head_done(tg_upstream_t *u)
 }
 
 
+/* Translated output for a client that has left: dropped. */
+static int
+tg_proxy_discard(void *ctx, const char *p, size_t n)
+{
+    (void)ctx;
+    (void)p;
+    (void)n;
+    return TG_OK;
+}
+
+
+/* Upstream body bytes for usage alone (the client has left). */
+static void
+tg_proxy_usage_feed(tg_upstream_t *u, const char *p, size_t n)
+{
+    if (u->usage_events) {
+        /* Usage reads the translator's events: keep it parsing. */
+        (void)tg_translate_feed(u->tx, p, n, tg_proxy_discard, NULL);
+        return;
+    }
+    tg_usage_feed(&u->r->usage, p, n);
+}
+
+
 /*
  * curl write callback: frame <nmemb> bytes for the client.  Returns
  * CURL_WRITEFUNC_PAUSE when the client's output is over its bound (curl
@@ -569,7 +599,7 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (r->draining) {
         /* The client left: only the usage is read, up to drain_bytes. */
         r->drained += n;
-        tg_usage_feed(&r->usage, ptr, n);
+        tg_proxy_usage_feed(u, ptr, n);
         tg_request_progress(r);
         u->last_io = tg_ev_now(u->w->loop);
         if (r->drained > u->w->conf->drain_bytes) {
@@ -601,7 +631,9 @@ tg_proxy_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (rc != TG_OK) {
         return 0;
     }
-    tg_usage_feed(&r->usage, ptr, n);
+    if (!u->usage_events) {
+        tg_usage_feed(&r->usage, ptr, n);
+    }
     tg_request_progress(r);
     u->last_io = tg_ev_now(u->w->loop);
     tg_conn_want_flush(c);

@@ -57,6 +57,7 @@ struct tg_upstream_s {
     uint64_t tried[TG_PROXY_TRIED_WORDS]; /* bit i: endpoint i tried */
     bool xlate;         /* the attempt's endpoint speaks the other API */
     tg_translate_t *tx; /* translates the committed response, or NULL */
+    bool usage_events;  /* usage reads tx's parsed events, not the bytes */
     char *body;         /* body with the model renamed or translated, or NULL */
     size_t body_len;
     unsigned sends;       /* times curl began sending this attempt */

@@ -63,6 +63,8 @@ struct tg_translate_s {
     tg_buf_t o;    /* translated output of one event */
     tg_translate_emit_pt emit;
     void *ctx;
+    tg_translate_observe_pt observe; /* sees each upstream event, or NULL */
+    void *observe_ctx;
 };
 
 
@@ -1180,6 +1182,9 @@ tg_xt_sse_event(void *ctx, const tg_sse_event_t *ev)
     json_t *root;
     int rc;
 
+    if (x->observe != NULL) {
+        x->observe(x->observe_ctx, ev);
+    }
     if (x->done || x->errored) {
         return TG_OK;
     }
@@ -1327,6 +1332,15 @@ tg_translate_destroy(tg_translate_t *x)
     tg_buf_fini(&x->o);
     tg_buf_fini(&x->body);
     free(x);
+}
+
+
+/* See translate.h. */
+void
+tg_translate_observe(tg_translate_t *x, tg_translate_observe_pt fn, void *ctx)
+{
+    x->observe = fn;
+    x->observe_ctx = ctx;
 }
 
 

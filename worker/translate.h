@@ -22,6 +22,7 @@
 #define TG_WORKER_TRANSLATE_H
 
 #include "core/core.h"
+#include "core/sse.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,6 +74,18 @@ typedef struct tg_translate_s tg_translate_t;
 tg_translate_t *tg_translate_create(int client_api, int status, bool sse,
                                     bool include_usage);
 void tg_translate_destroy(tg_translate_t *x);
+
+/* Sees each upstream stream event as the translator parsed it. */
+typedef void (*tg_translate_observe_pt)(void *ctx, const tg_sse_event_t *ev);
+
+/*
+ * Hand each upstream stream event to <fn> before translating it (every
+ * event, also those after the stream's end or an error), so that a reader
+ * of the upstream's own events, such as usage, need not parse the stream
+ * a second time.
+ */
+void tg_translate_observe(tg_translate_t *x, tg_translate_observe_pt fn,
+                          void *ctx);
 
 /*
  * Feed <n> upstream body bytes at <p>; translated output goes to <emit>.

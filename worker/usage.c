@@ -217,8 +217,9 @@ tg_usage_model(tg_usage_t *u, json_t *model)
 }
 
 
+/* One event of a Messages or Chat Completions stream. */
 static int
-tg_usage_event(void *ctx, const tg_sse_event_t *ev)
+tg_usage_sse_event(void *ctx, const tg_sse_event_t *ev)
 {
     tg_usage_t *u = ctx;
     json_t *root, *msg;
@@ -282,7 +283,7 @@ tg_usage_plain(void *ctx, const char *p, size_t len)
     if (u->sse) {
         /* Out of memory only loses the usage of this stream; the bytes
          * still reach the client. */
-        (void)tg_sse_feed(&u->sse_parser, p, len, tg_usage_event, u);
+        (void)tg_sse_feed(&u->sse_parser, p, len, tg_usage_sse_event, u);
         return;
     }
     tg_json_scan_feed(&u->scan, p, len);
@@ -300,6 +301,35 @@ tg_usage_undecodable(tg_usage_t *u, const tg_err_t *err)
     u->unknown = true;
     tg_decode_destroy(u->dec);
     u->dec = NULL;
+}
+
+
+/* See usage.h. */
+bool
+tg_usage_takes_events(const tg_usage_t *u)
+{
+    return u->sse && !u->responses && u->coding == TG_DECODE_IDENTITY;
+}
+
+
+/* See usage.h. */
+void
+tg_usage_event(void *ctx, const tg_sse_event_t *ev)
+{
+    tg_usage_t *u = ctx;
+    tg_sse_event_t cut;
+
+    if (u->unknown) {
+        return;
+    }
+    if (ev->data.len > TG_USAGE_SSE_MAX) {
+        /* As the own parser would have it: data past the bound is cut. */
+        cut = *ev;
+        cut.data.len = TG_USAGE_SSE_MAX;
+        cut.truncated = true;
+        ev = &cut;
+    }
+    (void)tg_usage_sse_event(u, ev);
 }
 
 

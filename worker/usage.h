@@ -117,6 +117,17 @@ void tg_usage_fini(tg_usage_t *u);
 /* Observe <len> response body bytes, as they came from the upstream. */
 void tg_usage_feed(tg_usage_t *u, const char *p, size_t len);
 
+/*
+ * Whether <u> may be given the upstream's stream events already parsed
+ * (tg_usage_event) instead of its bytes: an identity-coded Messages or
+ * Chat Completions event stream.
+ */
+bool tg_usage_takes_events(const tg_usage_t *u);
+
+/* Observe one event of such a stream (a tg_translate_observe_pt whose
+ * <ctx> is the tg_usage_t); the bytes then do not go to tg_usage_feed. */
+void tg_usage_event(void *ctx, const tg_sse_event_t *ev);
+
 /* The body is complete: parse what the JSON scanner captured. */
 void tg_usage_finish(tg_usage_t *u);
 

@@ -253,20 +253,31 @@ test_usage_asked_for_the_client(void)
 
 /* A client that leaves a slow stream after its first events, with
  * usage.on_client_disconnect = <mode>; returns the usage record's line
- * and the ledger's (the caller frees both). */
+ * and the ledger's (the caller frees both).  <translated>: the only
+ * endpoint speaks the OpenAI API, so the stream is translated. */
 static void
-disconnect_run(const char *mode, char **rec, char **led)
+disconnect_run(const char *mode, bool translated, char **rec, char **led)
 {
     tg_it_fixture_t f;
     tg_it_conn_t c;
     char log[4096], *raw;
     const char *const gone[] = {"\"outcome\":\"client_gone\"", NULL};
-    const char *const line[] = {"\"path\":\"/v1/messages\"", NULL};
+    const char *const line[] = {translated ? "\"path\":\"/v1/chat/completions\""
+                                           : "\"path\":\"/v1/messages\"",
+                                NULL};
 
     tg_it_fixture_init(&f);
     tg_it_path(log, sizeof(log), "usage.log");
     tg_it_conf_set(&f.conf, "usage.log", "\"%s\"", log);
     tg_it_conf_set(&f.conf, "usage.on_client_disconnect", "\"%s\"", mode);
+    if (translated) {
+        tg_it_conf_set(&f.conf, "endpoints",
+                       "( { name = \"mock-openai\"; "
+                       "url = \"http://127.0.0.1:%d\"; style = \"openai\"; "
+                       "credential = \"" TG_IT_CRED "\"; "
+                       "health_interval = 0; } )",
+                       f.mock_port);
+    }
     tg_it_fixture_start(&f);
     raw = tg_it_request_build(
         "POST", "/v1/messages",
@@ -293,12 +304,13 @@ disconnect_run(const char *mode, char **rec, char **led)
 }
 
 
+/* <translated>: see disconnect_run. */
 static void
-test_disconnect_drain(void)
+disconnect_drain(bool translated)
 {
     char *rec = NULL, *led = NULL;
 
-    disconnect_run("drain", &rec, &led);
+    disconnect_run("drain", translated, &rec, &led);
     /* The upstream was read to its end: the true usage is known. */
     TG_IT_CHECKF(led && strstr(led, "\"completed\":true") &&
                      strstr(led, "\"output_tokens\":20"),
@@ -312,11 +324,27 @@ test_disconnect_drain(void)
 
 
 static void
+test_disconnect_drain(void)
+{
+    disconnect_drain(false);
+}
+
+
+/* The translated stream's usage comes from the translator's events: the
+ * drain keeps the translator reading, its output dropped. */
+static void
+test_disconnect_drain_translated(void)
+{
+    disconnect_drain(true);
+}
+
+
+static void
 test_disconnect_cancel(void)
 {
     char *rec = NULL, *led = NULL;
 
-    disconnect_run("cancel", &rec, &led);
+    disconnect_run("cancel", false, &rec, &led);
     /* Cut at once: the mock saw its client leave; the record carries
      * what was known, flagged as not final. */
     TG_IT_CHECKF(led && strstr(led, "\"completed\":false"),
@@ -333,6 +361,9 @@ const tg_it_test_t tg_it_quota_tests[] = {
     {"a client that leaves mid-stream with on_client_disconnect = drain: "
      "the upstream is read to its end and the record has the true usage",
      test_disconnect_drain},
+    {"a client that leaves a translated stream with on_client_disconnect "
+     "= drain: the record has the true usage",
+     test_disconnect_drain_translated},
     {"a client that leaves mid-stream with on_client_disconnect = cancel: "
      "the upstream is cut at once and the record has the usage known",
      test_disconnect_cancel},

@@ -28,6 +28,7 @@
 #include "worker/respond.h"
 #include "worker/translate.h"
 #include "worker/translate_fast.h"
+#include "worker/usage.h"
 
 #include <CUnit/CUnit.h>
 #include <dirent.h>
@@ -439,6 +440,89 @@ test_translate_every_byte(void)
 }
 
 
+/* Output dropped (the usage test looks only at what the observer saw). */
+static int
+tg_test_xl_drop(void *ctx, const char *p, size_t n)
+{
+    (void)ctx;
+    (void)p;
+    (void)n;
+    return TG_OK;
+}
+
+
+/* Whether usage <a> and <b> read the same from a stream. */
+static bool
+tg_test_xl_usage_same(const tg_usage_t *a, const tg_usage_t *b)
+{
+    return memcmp(a->tokens, b->tokens, sizeof(a->tokens)) == 0 &&
+           strcmp(a->model, b->model) == 0 && a->seen == b->seen &&
+           a->final == b->final && a->ended == b->ended &&
+           a->error_event == b->error_event;
+}
+
+
+/*
+ * Usage that reads a translated stream's events from the translator
+ * (tg_translate_observe) reads what it reads from the upstream's bytes
+ * (tg_usage_feed), for every recorded stream cut at every byte.
+ */
+static void
+test_translate_usage_events(void)
+{
+    char dir[1024], *kind, *in;
+    size_t n, cut;
+    struct dirent *de;
+    tg_test_xl_resp_t k;
+    tg_usage_t ref, u;
+    tg_translate_t *x;
+    int streams = 0, with_usage = 0;
+    bool openai_up;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%s/" TG_TEST_XL_DIR, tg_test_srcdir());
+    d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    while ((de = readdir(d)) != NULL) {
+        kind = tg_test_xl_read(de->d_name, "kind", NULL);
+        in = tg_test_xl_read(de->d_name, "input", &n);
+        if (kind != NULL && in != NULL && tg_test_xl_parse_kind(kind, &k) &&
+            k.sse && k.status == 200) {
+            streams++;
+            openai_up = k.api == TG_API_ANTHROPIC;
+            tg_usage_init(&ref, openai_up, true, TG_DECODE_IDENTITY, 1);
+            tg_usage_feed(&ref, in, n);
+            with_usage += ref.final;
+            for (cut = 1; cut < n; cut++) {
+                tg_usage_init(&u, openai_up, true, TG_DECODE_IDENTITY, 1);
+                CU_ASSERT_FATAL(tg_usage_takes_events(&u));
+                x = tg_translate_create(k.api, 200, true, k.usage);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+                tg_translate_observe(x, tg_usage_event, &u);
+                (void)tg_translate_feed(x, in, cut, tg_test_xl_drop, NULL);
+                (void)tg_translate_feed(x, in + cut, n - cut, tg_test_xl_drop,
+                                        NULL);
+                tg_translate_destroy(x);
+                if (!tg_test_xl_usage_same(&u, &ref)) {
+                    CU_FAIL("usage from the translator's events differs");
+                    fprintf(stderr, "\n  %s differs cut at %zu\n", de->d_name,
+                            cut);
+                    tg_usage_fini(&u);
+                    break;
+                }
+                tg_usage_fini(&u);
+            }
+            tg_usage_fini(&ref);
+        }
+        free(kind);
+        free(in);
+    }
+    closedir(d);
+    CU_ASSERT(streams >= 4);
+    CU_ASSERT(with_usage >= 2);
+}
+
+
 /* Garbage, a truncated stream and an event past the bound never crash
  * and end in a bounded way. */
 static void
@@ -795,6 +879,10 @@ tg_test_translate_register(void)
                     test_translate_responses) == NULL ||
         CU_add_test(s, "streams cut at every byte translate as when fed whole",
                     test_translate_every_byte) == NULL ||
+        CU_add_test(s,
+                    "usage read from the translator's events equals usage "
+                    "read from the bytes, cut at every byte",
+                    test_translate_usage_events) == NULL ||
         CU_add_test(s, "hostile upstream bodies never crash",
                     test_translate_hostile) == NULL ||
         CU_add_test(s, "bad request bodies are declined with a message",
