@@ -175,7 +175,9 @@ tg_ctl_fmt_bytes(char *buf, size_t cap, double n)
 void
 tg_ctl_fmt_us(char *buf, size_t cap, double us)
 {
-    if (us < 1000) {
+    if (us < 0.5) {
+        snprintf(buf, cap, "0"); /* a duration set to none, or none seen */
+    } else if (us < 1000) {
         snprintf(buf, cap, "%.0fus", us);
     } else if (us < 10000) {
         snprintf(buf, cap, "%.2fms", us / 1000);

@@ -567,6 +567,8 @@ test_numbers(void)
     tg_ctl_fmt_progress(b, sizeof(b), 100, 10, 10, 0);
     CU_ASSERT_STRING_EQUAL(b, "[####################] 100%  10/10 rows  0 "
                               "rows/s  100 B");
+    tg_ctl_fmt_us(b, sizeof(b), 0);
+    CU_ASSERT_STRING_EQUAL(b, "0");
     tg_ctl_fmt_us(b, sizeof(b), 850);
     CU_ASSERT_STRING_EQUAL(b, "850us");
     tg_ctl_fmt_us(b, sizeof(b), 1250);
