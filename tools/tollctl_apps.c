@@ -4,7 +4,7 @@
  *      command groups.
  *
  * NOTES
- *      apps apply builds one of the three application bodies of issue 8
+ *      apps apply builds one of the three application bodies
  *      ({"kind":"model_access","key_id","models"}, {"kind":
  *      "quota_increase","quota":{...}}, {"kind":"new_key","key":{...}})
  *      from flat options and refuses options that do not belong to the

@@ -3,7 +3,7 @@
  *      tollctl: the users, keys and tokens command groups.
  *
  * NOTES
- *      /admin/api/users, /admin/api/keys and /admin/api/tokens (issue 8).
+ *      /admin/api/users, /admin/api/keys and /admin/api/tokens.
  *      A password is never an argument: --password-prompt asks the terminal
  *      without echo, --password-stdin reads one line from stdin.  A new or
  *      rotated key and a new token are shown once (tollctl_cmd.c).
