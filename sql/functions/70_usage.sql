@@ -39,6 +39,7 @@ SET search_path = pg_catalog, public
 AS $$
 DECLARE
     v_rows integer := coalesce(jsonb_array_length(p_batch -> 'rows'), 0);
+    v_month timestamptz;
 BEGIN
     INSERT INTO usage_batches (batch_id, host, records, rows)
     VALUES (p_batch ->> 'batch_id', p_batch ->> 'host',
@@ -93,6 +94,16 @@ BEGIN
         bytes_in = h.bytes_in + EXCLUDED.bytes_in,
         bytes_out = h.bytes_out + EXCLUDED.bytes_out;
     IF jsonb_array_length(coalesce(p_batch -> 'detail', '[]')) > 0 THEN
+        -- A batch replayed late (from a journal or spool) may hold a
+        -- month whose partition is not there (yet, or any more): made
+        -- here, so the batch never fails for want of one.
+        FOR v_month IN
+            SELECT DISTINCT date_trunc('month',
+                                       to_timestamp((d ->> 0)::numeric / 1000),
+                                       'UTC')
+              FROM jsonb_array_elements(p_batch -> 'detail') AS d LOOP
+            PERFORM tg_api._month_partition('usage_requests', v_month);
+        END LOOP;
         INSERT INTO usage_requests (
             at, host, request_id, user_id, key_id, model, endpoint, api,
             stream, status, outcome, attempts, input_tokens, output_tokens,

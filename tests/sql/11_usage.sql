@@ -12,6 +12,11 @@ SELECT tg_api.usage_ingest(:'b1');
 SELECT hour, user_id, requests, errors, input_tokens, cache_read_tokens,
        cost_usd, latency_ms_max FROM usage_hourly ORDER BY hour;
 SELECT batch_id, records, rows FROM usage_batches;
+-- A detail row of a month without a partition makes its partition.
+\set b2 '{"batch_id": "00000000000000bb-2", "host": "h1", "records": 1, "rows": [], "detail": [[1580558400000, "r-1", 2, 5, "claude-x", "ep", "anthropic", false, 200, "ok", 1, 10, 20, 0, 0, 0, 0, 1234567, false, true, 100, 50, 300, 400]]}'
+SELECT to_regclass('public.usage_requests_202002') IS NULL;
+SELECT tg_api.usage_ingest(:'b2');
+SELECT request_id, at FROM usage_requests_202002;
 -- Grouping; cost is a decimal string.
 SELECT tg_api.usage_list(:'root', '{"from": "2026-01-01T00:00:00Z", "group_by": "day,user"}');
 SELECT tg_api.usage_list(:'root', '{"from": "2026-01-01T00:00:00Z", "group_by": "model", "endpoint": "ep"}');
