@@ -281,12 +281,13 @@ tg_proxy_route_req(const tg_upstream_t *u, tg_route_req_t *q)
 
 /*
  * Whether <u> may try another endpoint now: retries left in its group
- * (max_retries), the group's retry_deadline not passed since the request
- * arrived, an untried available endpoint, and, when <rate> (this failure
- * is a 429 with retry-after), fewer than TG_PROXY_RATE_RETRIES retries
- * after rate limits so far: when one account is rate limited its siblings
- * usually are about to be, and retrying every 429 everywhere would
- * multiply a storm by max_retries.
+ * (max_retries, counted in endpoints tried: libcurl's own re-sends on
+ * the same endpoint are attempts in the logs but not retries), the group's
+ * retry_deadline not passed since the request arrived, an untried available
+ * endpoint, and, when <rate> (this failure is a 429 with retry-after), fewer
+ * than TG_PROXY_RATE_RETRIES retries after rate limits so far: when one account
+ * is rate limited its siblings usually are about to be, and retrying every 429
+ * everywhere would multiply a storm by max_retries.
  */
 static bool
 tg_proxy_may_retry(const tg_upstream_t *u, bool rate)
@@ -295,7 +296,7 @@ tg_proxy_may_retry(const tg_upstream_t *u, bool rate)
     const tg_conf_group_t *g = tg_proxy_group(r);
     tg_route_req_t q;
 
-    if (r->attempts < 1 || (uint32_t)r->attempts > g->max_retries) {
+    if (u->hops < 1 || (uint32_t)u->hops > g->max_retries) {
         return false;
     }
     if (rate && u->rate_retries >= TG_PROXY_RATE_RETRIES) {
@@ -974,6 +975,7 @@ tg_proxy_attempt_on(tg_upstream_t *u, int idx)
                                                       : TG_STYLE_ANTHROPIC);
     u->tried[(uint32_t)idx >> 6] |= 1ull << ((uint32_t)idx & 63);
     r->attempts++;
+    u->hops++;
     u->status = 0;
     u->head_done = u->paused = u->discard = false;
     u->last_error[0] = '\0';

@@ -48,6 +48,8 @@ struct tg_upstream_s {
     bool probe;                 /* admitted as its endpoint's half-open probe */
     bool waited;                /* waited once for a cool-down to end */
     uint8_t rate_retries;       /* retries made after a rate-limit 429 */
+    uint8_t hops;               /* attempts begun here, one per endpoint
+                                   (r->attempts adds libcurl's re-sends) */
     int coding;                 /* TG_DECODE_* of the response body */
     uint64_t start_us;          /* attempt start */
     uint64_t last_io;           /* loop ms of the last body bytes */

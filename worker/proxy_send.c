@@ -341,7 +341,7 @@ tg_proxy_prereq_cb(void *userdata, char *primary_ip, char *local_ip,
         r->attempts++;
         tg_log(TG_LOG_INFO, 0,
                "upstream %s attempt %d: the reused connection was closed "
-               "without an answer; the request is sent again on a new "
+               "without an answer; the request is sent again on another "
                "connection (attempt %d)",
                u->w->conf->endpoints[u->endpoint].name, r->attempts - 1,
                r->attempts);

@@ -678,6 +678,67 @@ test_priority_tiers_fail_over_and_back(void)
 }
 
 
+/* Set mock <i>'s fault to <spec> (docs/mock-upstream.md). */
+static void
+rt_mock_fault(const rt_t *r, int i, const char *spec)
+{
+    tg_it_resp_t resp;
+
+    tg_it_request(r->port[i], "POST", "/_mock/fault", NULL, spec, &resp);
+    TG_IT_CHECKF(resp.status == 200, "mock %s refused fault \"%s\": %d",
+                 rt_name[i], spec, resp.status);
+    tg_it_resp_fini(&resp);
+}
+
+
+/*
+ * An upstream that dies leaves every idle connection of the pool dead.
+ * libcurl sends the request again on each dead one it picks (its own
+ * re-sends, each an attempt in the logs), but they are all on one
+ * endpoint: they must not use up the retries that take the request to
+ * another endpoint.  Here ep-a, the primary, drops each reused connection
+ * as the request arrives and resets a new one; ep-b serves.
+ */
+static void
+test_resends_keep_the_retries(void)
+{
+    static const char *const resent[] = {"reused connection was closed", NULL};
+    tg_it_proc_t lg;
+    rt_t r;
+    int n;
+
+    rt_init(&r, "strategy = \"weighted\"; sticky = false; "
+                "failure_threshold = 5;");
+    tg_it_conf_set(&r.f.conf, "workers", "1");
+    tg_it_conf_set(&r.f.conf, "log.level", "\"info\"");
+    snprintf(r.extra[0], sizeof(r.extra[0]),
+             "priority = \"primary\"; health_interval = 0;");
+    snprintf(r.extra[1], sizeof(r.extra[1]),
+             "priority = \"secondary\"; health_interval = 0;");
+    r.down[2] = true;
+    snprintf(r.extra[2], sizeof(r.extra[2]),
+             "priority = \"secondary\"; health_interval = 0; "
+             "enabled = false;");
+    rt_start(&r);
+
+    /* Four requests at once leave four connections in ep-a's pool. */
+    rt_mock_fault(&r, 0, "slow-first-byte:300*4");
+    rt_loadgen_start(&r, &lg, 4, 4, 0);
+    rt_loadgen_check(&lg, 4, 10000);
+    TG_IT_CHECK_INT(rt_count(&r, 0, rt_msg_200), 4);
+
+    rt_mock_fault(&r, 0, "close-reused,reset-before*16");
+    rt_send_ok(&r, NULL, NULL);
+    TG_IT_CHECK_INT(tg_it_file_wait_count(r.ledger[1], rt_msg_200, 1, 2000), 1);
+    n = tg_it_file_count(r.f.error_log, resent);
+    tg_it_note("libcurl re-sent the request %d times on ep-a", n);
+    TG_IT_CHECKF(n >= 2,
+                 "only %d re-send(s): the pool did not hold dead connections",
+                 n);
+    rt_stop(&r);
+}
+
+
 #define STICKY_REQUESTS 100
 #define STICKY_OTHERS   12
 
@@ -1085,6 +1146,9 @@ const tg_it_test_t tg_it_routing_tests[] = {
      "breaker opens, and after it returns and the cool-down passes it gets "
      "traffic again",
      test_killed_upstream_fails_over_and_returns},
+    {"routing: libcurl's re-sends on an endpoint's dead pooled connections "
+     "do not use up the retries to other endpoints",
+     test_resends_keep_the_retries},
     {"routing: an endpoint answering 529 is invisible to clients",
      test_529_is_invisible},
     {"routing: with the primary tier down the secondary serves, and the "
