@@ -94,7 +94,8 @@ typedef enum {
     TG_CTL_F_US,       /* microseconds -> "850us", "12.5ms", "1.20s" */
     TG_CTL_F_MS,       /* milliseconds -> as above */
     TG_CTL_F_PCT,      /* ratio 0..1 -> "99.5%" */
-    TG_CTL_F_BYTES     /* bytes -> "1.5 MiB" */
+    TG_CTL_F_BYTES,    /* bytes -> "1.5 MiB" */
+    TG_CTL_F_ID        /* a name or an id, as is; the id 0 (none) is "-" */
 } tg_ctl_fmt_t;
 
 /* One table column.  <path> names the field ("a.b" nests); alternatives

@@ -486,7 +486,7 @@ static const tg_ctl_col_t tg_ctl_usage_cols[] = {
     {"HOUR", "hour", TG_CTL_F_TEXT, 0},
     {"DAY", "day", TG_CTL_F_TEXT, 0},
     {"MONTH", "month", TG_CTL_F_TEXT, 0},
-    {"USER", "username|user_id", TG_CTL_F_TEXT, 24},
+    {"USER", "username|user_id", TG_CTL_F_ID, 24},
     {"KEY", "key_id", TG_CTL_F_INT, 0},
     {"MODEL", "model", TG_CTL_F_TEXT, 32},
     {"ENDPOINT", "endpoint", TG_CTL_F_TEXT, 24},

@@ -381,6 +381,12 @@ tg_ctl_fmt_value(char *buf, size_t cap, const json_t *v, tg_ctl_fmt_t fmt,
         return;
     }
     switch (fmt) {
+    case TG_CTL_F_ID:
+        if (json_is_integer(v) && json_integer_value(v) == 0) {
+            snprintf(buf, cap, "-");
+            return;
+        }
+        break;
     case TG_CTL_F_LIMIT:
         if (tg_ctl_num(v, &d) && d == 0) {
             snprintf(buf, cap, "-");

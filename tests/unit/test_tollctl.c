@@ -677,6 +677,35 @@ test_table(void)
 }
 
 
+/* A USER column of usage rows: the name, else the id, and the id 0 (a
+ * key of the configuration file, which has no user) as "-". */
+static void
+test_table_id(void)
+{
+    static const tg_ctl_col_t cols[] = {
+        {"USER", "username|user_id", TG_CTL_F_ID, 0},
+        {"REQUESTS", "requests", TG_CTL_F_COUNT, 0},
+        {NULL, NULL, 0, 0},
+    };
+    json_t *items =
+        json_loads("[{\"username\":\"alice\",\"user_id\":3,\"requests\":2},"
+                   "{\"username\":null,\"user_id\":9,\"requests\":1},"
+                   "{\"username\":null,\"user_id\":0,\"requests\":5}]",
+                   0, NULL);
+    cap_t c;
+
+    cap_open(&c);
+    tg_ctl_table(&c.ctl, items, cols);
+    cap_flush(&c);
+    CU_ASSERT_STRING_EQUAL(c.out, "USER   REQUESTS\n"
+                                  "alice         2\n"
+                                  "9             1\n"
+                                  "-             5\n");
+    cap_close(&c);
+    json_decref(items);
+}
+
+
 static void
 test_show(void)
 {
@@ -1017,6 +1046,7 @@ tg_test_tollctl_register(void)
         !CU_add_test(s, "field paths and alternatives resolve",
                      test_json_path) ||
         !CU_add_test(s, "tables align, cut and colour", test_table) ||
+        !CU_add_test(s, "an id of 0 in a table is \"-\"", test_table_id) ||
         !CU_add_test(s, "objects are shown as aligned fields", test_show) ||
         !CU_add_test(s, "server errors become one line", test_error_lines) ||
         !CU_add_test(s, "answers of any shape print bounded and clean",
