@@ -9,8 +9,9 @@
  *      and calls tg_events_store_tick once per drain round.  While the
  *      database is down or not configured, events wait in the buffer (at
  *      most TG_EVENTS_STORE_MAX); beyond it new events are dropped and
- *      counted (tollgate_endpoint_events_total{result="dropped"}).  The
- *      events log, when on, still has them all.
+ *      counted (tollgate_endpoint_events_total{result="dropped"}).  What
+ *      waits is also in usage.spool_dir/events.journal, read back when
+ *      admin starts again.  The events log, when on, still has them all.
  */
 #ifndef TG_ADMIN_EVENTS_STORE_H
 #define TG_ADMIN_EVENTS_STORE_H
@@ -29,8 +30,9 @@ typedef struct {
     uint32_t pending; /* events waiting in the buffer now */
 } tg_events_store_stats_t;
 
-/* Set up for <conf> (kept; events_months and database).  Config-only mode
- * keeps nothing.  TG_OK, or TG_ERROR when out of memory (logged). */
+/* Set up for <conf> (kept; events_months, database and spool_dir) and
+ * read back the events the journal holds.  Config-only mode keeps
+ * nothing.  TG_OK, or TG_ERROR when out of memory (logged). */
 int tg_events_store_init(const tg_conf_t *conf);
 void tg_events_store_fini(void);
 

@@ -318,6 +318,24 @@ test_change_reaches_workers(void)
 }
 
 
+/* Rows of mock-anthropic's "cooled" events in <db>, once there is one
+ * (at most 10 s). */
+static int
+cooled_wait(const char *db)
+{
+    uint64_t deadline = tg_it_now_ms() + 10000;
+    int n;
+
+    while ((n = atoi(tg_it_pg_query(db, "SELECT count(*) FROM endpoint_events"
+                                        " WHERE type = 'cooled' AND endpoint ="
+                                        " 'mock-anthropic'"))) < 1 &&
+           tg_it_now_ms() < deadline) {
+        tg_it_sleep_ms(100);
+    }
+    return n;
+}
+
+
 static void
 test_database_restart(void)
 {
@@ -360,14 +378,8 @@ test_database_restart(void)
     TG_IT_CHECK(
         tg_it_file_wait(f.error_log, "database connection ready", 5000));
     /* The event made during the outage is stored once it is over. */
-    for (i = 0; i < 100 &&
-                atoi(tg_it_pg_query(db, "SELECT count(*) FROM endpoint_events"
-                                        " WHERE type = 'cooled' AND endpoint ="
-                                        " 'mock-anthropic'")) < 1;
-         i++) {
-        tg_it_sleep_ms(100);
-    }
-    TG_IT_CHECKF(i < 100, "the cool-down during the outage was not stored");
+    TG_IT_CHECKF(cooled_wait(db) == 1,
+                 "the cool-down during the outage was not stored");
     /* Listening again: a change reaches the workers. */
     tg_it_pg_query(db, "UPDATE api_keys SET status = 'disabled' WHERE prefix = "
                        "'tg-it-db'");
@@ -458,6 +470,61 @@ test_admin_killed(void)
 }
 
 
+/*
+ * An endpoint event made while PostgreSQL is down waits in admin; admin
+ * is killed with SIGKILL before the database returns.  The next admin
+ * reads it back from the events journal and stores it, once.
+ */
+static void
+test_events_survive_admin_killed(void)
+{
+    static const char *const kept[] = {"endpoint events from", NULL};
+    static const char *const jline[] = {"{", NULL};
+    tg_it_fixture_t f;
+    tg_it_resp_t resp;
+    pid_t admin[4];
+    char db[512], path[4200];
+    int i;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    tg_it_fixture_settle(&f);
+    tg_it_pg_stop();
+    wait_db(f.admin_port, "down", 10000);
+    /* A 429 cools mock-anthropic: a "cooled" event, drained by admin
+     * within 100 ms and journalled before anything else is done with it. */
+    tg_it_request(f.port, "POST", "/v1/messages",
+                  TG_IT_H_ANTHROPIC "x-mock-fault: 429:1\r\n",
+                  TG_IT_BODY_MESSAGES, &resp);
+    tg_it_resp_fini(&resp);
+    tg_it_path(path, sizeof(path), "spool/events.journal");
+    for (i = 0;
+         i < 100 &&
+         tg_it_file_count(path, (const char *const[]){"\"cooled\"", NULL}) < 1;
+         i++) {
+        tg_it_sleep_ms(50);
+    }
+    TG_IT_CHECKF(i < 100, "the cool-down event never reached %s", path);
+    TG_IT_CHECK_INT(tg_it_children(f.tg.pid, "admin", admin, 4), 1);
+    TG_IT_CHECK(kill(admin[0], SIGKILL) == 0);
+    TG_IT_CHECK(tg_it_file_wait(f.error_log, "endpoint events from", 10000));
+    tg_it_pg_start();
+    wait_db(f.admin_port, "ready", 40000);
+    TG_IT_CHECKF(cooled_wait(db) == 1, "the journalled event was not stored");
+    /* Once: the journal is emptied when the batch is stored, and nothing
+     * sends the event again. */
+    for (i = 0; i < 50 && tg_it_file_count(path, jline) > 0; i++) {
+        tg_it_sleep_ms(100);
+    }
+    TG_IT_CHECK_INT(tg_it_file_count(path, jline), 0);
+    TG_IT_CHECK_INT(tg_it_file_count(f.error_log, kept), 1);
+    tg_it_sleep_ms(1500);
+    TG_IT_CHECK_INT(cooled_wait(db), 1);
+    tg_it_fixture_stop(&f);
+}
+
+
 static void
 test_two_hosts(void)
 {
@@ -535,6 +602,9 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"admin killed with SIGKILL: workers keep serving and the new admin "
      "republishes",
      test_admin_killed},
+    {"an endpoint event waiting for PostgreSQL survives admin killed with "
+     "SIGKILL and is stored once when the database returns",
+     test_events_survive_admin_killed},
     {"two tollgates started at once on one database migrate once and see "
      "each other's key disable within 1 s",
      test_two_hosts},

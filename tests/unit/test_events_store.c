@@ -100,6 +100,67 @@ test_es_oversized(void)
 }
 
 
+/* Lines of the file at <path> (-1 when it cannot be read). */
+static int
+tg_test_es_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int ch, n = 0;
+
+    if (f == NULL) {
+        return -1;
+    }
+    while ((ch = fgetc(f)) != EOF) {
+        n += ch == '\n';
+    }
+    fclose(f);
+    return n;
+}
+
+
+/* Events waiting for PostgreSQL are journalled and read back by the next
+ * start; a damaged or foreign line in the journal is left out. */
+static void
+test_es_journal(void)
+{
+    tg_conf_t *conf = tg_test_es_conf("host=/nonexistent dbname=x");
+    char dir[] = "/tmp/tg-es-XXXXXX", path[4200], cmd[160];
+    FILE *f;
+    int i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(conf->spool_dir, sizeof(conf->spool_dir), "%s/spool", dir);
+    snprintf(path, sizeof(path), "%s/events.journal", conf->spool_dir);
+    CU_ASSERT_EQUAL(tg_events_store_init(conf), TG_OK);
+    for (i = 0; i < 3; i++) {
+        tg_events_store_add(tg_test_es_event, sizeof(tg_test_es_event) - 1);
+    }
+    CU_ASSERT_EQUAL(tg_test_es_lines(path), 0); /* not before the tick */
+    tg_events_store_tick(1000);
+    CU_ASSERT_EQUAL(tg_test_es_lines(path), 3);
+    tg_events_store_fini();
+
+    /* As a crash may leave it: a cut line, garbage, an array. */
+    f = fopen(path, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("not json\n[1,2]\n{\"a\":1,\"a\":2}\n", f);
+    fprintf(f, "%.*s", 40, tg_test_es_event);
+    fclose(f);
+    CU_ASSERT_EQUAL(tg_events_store_init(conf), TG_OK);
+    CU_ASSERT_EQUAL(tg_events_store_stats()->pending, 3);
+    CU_ASSERT_EQUAL(tg_test_es_lines(path), 3); /* rewritten, clean */
+    tg_events_store_add(tg_test_es_event, sizeof(tg_test_es_event) - 1);
+    tg_events_store_tick(2000);
+    CU_ASSERT_EQUAL(tg_events_store_stats()->pending, 4);
+    CU_ASSERT_EQUAL(tg_test_es_lines(path), 4);
+    tg_events_store_fini();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    free(conf);
+}
+
+
 int
 tg_test_events_store_register(void)
 {
@@ -113,7 +174,11 @@ tg_test_events_store_register(void)
         CU_add_test(s, "without a database nothing is kept or counted",
                     test_es_config_only) == NULL ||
         CU_add_test(s, "an empty or oversized event is dropped and counted",
-                    test_es_oversized) == NULL) {
+                    test_es_oversized) == NULL ||
+        CU_add_test(s,
+                    "waiting events are journalled and read back at start, "
+                    "damaged lines left out",
+                    test_es_journal) == NULL) {
         return -1;
     }
     return 0;
