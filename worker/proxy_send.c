@@ -319,8 +319,9 @@ tg_proxy_body(tg_upstream_t *u, const tg_conf_endpoint_t *e, const char **body,
  * keep-alive connection turns out to be closed before any answer
  * (libcurl 7.88 cannot be told not to; see docs/routing.md).  The
  * upstream may have received the first copy, so the re-send is a new
- * attempt: counted (it uses up a retry), listed in the access log and
- * logged.
+ * attempt: counted, listed in the access log and logged.  It goes to the
+ * same endpoint, so it does not use up max_retries, which counts
+ * endpoints (tg_proxy_may_retry).
  */
 static int
 tg_proxy_prereq_cb(void *userdata, char *primary_ip, char *local_ip,

@@ -49,6 +49,9 @@ $$;
 
 -- The partition <p_parent>_YYYYMM of public.<p_parent> holding <p_at>,
 -- created when missing.  Returns its name when it was created, else NULL.
+-- Hosts sharing the database may want the same partition at once (at
+-- start, at a month's turn): a transaction lock serialises the creators,
+-- and the one that waited finds it made.
 CREATE FUNCTION tg_api._month_partition(p_parent text, p_at timestamptz)
 RETURNS text
 LANGUAGE plpgsql
@@ -60,6 +63,11 @@ DECLARE
     v_name text := p_parent || '_'
                    || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMM');
 BEGIN
+    IF to_regclass(format('public.%I', v_name)) IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('tollgate.month_partition'),
+                                  hashtext(v_name));
     IF to_regclass(format('public.%I', v_name)) IS NOT NULL THEN
         RETURN NULL;
     END IF;
