@@ -68,7 +68,11 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('tollgate.month_partition'),
                                   hashtext(v_name));
-    IF to_regclass(format('public.%I', v_name)) IS NOT NULL THEN
+    -- Read pg_class with this statement's snapshot: to_regclass may answer
+    -- from a cached miss that the other host's commit did not reset.
+    IF EXISTS (SELECT FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relname = v_name) THEN
         RETURN NULL;
     END IF;
     EXECUTE format('CREATE TABLE public.%I PARTITION OF public.%I '

@@ -1061,26 +1061,51 @@ tg_it_pg_conninfo(void)
 }
 
 
+/* The psql command line running <sql> against <conninfo> into <argv>
+ * (12 entries). */
+static void
+tg_it_psql_argv(char **argv, const char *conninfo, const char *sql)
+{
+    const char *psql = getenv("TG_PSQL");
+    char *const args[] = {
+        (char *)(psql != NULL && psql[0] ? psql : "/usr/bin/psql"),
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        (char *)conninfo,
+        "-c",
+        (char *)sql,
+        NULL};
+
+    memcpy(argv, args, sizeof(args));
+}
+
+
+/* See harness.h. */
+void
+tg_it_pg_start_query(tg_it_proc_t *p, const char *name, const char *conninfo,
+                     const char *sql)
+{
+    char *argv[12];
+
+    tg_it_psql_argv(argv, conninfo, sql);
+    tg_it_proc_start(p, name, argv);
+}
+
+
 /* See harness.h. */
 int
 tg_it_pg_exec(const char *conninfo, const char *sql, char *out, size_t outlen)
 {
-    const char *psql = getenv("TG_PSQL");
-    char *argv[] = {(char *)(psql != NULL && psql[0] ? psql : "/usr/bin/psql"),
-                    "-X",
-                    "-q",
-                    "-A",
-                    "-t",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-d",
-                    (char *)conninfo,
-                    "-c",
-                    (char *)sql,
-                    NULL};
+    char *argv[12];
     char buf[8192];
     int rc;
 
+    tg_it_psql_argv(argv, conninfo, sql);
     rc = tg_it_run(argv, buf, sizeof(buf), 30000);
     if (out != NULL && outlen > 0) {
         size_t len = strlen(buf);

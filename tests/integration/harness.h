@@ -312,6 +312,11 @@ void tg_it_pg_db_create(char *conninfo, size_t len);
 int tg_it_pg_exec(const char *conninfo, const char *sql, char *out,
                   size_t outlen);
 
+/* tg_it_pg_exec of <sql> started in the background as process <p> named
+ * <name> (output in "<dir>/<name>.out"); tg_it_proc_wait for its end. */
+void tg_it_pg_start_query(tg_it_proc_t *p, const char *name,
+                          const char *conninfo, const char *sql);
+
 /* tg_it_pg_exec of <sql> against <conninfo> that must succeed: its output
  * (a static buffer the next call overwrites), or a failed test naming the
  * statement. */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KEY_DB   "tg-it-db-key-0123456789abcdef"
@@ -525,6 +526,54 @@ test_events_survive_admin_killed(void)
 }
 
 
+/*
+ * Two hosts that want the same month partition at once (both starting on
+ * a new database, or a month's turn): the second waits for the first and
+ * finds the partition made, instead of failing its batch.  Here host A's
+ * transaction holds its new partition uncommitted for a second while
+ * host B asks for it.
+ */
+static void
+test_partition_race(void)
+{
+    static const char *const made[] = {"usage_requests_203105", NULL};
+    tg_it_fixture_t f;
+    tg_it_proc_t a;
+    char db[512], out[1024], path[4200];
+    uint64_t t0;
+    int rc;
+
+    tg_it_pg_db_create(db, sizeof(db));
+    tg_it_fixture_init(&f);
+    start_on(&f, db);
+    tg_it_pg_start_query(
+        &a, "host-a", db,
+        "BEGIN; SELECT tg_api._month_partition('usage_requests', "
+        "'2031-05-10T00:00:00Z'); SELECT pg_sleep(1); COMMIT;");
+    tg_it_sleep_ms(300);
+    t0 = tg_it_now_ms();
+    rc = tg_it_pg_exec(db,
+                       "SELECT coalesce(tg_api._month_partition("
+                       "'usage_requests', '2031-05-20T00:00:00Z'), 'none')",
+                       out, sizeof(out));
+    TG_IT_CHECKF(rc == 0, "host B failed: %s", out);
+    TG_IT_CHECK_STR(out, "none");
+    tg_it_note("host B waited %llu ms for host A's partition",
+               (unsigned long long)(tg_it_now_ms() - t0));
+    TG_IT_CHECK(tg_it_proc_wait(&a, 10000));
+    TG_IT_CHECK(WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0);
+    tg_it_path(path, sizeof(path), "host-a.out");
+    TG_IT_CHECK_INT(tg_it_file_count(path, made), 1);
+    TG_IT_CHECK_STR(tg_it_pg_query(db, "SELECT count(*) FROM pg_inherits "
+                                       "WHERE inhparent = "
+                                       "'usage_requests'::regclass AND "
+                                       "inhrelid::regclass::text = "
+                                       "'usage_requests_203105'"),
+                    "1");
+    tg_it_fixture_stop(&f);
+}
+
+
 static void
 test_two_hosts(void)
 {
@@ -605,6 +654,9 @@ const tg_it_test_t tg_it_store_tests[] = {
     {"an endpoint event waiting for PostgreSQL survives admin killed with "
      "SIGKILL and is stored once when the database returns",
      test_events_survive_admin_killed},
+    {"two hosts that want the same month partition at once both succeed: "
+     "the second finds it made",
+     test_partition_race},
     {"two tollgates started at once on one database migrate once and see "
      "each other's key disable within 1 s",
      test_two_hosts},
